@@ -1,0 +1,197 @@
+//! The operator's command line (`wagate org …`, `status`, `send`, `pair`,
+//! `reset`, `sessions`): a small HTTP client of a running server. The token
+//! comes from `--token`/`WAGATE_TOKEN`, else the server's `data/admin.token`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::{json, Value};
+
+pub struct Api {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+/// Read the token from the flag/env, or from the data directory's admin.token.
+pub fn resolve_token(token: Option<String>, data: &Path) -> anyhow::Result<String> {
+    if let Some(t) = token.filter(|t| !t.is_empty()) {
+        return Ok(t);
+    }
+    let p = data.join("admin.token");
+    std::fs::read_to_string(&p)
+        .map(|t| t.trim().to_string())
+        .with_context(|| format!("no token given (--token or WAGATE_TOKEN) and cannot read {}", p.display()))
+}
+
+impl Api {
+    pub fn new(base: &str, token: String) -> Api {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        Api { base: base.trim_end_matches('/').to_string(), token, agent }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let url = format!("{}{}", self.base, path);
+        let auth = format!("Bearer {}", self.token);
+        let resp = match (method, body) {
+            ("GET", _) => self.agent.get(&url).header("Authorization", &auth).call(),
+            ("DELETE", _) => self.agent.delete(&url).header("Authorization", &auth).call(),
+            (_, Some(b)) => self.agent.post(&url).header("Authorization", &auth).send_json(&b),
+            (_, None) => self.agent.post(&url).header("Authorization", &auth).send_empty(),
+        }
+        .with_context(|| format!("cannot reach wagate at {} (is `wagate serve` running?)", self.base))?;
+        let status = resp.status().as_u16();
+        let text = resp.into_body().read_to_string().unwrap_or_default();
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if status >= 400 {
+            let code = v["error"]["code"].as_str().unwrap_or("error");
+            let msg = v["error"]["message"].as_str().unwrap_or("");
+            bail!("{status} {code}: {msg}");
+        }
+        Ok(v)
+    }
+
+    pub fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.call("GET", path, None)
+    }
+    pub fn post(&self, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        self.call("POST", path, body)
+    }
+    pub fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        self.call("DELETE", path, None)
+    }
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub fn org_create(api: &Api, id: &str, name: Option<String>, cc: Option<String>) -> anyhow::Result<()> {
+    let v = api.post("/v1/orgs", Some(json!({"id": id, "name": name, "default_country_code": cc})))?;
+    println!("created organization {}", s(&v["id"]));
+    println!("token (shown once, keep it safe): {}", s(&v["token"]));
+    Ok(())
+}
+
+pub fn org_list(api: &Api) -> anyhow::Result<()> {
+    let v = api.get("/v1/orgs")?;
+    println!("{:<16} {:<28} {:<4} {:<14} PHONE", "ID", "NAME", "CC", "STATE");
+    for o in v["orgs"].as_array().cloned().unwrap_or_default() {
+        println!("{:<16} {:<28} {:<4} {:<14} {}", s(&o["id"]), s(&o["name"]), s(&o["default_country_code"]), s(&o["state"]), s(&o["phone_number"]));
+    }
+    Ok(())
+}
+
+pub fn org_delete(api: &Api, id: &str) -> anyhow::Result<()> {
+    api.delete(&format!("/v1/orgs/{id}"))?;
+    println!("deleted organization {id} (its WhatsApp credentials were moved aside, not deleted)");
+    Ok(())
+}
+
+pub fn status(api: &Api, org: Option<String>) -> anyhow::Result<()> {
+    match org {
+        Some(o) => {
+            let v = api.get(&format!("/v1/orgs/{o}/session"))?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(())
+        }
+        None => sessions(api),
+    }
+}
+
+pub fn sessions(api: &Api) -> anyhow::Result<()> {
+    let orgs = api.get("/v1/orgs")?;
+    println!("{:<16} {:<14} {:<16} {:<8} {:<7} DETAIL", "ORG", "STATE", "PHONE", "ATTEMPT", "QUEUED");
+    for o in orgs["orgs"].as_array().cloned().unwrap_or_default() {
+        let id = s(&o["id"]);
+        let v = api.get(&format!("/v1/orgs/{id}/session"))?;
+        println!(
+            "{:<16} {:<14} {:<16} {:<8} {:<7} {}",
+            id,
+            s(&v["state"]),
+            s(&v["phone_number"]),
+            s(&v["reconnect_attempt"]),
+            s(&v["queued_messages"]),
+            s(&v["detail"])
+        );
+    }
+    Ok(())
+}
+
+pub fn send(api: &Api, org: &str, phone: &str, text: &str) -> anyhow::Result<()> {
+    let v = api.post(&format!("/v1/orgs/{org}/messages"), Some(json!({"to": phone, "text": text})))?;
+    println!("accepted {} ({}) to +{}", s(&v["id"]), s(&v["status"]), s(&v["to"]));
+    Ok(())
+}
+
+/// Start pairing, print each QR (or the pairing code) and wait until linked.
+pub fn pair(api: &Api, org: &str, phone: Option<String>, wait: Duration) -> anyhow::Result<()> {
+    if let Some(p) = phone {
+        let v = api.post(&format!("/v1/orgs/{org}/session/connect"), Some(json!({"phone_number": p})))?;
+        println!("Pairing code: {}", s(&v["pair_code"]));
+        println!("On the phone: WhatsApp → Settings → Linked devices → Link a device → Link with phone number instead");
+    } else {
+        api.post(&format!("/v1/orgs/{org}/session/connect"), None)?;
+    }
+    let start = Instant::now();
+    let mut shown = String::new();
+    let mut last_state = String::new();
+    while start.elapsed() < wait {
+        let st = api.get(&format!("/v1/orgs/{org}/session"))?;
+        let state = s(&st["state"]);
+        if state != last_state {
+            eprintln!("state: {state} — {}", s(&st["detail"]));
+            last_state = state.clone();
+        }
+        match state.as_str() {
+            "connected" => {
+                println!("Linked: WhatsApp connected as +{}", s(&st["phone_number"]));
+                return Ok(());
+            }
+            "needs_qr" | "logged_out" | "banned" | "outdated" | "replaced" => {
+                return Err(anyhow!("pairing stopped: {}", s(&st["detail"])));
+            }
+            _ => {}
+        }
+        if st["qr_available"].as_bool() == Some(true) {
+            if let Ok(q) = api.get(&format!("/v1/orgs/{org}/session/qr")) {
+                let code = s(&q["qr"]);
+                if code != shown {
+                    let art = crate::qr::terminal(&code).map_err(|e| anyhow!(e))?;
+                    println!("\n{art}\nScan with WhatsApp: Settings → Linked devices → Link a device (expires in {} s)", q["expires_in_ms"].as_u64().unwrap_or(0) / 1000);
+                    shown = code;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    bail!("not linked within {} s", wait.as_secs())
+}
+
+pub fn reset(api: &Api, org: Option<String>, all: bool) -> anyhow::Result<()> {
+    let targets: Vec<String> = if all {
+        api.get("/v1/orgs")?["orgs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|o| s(&o["id"]))
+            .collect()
+    } else {
+        vec![org.ok_or_else(|| anyhow!("name an organization or pass --all"))?]
+    };
+    for o in targets {
+        api.post(&format!("/v1/orgs/{o}/session/reset"), None)?;
+        println!("reset {o}: credentials moved aside; pair again with `wagate pair {o}`");
+    }
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! The engine boundary: the only door to WhatsApp. Everything above this module
+//! speaks in the small vocabulary defined here (`EngineEvent`, `CloseReason`,
+//! `SendFailure`); only `engine::wa` knows the `whatsapp-rust` library.
+//!
+//! Contract every engine keeps (the supervisor relies on it):
+//! - `start` begins exactly one connection attempt; that attempt ends with
+//!   exactly one `EngineEvent::Closed`, however it ends.
+//! - Verdict events (`LoggedOut`, `Replaced`, `Banned`, `Outdated`) come before
+//!   the `Closed` of the attempt they end.
+//! - The engine never reconnects by itself.
+
+pub mod wa;
+#[cfg(test)]
+pub mod scripted;
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a connection attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The server asked for a restart (stream error 515), e.g. right after pairing.
+    RestartRequired,
+    /// A stream error or connect failure with this code (503, 500, …).
+    ServerError(u16, String),
+    /// The socket died or could not be opened.
+    Network(String),
+    /// We closed it (`close`, `shutdown`), e.g. after a keep-alive timeout.
+    Requested,
+}
+
+/// A message receipt kind from the recipient's device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptKind {
+    Delivered,
+    Read,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineEvent {
+    /// A QR code to show; valid for `ttl`.
+    Qr { code: String, ttl: Duration },
+    /// A pairing code to type on the phone; valid for `ttl`.
+    PairCode { code: String, ttl: Duration },
+    /// The library ran out of QR codes for this round.
+    QrExhausted,
+    /// A phone scanned the QR / entered the code; a restart follows.
+    Paired { phone: String },
+    /// Logged in and ready.
+    Connected { phone: Option<String> },
+    /// The phone unlinked this device or the server removed it (401, 403, 406).
+    LoggedOut { detail: String },
+    /// Another client took over this session (conflict).
+    Replaced,
+    /// Temporary ban (402); `expires_in` when the server named an expiry.
+    Banned { expires_in: Option<Duration>, detail: String },
+    /// This client version is too old (405).
+    Outdated,
+    /// The server acknowledged the message with this WhatsApp id (or refused it).
+    ServerAck { wa_id: String, error: Option<String> },
+    /// The recipient's device reported these message ids delivered or read.
+    Receipt { wa_ids: Vec<String>, kind: ReceiptKind },
+    /// An inbound text message.
+    Message { wa_id: String, from: String, text: String },
+    /// The attempt is over; see the contract above.
+    Closed { reason: CloseReason },
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    /// The credentials on disk cannot be read: quarantine them.
+    #[error("credentials unreadable: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Why a send did not go out.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SendFailure {
+    /// Not connected now; retry when the link is back.
+    #[error("not connected: {0}")]
+    NotConnected(String),
+    /// The message itself cannot be sent (bad recipient …); do not retry.
+    #[error("{0}")]
+    Rejected(String),
+}
+
+/// How to begin an attempt without credentials.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StartOptions {
+    /// Ask for an 8-character pairing code for this number instead of a QR.
+    pub pair_phone: Option<String>,
+}
+
+/// One organization's WhatsApp device.
+pub trait Engine: Send + Sync {
+    /// Whether this device holds credentials (was linked before).
+    fn has_credentials(&self) -> bool;
+    /// Begin one connection attempt (see the contract above).
+    fn start(&self, opts: StartOptions);
+    /// End the current attempt without forgetting anything; a `Closed` follows.
+    fn close(&self);
+    /// Ask the server for a sign of life now (a keep-alive ping); any frame counts.
+    fn probe(&self);
+    /// When the last frame arrived from the server on this attempt.
+    fn last_frame(&self) -> Option<Instant>;
+    /// Unlink this device from the phone (best effort) and stop.
+    fn logout(&self) -> BoxFuture<'_, ()>;
+    /// Stop for good and release files; the engine is not used again.
+    fn shutdown(&self) -> BoxFuture<'_, ()>;
+    /// Send a text to the international phone number `to` with WhatsApp id `wa_id`.
+    fn send_text<'a>(
+        &'a self,
+        to: &'a str,
+        text: &'a str,
+        wa_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), SendFailure>>;
+}
+
+/// Opens engines for organizations.
+pub trait EngineFactory: Send + Sync {
+    /// Open the device stored in `dir` (created if missing); events go to `events`.
+    fn open<'a>(
+        &'a self,
+        org: &'a str,
+        dir: &'a Path,
+        events: mpsc::Sender<EngineEvent>,
+    ) -> BoxFuture<'a, Result<Arc<dyn Engine>, EngineError>>;
+}
+
+/// A fresh WhatsApp message id in the form WhatsApp Web uses (`3EB0` + 16 hex).
+pub fn new_wa_id() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 8];
+    rand::thread_rng().fill_bytes(&mut b);
+    format!("3EB0{}", hex::encode_upper(b))
+}

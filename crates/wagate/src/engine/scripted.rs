@@ -1,0 +1,158 @@
+//! A scripted engine for unit tests of the supervisor: it records every call
+//! and lets the test play the events a real engine would emit. Test-only.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::{
+    BoxFuture, CloseReason, Engine, EngineError, EngineEvent, EngineFactory, SendFailure,
+    StartOptions,
+};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Call {
+    Open,
+    Start(StartOptions),
+    Close,
+    Probe,
+    Logout,
+    Shutdown,
+}
+
+#[derive(Default)]
+pub struct Script {
+    pub calls: Mutex<Vec<(Instant, Call)>>,
+    pub creds: AtomicBool,
+    pub corrupt_next_open: AtomicBool,
+    pub active: AtomicBool,
+    pub last_frame: Mutex<Option<Instant>>,
+    events: Mutex<Option<mpsc::Sender<EngineEvent>>>,
+}
+
+impl Script {
+    pub fn new(creds: bool) -> Arc<Script> {
+        let s = Script::default();
+        s.creds.store(creds, Ordering::SeqCst);
+        Arc::new(s)
+    }
+
+    fn record(&self, c: Call) {
+        self.calls.lock().unwrap().push((Instant::now(), c));
+    }
+
+    /// Emit an event as the engine would.
+    pub async fn emit(&self, ev: EngineEvent) {
+        if matches!(ev, EngineEvent::Closed { .. }) {
+            self.active.store(false, Ordering::SeqCst);
+        }
+        if matches!(ev, EngineEvent::Connected { .. }) {
+            *self.last_frame.lock().unwrap() = Some(Instant::now());
+        }
+        let tx = self.events.lock().unwrap().clone();
+        if let Some(tx) = tx {
+            tx.send(ev).await.expect("supervisor gone");
+        }
+    }
+
+    pub fn frame_now(&self) {
+        *self.last_frame.lock().unwrap() = Some(Instant::now());
+    }
+
+    pub fn starts(&self) -> Vec<Instant> {
+        self.calls_of(|c| matches!(c, Call::Start(_)))
+    }
+
+    pub fn calls_of(&self, f: impl Fn(&Call) -> bool) -> Vec<Instant> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, c)| f(c))
+            .map(|(t, _)| *t)
+            .collect()
+    }
+
+    pub fn last_call(&self) -> Option<Call> {
+        self.calls.lock().unwrap().last().map(|(_, c)| c.clone())
+    }
+}
+
+struct ScriptEngine(Arc<Script>);
+
+impl ScriptEngine {
+    fn close_active(&self) {
+        if self.0.active.swap(false, Ordering::SeqCst) {
+            let tx = self.0.events.lock().unwrap().clone();
+            if let Some(tx) = tx {
+                let _ = tx.try_send(EngineEvent::Closed {
+                    reason: CloseReason::Requested,
+                });
+            }
+        }
+    }
+}
+
+impl Engine for ScriptEngine {
+    fn has_credentials(&self) -> bool {
+        self.0.creds.load(Ordering::SeqCst)
+    }
+    fn start(&self, opts: StartOptions) {
+        self.0.active.store(true, Ordering::SeqCst);
+        self.0.record(Call::Start(opts));
+    }
+    fn close(&self) {
+        self.0.record(Call::Close);
+        self.close_active();
+    }
+    fn probe(&self) {
+        self.0.record(Call::Probe);
+    }
+    fn last_frame(&self) -> Option<Instant> {
+        *self.0.last_frame.lock().unwrap()
+    }
+    fn logout(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.0.record(Call::Logout);
+            self.0.creds.store(false, Ordering::SeqCst);
+            self.close_active();
+        })
+    }
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.0.record(Call::Shutdown);
+            self.0.active.store(false, Ordering::SeqCst);
+        })
+    }
+    fn send_text<'a>(&'a self, _to: &'a str, _text: &'a str, _wa_id: &'a str) -> BoxFuture<'a, Result<(), SendFailure>> {
+        Box::pin(async { Err(SendFailure::NotConnected("scripted engine".into())) })
+    }
+}
+
+pub struct ScriptFactory(pub Arc<Script>);
+
+impl EngineFactory for ScriptFactory {
+    fn open<'a>(
+        &'a self,
+        _org: &'a str,
+        dir: &'a Path,
+        events: mpsc::Sender<EngineEvent>,
+    ) -> BoxFuture<'a, Result<Arc<dyn Engine>, EngineError>> {
+        Box::pin(async move {
+            std::fs::create_dir_all(dir).map_err(|e| EngineError::Other(e.to_string()))?;
+            self.0.record(Call::Open);
+            if self.0.corrupt_next_open.swap(false, Ordering::SeqCst) {
+                return Err(EngineError::Corrupt("file is not a database".into()));
+            }
+            // A fresh device after a move-aside has no credentials.
+            if !dir.join("creds").exists() {
+                self.0.creds.store(false, Ordering::SeqCst);
+            }
+            *self.0.events.lock().unwrap() = Some(events);
+            Ok(Arc::new(ScriptEngine(self.0.clone())) as Arc<dyn Engine>)
+        })
+    }
+}

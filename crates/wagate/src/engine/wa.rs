@@ -1,0 +1,511 @@
+//! The engine over `whatsapp-rust`: one library client per organization, its
+//! device state in `data/orgs/<org>/wa.db` (the library's SQLite backend), its
+//! auto-reconnect switched off. Library events are translated into our own
+//! `EngineEvent`s here and nowhere else.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use whatsapp_rust::bot::Bot;
+use whatsapp_rust::http::{HttpClient, HttpRequest, HttpResponse};
+use whatsapp_rust::pair_code::PairCodeOptions;
+use whatsapp_rust::store::SqliteStore;
+use whatsapp_rust::types::events::{Event, EventHandler};
+use whatsapp_rust::{Client, Jid, SendOptions, TokioRuntime};
+
+use super::{
+    BoxFuture, CloseReason, Engine, EngineError, EngineEvent, EngineFactory, ReceiptKind,
+    SendFailure, StartOptions,
+};
+
+/// Where and how engines connect.
+#[derive(Debug, Clone, Default)]
+pub struct WaConfig {
+    /// WebSocket URL of the WhatsApp server; `None` uses WhatsApp's own.
+    pub ws_url: Option<String>,
+    /// Pin the client version instead of fetching WhatsApp Web's current one
+    /// over HTTP (the sim build does this: no HTTP leaves the machine).
+    pub version: Option<(u32, u32, u32)>,
+    /// Refuse every HTTP request the library makes (sim build).
+    pub no_http: bool,
+    /// Never dial out: every attempt fails at once (`--offline`, tests).
+    pub offline: bool,
+}
+
+pub struct WaFactory {
+    cfg: WaConfig,
+}
+
+impl WaFactory {
+    pub fn new(cfg: WaConfig) -> WaFactory {
+        WaFactory { cfg }
+    }
+}
+
+/// SQLite's file header; anything else in `wa.db` is not a database.
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+fn precheck(db: &Path) -> Result<bool, EngineError> {
+    let Ok(meta) = std::fs::metadata(db) else {
+        return Ok(false);
+    };
+    if meta.len() == 0 {
+        return Ok(false);
+    }
+    let mut head = [0u8; 16];
+    use std::io::Read;
+    let read = std::fs::File::open(db).and_then(|mut f| f.read_exact(&mut head));
+    match read {
+        Ok(()) if &head == SQLITE_MAGIC => Ok(true),
+        Ok(()) => Err(EngineError::Corrupt("wa.db is not a SQLite database".into())),
+        Err(e) => Err(EngineError::Corrupt(format!("wa.db cannot be read: {e}"))),
+    }
+}
+
+/// Check the database pages, not just the header: a truncated file opens
+/// fine and fails later, mid-login. Read-only; run before the library opens it.
+fn integrity(db: &Path) -> Result<(), EngineError> {
+    let conn = rusqlite::Connection::open_with_flags(
+        db,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| EngineError::Corrupt(format!("wa.db cannot be opened: {e}")))?;
+    let verdict: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(|e| EngineError::Corrupt(format!("wa.db is damaged: {e}")))?;
+    if verdict != "ok" {
+        return Err(EngineError::Corrupt(format!("wa.db is damaged: {verdict}")));
+    }
+    Ok(())
+}
+
+impl EngineFactory for WaFactory {
+    fn open<'a>(
+        &'a self,
+        org: &'a str,
+        dir: &'a Path,
+        events: mpsc::Sender<EngineEvent>,
+    ) -> BoxFuture<'a, Result<Arc<dyn Engine>, EngineError>> {
+        Box::pin(async move {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                EngineError::Other(format!("cannot create {}: {e}", dir.display()))
+            })?;
+            let db = dir.join("wa.db");
+            let existed = precheck(&db)?;
+            if existed {
+                let db2 = db.clone();
+                tokio::task::spawn_blocking(move || integrity(&db2))
+                    .await
+                    .map_err(|e| EngineError::Other(e.to_string()))??;
+            }
+            let db_str = db
+                .to_str()
+                .ok_or_else(|| EngineError::Other("data path is not UTF-8".into()))?;
+            let classify = |what: &str, e: String| {
+                if existed {
+                    EngineError::Corrupt(format!("{what}: {e}"))
+                } else {
+                    EngineError::Other(format!("{what}: {e}"))
+                }
+            };
+            let store = SqliteStore::new(db_str)
+                .await
+                .map_err(|e| classify("cannot open wa.db", e.to_string()))?;
+            let shared = Arc::new(Shared {
+                org: org.to_string(),
+                tx: events,
+                reason: Mutex::new(None),
+                close_requested: AtomicBool::new(false),
+                paired: AtomicBool::new(false),
+                creds: AtomicBool::new(false),
+                attempt_base: Mutex::new(None),
+                last_frames: AtomicU64::new(0),
+                client: std::sync::OnceLock::new(),
+            });
+            let mut transport = whatsapp_rust::transport::TokioWebSocketTransportFactory::new();
+            if let Some(url) = &self.cfg.ws_url {
+                transport = transport.with_url(url.clone());
+            }
+            let mut builder = Bot::builder()
+                .with_backend(store)
+                .with_transport_factory(transport)
+                .with_http_client(GatedHttp {
+                    inner: (!self.cfg.no_http).then(whatsapp_rust::http::UreqHttpClient::new),
+                })
+                .with_runtime(TokioRuntime)
+                .with_event_handler(Forwarder(shared.clone()))
+                .skip_history_sync();
+            if let Some(v) = self.cfg.version {
+                builder = builder.with_version(v);
+            }
+            let bot = builder
+                .build()
+                .await
+                .map_err(|e| classify("cannot load the device", e.to_string()))?;
+            let client = bot.client();
+            let _ = shared.client.set(Arc::downgrade(&client));
+            client.enable_auto_reconnect.store(false, Ordering::SeqCst);
+            let linked = client.persistence_manager().get_device_snapshot().pn.is_some();
+            shared.creds.store(linked, Ordering::SeqCst);
+            Ok(Arc::new(WaEngine {
+                offline: self.cfg.offline,
+                client,
+                bot: Mutex::new(Some(bot)),
+                shared,
+            }) as Arc<dyn Engine>)
+        })
+    }
+}
+
+/// The library's HTTP client, or a refusal when HTTP is not allowed.
+struct GatedHttp {
+    inner: Option<whatsapp_rust::http::UreqHttpClient>,
+}
+
+#[whatsapp_rust::async_trait]
+impl HttpClient for GatedHttp {
+    async fn execute(&self, request: HttpRequest) -> whatsapp_rust::anyhow::Result<HttpResponse> {
+        match &self.inner {
+            Some(c) => c.execute(request).await,
+            None => Err(whatsapp_rust::anyhow::anyhow!(
+                "HTTP is disabled in this build (refused {})",
+                request.url
+            )),
+        }
+    }
+}
+
+/// State shared between the engine and the library's event callback.
+struct Shared {
+    org: String,
+    tx: mpsc::Sender<EngineEvent>,
+    /// Why the current attempt is ending, when the library said so.
+    reason: Mutex<Option<CloseReason>>,
+    close_requested: AtomicBool,
+    /// A pairing succeeded on this attempt (the 515 restart follows).
+    paired: AtomicBool,
+    creds: AtomicBool,
+    /// Frames received before this attempt began (to tell "never connected").
+    attempt_base: Mutex<Option<u64>>,
+    last_frames: AtomicU64,
+    /// The client, to read the linked number when `Connected` arrives.
+    client: std::sync::OnceLock<std::sync::Weak<Client>>,
+}
+
+impl Shared {
+    fn emit(&self, ev: EngineEvent) {
+        if let Err(e) = self.tx.try_send(ev) {
+            tracing::warn!(org = %self.org, "engine event dropped: {e}");
+        }
+    }
+
+    fn note_reason(&self, r: CloseReason) {
+        let mut g = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        if g.is_none() {
+            *g = Some(r);
+        }
+    }
+}
+
+struct Forwarder(Arc<Shared>);
+
+fn phone_of(jid: &Jid) -> String {
+    jid.user.to_string()
+}
+
+impl EventHandler for Forwarder {
+    fn handle_event(&self, event: Arc<Event>) {
+        let s = &self.0;
+        match &*event {
+            Event::PairingQrCode(q) => s.emit(EngineEvent::Qr {
+                code: q.code.clone(),
+                ttl: q.timeout,
+            }),
+            Event::PairingCode(p) => s.emit(EngineEvent::PairCode {
+                code: p.code.clone(),
+                ttl: p.timeout,
+            }),
+            Event::PairingQrCodesExhausted(_) => s.emit(EngineEvent::QrExhausted),
+            Event::PairSuccess(p) => {
+                s.paired.store(true, Ordering::SeqCst);
+                s.creds.store(true, Ordering::SeqCst);
+                s.emit(EngineEvent::Paired {
+                    phone: phone_of(&p.id),
+                });
+            }
+            Event::Connected(_) => {
+                let phone = s
+                    .client
+                    .get()
+                    .and_then(|w| w.upgrade())
+                    .and_then(|c| c.persistence_manager().get_device_snapshot().pn.as_ref().map(phone_of));
+                s.emit(EngineEvent::Connected { phone });
+            }
+            Event::LoggedOut(l) => {
+                s.creds.store(false, Ordering::SeqCst);
+                s.note_reason(CloseReason::ServerError(401, "logged out".into()));
+                s.emit(EngineEvent::LoggedOut {
+                    detail: format!("{:?}", l.reason),
+                });
+            }
+            Event::StreamReplaced(_) => {
+                s.note_reason(CloseReason::ServerError(440, "replaced".into()));
+                s.emit(EngineEvent::Replaced);
+            }
+            Event::TemporaryBan(b) => {
+                s.note_reason(CloseReason::ServerError(402, "temporary ban".into()));
+                let secs = b.expire.num_seconds().max(0) as u64;
+                s.emit(EngineEvent::Banned {
+                    expires_in: Some(Duration::from_secs(secs)),
+                    detail: format!("{:?}", b.code),
+                });
+            }
+            Event::ClientOutdated(_) => {
+                s.note_reason(CloseReason::ServerError(405, "client outdated".into()));
+                s.emit(EngineEvent::Outdated);
+            }
+            Event::ConnectFailure(f) => {
+                let code = format!("{:?}", f.reason);
+                if matches!(
+                    f.reason,
+                    whatsapp_rust::types::events::ConnectFailureReason::TempBanned
+                ) {
+                    s.emit(EngineEvent::Banned {
+                        expires_in: None,
+                        detail: f.message.clone().unwrap_or(code.clone()),
+                    });
+                }
+                s.note_reason(CloseReason::ServerError(
+                    failure_code(&f.reason),
+                    f.message.clone().unwrap_or(code),
+                ));
+            }
+            Event::StreamError(e) => {
+                let code = e.code.parse().unwrap_or(0);
+                s.note_reason(CloseReason::ServerError(code, "stream error".into()));
+            }
+            Event::Disconnected(d) => s.note_reason(CloseReason::Network(d.reason.to_string())),
+            Event::ServerAck(a) => s.emit(EngineEvent::ServerAck {
+                wa_id: a.id.clone(),
+                error: None,
+            }),
+            Event::Receipt(r) => {
+                use whatsapp_rust::types::presence::ReceiptType;
+                let kind = match r.r#type {
+                    ReceiptType::Delivered => ReceiptKind::Delivered,
+                    ReceiptType::Read | ReceiptType::ReadSelf => ReceiptKind::Read,
+                    _ => return,
+                };
+                s.emit(EngineEvent::Receipt {
+                    wa_ids: r.message_ids.iter().map(|m| m.to_string()).collect(),
+                    kind,
+                });
+            }
+            Event::Messages(batch) => {
+                for m in batch.messages.iter() {
+                    if m.info.source.is_from_me {
+                        continue;
+                    }
+                    let text = m
+                        .message
+                        .conversation
+                        .clone()
+                        .or_else(|| {
+                            m.message
+                                .extended_text_message
+                                .as_option()
+                                .and_then(|t| t.text.clone())
+                        });
+                    if let Some(text) = text {
+                        s.emit(EngineEvent::Message {
+                            wa_id: m.info.id.to_string(),
+                            from: phone_of(&m.info.source.sender),
+                            text,
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn failure_code(r: &whatsapp_rust::types::events::ConnectFailureReason) -> u16 {
+    use whatsapp_rust::types::events::ConnectFailureReason as R;
+    match r {
+        R::Generic => 400,
+        R::LoggedOut => 401,
+        R::TempBanned => 402,
+        R::AccountLocked => 403,
+        R::ClientOutdated => 405,
+        R::UnknownLogout => 406,
+        R::BadUserAgent => 409,
+        R::InternalServerError => 500,
+        R::ServiceUnavailable => 503,
+        R::Unknown(c) => u16::try_from(*c).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+struct WaEngine {
+    offline: bool,
+    client: Arc<Client>,
+    /// The built bot, until the first attempt wires its background workers.
+    bot: Mutex<Option<Bot>>,
+    shared: Arc<Shared>,
+}
+
+impl WaEngine {
+    fn frames(&self) -> u64 {
+        self.client.stats().frames_received
+    }
+}
+
+impl Engine for WaEngine {
+    fn has_credentials(&self) -> bool {
+        self.shared.creds.load(Ordering::SeqCst)
+    }
+
+    fn start(&self, opts: StartOptions) {
+        if self.offline {
+            let tx = self.shared.tx.clone();
+            tokio::spawn(async move {
+                let reason = CloseReason::Network("offline mode: connections to WhatsApp are disabled".into());
+                let _ = tx.send(EngineEvent::Closed { reason }).await;
+            });
+            return;
+        }
+        let client = self.client.clone();
+        let shared = self.shared.clone();
+        let bot = self.bot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        *shared.reason.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        shared.close_requested.store(false, Ordering::SeqCst);
+        shared.paired.store(false, Ordering::SeqCst);
+        let base = self.frames();
+        *shared.attempt_base.lock().unwrap_or_else(|p| p.into_inner()) = Some(base);
+        if let Some(phone) = opts.pair_phone {
+            let c = client.clone();
+            let s = shared.clone();
+            tokio::spawn(async move {
+                if c.wait_for_socket(Duration::from_secs(30)).await.is_err() || c.is_logged_in() {
+                    return;
+                }
+                let opts = PairCodeOptions {
+                    phone_number: phone,
+                    ..Default::default()
+                };
+                if let Err(e) = c.pair_with_code(opts).await {
+                    tracing::warn!(org = %s.org, error = %e, "pairing code request failed");
+                }
+            });
+        }
+        tokio::spawn(async move {
+            match bot {
+                // The first attempt goes through the bot so its background
+                // workers (event delivery, app-state sync) are started once.
+                Some(bot) => {
+                    let handle = bot.spawn();
+                    handle.await;
+                }
+                None => client.run().await,
+            }
+            let frames = client.stats().frames_received;
+            let reached = frames > base;
+            let reason = shared
+                .reason
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            let reason = match reason {
+                _ if shared.close_requested.load(Ordering::SeqCst) => CloseReason::Requested,
+                Some(r) => r,
+                None if !reached => {
+                    CloseReason::Network("could not connect to the WhatsApp server".into())
+                }
+                // The library ended the stream as expected without a verdict:
+                // the 515 restart (after pairing, or a server recycle).
+                None => CloseReason::RestartRequired,
+            };
+            shared.last_frames.store(frames, Ordering::SeqCst);
+            if let Err(e) = shared.tx.send(EngineEvent::Closed { reason }).await {
+                tracing::debug!(org = %shared.org, "supervisor gone: {e}");
+            }
+        });
+    }
+
+    fn close(&self) {
+        self.shared.close_requested.store(true, Ordering::SeqCst);
+        let c = self.client.clone();
+        // With auto-reconnect off, dropping the transport ends the run loop.
+        tokio::spawn(async move { c.reconnect().await });
+    }
+
+    fn probe(&self) {
+        let c = self.client.clone();
+        tokio::spawn(async move {
+            use whatsapp_rust::wacore::iq::spec::IqSpec;
+            let iq = whatsapp_rust::wacore::iq::keepalive::KeepaliveSpec::with_timeout(
+                Duration::from_secs(10),
+            )
+            .build_iq();
+            let _ = c.send_iq(iq).await;
+        });
+    }
+
+    fn last_frame(&self) -> Option<Instant> {
+        let ms = self.client.stats().last_data_received_ms;
+        if ms == 0 {
+            return None;
+        }
+        let now_ms = whatsapp_rust::wacore::time::now_millis().max(0) as u64;
+        let ago = Duration::from_millis(now_ms.saturating_sub(ms));
+        Instant::now().checked_sub(ago)
+    }
+
+    fn logout(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.shared.close_requested.store(true, Ordering::SeqCst);
+            self.client.logout().await;
+            self.shared.creds.store(false, Ordering::SeqCst);
+        })
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.shared.close_requested.store(true, Ordering::SeqCst);
+            self.client.disconnect().await;
+        })
+    }
+
+    fn send_text<'a>(
+        &'a self,
+        to: &'a str,
+        text: &'a str,
+        wa_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), SendFailure>> {
+        Box::pin(async move {
+            if !self.client.is_connected() || !self.client.is_logged_in() {
+                return Err(SendFailure::NotConnected("the link is down".into()));
+            }
+            let jid: Jid = format!("{to}@s.whatsapp.net")
+                .parse()
+                .map_err(|e| SendFailure::Rejected(format!("bad recipient {to}: {e}")))?;
+            let msg = whatsapp_rust::waproto::whatsapp::Message {
+                conversation: Some(text.to_string()),
+                ..Default::default()
+            };
+            let opts = SendOptions::default().with_message_id(wa_id);
+            match self.client.send_message_with_options(jid, msg, opts).await {
+                Ok(_) => Ok(()),
+                Err(whatsapp_rust::SendError::InvalidRequest(why)) => {
+                    Err(SendFailure::Rejected(why))
+                }
+                Err(e) => Err(SendFailure::NotConnected(e.to_string())),
+            }
+        })
+    }
+}

@@ -1,0 +1,132 @@
+//! The `wagate` binary: `serve` runs the gateway; every other command is an
+//! operator's client of a running server (see `cli`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use wagate::cli::{self, Api};
+use wagate::server::{self, ServeOptions};
+
+#[derive(Parser)]
+#[command(name = "wagate", version, about = "Self-hosted multi-tenant WhatsApp gateway")]
+struct Cli {
+    /// Data directory (gateway database, per-org WhatsApp state, admin token).
+    #[arg(long, global = true, env = "WAGATE_DATA", default_value = "./data")]
+    data: PathBuf,
+    /// URL of a running wagate (for client commands).
+    #[arg(long, global = true, env = "WAGATE_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Bearer token for client commands (default: the admin token in --data).
+    #[arg(long, global = true, env = "WAGATE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the gateway.
+    Serve {
+        /// Address for the HTTP API.
+        #[arg(long, env = "WAGATE_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Admin token (otherwise data/admin.token, generated on first start).
+        #[arg(long, env = "WAGATE_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+        /// WhatsApp WebSocket URL (sim build only; must be on loopback).
+        #[arg(long, env = "WAGATE_WA_URL")]
+        wa_url: Option<String>,
+        /// Most organizations reconnected per second at start-up.
+        #[arg(long, env = "WAGATE_RESTORE_RATE", default_value_t = 20)]
+        restore_rate: u32,
+        /// Never connect to WhatsApp (API and queue only; for tests and maintenance).
+        #[arg(long, env = "WAGATE_OFFLINE")]
+        offline: bool,
+    },
+    /// Manage organizations (admin token).
+    Org {
+        #[command(subcommand)]
+        cmd: OrgCmd,
+    },
+    /// Show one organization's link status, or a table of all.
+    Status { org: Option<String> },
+    /// Queue a text message.
+    Send { org: String, phone: String, text: String },
+    /// Link an organization: shows QR codes in the terminal until linked.
+    Pair {
+        org: String,
+        /// Ask for an 8-character pairing code for this number instead of a QR.
+        #[arg(long)]
+        phone: Option<String>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        wait: u64,
+    },
+    /// Move an organization's credentials aside and pair afresh.
+    Reset {
+        org: Option<String>,
+        #[arg(long, conflicts_with = "org")]
+        all: bool,
+    },
+    /// A table of every organization's link.
+    Sessions,
+}
+
+#[derive(Subcommand)]
+enum OrgCmd {
+    /// Create an organization and print its token (shown once).
+    Create {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Country code for numbers given without one, e.g. 57.
+        #[arg(long = "country-code")]
+        country_code: Option<String>,
+    },
+    List,
+    /// Delete an organization (its credentials are moved aside, not deleted).
+    Delete { id: String },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = run(cli);
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Cmd::Serve { listen, admin_token, wa_url, restore_rate, offline } = cli.cmd {
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("WAGATE_LOG")
+                    .unwrap_or_else(|_| "info,whatsapp_rust=warn,wacore=warn".into()),
+            )
+            .init();
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        return rt.block_on(server::serve(ServeOptions {
+            listen,
+            data: cli.data,
+            admin_token,
+            wa_url,
+            restore_per_second: restore_rate,
+            offline,
+        }));
+    }
+    let api = Api::new(&cli.url, cli::resolve_token(cli.token, &cli.data)?);
+    match cli.cmd {
+        Cmd::Serve { .. } => Ok(()),
+        Cmd::Org { cmd: OrgCmd::Create { id, name, country_code } } => cli::org_create(&api, &id, name, country_code),
+        Cmd::Org { cmd: OrgCmd::List } => cli::org_list(&api),
+        Cmd::Org { cmd: OrgCmd::Delete { id } } => cli::org_delete(&api, &id),
+        Cmd::Status { org } => cli::status(&api, org),
+        Cmd::Send { org, phone, text } => cli::send(&api, &org, &phone, &text),
+        Cmd::Pair { org, phone, wait } => cli::pair(&api, &org, phone, Duration::from_secs(wait)),
+        Cmd::Reset { org, all } => cli::reset(&api, org, all),
+        Cmd::Sessions => cli::sessions(&api),
+    }
+}

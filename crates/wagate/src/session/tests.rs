@@ -1,0 +1,457 @@
+//! The supervisor's action table, row by row, against the scripted engine
+//! under paused tokio time.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{Command, Deps, Handle, LinkHooks, Sessions, State};
+use crate::engine::scripted::{Call, Script, ScriptFactory};
+use crate::engine::{CloseReason, Engine, EngineEvent, StartOptions};
+use crate::hub::Hub;
+
+struct NoHooks;
+impl LinkHooks for NoHooks {
+    fn link_up(&self, _: &str, _: Arc<dyn Engine>) {}
+    fn link_down(&self, _: &str) {}
+    fn engine_event(&self, _: &str, _: EngineEvent) {}
+}
+
+struct Rig {
+    _tmp: tempfile::TempDir,
+    data: PathBuf,
+    script: Arc<Script>,
+    sessions: Sessions,
+    h: Handle,
+}
+
+fn rig_with(creds: bool, jitter: f64, corrupt: bool) -> Rig {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().to_path_buf();
+    let org_dir = data.join("orgs").join("4");
+    std::fs::create_dir_all(&org_dir).unwrap();
+    if creds {
+        std::fs::write(org_dir.join("creds"), b"x").unwrap();
+    }
+    let script = Script::new(creds);
+    script.corrupt_next_open.store(corrupt, Ordering::SeqCst);
+    let sessions = Sessions::new(Deps {
+        factory: Arc::new(ScriptFactory(script.clone())),
+        hub: Hub::start(None),
+        hooks: Arc::new(NoHooks),
+        orgs_dir: data.join("orgs"),
+        aside_dir: data.join("aside"),
+        jitter: Arc::new(move || jitter),
+    });
+    let h = sessions.add("4");
+    Rig { _tmp: tmp, data, script, sessions, h }
+}
+
+fn rig(creds: bool) -> Rig {
+    rig_with(creds, 0.0, false)
+}
+
+/// Wait (in virtual time) until the status is `state`; returns when it got there.
+async fn wait_state(h: &Handle, state: State, within: Duration) -> Instant {
+    let mut rx = h.status.clone();
+    let deadline = Instant::now() + within;
+    loop {
+        if rx.borrow_and_update().state == state {
+            return Instant::now();
+        }
+        match tokio::time::timeout_at(deadline, rx.changed()).await {
+            Ok(Ok(())) => continue,
+            _ => panic!(
+                "state {:?} not reached within {within:?}; now {:?}: {}",
+                state,
+                h.snapshot().state,
+                h.snapshot().detail
+            ),
+        }
+    }
+}
+
+/// Wait until the engine has been started `n` times in all; returns the time of the n-th.
+async fn wait_starts(s: &Script, n: usize, within: Duration) -> Instant {
+    let deadline = Instant::now() + within;
+    loop {
+        let starts = s.starts();
+        if starts.len() >= n {
+            return starts[n - 1];
+        }
+        if Instant::now() >= deadline {
+            panic!("only {} starts within {within:?}", starts.len());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn settle() {
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+}
+
+async fn connected(r: &Rig) {
+    r.script.emit(EngineEvent::Connected { phone: Some("573001112233".into()) }).await;
+    wait_state(&r.h, State::Connected, Duration::from_secs(1)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn restore_connects_an_org_with_credentials() {
+    let r = rig(true);
+    wait_state(&r.h, State::Connecting, Duration::from_secs(1)).await;
+    assert!(r.script.starts().is_empty(), "no connect before its turn");
+    r.sessions.restore_all(20).await.unwrap();
+    wait_starts(&r.script, 1, Duration::from_secs(1)).await;
+    connected(&r).await;
+    let v = r.h.view("4");
+    assert!(v.connected);
+    assert_eq!(v.phone_number.as_deref(), Some("573001112233"));
+    assert_eq!(v.reconnect_attempt, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn backoff_follows_2_4_8_16_30_30() {
+    let r = rig(true);
+    r.h.send(Command::Restore).await;
+    let mut last = wait_starts(&r.script, 1, Duration::from_secs(1)).await;
+    let mut gaps = vec![];
+    for n in 2..=8 {
+        r.script
+            .emit(EngineEvent::Closed { reason: CloseReason::Network("connection refused".into()) })
+            .await;
+        let at = wait_starts(&r.script, n, Duration::from_secs(60)).await;
+        gaps.push((at - last).as_secs_f64().round() as u64);
+        last = at;
+        if n == 3 {
+            let v = r.h.view("4");
+            assert_eq!(v.state, State::Reconnecting);
+        }
+    }
+    assert_eq!(gaps, vec![2, 4, 8, 16, 30, 30, 30]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn status_shows_attempt_and_next_retry_while_waiting() {
+    let r = rig(true);
+    r.h.send(Command::Restore).await;
+    wait_starts(&r.script, 1, Duration::from_secs(1)).await;
+    r.script.emit(EngineEvent::Closed { reason: CloseReason::ServerError(503, "unavailable".into()) }).await;
+    wait_state(&r.h, State::Reconnecting, Duration::from_secs(1)).await;
+    settle().await;
+    let v = r.h.view("4");
+    assert_eq!(v.reconnect_attempt, 1);
+    assert_eq!(v.next_retry_in_ms, Some(2000));
+    assert!(v.detail.contains("503"), "detail: {}", v.detail);
+}
+
+#[tokio::test(start_paused = true)]
+async fn jitter_keeps_delays_within_ten_percent() {
+    for j in [-1.0, 1.0] {
+        let r = rig_with(true, j, false);
+        r.h.send(Command::Restore).await;
+        let mut last = wait_starts(&r.script, 1, Duration::from_secs(1)).await;
+        for (n, base) in [(2usize, 2.0f64), (3, 4.0), (4, 8.0), (5, 16.0), (6, 30.0), (7, 30.0)] {
+            r.script.emit(EngineEvent::Closed { reason: CloseReason::Network("x".into()) }).await;
+            let at = wait_starts(&r.script, n, Duration::from_secs(60)).await;
+            let gap = (at - last).as_secs_f64();
+            let want = base * (1.0 + 0.1 * j);
+            assert!((gap - want).abs() < 0.05, "gap {gap} want {want}");
+            last = at;
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn restart_required_reconnects_immediately_without_counting() {
+    let r = rig(true);
+    r.h.send(Command::Restore).await;
+    let first = wait_starts(&r.script, 1, Duration::from_secs(1)).await;
+    r.script.emit(EngineEvent::Closed { reason: CloseReason::RestartRequired }).await;
+    let second = wait_starts(&r.script, 2, Duration::from_secs(1)).await;
+    assert!(second - first < Duration::from_millis(50));
+    assert_eq!(r.h.view("4").reconnect_attempt, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stable_minute_resets_the_backoff() {
+    let r = rig(true);
+    r.h.send(Command::Restore).await;
+    wait_starts(&r.script, 1, Duration::from_secs(1)).await;
+    // Fail twice: next delay would be 8 s.
+    for n in 2..=3 {
+        r.script.emit(EngineEvent::Closed { reason: CloseReason::Network("x".into()) }).await;
+        wait_starts(&r.script, n, Duration::from_secs(60)).await;
+    }
+    connected(&r).await;
+    // Short-lived link: backoff keeps growing (8 s).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    r.script.frame_now();
+    let t = Instant::now();
+    r.script.emit(EngineEvent::Closed { reason: CloseReason::Network("x".into()) }).await;
+    let at = wait_starts(&r.script, 4, Duration::from_secs(60)).await;
+    assert_eq!((at - t).as_secs(), 8);
+    // Stable link (frames keep coming for 70 s): back to 2 s.
+    connected(&r).await;
+    for _ in 0..7 {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        r.script.frame_now();
+    }
+    assert_eq!(r.h.snapshot().state, State::Connected);
+    let t = Instant::now();
+    r.script.emit(EngineEvent::Closed { reason: CloseReason::Network("x".into()) }).await;
+    let at = wait_starts(&r.script, 5, Duration::from_secs(60)).await;
+    assert_eq!((at - t).as_secs(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_are_unlimited_while_credentials_exist() {
+    let r = rig(true);
+    r.h.send(Command::Restore).await;
+    wait_starts(&r.script, 1, Duration::from_secs(1)).await;
+    for n in 2..=40 {
+        r.script.emit(EngineEvent::Closed { reason: CloseReason::Network("down".into()) }).await;
+        wait_starts(&r.script, n, Duration::from_secs(40)).await;
+    }
+    assert_eq!(r.h.snapshot().state, State::Reconnecting);
+}
+
+#[tokio::test(start_paused = true)]
+async fn qr_rounds_then_needs_qr() {
+    let r = rig(false);
+    wait_state(&r.h, State::New, Duration::from_secs(1)).await;
+    r.h.send(Command::Connect { pair_phone: None }).await;
+    for round in 1..=3 {
+        wait_starts(&r.script, round, Duration::from_secs(1)).await;
+        r.script.emit(EngineEvent::Qr { code: format!("ref{round},a,b,c"), ttl: Duration::from_secs(60) }).await;
+        wait_state(&r.h, State::Pairing, Duration::from_secs(1)).await;
+        assert!(r.h.view("4").qr_available);
+        assert_eq!(r.h.snapshot().qr.unwrap().code, format!("ref{round},a,b,c"));
+        r.script.emit(EngineEvent::QrExhausted).await;
+    }
+    wait_state(&r.h, State::NeedsQr, Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(r.script.starts().len(), 3, "no fourth round without being asked");
+    assert!(!r.h.view("4").qr_available);
+    // Asking again starts fresh rounds.
+    r.h.send(Command::Connect { pair_phone: None }).await;
+    wait_starts(&r.script, 4, Duration::from_secs(1)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn pairing_then_515_then_connected() {
+    let r = rig(false);
+    r.h.send(Command::Connect { pair_phone: Some("573001112233".into()) }).await;
+    wait_starts(&r.script, 1, Duration::from_secs(1)).await;
+    assert_eq!(
+        r.script.last_call(),
+        Some(Call::Start(StartOptions { pair_phone: Some("573001112233".into()) }))
+    );
+    r.script.emit(EngineEvent::PairCode { code: "ABCD1234".into(), ttl: Duration::from_secs(180) }).await;
+    wait_state(&r.h, State::Pairing, Duration::from_secs(1)).await;
+    assert_eq!(r.h.view("4").pair_code.as_deref(), Some("ABCD1234"));
+    r.script.creds.store(true, Ordering::SeqCst);
+    r.script.emit(EngineEvent::Paired { phone: "573001112233".into() }).await;
+    wait_state(&r.h, State::Connecting, Duration::from_secs(1)).await;
+    r.script.emit(EngineEvent::Closed { reason: CloseReason::RestartRequired }).await;
+    wait_starts(&r.script, 2, Duration::from_millis(100)).await;
+    connected(&r).await;
+    assert_eq!(r.h.view("4").phone_number.as_deref(), Some("573001112233"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn logged_out_moves_credentials_aside_and_waits() {
+    let r = rig(true);
+    r.h.send(Command::Restore).await;
+    wait_starts(&r.script, 1, Duration::from_secs(1)).await;
+    connected(&r).await;
+    r.script.emit(EngineEvent::LoggedOut { detail: "401 device removed".into() }).await;
+    wait_state(&r.h, State::LoggedOut, Duration::from_secs(1)).await;
+    r.script.emit(EngineEvent::Closed { reason: CloseReason::Network("closed".into()) }).await;
+    // The moved folder holds the old credentials; nothing was deleted.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let aside = loop {
+        let found: Vec<_> = std::fs::read_dir(r.data.join("aside"))
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        if let Some(p) = found.into_iter().find(|p| p.file_name().unwrap().to_string_lossy().starts_with("4-logged_out-")) {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "credentials not moved aside");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(std::fs::read(aside.join("creds")).unwrap(), b"x");
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(r.script.starts().len(), 1, "no reconnect after logout");
+    assert_eq!(r.h.snapshot().state, State::LoggedOut);
+    assert!(r.h.view("4").phone_number.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn replaced_stops_without_a_reconnect_storm() {
+    let r = rig(true);
+    r.h.send(Command::Restore).await;
+    wait_starts(&r.script, 1, Duration::from_secs(1)).await;
+    connected(&r).await;
+    r.script.emit(EngineEvent::Replaced).await;
+    r.script.emit(EngineEvent::Closed { reason: CloseReason::ServerError(440, "conflict".into()) }).await;
+    wait_state(&r.h, State::Replaced, Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(r.script.starts().len(), 1);
+    assert_eq!(r.h.snapshot().state, State::Replaced);
+    // Resumes only when asked.
+    r.h.send(Command::Connect { pair_phone: None }).await;
+    wait_starts(&r.script, 2, Duration::from_secs(1)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn banned_waits_until_the_expiry_it_names() {
+    let r = rig(true);
+    r.h.send(Command::Restore).await;
+    let t0 = wait_starts(&r.script, 1, Duration::from_secs(1)).await;
+    r.script.emit(EngineEvent::Banned { expires_in: Some(Duration::from_secs(120)), detail: "402".into() }).await;
+    r.script.emit(EngineEvent::Closed { reason: CloseReason::ServerError(402, String::new()) }).await;
+    wait_state(&r.h, State::Banned, Duration::from_secs(1)).await;
+    let at = wait_starts(&r.script, 2, Duration::from_secs(200)).await;
+    assert_eq!((at - t0).as_secs(), 120);
+}
+
+#[tokio::test(start_paused = true)]
+async fn outdated_parks_with_a_clear_message() {
+    let r = rig(true);
+    r.h.send(Command::Restore).await;
+    wait_starts(&r.script, 1, Duration::from_secs(1)).await;
+    r.script.emit(EngineEvent::Outdated).await;
+    r.script.emit(EngineEvent::Closed { reason: CloseReason::ServerError(405, String::new()) }).await;
+    wait_state(&r.h, State::Outdated, Duration::from_secs(1)).await;
+    assert!(r.h.view("4").detail.contains("outdated"));
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(r.script.starts().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn corrupt_credentials_are_quarantined_not_fatal() {
+    let r = rig_with(true, 0.0, true);
+    wait_state(&r.h, State::NeedsQr, Duration::from_secs(1)).await;
+    let aside: Vec<String> = std::fs::read_dir(r.data.join("aside"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(aside.len(), 1);
+    assert!(aside[0].starts_with("4-corrupt-"), "{aside:?}");
+    assert!(r.h.view("4").detail.contains("could not be read"));
+    // Restore does nothing (no credentials); a connect asks for a QR.
+    r.sessions.restore_all(20).await.unwrap();
+    settle().await;
+    assert!(r.script.starts().is_empty());
+    r.h.send(Command::Connect { pair_phone: None }).await;
+    wait_starts(&r.script, 1, Duration::from_secs(1)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn silence_turns_status_within_30_seconds() {
+    let r = rig(true);
+    r.h.send(Command::Restore).await;
+    wait_starts(&r.script, 1, Duration::from_secs(1)).await;
+    connected(&r).await;
+    let died = Instant::now();
+    // The network goes silent: no frame ever again, no close either.
+    let left = wait_state(&r.h, State::Reconnecting, Duration::from_secs(60)).await;
+    let took = left - died;
+    assert!(took <= Duration::from_secs(30), "took {took:?}");
+    let probes = r.script.calls_of(|c| *c == Call::Probe);
+    assert_eq!(probes.len(), 1, "one probe before giving up");
+    assert!(r.script.calls_of(|c| *c == Call::Close).len() == 1);
+    // It reconnects by itself.
+    wait_starts(&r.script, 2, Duration::from_secs(5)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_link_with_frames_stays_connected() {
+    let r = rig(true);
+    r.h.send(Command::Restore).await;
+    wait_starts(&r.script, 1, Duration::from_secs(1)).await;
+    connected(&r).await;
+    // Frames every 20 s (a pong answering each probe) for 10 minutes.
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        r.script.frame_now();
+    }
+    assert_eq!(r.h.snapshot().state, State::Connected);
+    assert_eq!(r.script.starts().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reset_moves_credentials_aside_and_pairs_afresh() {
+    let r = rig(true);
+    r.h.send(Command::Restore).await;
+    wait_starts(&r.script, 1, Duration::from_secs(1)).await;
+    connected(&r).await;
+    r.h.send(Command::Reset).await;
+    wait_starts(&r.script, 2, Duration::from_secs(1)).await;
+    assert!(!r.script.creds.load(Ordering::SeqCst));
+    let aside: Vec<String> = std::fs::read_dir(r.data.join("aside"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(aside.iter().any(|n| n.starts_with("4-reset-")), "{aside:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn logout_on_request_unlinks_and_moves_aside() {
+    let r = rig(true);
+    r.h.send(Command::Restore).await;
+    wait_starts(&r.script, 1, Duration::from_secs(1)).await;
+    connected(&r).await;
+    r.h.send(Command::Logout).await;
+    wait_state(&r.h, State::LoggedOut, Duration::from_secs(1)).await;
+    assert_eq!(r.script.calls_of(|c| *c == Call::Logout).len(), 1);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(std::fs::read_dir(r.data.join("aside")).unwrap().count() == 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn pairing_without_network_gives_up_after_three_tries() {
+    let r = rig(false);
+    r.h.send(Command::Connect { pair_phone: None }).await;
+    for n in 1..=3 {
+        wait_starts(&r.script, n, Duration::from_secs(60)).await;
+        r.script.emit(EngineEvent::Closed { reason: CloseReason::Network("refused".into()) }).await;
+    }
+    wait_state(&r.h, State::NeedsQr, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(r.script.starts().len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn restore_is_paced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = Script::new(true);
+    let sessions = Sessions::new(Deps {
+        factory: Arc::new(ScriptFactory(script.clone())),
+        hub: Hub::start(None),
+        hooks: Arc::new(NoHooks),
+        orgs_dir: tmp.path().join("orgs"),
+        aside_dir: tmp.path().join("aside"),
+        jitter: Arc::new(|| 0.0),
+    });
+    for i in 0..100 {
+        let d = tmp.path().join("orgs").join(format!("o{i}"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("creds"), b"x").unwrap();
+        sessions.add(&format!("o{i}"));
+    }
+    settle().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t0 = Instant::now();
+    sessions.restore_all(20).await.unwrap();
+    let starts = wait_starts(&script, 100, Duration::from_secs(10)).await;
+    let span = starts - t0;
+    // 100 orgs at 20 a second take about 5 s, not all at once.
+    assert!(span >= Duration::from_secs(4), "{span:?}");
+    assert!(span <= Duration::from_secs(6), "{span:?}");
+}
