@@ -22,7 +22,12 @@ pub fn resolve_token(token: Option<String>, data: &Path) -> anyhow::Result<Strin
     let p = data.join("admin.token");
     std::fs::read_to_string(&p)
         .map(|t| t.trim().to_string())
-        .with_context(|| format!("no token given (--token or WAGATE_TOKEN) and cannot read {}", p.display()))
+        .with_context(|| {
+            format!(
+                "no token given (--token or WAGATE_TOKEN) and cannot read {}",
+                p.display()
+            )
+        })
 }
 
 impl Api {
@@ -32,7 +37,11 @@ impl Api {
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .into();
-        Api { base: base.trim_end_matches('/').to_string(), token, agent }
+        Api {
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            agent,
+        }
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
@@ -40,11 +49,28 @@ impl Api {
         let auth = format!("Bearer {}", self.token);
         let resp = match (method, body) {
             ("GET", _) => self.agent.get(&url).header("Authorization", &auth).call(),
-            ("DELETE", _) => self.agent.delete(&url).header("Authorization", &auth).call(),
-            (_, Some(b)) => self.agent.post(&url).header("Authorization", &auth).send_json(&b),
-            (_, None) => self.agent.post(&url).header("Authorization", &auth).send_empty(),
+            ("DELETE", _) => self
+                .agent
+                .delete(&url)
+                .header("Authorization", &auth)
+                .call(),
+            (_, Some(b)) => self
+                .agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .send_json(&b),
+            (_, None) => self
+                .agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .send_empty(),
         }
-        .with_context(|| format!("cannot reach wagate at {} (is `wagate serve` running?)", self.base))?;
+        .with_context(|| {
+            format!(
+                "cannot reach wagate at {} (is `wagate serve` running?)",
+                self.base
+            )
+        })?;
         let status = resp.status().as_u16();
         let text = resp.into_body().read_to_string().unwrap_or_default();
         let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
@@ -75,8 +101,16 @@ fn s(v: &Value) -> String {
     }
 }
 
-pub fn org_create(api: &Api, id: &str, name: Option<String>, cc: Option<String>) -> anyhow::Result<()> {
-    let v = api.post("/v1/orgs", Some(json!({"id": id, "name": name, "default_country_code": cc})))?;
+pub fn org_create(
+    api: &Api,
+    id: &str,
+    name: Option<String>,
+    cc: Option<String>,
+) -> anyhow::Result<()> {
+    let v = api.post(
+        "/v1/orgs",
+        Some(json!({"id": id, "name": name, "default_country_code": cc})),
+    )?;
     println!("created organization {}", s(&v["id"]));
     println!("token (shown once, keep it safe): {}", s(&v["token"]));
     Ok(())
@@ -84,9 +118,19 @@ pub fn org_create(api: &Api, id: &str, name: Option<String>, cc: Option<String>)
 
 pub fn org_list(api: &Api) -> anyhow::Result<()> {
     let v = api.get("/v1/orgs")?;
-    println!("{:<16} {:<28} {:<4} {:<14} PHONE", "ID", "NAME", "CC", "STATE");
+    println!(
+        "{:<16} {:<28} {:<4} {:<14} PHONE",
+        "ID", "NAME", "CC", "STATE"
+    );
     for o in v["orgs"].as_array().cloned().unwrap_or_default() {
-        println!("{:<16} {:<28} {:<4} {:<14} {}", s(&o["id"]), s(&o["name"]), s(&o["default_country_code"]), s(&o["state"]), s(&o["phone_number"]));
+        println!(
+            "{:<16} {:<28} {:<4} {:<14} {}",
+            s(&o["id"]),
+            s(&o["name"]),
+            s(&o["default_country_code"]),
+            s(&o["state"]),
+            s(&o["phone_number"])
+        );
     }
     Ok(())
 }
@@ -110,7 +154,10 @@ pub fn status(api: &Api, org: Option<String>) -> anyhow::Result<()> {
 
 pub fn sessions(api: &Api) -> anyhow::Result<()> {
     let orgs = api.get("/v1/orgs")?;
-    println!("{:<16} {:<14} {:<16} {:<8} {:<7} DETAIL", "ORG", "STATE", "PHONE", "ATTEMPT", "QUEUED");
+    println!(
+        "{:<16} {:<14} {:<16} {:<8} {:<7} DETAIL",
+        "ORG", "STATE", "PHONE", "ATTEMPT", "QUEUED"
+    );
     for o in orgs["orgs"].as_array().cloned().unwrap_or_default() {
         let id = s(&o["id"]);
         let v = api.get(&format!("/v1/orgs/{id}/session"))?;
@@ -128,15 +175,26 @@ pub fn sessions(api: &Api) -> anyhow::Result<()> {
 }
 
 pub fn send(api: &Api, org: &str, phone: &str, text: &str) -> anyhow::Result<()> {
-    let v = api.post(&format!("/v1/orgs/{org}/messages"), Some(json!({"to": phone, "text": text})))?;
-    println!("accepted {} ({}) to +{}", s(&v["id"]), s(&v["status"]), s(&v["to"]));
+    let v = api.post(
+        &format!("/v1/orgs/{org}/messages"),
+        Some(json!({"to": phone, "text": text})),
+    )?;
+    println!(
+        "accepted {} ({}) to +{}",
+        s(&v["id"]),
+        s(&v["status"]),
+        s(&v["to"])
+    );
     Ok(())
 }
 
 /// Start pairing, print each QR (or the pairing code) and wait until linked.
 pub fn pair(api: &Api, org: &str, phone: Option<String>, wait: Duration) -> anyhow::Result<()> {
     if let Some(p) = phone {
-        let v = api.post(&format!("/v1/orgs/{org}/session/connect"), Some(json!({"phone_number": p})))?;
+        let v = api.post(
+            &format!("/v1/orgs/{org}/session/connect"),
+            Some(json!({"phone_number": p})),
+        )?;
         println!("Pairing code: {}", s(&v["pair_code"]));
         println!("On the phone: WhatsApp → Settings → Linked devices → Link a device → Link with phone number instead");
     } else {

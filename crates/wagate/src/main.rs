@@ -10,13 +10,22 @@ use wagate::cli::{self, Api};
 use wagate::server::{self, ServeOptions};
 
 #[derive(Parser)]
-#[command(name = "wagate", version, about = "Self-hosted multi-tenant WhatsApp gateway")]
+#[command(
+    name = "wagate",
+    version,
+    about = "Self-hosted multi-tenant WhatsApp gateway"
+)]
 struct Cli {
     /// Data directory (gateway database, per-org WhatsApp state, admin token).
     #[arg(long, global = true, env = "WAGATE_DATA", default_value = "./data")]
     data: PathBuf,
     /// URL of a running wagate (for client commands).
-    #[arg(long, global = true, env = "WAGATE_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "WAGATE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     url: String,
     /// Bearer token for client commands (default: the admin token in --data).
     #[arg(long, global = true, env = "WAGATE_TOKEN", hide_env_values = true)]
@@ -53,7 +62,11 @@ enum Cmd {
     /// Show one organization's link status, or a table of all.
     Status { org: Option<String> },
     /// Queue a text message.
-    Send { org: String, phone: String, text: String },
+    Send {
+        org: String,
+        phone: String,
+        text: String,
+    },
     /// Link an organization: shows QR codes in the terminal until linked.
     Pair {
         org: String,
@@ -87,7 +100,9 @@ enum OrgCmd {
     },
     List,
     /// Delete an organization (its credentials are moved aside, not deleted).
-    Delete { id: String },
+    Delete {
+        id: String,
+    },
 }
 
 fn main() {
@@ -100,14 +115,23 @@ fn main() {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Cmd::Serve { listen, admin_token, wa_url, restore_rate, offline } = cli.cmd {
+    if let Cmd::Serve {
+        listen,
+        admin_token,
+        wa_url,
+        restore_rate,
+        offline,
+    } = cli.cmd
+    {
         tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_env("WAGATE_LOG")
                     .unwrap_or_else(|_| "info,whatsapp_rust=warn,wacore=warn".into()),
             )
             .init();
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
         return rt.block_on(server::serve(ServeOptions {
             listen,
             data: cli.data,
@@ -120,9 +144,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let api = Api::new(&cli.url, cli::resolve_token(cli.token, &cli.data)?);
     match cli.cmd {
         Cmd::Serve { .. } => Ok(()),
-        Cmd::Org { cmd: OrgCmd::Create { id, name, country_code } } => cli::org_create(&api, &id, name, country_code),
+        Cmd::Org {
+            cmd:
+                OrgCmd::Create {
+                    id,
+                    name,
+                    country_code,
+                },
+        } => cli::org_create(&api, &id, name, country_code),
         Cmd::Org { cmd: OrgCmd::List } => cli::org_list(&api),
-        Cmd::Org { cmd: OrgCmd::Delete { id } } => cli::org_delete(&api, &id),
+        Cmd::Org {
+            cmd: OrgCmd::Delete { id },
+        } => cli::org_delete(&api, &id),
         Cmd::Status { org } => cli::status(&api, org),
         Cmd::Send { org, phone, text } => cli::send(&api, &org, &phone, &text),
         Cmd::Pair { org, phone, wait } => cli::pair(&api, &org, phone, Duration::from_secs(wait)),

@@ -80,16 +80,25 @@ mod tests {
     #[test]
     fn strips_decoration() {
         assert_eq!(normalize("+57 300-111-2233", None).unwrap(), "573001112233");
-        assert_eq!(normalize("(57) 300.111.2233", None).unwrap(), "573001112233");
+        assert_eq!(
+            normalize("(57) 300.111.2233", None).unwrap(),
+            "573001112233"
+        );
         assert_eq!(normalize("0057 3001112233", None).unwrap(), "573001112233");
     }
 
     #[test]
     fn adds_default_country_code_to_national_numbers() {
         assert_eq!(normalize("3001112233", Some("57")).unwrap(), "573001112233");
-        assert_eq!(normalize("0412 555 1234", Some("58")).unwrap(), "584125551234");
+        assert_eq!(
+            normalize("0412 555 1234", Some("58")).unwrap(),
+            "584125551234"
+        );
         // Already international by length: left alone.
-        assert_eq!(normalize("573001112233", Some("57")).unwrap(), "573001112233");
+        assert_eq!(
+            normalize("573001112233", Some("57")).unwrap(),
+            "573001112233"
+        );
     }
 
     #[test]
@@ -99,10 +108,19 @@ mod tests {
         assert_eq!(normalize("abc", None), Err(PhoneError::BadCharacters));
         assert_eq!(normalize("57300+111", None), Err(PhoneError::BadCharacters));
         assert_eq!(normalize("12345", None), Err(PhoneError::TooShort(5)));
-        assert_eq!(normalize("1234567890123456", None), Err(PhoneError::TooLong(16)));
+        assert_eq!(
+            normalize("1234567890123456", None),
+            Err(PhoneError::TooLong(16))
+        );
         assert_eq!(normalize("+-", None), Err(PhoneError::Empty));
-        assert_eq!(normalize("3001112233@s.whatsapp.net", None), Err(PhoneError::BadCharacters));
-        assert_eq!(normalize("0412 555 1234", None), Err(PhoneError::NeedsCountryCode));
+        assert_eq!(
+            normalize("3001112233@s.whatsapp.net", None),
+            Err(PhoneError::BadCharacters)
+        );
+        assert_eq!(
+            normalize("0412 555 1234", None),
+            Err(PhoneError::NeedsCountryCode)
+        );
     }
 
     #[test]

@@ -52,7 +52,11 @@ pub fn terminal(data: &str) -> Result<String, String> {
     let w = c.width();
     let colors = c.to_colors();
     let dark = |x: isize, y: isize| {
-        x >= 0 && y >= 0 && (x as usize) < w && (y as usize) < w && colors[y as usize * w + x as usize] == Color::Dark
+        x >= 0
+            && y >= 0
+            && (x as usize) < w
+            && (y as usize) < w
+            && colors[y as usize * w + x as usize] == Color::Dark
     };
     let q = 2isize;
     let mut s = String::new();

@@ -61,7 +61,10 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
 /// Which WhatsApp server this build may talk to.
 fn wa_config(wa_url: Option<String>, offline: bool) -> anyhow::Result<WaConfig> {
     let Some(url) = wa_url else {
-        return Ok(WaConfig { offline, ..WaConfig::default() });
+        return Ok(WaConfig {
+            offline,
+            ..WaConfig::default()
+        });
     };
     if !cfg!(feature = "sim") {
         bail!("--wa-url needs the sim build (cargo build --features sim); this build talks only to WhatsApp");
@@ -95,7 +98,8 @@ pub fn is_loopback_url(url: &str) -> bool {
     if host.eq_ignore_ascii_case("localhost") {
         return true;
     }
-    host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
 }
 
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
@@ -103,10 +107,12 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     if let Some(u) = &wa.ws_url {
         tracing::warn!(url = %u, "SIM BUILD: certificate checks are skipped; talking to a local WhatsApp simulator");
     }
-    std::fs::create_dir_all(&opts.data).with_context(|| format!("creating data directory {}", opts.data.display()))?;
+    std::fs::create_dir_all(&opts.data)
+        .with_context(|| format!("creating data directory {}", opts.data.display()))?;
     let (token, source) = admin_token(&opts.data, opts.admin_token.clone())?;
     tracing::info!(source = %source, "admin token loaded");
-    let store = Store::open(&opts.data.join("wagate.db")).context("opening the gateway database")?;
+    let store =
+        Store::open(&opts.data.join("wagate.db")).context("opening the gateway database")?;
     let hub = Hub::start(Some(store.clone()));
     let outbox = Outbox::start(store.clone(), hub.clone());
     let tokens = Arc::new(TokenBook::new(&token));
@@ -119,12 +125,19 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         aside_dir: opts.data.join("aside"),
         jitter: Arc::new(|| rand::random::<f64>() * 2.0 - 1.0),
     }));
-    let orgs = store.read(store::orgs::list).await.context("reading organizations")?;
+    let orgs = store
+        .read(store::orgs::list)
+        .await
+        .context("reading organizations")?;
     for o in &orgs {
         tokens.add_org(&o.id, &o.token_hash);
         sessions.add(&o.id);
     }
-    tracing::info!(orgs = orgs.len(), per_second = opts.restore_per_second, "restoring linked organizations");
+    tracing::info!(
+        orgs = orgs.len(),
+        per_second = opts.restore_per_second,
+        "restoring linked organizations"
+    );
     // Give supervisors a moment to open their devices before restoring.
     let restorer = sessions.clone();
     let rate = opts.restore_per_second;
@@ -145,7 +158,10 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", opts.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data = %opts.data.display(), "wagate listening");
-    println!("wagate listening on http://{addr} (data in {})", opts.data.display());
+    println!(
+        "wagate listening on http://{addr} (data in {})",
+        opts.data.display()
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
@@ -199,7 +215,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(d.path().join("admin.token")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(d.path().join("admin.token"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         let (t3, src) = admin_token(d.path(), Some("from-env".into())).unwrap();

@@ -25,7 +25,8 @@ fn try_send(base: &str, token: &str, i: usize) -> Option<String> {
     if resp.status().as_u16() != 202 {
         return None;
     }
-    let v: serde_json::Value = serde_json::from_str(&resp.into_body().read_to_string().ok()?).ok()?;
+    let v: serde_json::Value =
+        serde_json::from_str(&resp.into_body().read_to_string().ok()?).ok()?;
     v["id"].as_str().map(str::to_string)
 }
 
@@ -68,7 +69,11 @@ fn sigkill_loses_nothing_accepted_and_duplicates_nothing() {
     }
     let accepted = accepted.lock().unwrap().clone();
     let attempted = attempted.lock().unwrap().clone();
-    println!("accepted before the kill: {}, attempted: {}", accepted.len(), attempted.len());
+    println!(
+        "accepted before the kill: {}, attempted: {}",
+        accepted.len(),
+        attempted.len()
+    );
 
     let s = Server::start(tmp.path());
     let all = list_all(&s, &token);
@@ -78,9 +83,15 @@ fn sigkill_loses_nothing_accepted_and_duplicates_nothing() {
     uniq.dedup();
     assert_eq!(uniq.len(), ids.len(), "no message stored twice");
     for (i, id) in &accepted {
-        let m = all.iter().find(|m| m["id"] == id.as_str()).unwrap_or_else(|| panic!("accepted message {i} ({id}) lost"));
+        let m = all
+            .iter()
+            .find(|m| m["id"] == id.as_str())
+            .unwrap_or_else(|| panic!("accepted message {i} ({id}) lost"));
         assert_eq!(m["text"], format!("m{i}"));
-        assert_eq!(m["status"], "queued", "nothing was sent (offline), so it is still queued");
+        assert_eq!(
+            m["status"], "queued",
+            "nothing was sent (offline), so it is still queued"
+        );
     }
     // Per caller, acceptance order is the order it sent in.
     for w in 0..4 {
@@ -98,11 +109,27 @@ fn sigkill_loses_nothing_accepted_and_duplicates_nothing() {
         assert!(try_send(&s.base, &token, *i).is_some());
     }
     let after = list_all(&s, &token);
-    assert_eq!(after.len(), attempted.len(), "each attempted message exactly once after retries");
-    let kept: std::collections::HashMap<&str, &str> = all.iter().map(|m| (m["idempotency_key"].as_str().unwrap(), m["id"].as_str().unwrap())).collect();
+    assert_eq!(
+        after.len(),
+        attempted.len(),
+        "each attempted message exactly once after retries"
+    );
+    let kept: std::collections::HashMap<&str, &str> = all
+        .iter()
+        .map(|m| {
+            (
+                m["idempotency_key"].as_str().unwrap(),
+                m["id"].as_str().unwrap(),
+            )
+        })
+        .collect();
     for m in &after {
         if let Some(old) = kept.get(m["idempotency_key"].as_str().unwrap()) {
-            assert_eq!(m["id"].as_str().unwrap(), *old, "a retry returned a new message");
+            assert_eq!(
+                m["id"].as_str().unwrap(),
+                *old,
+                "a retry returned a new message"
+            );
         }
     }
 }
@@ -111,7 +138,11 @@ fn list_all(s: &Server, token: &str) -> Vec<serde_json::Value> {
     let mut out = vec![];
     let mut cursor = String::new();
     loop {
-        let q = if cursor.is_empty() { "?limit=1000".to_string() } else { format!("?limit=1000&cursor={cursor}") };
+        let q = if cursor.is_empty() {
+            "?limit=1000".to_string()
+        } else {
+            format!("?limit=1000&cursor={cursor}")
+        };
         let (st, v) = s.call("GET", &format!("/v1/orgs/4/messages{q}"), Some(token), None);
         assert_eq!(st, 200);
         out.extend(v["messages"].as_array().unwrap().iter().cloned());

@@ -17,10 +17,9 @@ pub async fn status(
     caller: Caller,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let org = q
-        .get("org_id")
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::unprocessable("missing_org_id", "query parameter org_id is required"))?;
+    let org = q.get("org_id").filter(|s| !s.is_empty()).ok_or_else(|| {
+        ApiError::unprocessable("missing_org_id", "query parameter org_id is required")
+    })?;
     let (_, h) = org_for(&st, &caller, org).await?;
     let v = session::view_with_queue(&st, org, &h).await;
     Ok(Json(json!({
@@ -49,7 +48,14 @@ pub async fn send_message(
         .ok_or_else(|| ApiError::unprocessable("missing_org_id", "field org_id is required"))?;
     let (row, _) = org_for(&st, &caller, &org).await?;
     let idem = messages::idem_from(&headers, &body)?;
-    let (msg, _) = messages::accept(&st, &row, body.opt_id("phone")?, body.opt_str("message")?, idem).await?;
+    let (msg, _) = messages::accept(
+        &st,
+        &row,
+        body.opt_id("phone")?,
+        body.opt_str("message")?,
+        idem,
+    )
+    .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"success": true, "message_id": msg.id, "status": msg.status})),

@@ -18,7 +18,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
     pub fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
@@ -31,7 +35,11 @@ impl ApiError {
     }
     pub fn internal(context: &str, e: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %e, "{context}");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("{context}; see the server log"))
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("{context}; see the server log"),
+        )
     }
 }
 
@@ -60,20 +68,35 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
             if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body is larger than 64 KiB")
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "request body is larger than 64 KiB",
+                )
             } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "bad_body", format!("could not read the request body: {r}"))
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_body",
+                    format!("could not read the request body: {r}"),
+                )
             }
         })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Body(Map::new()));
         }
         let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("request body is not valid JSON: {e}"))
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("request body is not valid JSON: {e}"),
+            )
         })?;
         match v {
             Value::Object(m) => Ok(Body(m)),
-            _ => Err(ApiError::unprocessable("invalid_body", "request body must be a JSON object")),
+            _ => Err(ApiError::unprocessable(
+                "invalid_body",
+                "request body must be a JSON object",
+            )),
         }
     }
 }
@@ -84,7 +107,10 @@ impl Body {
         match self.0.get(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(ApiError::unprocessable("invalid_field", format!("field '{field}' must be a string"))),
+            Some(_) => Err(ApiError::unprocessable(
+                "invalid_field",
+                format!("field '{field}' must be a string"),
+            )),
         }
     }
 
@@ -94,7 +120,10 @@ impl Body {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Ok(Some(n.to_string())),
-            Some(_) => Err(ApiError::unprocessable("invalid_field", format!("field '{field}' must be a string or an integer"))),
+            Some(_) => Err(ApiError::unprocessable(
+                "invalid_field",
+                format!("field '{field}' must be a string or an integer"),
+            )),
         }
     }
 }

@@ -20,7 +20,10 @@ use crate::store;
 const REPLAY: i64 = 1000;
 
 fn sse(seq: i64, kind: &str, data: &serde_json::Value) -> Event {
-    Event::default().id(seq.to_string()).event(kind).data(data.to_string())
+    Event::default()
+        .id(seq.to_string())
+        .event(kind)
+        .data(data.to_string())
 }
 
 pub async fn stream(
@@ -39,7 +42,9 @@ pub async fn stream(
     let backlog = match after {
         Some(a) => {
             let o = org.clone();
-            st.store.read(move |c| store::events::after(c, &o, a, REPLAY)).await?
+            st.store
+                .read(move |c| store::events::after(c, &o, a, REPLAY))
+                .await?
         }
         None => vec![],
     };

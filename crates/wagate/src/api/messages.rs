@@ -27,19 +27,30 @@ pub async fn accept(
     text: Option<String>,
     idem: Option<String>,
 ) -> Result<(MessageRow, bool), ApiError> {
-    let to = to.ok_or_else(|| ApiError::unprocessable("invalid_phone", "the recipient phone number is required"))?;
+    let to = to.ok_or_else(|| {
+        ApiError::unprocessable("invalid_phone", "the recipient phone number is required")
+    })?;
     let phone = crate::phone::normalize(&to, org.default_country_code.as_deref())
         .map_err(|e| ApiError::unprocessable("invalid_phone", e.to_string()))?;
     let text = text.unwrap_or_default();
     if text.trim().is_empty() {
-        return Err(ApiError::unprocessable("empty_text", "the message text is required and must not be blank"));
+        return Err(ApiError::unprocessable(
+            "empty_text",
+            "the message text is required and must not be blank",
+        ));
     }
     if text.chars().count() > MAX_TEXT_CHARS {
-        return Err(ApiError::unprocessable("text_too_long", format!("the message text is longer than {MAX_TEXT_CHARS} characters")));
+        return Err(ApiError::unprocessable(
+            "text_too_long",
+            format!("the message text is longer than {MAX_TEXT_CHARS} characters"),
+        ));
     }
     if let Some(k) = &idem {
         if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY {
-            return Err(ApiError::unprocessable("invalid_idempotency_key", format!("Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters")));
+            return Err(ApiError::unprocessable(
+                "invalid_idempotency_key",
+                format!("Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters"),
+            ));
         }
     }
     let (row, created) = st.outbox.accept(&org.id, phone, text, idem).await?;
@@ -51,10 +62,12 @@ pub async fn accept(
 
 pub fn idem_from(headers: &HeaderMap, body: &Body) -> Result<Option<String>, ApiError> {
     match headers.get("idempotency-key") {
-        Some(v) => v
-            .to_str()
-            .map(|s| Some(s.to_string()))
-            .map_err(|_| ApiError::unprocessable("invalid_idempotency_key", "Idempotency-Key must be printable ASCII")),
+        Some(v) => v.to_str().map(|s| Some(s.to_string())).map_err(|_| {
+            ApiError::unprocessable(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be printable ASCII",
+            )
+        }),
         None => body.opt_str("idempotency_key"),
     }
 }
@@ -73,7 +86,8 @@ pub async fn send(
     let (msg, created) = accept(&st, &row, to, text, idem).await?;
     let mut resp = (StatusCode::ACCEPTED, Json(msg)).into_response();
     if !created {
-        resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(resp)
 }
@@ -89,7 +103,12 @@ pub async fn get_one(
         .read(move |c| store::messages::get(c, &o, &i))
         .await?
         .map(Json)
-        .ok_or_else(|| ApiError::not_found("message_not_found", format!("no message '{id}' in this organization")))
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "message_not_found",
+                format!("no message '{id}' in this organization"),
+            )
+        })
 }
 
 pub async fn list(
@@ -102,7 +121,10 @@ pub async fn list(
     let status = match q.get("status") {
         None => None,
         Some(s) => Some(MessageStatus::parse(s).ok_or_else(|| {
-            ApiError::unprocessable("invalid_status", "status must be one of queued, sent, delivered, read, failed")
+            ApiError::unprocessable(
+                "invalid_status",
+                "status must be one of queued, sent, delivered, read, failed",
+            )
         })?),
     };
     let limit = match q.get("limit") {
@@ -111,15 +133,21 @@ pub async fn list(
             .parse::<i64>()
             .ok()
             .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| ApiError::unprocessable("invalid_limit", format!("limit must be a whole number from 1 to {MAX_PAGE}")))?,
+            .ok_or_else(|| {
+                ApiError::unprocessable(
+                    "invalid_limit",
+                    format!("limit must be a whole number from 1 to {MAX_PAGE}"),
+                )
+            })?,
     };
     let after = match q.get("cursor") {
         None => 0,
-        Some(c) => c
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| ApiError::unprocessable("invalid_cursor", "cursor must be a value returned as next_cursor"))?,
+        Some(c) => c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            ApiError::unprocessable(
+                "invalid_cursor",
+                "cursor must be a value returned as next_cursor",
+            )
+        })?,
     };
     let o = org.clone();
     let rows = st

@@ -43,14 +43,20 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health))
         .route("/readyz", get(ready))
         .route("/v1/orgs", post(orgs::create).get(orgs::list))
-        .route("/v1/orgs/{org}", axum::routing::delete(orgs::delete).get(orgs::get_one))
+        .route(
+            "/v1/orgs/{org}",
+            axum::routing::delete(orgs::delete).get(orgs::get_one),
+        )
         .route("/v1/orgs/{org}/session", get(session::status))
         .route("/v1/orgs/{org}/session/connect", post(session::connect))
         .route("/v1/orgs/{org}/session/qr", get(session::qr))
         .route("/v1/orgs/{org}/session/logout", post(session::logout))
         .route("/v1/orgs/{org}/session/reset", post(session::reset))
         .route("/v1/orgs/{org}/session/history", get(session::history))
-        .route("/v1/orgs/{org}/messages", post(messages::send).get(messages::list))
+        .route(
+            "/v1/orgs/{org}/messages",
+            post(messages::send).get(messages::list),
+        )
         .route("/v1/orgs/{org}/messages/{id}", get(messages::get_one))
         .route("/v1/orgs/{org}/events", get(events::stream))
         .route("/api/status", get(compat::status))
@@ -65,12 +71,20 @@ async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-async fn ready(axum::extract::State(st): axum::extract::State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn ready(
+    axum::extract::State(st): axum::extract::State<AppState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let n = st
         .store
         .read(|c| c.query_row("SELECT COUNT(*) FROM orgs", [], |r| r.get::<_, i64>(0)))
         .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", format!("database unavailable: {e}")))?;
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                format!("database unavailable: {e}"),
+            )
+        })?;
     Ok(Json(json!({"status": "ready", "orgs": n})))
 }
 
@@ -79,7 +93,11 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not accept that method")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not accept that method",
+    )
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller
@@ -95,31 +113,47 @@ where
             .headers
             .get(header::AUTHORIZATION)
             .ok_or_else(|| unauthorized("missing Authorization: Bearer <token> header"))?;
-        let raw = raw.to_str().map_err(|_| unauthorized("malformed Authorization header"))?;
+        let raw = raw
+            .to_str()
+            .map_err(|_| unauthorized("malformed Authorization header"))?;
         let token = raw
             .strip_prefix("Bearer ")
             .or_else(|| raw.strip_prefix("bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| unauthorized("Authorization header must be 'Bearer <token>'"))?;
-        app.tokens.identify(token).ok_or_else(|| unauthorized("invalid token"))
+        app.tokens
+            .identify(token)
+            .ok_or_else(|| unauthorized("invalid token"))
     }
 }
 
 pub fn forbidden() -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this token may not act on that organization")
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "this token may not act on that organization",
+    )
 }
 
 pub fn admin_only(c: &Caller) -> Result<(), ApiError> {
     match c {
         Caller::Admin => Ok(()),
-        Caller::Org(_) => Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this action needs the admin token")),
+        Caller::Org(_) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this action needs the admin token",
+        )),
     }
 }
 
 /// Authorize `caller` for `org`, then find it: 403 before 404, so an org
 /// token learns nothing about other organizations.
-pub async fn org_for(st: &AppState, caller: &Caller, org: &str) -> Result<(OrgRow, Handle), ApiError> {
+pub async fn org_for(
+    st: &AppState,
+    caller: &Caller,
+    org: &str,
+) -> Result<(OrgRow, Handle), ApiError> {
     if !caller.may_access(org) {
         return Err(forbidden());
     }

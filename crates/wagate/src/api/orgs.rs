@@ -13,7 +13,9 @@ use crate::store::{self, OrgRow};
 
 pub fn valid_org_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn org_json(row: &OrgRow, st: &AppState) -> Value {
@@ -28,23 +30,38 @@ fn org_json(row: &OrgRow, st: &AppState) -> Value {
     })
 }
 
-pub async fn create(State(st): State<AppState>, caller: Caller, body: Body) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn create(
+    State(st): State<AppState>,
+    caller: Caller,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     admin_only(&caller)?;
     let id = body
         .opt_id("id")?
         .ok_or_else(|| ApiError::unprocessable("missing_id", "field 'id' is required"))?;
     if !valid_org_id(&id) {
-        return Err(ApiError::unprocessable("invalid_org_id", "org id must be 1-64 letters, digits, '-' or '_'"));
+        return Err(ApiError::unprocessable(
+            "invalid_org_id",
+            "org id must be 1-64 letters, digits, '-' or '_'",
+        ));
     }
     let name = body.opt_str("name")?.unwrap_or_else(|| id.clone());
     let name = name.trim().to_string();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::unprocessable("invalid_name", "name must be 1-200 characters"));
+        return Err(ApiError::unprocessable(
+            "invalid_name",
+            "name must be 1-200 characters",
+        ));
     }
-    let cc = body.opt_id("default_country_code")?.map(|c| c.trim_start_matches('+').to_string());
+    let cc = body
+        .opt_id("default_country_code")?
+        .map(|c| c.trim_start_matches('+').to_string());
     if let Some(c) = &cc {
         if !crate::phone::valid_country_code(c) {
-            return Err(ApiError::unprocessable("invalid_country_code", "default_country_code must be 1-3 digits, e.g. \"57\""));
+            return Err(ApiError::unprocessable(
+                "invalid_country_code",
+                "default_country_code must be 1-3 digits, e.g. \"57\"",
+            ));
         }
     }
     let token = auth::generate("wgo_");
@@ -57,7 +74,10 @@ pub async fn create(State(st): State<AppState>, caller: Caller, body: Body) -> R
     };
     let r2 = row.clone();
     if !st.store.write(move |c| store::orgs::insert(c, &r2)).await? {
-        return Err(ApiError::conflict("org_exists", format!("organization '{id}' already exists")));
+        return Err(ApiError::conflict(
+            "org_exists",
+            format!("organization '{id}' already exists"),
+        ));
     }
     st.tokens.add_org(&row.id, &row.token_hash);
     st.sessions.add(&row.id);
@@ -77,12 +97,20 @@ pub async fn list(State(st): State<AppState>, caller: Caller) -> Result<Json<Val
     Ok(Json(json!({ "orgs": orgs })))
 }
 
-pub async fn get_one(State(st): State<AppState>, caller: Caller, Path(org): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get_one(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let (row, _) = org_for(&st, &caller, &org).await?;
     Ok(Json(org_json(&row, &st)))
 }
 
-pub async fn delete(State(st): State<AppState>, caller: Caller, Path(org): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn delete(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     admin_only(&caller)?;
     let (row, _) = org_for(&st, &caller, &org).await?;
     st.sessions.remove(&row.id, true).await;

@@ -22,11 +22,19 @@ const PAIR_CODE_WAIT: Duration = Duration::from_secs(30);
 pub async fn view_with_queue(st: &AppState, org: &str, h: &Handle) -> StatusView {
     let mut v = h.view(org);
     let o = org.to_string();
-    v.queued_messages = st.store.read(move |c| store::messages::count_queued(c, &o)).await.ok();
+    v.queued_messages = st
+        .store
+        .read(move |c| store::messages::count_queued(c, &o))
+        .await
+        .ok();
     v
 }
 
-pub async fn status(State(st): State<AppState>, caller: Caller, Path(org): Path<String>) -> Result<Json<StatusView>, ApiError> {
+pub async fn status(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+) -> Result<Json<StatusView>, ApiError> {
     let (_, h) = org_for(&st, &caller, &org).await?;
     Ok(Json(view_with_queue(&st, &org, &h).await))
 }
@@ -35,11 +43,20 @@ async fn command(h: &Handle, cmd: Command) -> Result<(), ApiError> {
     if h.send(cmd).await {
         Ok(())
     } else {
-        Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "session_stopped", "the session supervisor is not running"))
+        Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "session_stopped",
+            "the session supervisor is not running",
+        ))
     }
 }
 
-pub async fn connect(State(st): State<AppState>, caller: Caller, Path(org): Path<String>, body: Body) -> Result<Response, ApiError> {
+pub async fn connect(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
     let (row, h) = org_for(&st, &caller, &org).await?;
     let phone = match body.opt_id("phone_number")? {
         None => None,
@@ -51,22 +68,41 @@ pub async fn connect(State(st): State<AppState>, caller: Caller, Path(org): Path
     let Some(phone) = phone else {
         command(&h, Command::Connect { pair_phone: None }).await?;
         tokio::time::sleep(Duration::from_millis(20)).await;
-        return Ok((StatusCode::ACCEPTED, Json(view_with_queue(&st, &org, &h).await)).into_response());
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(view_with_queue(&st, &org, &h).await),
+        )
+            .into_response());
     };
     if h.snapshot().state == LinkState::Connected {
-        return Err(ApiError::conflict("already_linked", "this organization is already linked and connected"));
+        return Err(ApiError::conflict(
+            "already_linked",
+            "this organization is already linked and connected",
+        ));
     }
     let mut rx = h.status.clone();
     rx.borrow_and_update();
-    command(&h, Command::Connect { pair_phone: Some(phone) }).await?;
+    command(
+        &h,
+        Command::Connect {
+            pair_phone: Some(phone),
+        },
+    )
+    .await?;
     let deadline = tokio::time::Instant::now() + PAIR_CODE_WAIT;
     loop {
         let v = h.view(&org);
         if let (Some(code), Some(ms)) = (v.pair_code.clone(), v.pair_code_expires_in_ms) {
             return Ok(Json(json!({"pair_code": code, "expires_in_ms": ms})).into_response());
         }
-        if matches!(v.state, LinkState::NeedsQr | LinkState::Connected | LinkState::Banned | LinkState::Outdated) {
-            return Err(ApiError::conflict("no_pair_code", format!("no pairing code could be obtained: {}", v.detail)));
+        if matches!(
+            v.state,
+            LinkState::NeedsQr | LinkState::Connected | LinkState::Banned | LinkState::Outdated
+        ) {
+            return Err(ApiError::conflict(
+                "no_pair_code",
+                format!("no pairing code could be obtained: {}", v.detail),
+            ));
         }
         match tokio::time::timeout_at(deadline, rx.changed()).await {
             Ok(Ok(())) => {}
@@ -74,7 +110,11 @@ pub async fn connect(State(st): State<AppState>, caller: Caller, Path(org): Path
                 return Err(ApiError::new(
                     StatusCode::GATEWAY_TIMEOUT,
                     "pair_code_timeout",
-                    format!("WhatsApp did not hand out a pairing code within {} s; state: {}", PAIR_CODE_WAIT.as_secs(), v.detail),
+                    format!(
+                        "WhatsApp did not hand out a pairing code within {} s; state: {}",
+                        PAIR_CODE_WAIT.as_secs(),
+                        v.detail
+                    ),
                 ))
             }
         }
@@ -90,44 +130,92 @@ pub async fn qr(
     let (_, h) = org_for(&st, &caller, &org).await?;
     let snap = h.snapshot();
     let now = tokio::time::Instant::now();
-    let Some(offer) = snap.qr.filter(|o| o.expires_at > now && snap.state == LinkState::Pairing) else {
+    let Some(offer) = snap
+        .qr
+        .filter(|o| o.expires_at > now && snap.state == LinkState::Pairing)
+    else {
         return Err(ApiError::conflict(
             "no_qr",
-            format!("no QR code is on offer now (state: {}). POST …/session/connect to start pairing.", snap.state.as_str()),
+            format!(
+                "no QR code is on offer now (state: {}). POST …/session/connect to start pairing.",
+                snap.state.as_str()
+            ),
         ));
     };
     let expires_in_ms = offer.expires_at.saturating_duration_since(now).as_millis() as u64;
     match q.get("format").map(String::as_str) {
-        None | Some("json") => Ok(Json(json!({"qr": offer.code, "expires_in_ms": expires_in_ms})).into_response()),
+        None | Some("json") => {
+            Ok(Json(json!({"qr": offer.code, "expires_in_ms": expires_in_ms})).into_response())
+        }
         Some("svg") => {
-            let svg = crate::qr::svg(&offer.code).map_err(|e| ApiError::internal("QR rendering failed", e))?;
-            Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "no-store")], svg).into_response())
+            let svg = crate::qr::svg(&offer.code)
+                .map_err(|e| ApiError::internal("QR rendering failed", e))?;
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "image/svg+xml"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                svg,
+            )
+                .into_response())
         }
         Some("png") => {
-            let png = crate::qr::png(&offer.code).map_err(|e| ApiError::internal("QR rendering failed", e))?;
-            Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")], png).into_response())
+            let png = crate::qr::png(&offer.code)
+                .map_err(|e| ApiError::internal("QR rendering failed", e))?;
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "image/png"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                png,
+            )
+                .into_response())
         }
-        Some(other) => Err(ApiError::unprocessable("invalid_format", format!("unknown format '{other}'; use json, svg or png"))),
+        Some(other) => Err(ApiError::unprocessable(
+            "invalid_format",
+            format!("unknown format '{other}'; use json, svg or png"),
+        )),
     }
 }
 
-pub async fn logout(State(st): State<AppState>, caller: Caller, Path(org): Path<String>) -> Result<(StatusCode, Json<StatusView>), ApiError> {
+pub async fn logout(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+) -> Result<(StatusCode, Json<StatusView>), ApiError> {
     let (_, h) = org_for(&st, &caller, &org).await?;
     command(&h, Command::Logout).await?;
-    Ok((StatusCode::ACCEPTED, Json(view_with_queue(&st, &org, &h).await)))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(view_with_queue(&st, &org, &h).await),
+    ))
 }
 
-pub async fn reset(State(st): State<AppState>, caller: Caller, Path(org): Path<String>) -> Result<(StatusCode, Json<StatusView>), ApiError> {
+pub async fn reset(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+) -> Result<(StatusCode, Json<StatusView>), ApiError> {
     let (_, h) = org_for(&st, &caller, &org).await?;
     command(&h, Command::Reset).await?;
-    Ok((StatusCode::ACCEPTED, Json(view_with_queue(&st, &org, &h).await)))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(view_with_queue(&st, &org, &h).await),
+    ))
 }
 
 /// The last 50 state changes with their reasons, newest first.
-pub async fn history(State(st): State<AppState>, caller: Caller, Path(org): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn history(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     org_for(&st, &caller, &org).await?;
     let o = org.clone();
-    let rows = st.store.read(move |c| store::events::latest(c, &o, "state", 50)).await?;
+    let rows = st
+        .store
+        .read(move |c| store::events::latest(c, &o, "state", 50))
+        .await?;
     let items: Vec<Value> = rows
         .into_iter()
         .map(|r| json!({"at": crate::session::status::rfc3339(r.ts_ms), "state": r.data["state"], "detail": r.data["detail"]}))

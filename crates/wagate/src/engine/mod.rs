@@ -9,9 +9,9 @@
 //!   the `Closed` of the attempt they end.
 //! - The engine never reconnects by itself.
 
-pub mod wa;
 #[cfg(test)]
 pub mod scripted;
+pub mod wa;
 
 use std::future::Future;
 use std::path::Path;
@@ -61,15 +61,28 @@ pub enum EngineEvent {
     /// Another client took over this session (conflict).
     Replaced,
     /// Temporary ban (402); `expires_in` when the server named an expiry.
-    Banned { expires_in: Option<Duration>, detail: String },
+    Banned {
+        expires_in: Option<Duration>,
+        detail: String,
+    },
     /// This client version is too old (405).
     Outdated,
     /// The server acknowledged the message with this WhatsApp id (or refused it).
-    ServerAck { wa_id: String, error: Option<String> },
+    ServerAck {
+        wa_id: String,
+        error: Option<String>,
+    },
     /// The recipient's device reported these message ids delivered or read.
-    Receipt { wa_ids: Vec<String>, kind: ReceiptKind },
+    Receipt {
+        wa_ids: Vec<String>,
+        kind: ReceiptKind,
+    },
     /// An inbound text message.
-    Message { wa_id: String, from: String, text: String },
+    Message {
+        wa_id: String,
+        from: String,
+        text: String,
+    },
     /// The attempt is over; see the contract above.
     Closed { reason: CloseReason },
 }

@@ -127,7 +127,12 @@ impl Engine for ScriptEngine {
             self.0.active.store(false, Ordering::SeqCst);
         })
     }
-    fn send_text<'a>(&'a self, _to: &'a str, _text: &'a str, _wa_id: &'a str) -> BoxFuture<'a, Result<(), SendFailure>> {
+    fn send_text<'a>(
+        &'a self,
+        _to: &'a str,
+        _text: &'a str,
+        _wa_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), SendFailure>> {
         Box::pin(async { Err(SendFailure::NotConnected("scripted engine".into())) })
     }
 }

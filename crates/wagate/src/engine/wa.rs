@@ -61,7 +61,9 @@ fn precheck(db: &Path) -> Result<bool, EngineError> {
     let read = std::fs::File::open(db).and_then(|mut f| f.read_exact(&mut head));
     match read {
         Ok(()) if &head == SQLITE_MAGIC => Ok(true),
-        Ok(()) => Err(EngineError::Corrupt("wa.db is not a SQLite database".into())),
+        Ok(()) => Err(EngineError::Corrupt(
+            "wa.db is not a SQLite database".into(),
+        )),
         Err(e) => Err(EngineError::Corrupt(format!("wa.db cannot be read: {e}"))),
     }
 }
@@ -91,9 +93,8 @@ impl EngineFactory for WaFactory {
         events: mpsc::Sender<EngineEvent>,
     ) -> BoxFuture<'a, Result<Arc<dyn Engine>, EngineError>> {
         Box::pin(async move {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                EngineError::Other(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| EngineError::Other(format!("cannot create {}: {e}", dir.display())))?;
             let db = dir.join("wa.db");
             let existed = precheck(&db)?;
             if existed {
@@ -149,7 +150,11 @@ impl EngineFactory for WaFactory {
             let client = bot.client();
             let _ = shared.client.set(Arc::downgrade(&client));
             client.enable_auto_reconnect.store(false, Ordering::SeqCst);
-            let linked = client.persistence_manager().get_device_snapshot().pn.is_some();
+            let linked = client
+                .persistence_manager()
+                .get_device_snapshot()
+                .pn
+                .is_some();
             shared.creds.store(linked, Ordering::SeqCst);
             Ok(Arc::new(WaEngine {
                 offline: self.cfg.offline,
@@ -238,11 +243,13 @@ impl EventHandler for Forwarder {
                 });
             }
             Event::Connected(_) => {
-                let phone = s
-                    .client
-                    .get()
-                    .and_then(|w| w.upgrade())
-                    .and_then(|c| c.persistence_manager().get_device_snapshot().pn.as_ref().map(phone_of));
+                let phone = s.client.get().and_then(|w| w.upgrade()).and_then(|c| {
+                    c.persistence_manager()
+                        .get_device_snapshot()
+                        .pn
+                        .as_ref()
+                        .map(phone_of)
+                });
                 s.emit(EngineEvent::Connected { phone });
             }
             Event::LoggedOut(l) => {
@@ -310,16 +317,12 @@ impl EventHandler for Forwarder {
                     if m.info.source.is_from_me {
                         continue;
                     }
-                    let text = m
-                        .message
-                        .conversation
-                        .clone()
-                        .or_else(|| {
-                            m.message
-                                .extended_text_message
-                                .as_option()
-                                .and_then(|t| t.text.clone())
-                        });
+                    let text = m.message.conversation.clone().or_else(|| {
+                        m.message
+                            .extended_text_message
+                            .as_option()
+                            .and_then(|t| t.text.clone())
+                    });
                     if let Some(text) = text {
                         s.emit(EngineEvent::Message {
                             wa_id: m.info.id.to_string(),
@@ -374,7 +377,9 @@ impl Engine for WaEngine {
         if self.offline {
             let tx = self.shared.tx.clone();
             tokio::spawn(async move {
-                let reason = CloseReason::Network("offline mode: connections to WhatsApp are disabled".into());
+                let reason = CloseReason::Network(
+                    "offline mode: connections to WhatsApp are disabled".into(),
+                );
                 let _ = tx.send(EngineEvent::Closed { reason }).await;
             });
             return;
@@ -386,7 +391,10 @@ impl Engine for WaEngine {
         shared.close_requested.store(false, Ordering::SeqCst);
         shared.paired.store(false, Ordering::SeqCst);
         let base = self.frames();
-        *shared.attempt_base.lock().unwrap_or_else(|p| p.into_inner()) = Some(base);
+        *shared
+            .attempt_base
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(base);
         if let Some(phone) = opts.pair_phone {
             let c = client.clone();
             let s = shared.clone();

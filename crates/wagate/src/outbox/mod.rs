@@ -83,7 +83,12 @@ impl Outbox {
     }
 
     fn wake(&self, org: &str) {
-        if let Some(l) = self.links.lock().unwrap_or_else(|p| p.into_inner()).get(org) {
+        if let Some(l) = self
+            .links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(org)
+        {
             l.wake.notify_one();
         }
     }
@@ -176,11 +181,22 @@ async fn dispatch(org: String, engine: Arc<dyn Engine>, store: Store, hub: Hub, 
                     let why2 = why.clone();
                     if let Ok(Some(row)) = store
                         .write(move |c| {
-                            store::messages::advance(c, &o, &w, MessageStatus::Failed, Some(&why2), now)
+                            store::messages::advance(
+                                c,
+                                &o,
+                                &w,
+                                MessageStatus::Failed,
+                                Some(&why2),
+                                now,
+                            )
                         })
                         .await
                     {
-                        hub.publish(&org, "message.status", json!({"id": row.id, "status": row.status, "error": why}));
+                        hub.publish(
+                            &org,
+                            "message.status",
+                            json!({"id": row.id, "status": row.status, "error": why}),
+                        );
                     }
                     cursor = m.seq;
                 }
@@ -193,8 +209,13 @@ async fn dispatch(org: String, engine: Arc<dyn Engine>, store: Store, hub: Hub, 
 async fn update_loop(store: Store, hub: Hub, mut rx: mpsc::Receiver<(String, EngineEvent)>) {
     while let Some((org, ev)) = rx.recv().await {
         let moves: Vec<(String, MessageStatus, Option<String>)> = match ev {
-            EngineEvent::ServerAck { wa_id, error: None } => vec![(wa_id, MessageStatus::Sent, None)],
-            EngineEvent::ServerAck { wa_id, error: Some(e) } => {
+            EngineEvent::ServerAck { wa_id, error: None } => {
+                vec![(wa_id, MessageStatus::Sent, None)]
+            }
+            EngineEvent::ServerAck {
+                wa_id,
+                error: Some(e),
+            } => {
                 vec![(wa_id, MessageStatus::Failed, Some(e))]
             }
             EngineEvent::Receipt { wa_ids, kind } => {
@@ -206,7 +227,11 @@ async fn update_loop(store: Store, hub: Hub, mut rx: mpsc::Receiver<(String, Eng
             }
             EngineEvent::Message { wa_id, from, text } => {
                 tracing::info!(%org, %from, "message received");
-                hub.publish(&org, "message.received", json!({"wa_id": wa_id, "from": from, "text": text}));
+                hub.publish(
+                    &org,
+                    "message.received",
+                    json!({"wa_id": wa_id, "from": from, "text": text}),
+                );
                 vec![]
             }
             _ => vec![],
@@ -219,7 +244,11 @@ async fn update_loop(store: Store, hub: Hub, mut rx: mpsc::Receiver<(String, Eng
             {
                 Ok(Some(row)) => {
                     tracing::info!(%org, id = %row.id, status = row.status.as_str(), "message {}", row.status.as_str());
-                    hub.publish(&org, "message.status", json!({"id": row.id, "status": row.status, "error": row.error}));
+                    hub.publish(
+                        &org,
+                        "message.status",
+                        json!({"id": row.id, "status": row.status, "error": row.error}),
+                    );
                 }
                 Ok(None) => {}
                 Err(e) => tracing::error!(%org, error = %e, "cannot record message status"),

@@ -85,9 +85,18 @@ mod tests {
 
     #[test]
     fn restart_required_reconnects_now_everything_else_backs_off() {
-        assert_eq!(on_close(&CloseReason::RestartRequired), Action::ReconnectNow);
-        assert_eq!(on_close(&CloseReason::ServerError(503, String::new())), Action::Backoff);
-        assert_eq!(on_close(&CloseReason::Network("reset".into())), Action::Backoff);
+        assert_eq!(
+            on_close(&CloseReason::RestartRequired),
+            Action::ReconnectNow
+        );
+        assert_eq!(
+            on_close(&CloseReason::ServerError(503, String::new())),
+            Action::Backoff
+        );
+        assert_eq!(
+            on_close(&CloseReason::Network("reset".into())),
+            Action::Backoff
+        );
         assert_eq!(on_close(&CloseReason::Requested), Action::Backoff);
     }
 }

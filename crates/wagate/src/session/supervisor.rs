@@ -203,7 +203,11 @@ impl Supervisor {
             }
             s.state = state;
             s.detail = detail.clone();
-            s.reconnect_attempt = if state == State::Connected { 0 } else { attempt };
+            s.reconnect_attempt = if state == State::Connected {
+                0
+            } else {
+                attempt
+            };
             s.next_retry_at = next_retry_at;
             if state != State::Pairing {
                 s.qr = None;
@@ -245,7 +249,10 @@ impl Supervisor {
                         self.install(e, rx2);
                         self.set_state(State::NeedsQr, detail);
                     }
-                    Err(e) => self.set_state(State::NeedsQr, format!("{detail} (opening a fresh device failed: {e})")),
+                    Err(e) => self.set_state(
+                        State::NeedsQr,
+                        format!("{detail} (opening a fresh device failed: {e})"),
+                    ),
                 }
                 return;
             }
@@ -358,7 +365,11 @@ impl Supervisor {
         tracing::info!(org = %self.org, delay_ms = delay.as_millis() as u64, attempt = self.attempt, reason = %why, "reconnecting in {} ms", delay.as_millis());
         self.set_state(
             State::Reconnecting,
-            format!("{why}; retrying in {:.1} s (attempt {})", delay.as_secs_f64(), self.attempt),
+            format!(
+                "{why}; retrying in {:.1} s (attempt {})",
+                delay.as_secs_f64(),
+                self.attempt
+            ),
         );
     }
 
@@ -442,10 +453,14 @@ impl Supervisor {
                 let expires_at = Instant::now() + ttl;
                 self.set_state(
                     State::Pairing,
-                    "Scan the QR code with WhatsApp: Settings → Linked devices → Link a device".into(),
+                    "Scan the QR code with WhatsApp: Settings → Linked devices → Link a device"
+                        .into(),
                 );
                 self.status.send_modify(|s| {
-                    s.qr = Some(Offer { code: code.clone(), expires_at });
+                    s.qr = Some(Offer {
+                        code: code.clone(),
+                        expires_at,
+                    });
                 });
                 self.deps.hub.publish(
                     &self.org,
@@ -460,7 +475,10 @@ impl Supervisor {
                     "Type the pairing code in WhatsApp: Settings → Linked devices → Link a device → Link with phone number instead".into(),
                 );
                 self.status.send_modify(|s| {
-                    s.pair_code = Some(Offer { code: code.clone(), expires_at });
+                    s.pair_code = Some(Offer {
+                        code: code.clone(),
+                        expires_at,
+                    });
                 });
                 self.deps.hub.publish(
                     &self.org,
@@ -482,7 +500,8 @@ impl Supervisor {
             }
             EngineEvent::Paired { phone } => {
                 tracing::info!(org = %self.org, phone = %phone, "linked");
-                self.status.send_modify(|s| s.phone_number = Some(phone.clone()));
+                self.status
+                    .send_modify(|s| s.phone_number = Some(phone.clone()));
                 self.set_state(State::Connecting, format!("Linked to +{phone}; logging in"));
             }
             EngineEvent::Connected { phone } => {
@@ -492,7 +511,8 @@ impl Supervisor {
                 self.probed = false;
                 self.opts = StartOptions::default();
                 if let Some(p) = &phone {
-                    self.status.send_modify(|s| s.phone_number = Some(p.clone()));
+                    self.status
+                        .send_modify(|s| s.phone_number = Some(p.clone()));
                 }
                 let shown = self.status.borrow().phone_number.clone();
                 self.timer = Some((now + policy::PROBE_AFTER, Timer::Liveness));
@@ -508,7 +528,9 @@ impl Supervisor {
                 }
             }
             EngineEvent::LoggedOut { detail } => {
-                let detail = format!("The phone unlinked this device ({detail}). Link again with a new QR code.");
+                let detail = format!(
+                    "The phone unlinked this device ({detail}). Link again with a new QR code."
+                );
                 self.deps.hooks.link_down(&self.org);
                 self.timer = None;
                 self.set_state(State::LoggedOut, detail.clone());
@@ -532,7 +554,9 @@ impl Supervisor {
                 self.after = Some(After::Ban(expires_in, detail));
             }
             EngineEvent::Outdated => {
-                let detail = "WhatsApp refused this client version as outdated (405): upgrade wagate.".to_string();
+                let detail =
+                    "WhatsApp refused this client version as outdated (405): upgrade wagate."
+                        .to_string();
                 tracing::error!(org = %self.org, "client outdated");
                 self.deps.hooks.link_down(&self.org);
                 self.timer = None;
@@ -605,7 +629,10 @@ impl Supervisor {
                 if silent >= policy::DEAD_AFTER {
                     tracing::warn!(org = %self.org, silent_ms = silent.as_millis() as u64, "keep-alive late: no frame from WhatsApp; reconnecting");
                     self.deps.hooks.link_down(&self.org);
-                    let why = format!("No sign of life from WhatsApp for {} s (keep-alive late)", silent.as_secs());
+                    let why = format!(
+                        "No sign of life from WhatsApp for {} s (keep-alive late)",
+                        silent.as_secs()
+                    );
                     self.set_state(State::Reconnecting, format!("{why}; reconnecting"));
                     self.close_attempt(After::Retry(why));
                 } else if silent >= policy::PROBE_AFTER {

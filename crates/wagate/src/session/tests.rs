@@ -47,7 +47,13 @@ fn rig_with(creds: bool, jitter: f64, corrupt: bool) -> Rig {
         jitter: Arc::new(move || jitter),
     });
     let h = sessions.add("4");
-    Rig { _tmp: tmp, data, script, sessions, h }
+    Rig {
+        _tmp: tmp,
+        data,
+        script,
+        sessions,
+        h,
+    }
 }
 
 fn rig(creds: bool) -> Rig {
@@ -96,7 +102,11 @@ async fn settle() {
 }
 
 async fn connected(r: &Rig) {
-    r.script.emit(EngineEvent::Connected { phone: Some("573001112233".into()) }).await;
+    r.script
+        .emit(EngineEvent::Connected {
+            phone: Some("573001112233".into()),
+        })
+        .await;
     wait_state(&r.h, State::Connected, Duration::from_secs(1)).await;
 }
 
@@ -122,7 +132,9 @@ async fn backoff_follows_2_4_8_16_30_30() {
     let mut gaps = vec![];
     for n in 2..=8 {
         r.script
-            .emit(EngineEvent::Closed { reason: CloseReason::Network("connection refused".into()) })
+            .emit(EngineEvent::Closed {
+                reason: CloseReason::Network("connection refused".into()),
+            })
             .await;
         let at = wait_starts(&r.script, n, Duration::from_secs(60)).await;
         gaps.push((at - last).as_secs_f64().round() as u64);
@@ -140,7 +152,11 @@ async fn status_shows_attempt_and_next_retry_while_waiting() {
     let r = rig(true);
     r.h.send(Command::Restore).await;
     wait_starts(&r.script, 1, Duration::from_secs(1)).await;
-    r.script.emit(EngineEvent::Closed { reason: CloseReason::ServerError(503, "unavailable".into()) }).await;
+    r.script
+        .emit(EngineEvent::Closed {
+            reason: CloseReason::ServerError(503, "unavailable".into()),
+        })
+        .await;
     wait_state(&r.h, State::Reconnecting, Duration::from_secs(1)).await;
     settle().await;
     let v = r.h.view("4");
@@ -155,8 +171,19 @@ async fn jitter_keeps_delays_within_ten_percent() {
         let r = rig_with(true, j, false);
         r.h.send(Command::Restore).await;
         let mut last = wait_starts(&r.script, 1, Duration::from_secs(1)).await;
-        for (n, base) in [(2usize, 2.0f64), (3, 4.0), (4, 8.0), (5, 16.0), (6, 30.0), (7, 30.0)] {
-            r.script.emit(EngineEvent::Closed { reason: CloseReason::Network("x".into()) }).await;
+        for (n, base) in [
+            (2usize, 2.0f64),
+            (3, 4.0),
+            (4, 8.0),
+            (5, 16.0),
+            (6, 30.0),
+            (7, 30.0),
+        ] {
+            r.script
+                .emit(EngineEvent::Closed {
+                    reason: CloseReason::Network("x".into()),
+                })
+                .await;
             let at = wait_starts(&r.script, n, Duration::from_secs(60)).await;
             let gap = (at - last).as_secs_f64();
             let want = base * (1.0 + 0.1 * j);
@@ -171,7 +198,11 @@ async fn restart_required_reconnects_immediately_without_counting() {
     let r = rig(true);
     r.h.send(Command::Restore).await;
     let first = wait_starts(&r.script, 1, Duration::from_secs(1)).await;
-    r.script.emit(EngineEvent::Closed { reason: CloseReason::RestartRequired }).await;
+    r.script
+        .emit(EngineEvent::Closed {
+            reason: CloseReason::RestartRequired,
+        })
+        .await;
     let second = wait_starts(&r.script, 2, Duration::from_secs(1)).await;
     assert!(second - first < Duration::from_millis(50));
     assert_eq!(r.h.view("4").reconnect_attempt, 0);
@@ -184,7 +215,11 @@ async fn a_stable_minute_resets_the_backoff() {
     wait_starts(&r.script, 1, Duration::from_secs(1)).await;
     // Fail twice: next delay would be 8 s.
     for n in 2..=3 {
-        r.script.emit(EngineEvent::Closed { reason: CloseReason::Network("x".into()) }).await;
+        r.script
+            .emit(EngineEvent::Closed {
+                reason: CloseReason::Network("x".into()),
+            })
+            .await;
         wait_starts(&r.script, n, Duration::from_secs(60)).await;
     }
     connected(&r).await;
@@ -192,7 +227,11 @@ async fn a_stable_minute_resets_the_backoff() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     r.script.frame_now();
     let t = Instant::now();
-    r.script.emit(EngineEvent::Closed { reason: CloseReason::Network("x".into()) }).await;
+    r.script
+        .emit(EngineEvent::Closed {
+            reason: CloseReason::Network("x".into()),
+        })
+        .await;
     let at = wait_starts(&r.script, 4, Duration::from_secs(60)).await;
     assert_eq!((at - t).as_secs(), 8);
     // Stable link (frames keep coming for 70 s): back to 2 s.
@@ -203,7 +242,11 @@ async fn a_stable_minute_resets_the_backoff() {
     }
     assert_eq!(r.h.snapshot().state, State::Connected);
     let t = Instant::now();
-    r.script.emit(EngineEvent::Closed { reason: CloseReason::Network("x".into()) }).await;
+    r.script
+        .emit(EngineEvent::Closed {
+            reason: CloseReason::Network("x".into()),
+        })
+        .await;
     let at = wait_starts(&r.script, 5, Duration::from_secs(60)).await;
     assert_eq!((at - t).as_secs(), 2);
 }
@@ -214,7 +257,11 @@ async fn retries_are_unlimited_while_credentials_exist() {
     r.h.send(Command::Restore).await;
     wait_starts(&r.script, 1, Duration::from_secs(1)).await;
     for n in 2..=40 {
-        r.script.emit(EngineEvent::Closed { reason: CloseReason::Network("down".into()) }).await;
+        r.script
+            .emit(EngineEvent::Closed {
+                reason: CloseReason::Network("down".into()),
+            })
+            .await;
         wait_starts(&r.script, n, Duration::from_secs(40)).await;
     }
     assert_eq!(r.h.snapshot().state, State::Reconnecting);
@@ -227,7 +274,12 @@ async fn qr_rounds_then_needs_qr() {
     r.h.send(Command::Connect { pair_phone: None }).await;
     for round in 1..=3 {
         wait_starts(&r.script, round, Duration::from_secs(1)).await;
-        r.script.emit(EngineEvent::Qr { code: format!("ref{round},a,b,c"), ttl: Duration::from_secs(60) }).await;
+        r.script
+            .emit(EngineEvent::Qr {
+                code: format!("ref{round},a,b,c"),
+                ttl: Duration::from_secs(60),
+            })
+            .await;
         wait_state(&r.h, State::Pairing, Duration::from_secs(1)).await;
         assert!(r.h.view("4").qr_available);
         assert_eq!(r.h.snapshot().qr.unwrap().code, format!("ref{round},a,b,c"));
@@ -235,7 +287,11 @@ async fn qr_rounds_then_needs_qr() {
     }
     wait_state(&r.h, State::NeedsQr, Duration::from_secs(1)).await;
     tokio::time::sleep(Duration::from_secs(600)).await;
-    assert_eq!(r.script.starts().len(), 3, "no fourth round without being asked");
+    assert_eq!(
+        r.script.starts().len(),
+        3,
+        "no fourth round without being asked"
+    );
     assert!(!r.h.view("4").qr_available);
     // Asking again starts fresh rounds.
     r.h.send(Command::Connect { pair_phone: None }).await;
@@ -245,19 +301,37 @@ async fn qr_rounds_then_needs_qr() {
 #[tokio::test(start_paused = true)]
 async fn pairing_then_515_then_connected() {
     let r = rig(false);
-    r.h.send(Command::Connect { pair_phone: Some("573001112233".into()) }).await;
+    r.h.send(Command::Connect {
+        pair_phone: Some("573001112233".into()),
+    })
+    .await;
     wait_starts(&r.script, 1, Duration::from_secs(1)).await;
     assert_eq!(
         r.script.last_call(),
-        Some(Call::Start(StartOptions { pair_phone: Some("573001112233".into()) }))
+        Some(Call::Start(StartOptions {
+            pair_phone: Some("573001112233".into())
+        }))
     );
-    r.script.emit(EngineEvent::PairCode { code: "ABCD1234".into(), ttl: Duration::from_secs(180) }).await;
+    r.script
+        .emit(EngineEvent::PairCode {
+            code: "ABCD1234".into(),
+            ttl: Duration::from_secs(180),
+        })
+        .await;
     wait_state(&r.h, State::Pairing, Duration::from_secs(1)).await;
     assert_eq!(r.h.view("4").pair_code.as_deref(), Some("ABCD1234"));
     r.script.creds.store(true, Ordering::SeqCst);
-    r.script.emit(EngineEvent::Paired { phone: "573001112233".into() }).await;
+    r.script
+        .emit(EngineEvent::Paired {
+            phone: "573001112233".into(),
+        })
+        .await;
     wait_state(&r.h, State::Connecting, Duration::from_secs(1)).await;
-    r.script.emit(EngineEvent::Closed { reason: CloseReason::RestartRequired }).await;
+    r.script
+        .emit(EngineEvent::Closed {
+            reason: CloseReason::RestartRequired,
+        })
+        .await;
     wait_starts(&r.script, 2, Duration::from_millis(100)).await;
     connected(&r).await;
     assert_eq!(r.h.view("4").phone_number.as_deref(), Some("573001112233"));
@@ -269,16 +343,29 @@ async fn logged_out_moves_credentials_aside_and_waits() {
     r.h.send(Command::Restore).await;
     wait_starts(&r.script, 1, Duration::from_secs(1)).await;
     connected(&r).await;
-    r.script.emit(EngineEvent::LoggedOut { detail: "401 device removed".into() }).await;
+    r.script
+        .emit(EngineEvent::LoggedOut {
+            detail: "401 device removed".into(),
+        })
+        .await;
     wait_state(&r.h, State::LoggedOut, Duration::from_secs(1)).await;
-    r.script.emit(EngineEvent::Closed { reason: CloseReason::Network("closed".into()) }).await;
+    r.script
+        .emit(EngineEvent::Closed {
+            reason: CloseReason::Network("closed".into()),
+        })
+        .await;
     // The moved folder holds the old credentials; nothing was deleted.
     let deadline = Instant::now() + Duration::from_secs(1);
     let aside = loop {
         let found: Vec<_> = std::fs::read_dir(r.data.join("aside"))
             .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
             .unwrap_or_default();
-        if let Some(p) = found.into_iter().find(|p| p.file_name().unwrap().to_string_lossy().starts_with("4-logged_out-")) {
+        if let Some(p) = found.into_iter().find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("4-logged_out-")
+        }) {
             break p;
         }
         assert!(Instant::now() < deadline, "credentials not moved aside");
@@ -298,7 +385,11 @@ async fn replaced_stops_without_a_reconnect_storm() {
     wait_starts(&r.script, 1, Duration::from_secs(1)).await;
     connected(&r).await;
     r.script.emit(EngineEvent::Replaced).await;
-    r.script.emit(EngineEvent::Closed { reason: CloseReason::ServerError(440, "conflict".into()) }).await;
+    r.script
+        .emit(EngineEvent::Closed {
+            reason: CloseReason::ServerError(440, "conflict".into()),
+        })
+        .await;
     wait_state(&r.h, State::Replaced, Duration::from_secs(1)).await;
     tokio::time::sleep(Duration::from_secs(3600)).await;
     assert_eq!(r.script.starts().len(), 1);
@@ -313,8 +404,17 @@ async fn banned_waits_until_the_expiry_it_names() {
     let r = rig(true);
     r.h.send(Command::Restore).await;
     let t0 = wait_starts(&r.script, 1, Duration::from_secs(1)).await;
-    r.script.emit(EngineEvent::Banned { expires_in: Some(Duration::from_secs(120)), detail: "402".into() }).await;
-    r.script.emit(EngineEvent::Closed { reason: CloseReason::ServerError(402, String::new()) }).await;
+    r.script
+        .emit(EngineEvent::Banned {
+            expires_in: Some(Duration::from_secs(120)),
+            detail: "402".into(),
+        })
+        .await;
+    r.script
+        .emit(EngineEvent::Closed {
+            reason: CloseReason::ServerError(402, String::new()),
+        })
+        .await;
     wait_state(&r.h, State::Banned, Duration::from_secs(1)).await;
     let at = wait_starts(&r.script, 2, Duration::from_secs(200)).await;
     assert_eq!((at - t0).as_secs(), 120);
@@ -326,7 +426,11 @@ async fn outdated_parks_with_a_clear_message() {
     r.h.send(Command::Restore).await;
     wait_starts(&r.script, 1, Duration::from_secs(1)).await;
     r.script.emit(EngineEvent::Outdated).await;
-    r.script.emit(EngineEvent::Closed { reason: CloseReason::ServerError(405, String::new()) }).await;
+    r.script
+        .emit(EngineEvent::Closed {
+            reason: CloseReason::ServerError(405, String::new()),
+        })
+        .await;
     wait_state(&r.h, State::Outdated, Duration::from_secs(1)).await;
     assert!(r.h.view("4").detail.contains("outdated"));
     tokio::time::sleep(Duration::from_secs(600)).await;
@@ -420,7 +524,11 @@ async fn pairing_without_network_gives_up_after_three_tries() {
     r.h.send(Command::Connect { pair_phone: None }).await;
     for n in 1..=3 {
         wait_starts(&r.script, n, Duration::from_secs(60)).await;
-        r.script.emit(EngineEvent::Closed { reason: CloseReason::Network("refused".into()) }).await;
+        r.script
+            .emit(EngineEvent::Closed {
+                reason: CloseReason::Network("refused".into()),
+            })
+            .await;
     }
     wait_state(&r.h, State::NeedsQr, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_secs(600)).await;

@@ -38,7 +38,12 @@ pub fn insert(
 }
 
 /// Events of `org` after `after_seq`, oldest first.
-pub fn after(c: &Connection, org: &str, after_seq: i64, limit: i64) -> rusqlite::Result<Vec<EventRow>> {
+pub fn after(
+    c: &Connection,
+    org: &str,
+    after_seq: i64,
+    limit: i64,
+) -> rusqlite::Result<Vec<EventRow>> {
     let mut st = c.prepare(
         "SELECT seq, org, kind, data, ts_ms FROM events WHERE org = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
     )?;
@@ -47,7 +52,12 @@ pub fn after(c: &Connection, org: &str, after_seq: i64, limit: i64) -> rusqlite:
 }
 
 /// The newest `limit` events of one kind for `org`, newest first.
-pub fn latest(c: &Connection, org: &str, kind: &str, limit: i64) -> rusqlite::Result<Vec<EventRow>> {
+pub fn latest(
+    c: &Connection,
+    org: &str,
+    kind: &str,
+    limit: i64,
+) -> rusqlite::Result<Vec<EventRow>> {
     let mut st = c.prepare(
         "SELECT seq, org, kind, data, ts_ms FROM events WHERE org = ?1 AND kind = ?2 ORDER BY seq DESC LIMIT ?3",
     )?;

@@ -176,7 +176,12 @@ pub fn list(
 }
 
 /// Messages of `org` still waiting for a server ack, in acceptance order.
-pub fn unacked(c: &Connection, org: &str, after_seq: i64, limit: i64) -> rusqlite::Result<Vec<MessageRow>> {
+pub fn unacked(
+    c: &Connection,
+    org: &str,
+    after_seq: i64,
+    limit: i64,
+) -> rusqlite::Result<Vec<MessageRow>> {
     list(c, org, Some(MessageStatus::Queued), after_seq, limit)
 }
 

@@ -4,9 +4,9 @@
 //! commit, one fsync for many accepted sends) and one reader connection.
 //! It knows nothing of WhatsApp; the library's per-org state lives elsewhere.
 
+pub mod events;
 pub mod messages;
 pub mod orgs;
-pub mod events;
 
 pub use events::EventRow;
 pub use messages::{MessageRow, MessageStatus, NewMessage};

@@ -46,16 +46,32 @@ impl Server {
 
     pub fn kill9(&mut self) {
         let pid = self.child.id() as i32;
-        let rc = Command::new("kill").args(["-9", &pid.to_string()]).status().expect("kill");
+        let rc = Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .expect("kill");
         assert!(rc.success());
         let _ = self.child.wait();
     }
 
-    pub fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, Value) {
         self.call_h(method, path, token, body, &[])
     }
 
-    pub fn call_h(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>, headers: &[(&str, &str)]) -> (u16, Value) {
+    pub fn call_h(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(30)))
@@ -66,26 +82,39 @@ impl Server {
         let resp = match method {
             "GET" => {
                 let mut r = agent.get(&url);
-                if let Some(a) = &auth { r = r.header("Authorization", a); }
-                for (k, v) in headers { r = r.header(*k, *v); }
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                for (k, v) in headers {
+                    r = r.header(*k, *v);
+                }
                 r.call()
             }
             "DELETE" => {
                 let mut r = agent.delete(&url);
-                if let Some(a) = &auth { r = r.header("Authorization", a); }
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
                 r.call()
             }
             _ => {
                 let mut r = agent.post(&url).header("Content-Type", "application/json");
-                if let Some(a) = &auth { r = r.header("Authorization", a); }
-                for (k, v) in headers { r = r.header(*k, *v); }
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                for (k, v) in headers {
+                    r = r.header(*k, *v);
+                }
                 r.send(body.unwrap_or("").as_bytes())
             }
         }
         .expect("request");
         let status = resp.status().as_u16();
         let text = resp.into_body().read_to_string().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// Create an org as admin; returns its token.
