@@ -16,7 +16,10 @@ fn wait_state(s: &Server, org: &str, want: &str) -> serde_json::Value {
         if v["state"] == want {
             return v;
         }
-        assert!(Instant::now() < deadline, "org {org} never reached {want}: {v}");
+        assert!(
+            Instant::now() < deadline,
+            "org {org} never reached {want}: {v}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -29,7 +32,11 @@ fn truncated_credentials_are_quarantined_and_others_keep_working() {
     let t2 = s.create_org("2", Some("57"));
     // Wait until the engine has opened (and so created) the device database.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !wait_state(&s, "4", "new")["detail"].as_str().unwrap().starts_with("Not linked yet") {
+    while !wait_state(&s, "4", "new")["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("Not linked yet")
+    {
         assert!(Instant::now() < deadline, "engine never opened");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -40,7 +47,8 @@ fn truncated_credentials_are_quarantined_and_others_keep_working() {
     let db = tmp.path().join("orgs").join("4").join("wa.db");
     {
         let c = rusqlite::Connection::open(&db).unwrap();
-        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
     }
     let len = std::fs::metadata(&db).expect("wa.db was created").len();
     assert!(len > 4096, "wa.db is {len} bytes");
@@ -51,7 +59,10 @@ fn truncated_credentials_are_quarantined_and_others_keep_working() {
 
     let s = Server::start(tmp.path());
     let v = wait_state(&s, "4", "needs_qr");
-    assert!(v["detail"].as_str().unwrap().contains("could not be read"), "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("could not be read"),
+        "{v}"
+    );
     let aside: Vec<String> = std::fs::read_dir(tmp.path().join("aside"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -64,7 +75,12 @@ fn truncated_credentials_are_quarantined_and_others_keep_working() {
 
     // Other orgs are untouched and the API keeps serving.
     wait_state(&s, "2", "new");
-    let (st, _) = s.call("POST", "/v1/orgs/2/messages", Some(&t2), Some(r#"{"to":"3001112233","text":"hola"}"#));
+    let (st, _) = s.call(
+        "POST",
+        "/v1/orgs/2/messages",
+        Some(&t2),
+        Some(r#"{"to":"3001112233","text":"hola"}"#),
+    );
     assert_eq!(st, 202);
 
     // Garbage instead of a database is caught the same way.

@@ -178,17 +178,27 @@ pub async fn qr(
     }
 }
 
+/// Order the supervisor to do `cmd`; 202 with the status as it stands.
+async fn act(
+    st: &AppState,
+    caller: &Caller,
+    org: &str,
+    cmd: Command,
+) -> Result<(StatusCode, Json<StatusView>), ApiError> {
+    let (_, h) = org_for(st, caller, org).await?;
+    command(&h, cmd).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(view_with_queue(st, org, &h).await),
+    ))
+}
+
 pub async fn logout(
     State(st): State<AppState>,
     caller: Caller,
     Path(org): Path<String>,
 ) -> Result<(StatusCode, Json<StatusView>), ApiError> {
-    let (_, h) = org_for(&st, &caller, &org).await?;
-    command(&h, Command::Logout).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(view_with_queue(&st, &org, &h).await),
-    ))
+    act(&st, &caller, &org, Command::Logout).await
 }
 
 pub async fn reset(
@@ -196,12 +206,7 @@ pub async fn reset(
     caller: Caller,
     Path(org): Path<String>,
 ) -> Result<(StatusCode, Json<StatusView>), ApiError> {
-    let (_, h) = org_for(&st, &caller, &org).await?;
-    command(&h, Command::Reset).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(view_with_queue(&st, &org, &h).await),
-    ))
+    act(&st, &caller, &org, Command::Reset).await
 }
 
 /// The last 50 state changes with their reasons, newest first.
