@@ -61,6 +61,9 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
 /// Which WhatsApp server this build may talk to.
 fn wa_config(wa_url: Option<String>, offline: bool) -> anyhow::Result<WaConfig> {
     let Some(url) = wa_url else {
+        if cfg!(feature = "sim") && !offline {
+            bail!("this is a sim build (certificate checks off): it needs --wa-url pointing at a loopback wa-sim, or --offline");
+        }
         return Ok(WaConfig {
             offline,
             ..WaConfig::default()

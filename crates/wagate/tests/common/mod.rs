@@ -19,12 +19,27 @@ pub struct Server {
 }
 
 impl Server {
+    /// The gateway, never dialing WhatsApp.
     pub fn start(data: &Path) -> Server {
+        Server::start_args(data, &["--offline"])
+    }
+
+    /// The gateway (sim build) talking to a wa-sim at `ws_url`.
+    pub fn start_sim(data: &Path, ws_url: &str) -> Server {
+        Server::start_args(data, &["--wa-url", ws_url])
+    }
+
+    pub fn start_args(data: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wagate"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--offline", "--data"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--restore-rate", "50"])
+            .args(extra)
+            .arg("--data")
             .arg(data)
             .env("WAGATE_ADMIN_TOKEN", ADMIN)
-            .env("WAGATE_LOG", "warn")
+            .env(
+                "WAGATE_LOG",
+                std::env::var("WAGATE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -133,5 +148,53 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A JSON call to wa-sim's control API.
+pub fn control(base: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let url = format!("{base}{path}");
+    let resp = match (method, body) {
+        ("GET", _) => agent.get(&url).call(),
+        ("DELETE", _) => agent.delete(&url).call(),
+        (_, Some(b)) => agent.post(&url).send_json(&b),
+        (_, None) => agent.post(&url).send_empty(),
+    }
+    .expect("control request");
+    let status = resp.status().as_u16();
+    let text = resp.into_body().read_to_string().unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+impl Server {
+    /// Poll the org's status until `pred` holds; returns it and how long it took.
+    pub fn wait_status(
+        &self,
+        org: &str,
+        token: &str,
+        within: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> (Value, Duration) {
+        let start = Instant::now();
+        loop {
+            let (st, v) = self.call("GET", &format!("/v1/orgs/{org}/session"), Some(token), None);
+            assert_eq!(st, 200, "{v}");
+            if pred(&v) {
+                return (v, start.elapsed());
+            }
+            assert!(
+                start.elapsed() < within,
+                "condition not reached within {within:?}; last status: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }

@@ -1,0 +1,333 @@
+//! One client connection from accept to close: handshake, then either the
+//! pairing exchange (unregistered client) or login (`<success>`) and the
+//! post-login IQs the client needs before it reports `Connected`; keep-alive
+//! pings; faults applied as they come.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use wacore_binary::builder::NodeBuilder;
+use wacore_binary::Node;
+
+use crate::sim::{now_ms, set_conn_jid, Conn, Out, PendingPair, Sim};
+use crate::wire::{handshake, Incoming, Session, Wire};
+
+pub fn attr(n: &Node, key: &str) -> Option<String> {
+    n.attrs.get(key).map(|v| v.to_string())
+}
+
+fn child<'a>(n: &'a Node, tag: &str) -> Option<&'a Node> {
+    n.get_optional_child(tag)
+}
+
+fn children(n: &Node) -> &[Node] {
+    n.children().unwrap_or(&[])
+}
+
+pub fn iq_result(req: &Node, kids: Vec<Node>) -> Node {
+    let mut b = NodeBuilder::new("iq")
+        .attr("id", attr(req, "id").unwrap_or_default())
+        .attr("type", "result")
+        .attr(
+            "from",
+            attr(req, "to").unwrap_or_else(|| "s.whatsapp.net".into()),
+        );
+    if !kids.is_empty() {
+        b = b.children(kids);
+    }
+    b.build()
+}
+
+pub fn stream_error(code: &str) -> Node {
+    NodeBuilder::new("stream:error").attr("code", code).build()
+}
+
+pub fn conflict(kind: &str) -> Node {
+    NodeBuilder::new("stream:error")
+        .children([NodeBuilder::new("conflict").attr("type", kind).build()])
+        .build()
+}
+
+struct Link {
+    wire: Wire,
+    sess: Session,
+    conn: Arc<Conn>,
+    sim: Arc<Sim>,
+    pending: Option<PendingPair>,
+}
+
+impl Link {
+    async fn send(&mut self, node: &Node) -> anyhow::Result<()> {
+        if self.conn.blackholed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let bytes = self.sess.seal(node)?;
+        self.wire.send_frame(&bytes).await
+    }
+}
+
+/// Serve one TCP connection until it closes.
+pub async fn serve(sim: Arc<Sim>, tcp: TcpStream) {
+    if sim.faults().down {
+        return;
+    }
+    let (req, ws) = match tokio_websockets::ServerBuilder::new().accept(tcp).await {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::debug!(error = %e, "websocket upgrade failed");
+            return;
+        }
+    };
+    if req.uri().path() != "/ws/chat" {
+        tracing::debug!(path = %req.uri().path(), "unknown websocket path");
+        return;
+    }
+    let mut wire = Wire::new(ws);
+    if sim.is_blackholed(None) {
+        // Say nothing, read nothing useful: hold the socket until the client gives up.
+        while let Ok(Incoming::Frame(_)) = wire.recv().await {}
+        return;
+    }
+    let (sess, payload, ik) = match handshake(&mut wire, &sim.server_key, &sim.cert_chain).await {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::info!(error = %e, "handshake failed");
+            return;
+        }
+    };
+    let (tx, rx) = mpsc::channel(256);
+    let conn = sim.register(tx);
+    let mut link = Link {
+        wire,
+        sess,
+        conn: conn.clone(),
+        sim: sim.clone(),
+        pending: None,
+    };
+    let result = run(&mut link, payload, ik, rx).await;
+    if let Err(e) = result {
+        tracing::debug!(conn = conn.id, error = %e, "connection ended");
+    }
+    link.wire.close().await;
+    sim.unregister(conn.id);
+}
+
+async fn run(
+    link: &mut Link,
+    payload: waproto::whatsapp::ClientPayload,
+    ik: bool,
+    mut rx: mpsc::Receiver<Out>,
+) -> anyhow::Result<()> {
+    match (payload.username, payload.device) {
+        (Some(user), device) => {
+            let phone = user.to_string();
+            let device = device.unwrap_or(0);
+            let jid = format!("{phone}:{device}@s.whatsapp.net");
+            tracing::info!(%jid, ik, "login");
+            if let Some(f) = link.sim.login_failure(&jid) {
+                let mut b = NodeBuilder::new("failure").attr("reason", f.code.to_string());
+                if let Some(exp) = f.expire_secs {
+                    b = b.attr("expire", exp.to_string()).attr("code", "101");
+                }
+                link.send(&b.build()).await?;
+                return Ok(());
+            }
+            let lid = {
+                let p = link.sim.persist();
+                p.phones
+                    .get(&phone)
+                    .filter(|ph| ph.devices.contains_key(&device))
+                    .map(|ph| ph.lid.clone())
+            };
+            let Some(lid) = lid else {
+                tracing::info!(%jid, "unknown device: refusing login (401)");
+                let n = NodeBuilder::new("failure").attr("reason", "401").build();
+                link.send(&n).await?;
+                return Ok(());
+            };
+            set_conn_jid(&link.conn, jid.clone());
+            if link.sim.is_blackholed(Some(&jid)) {
+                link.conn.blackholed.store(true, Ordering::SeqCst);
+            }
+            let success = NodeBuilder::new("success")
+                .attr("t", (now_ms() / 1000).to_string())
+                .attr("lid", format!("{lid}:{device}@lid"))
+                .attr("platform", "web")
+                .attr("props", "1")
+                .build();
+            link.send(&success).await?;
+        }
+        (None, _) => {
+            let refs: Vec<String> = (0..6)
+                .map(|_| {
+                    let b: [u8; 16] = rand::random();
+                    format!("2@{}", base64::engine::general_purpose::STANDARD.encode(b))
+                })
+                .collect();
+            link.sim.offer_refs(link.conn.id, &refs);
+            let iq = NodeBuilder::new("iq")
+                .attr("from", "s.whatsapp.net")
+                .attr("type", "set")
+                .attr("id", format!("pair-{}", link.conn.id))
+                .attr("xmlns", "md")
+                .children([NodeBuilder::new("pair-device")
+                    .children(
+                        refs.iter()
+                            .map(|r| NodeBuilder::new("ref").bytes(r.as_bytes().to_vec()).build()),
+                    )
+                    .build()])
+                .build();
+            link.send(&iq).await?;
+        }
+    }
+    loop {
+        tokio::select! {
+            inc = link.wire.recv() => match inc? {
+                Incoming::Closed => return Ok(()),
+                Incoming::Frame(f) => {
+                    if link.conn.blackholed.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    link.conn.last_frame_ms.store(now_ms(), Ordering::SeqCst);
+                    let node = link.sess.open(f)?;
+                    if !handle(link, node).await? {
+                        return Ok(());
+                    }
+                }
+            },
+            out = rx.recv() => match out {
+                None | Some(Out::Close) => return Ok(()),
+                Some(Out::Node(n)) => link.send(&n).await?,
+                Some(Out::PairSuccess { node, pending }) => {
+                    link.pending = Some(pending);
+                    link.send(&node).await?;
+                }
+                Some(Out::StreamError(n)) => {
+                    let was = link.conn.blackholed.swap(false, Ordering::SeqCst);
+                    link.send(&n).await?;
+                    link.conn.blackholed.store(was, Ordering::SeqCst);
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Answer one node from the client; `false` ends the connection.
+async fn handle(link: &mut Link, node: Node) -> anyhow::Result<bool> {
+    if node.tag != "iq" {
+        // ib, ack, receipt, presence …: nothing to answer for now.
+        return Ok(true);
+    }
+    let ty = attr(&node, "type").unwrap_or_default();
+    if ty == "result" || ty == "error" {
+        let id = attr(&node, "id").unwrap_or_default();
+        if let Some(p) = link.pending.take().filter(|p| p.iq_id == id) {
+            if ty == "result" {
+                finish_pairing(link, &p).await?;
+                return Ok(false);
+            }
+            tracing::warn!(phone = %p.phone, "client refused the pairing");
+        }
+        return Ok(true);
+    }
+    let xmlns = attr(&node, "xmlns").unwrap_or_default();
+    let reply = match xmlns.as_str() {
+        "passive" => {
+            link.send(&iq_result(&node, vec![])).await?;
+            let ib = NodeBuilder::new("ib")
+                .attr("from", "s.whatsapp.net")
+                .children([NodeBuilder::new("offline").attr("count", "0").build()])
+                .build();
+            link.send(&ib).await?;
+            return Ok(true);
+        }
+        "w:sync:app:state" => {
+            let cols: Vec<Node> = child(&node, "sync")
+                .map(children)
+                .unwrap_or(&[])
+                .iter()
+                .filter(|c| c.tag == "collection")
+                .map(|c| {
+                    NodeBuilder::new("collection")
+                        .attr("name", attr(c, "name").unwrap_or_default())
+                        .attr("version", "0")
+                        .build()
+                })
+                .collect();
+            iq_result(&node, vec![NodeBuilder::new("sync").children(cols).build()])
+        }
+        "abt" => iq_result(
+            &node,
+            vec![NodeBuilder::new("props")
+                .attr("protocol", "1")
+                .attr("hash", "sim")
+                .build()],
+        ),
+        "blocklist" => iq_result(&node, vec![NodeBuilder::new("list").build()]),
+        "privacy" if ty == "get" => iq_result(&node, vec![NodeBuilder::new("privacy").build()]),
+        "usync" => iq_result(&node, vec![usync_answer(&node)]),
+        _ => iq_result(&node, vec![]),
+    };
+    link.send(&reply).await?;
+    Ok(true)
+}
+
+/// Every user asked about has one primary device (0).
+fn usync_answer(req: &Node) -> Node {
+    let usync = child(req, "usync");
+    let users: Vec<Node> = usync
+        .and_then(|u| child(u, "list"))
+        .map(children)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|u| attr(u, "jid"))
+        .map(|jid| {
+            NodeBuilder::new("user")
+                .attr("jid", jid)
+                .children([NodeBuilder::new("devices")
+                    .children([NodeBuilder::new("device-list")
+                        .children([NodeBuilder::new("device").attr("id", "0").build()])
+                        .build()])
+                    .build()])
+                .build()
+        })
+        .collect();
+    let mut b = NodeBuilder::new("usync");
+    if let Some(u) = usync {
+        for k in ["sid", "mode", "context", "index", "last"] {
+            if let Some(v) = attr(u, k) {
+                b = b.attr(k, v);
+            }
+        }
+    }
+    b.children([NodeBuilder::new("list").children(users).build()])
+        .build()
+}
+
+/// The client accepted the pair-success: record the device, then the 515 restart.
+async fn finish_pairing(link: &mut Link, p: &PendingPair) -> anyhow::Result<()> {
+    {
+        let mut st = link.sim.persist();
+        if let Some(ph) = st.phones.get_mut(&p.phone) {
+            ph.devices.insert(
+                p.device,
+                crate::state::Device {
+                    id: p.device,
+                    identity_pub: hex::encode(p.identity_pub),
+                    linked_ms: now_ms(),
+                },
+            );
+            ph.next_device = ph.next_device.max(p.device + 1);
+        }
+        let snapshot = st.clone();
+        drop(st);
+        link.sim.save(&snapshot);
+    }
+    tracing::info!(phone = %p.phone, device = p.device, "device linked; sending 515");
+    link.send(&stream_error("515")).await?;
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! The simulator's shared core: persistent phones and devices, the live
+//! connections, the QR references on offer, and the faults in force. Every
+//! connection task and the control API go through this.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+use wacore_binary::Node;
+use wacore_libsignal::protocol::KeyPair;
+
+use crate::state::{keypair_from_hex, Persist};
+
+/// Orders for one connection task.
+#[derive(Debug)]
+pub enum Out {
+    /// Send this node.
+    Node(Node),
+    /// Send a pair-success and remember what it links, for the client's answer.
+    PairSuccess { node: Node, pending: PendingPair },
+    /// Close the socket now.
+    Close,
+    /// Send a stream error node, then close.
+    StreamError(Node),
+}
+
+#[derive(Debug, Clone)]
+pub struct PendingPair {
+    pub iq_id: String,
+    pub phone: String,
+    pub device: u32,
+    pub identity_pub: [u8; 32],
+}
+
+/// A live client connection, as the control API sees it.
+pub struct Conn {
+    pub id: u64,
+    /// `PHONE:DEVICE@s.whatsapp.net` once logged in; `None` while pairing.
+    pub jid: Mutex<Option<String>>,
+    pub tx: mpsc::Sender<Out>,
+    pub last_frame_ms: AtomicI64,
+    pub connected_ms: i64,
+    pub blackholed: AtomicBool,
+}
+
+/// Login refusal in force for a device (or all).
+#[derive(Debug, Clone, Serialize)]
+pub struct LoginFailure {
+    pub code: u16,
+    pub expire_secs: Option<u64>,
+}
+
+#[derive(Default)]
+pub struct Faults {
+    /// Refuse new connections (server down).
+    pub down: bool,
+    /// Blackhole new and existing connections for these targets ("all" or a jid).
+    pub blackhole: Vec<String>,
+    /// Refuse logins for these targets.
+    pub login_failures: HashMap<String, LoginFailure>,
+}
+
+pub struct Sim {
+    pub dir: PathBuf,
+    pub server_key: KeyPair,
+    pub cert_chain: Vec<u8>,
+    pub persist: Mutex<Persist>,
+    pub conns: Mutex<HashMap<u64, Arc<Conn>>>,
+    /// QR references on offer → the connection that offered them.
+    pub refs: Mutex<HashMap<String, u64>>,
+    pub faults: Mutex<Faults>,
+    next_id: AtomicU64,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Sim {
+    pub fn open(dir: PathBuf) -> anyhow::Result<Arc<Sim>> {
+        let persist = Persist::load(&dir)?;
+        let server_key = keypair_from_hex(&persist.server_priv)?;
+        let mut pub32 = [0u8; 32];
+        pub32.copy_from_slice(server_key.public_key.public_key_bytes());
+        let cert_chain = wacore_noise::test_util::build_cert_chain_bytes(&pub32);
+        Ok(Arc::new(Sim {
+            dir,
+            server_key,
+            cert_chain,
+            persist: Mutex::new(persist),
+            conns: Mutex::new(HashMap::new()),
+            refs: Mutex::new(HashMap::new()),
+            faults: Mutex::new(Faults::default()),
+            next_id: AtomicU64::new(1),
+        }))
+    }
+
+    pub fn persist(&self) -> std::sync::MutexGuard<'_, Persist> {
+        lock(&self.persist)
+    }
+
+    pub fn save(&self, p: &Persist) {
+        if let Err(e) = p.save(&self.dir) {
+            tracing::error!(error = %e, "cannot save wa-sim state");
+        }
+    }
+
+    pub fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
+        lock(&self.faults)
+    }
+
+    pub fn register(&self, tx: mpsc::Sender<Out>) -> Arc<Conn> {
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let c = Arc::new(Conn {
+            id,
+            jid: Mutex::new(None),
+            tx,
+            last_frame_ms: AtomicI64::new(now_ms()),
+            connected_ms: now_ms(),
+            blackholed: AtomicBool::new(false),
+        });
+        lock(&self.conns).insert(id, c.clone());
+        c
+    }
+
+    pub fn unregister(&self, id: u64) {
+        lock(&self.conns).remove(&id);
+        lock(&self.refs).retain(|_, c| *c != id);
+    }
+
+    pub fn offer_refs(&self, id: u64, refs: &[String]) {
+        let mut m = lock(&self.refs);
+        for r in refs {
+            m.insert(r.clone(), id);
+        }
+    }
+
+    pub fn conn_for_ref(&self, r: &str) -> Option<Arc<Conn>> {
+        let id = *lock(&self.refs).get(r)?;
+        lock(&self.conns).get(&id).cloned()
+    }
+
+    pub fn conns(&self) -> Vec<Arc<Conn>> {
+        let mut v: Vec<_> = lock(&self.conns).values().cloned().collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+
+    /// Connections a fault target names: "all" or one device jid.
+    pub fn targets(&self, target: &str) -> Vec<Arc<Conn>> {
+        self.conns()
+            .into_iter()
+            .filter(|c| target == "all" || lock(&c.jid).as_deref() == Some(target))
+            .collect()
+    }
+
+    pub fn is_blackholed(&self, jid: Option<&str>) -> bool {
+        let f = self.faults();
+        f.blackhole
+            .iter()
+            .any(|t| t == "all" || Some(t.as_str()) == jid)
+    }
+
+    pub fn login_failure(&self, jid: &str) -> Option<LoginFailure> {
+        let f = self.faults();
+        f.login_failures
+            .get(jid)
+            .or_else(|| f.login_failures.get("all"))
+            .cloned()
+    }
+}
+
+pub fn conn_jid(c: &Conn) -> Option<String> {
+    lock(&c.jid).clone()
+}
+
+pub fn set_conn_jid(c: &Conn, jid: String) {
+    *lock(&c.jid) = Some(jid);
+}

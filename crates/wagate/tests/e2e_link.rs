@@ -1,0 +1,76 @@
+//! Linking through the real client stack: the `wagate` sim build talks to an
+//! in-process wa-sim on loopback; a simulated phone scans the QR the gateway
+//! shows; the link survives a SIGKILL of the gateway without a new QR.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{control, Server};
+use serde_json::json;
+
+const PHONE: &str = "573001112233";
+
+fn sim(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> wa_sim::Running {
+    rt.block_on(wa_sim::start(
+        dir.to_path_buf(),
+        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    ))
+    .expect("wa-sim")
+}
+
+#[test]
+fn pair_by_qr_then_survive_sigkill_without_a_new_qr() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim_dir = tempfile::tempdir().unwrap();
+    let wa = sim(&rt, sim_dir.path());
+    let ctl = wa.control_url();
+    let (st, _) = control(
+        &ctl,
+        "POST",
+        "/control/phones",
+        Some(json!({"phone": PHONE, "name": "Clinica Norte"})),
+    );
+    assert_eq!(st, 201);
+
+    let data = tempfile::tempdir().unwrap();
+    let mut s = Server::start_sim(data.path(), &wa.ws_url());
+    let t = s.create_org("4", Some("57"));
+    let (st, v) = s.call("POST", "/v1/orgs/4/session/connect", Some(&t), None);
+    assert_eq!(st, 202, "{v}");
+    let (_, took) = s.wait_status("4", &t, Duration::from_secs(30), |v| {
+        v["qr_available"] == true
+    });
+    println!("QR on offer after {took:?}");
+    let (st, q) = s.call("GET", "/v1/orgs/4/session/qr", Some(&t), None);
+    assert_eq!(st, 200, "{q}");
+    let qr = q["qr"].as_str().unwrap().to_string();
+    assert!(q["expires_in_ms"].as_u64().unwrap() > 0);
+
+    let (st, v) = control(
+        &ctl,
+        "POST",
+        &format!("/control/phones/{PHONE}/scan"),
+        Some(json!({"qr": qr})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (v, took) = s.wait_status("4", &t, Duration::from_secs(60), |v| {
+        v["state"] == "connected"
+    });
+    println!("connected {took:?} after the scan");
+    assert_eq!(v["phone_number"], PHONE);
+    assert_eq!(v["connected"], true);
+    let (_, phone) = control(&ctl, "GET", &format!("/control/phones/{PHONE}"), None);
+    assert_eq!(phone["devices"].as_array().unwrap().len(), 1, "{phone}");
+
+    // SIGKILL the gateway; the restarted one links again with no QR.
+    s.kill9();
+    let s = Server::start_sim(data.path(), &wa.ws_url());
+    let (v, took) = s.wait_status("4", &t, Duration::from_secs(30), |v| {
+        assert_ne!(v["state"], "pairing", "asked for a QR after a restart: {v}");
+        v["state"] == "connected"
+    });
+    println!("linked again {took:?} after restart, without a QR");
+    assert_eq!(v["phone_number"], PHONE);
+}
