@@ -263,8 +263,13 @@ async fn heal(State(sim): State<Arc<Sim>>) -> Res {
         f.blackhole.clear();
         f.login_failures.clear();
     }
+    // A real server would have timed out sockets that stayed silent this
+    // long: close them so clients reconnect instead of waiting on replies
+    // that were swallowed.
     for c in sim.conns() {
-        c.blackholed.store(false, Ordering::SeqCst);
+        if c.blackholed.swap(false, Ordering::SeqCst) {
+            let _ = c.tx.send(Out::Close).await;
+        }
     }
     Ok(Json(json!({"ok": true})).into_response())
 }

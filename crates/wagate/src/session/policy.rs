@@ -21,6 +21,11 @@ pub const PROBE_AFTER: Duration = Duration::from_secs(10);
 /// With no frame for this long, the link is dead: status leaves `connected`.
 pub const DEAD_AFTER: Duration = Duration::from_secs(25);
 
+/// An attempt that has neither offered a code nor logged in by then is
+/// abandoned and retried (a stalled handshake or a login the server never
+/// answers). Generous: the first login after pairing alone takes about 10 s.
+pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(45);
+
 /// What to do when an attempt closed for `reason` and no verdict (logged out,
 /// replaced, banned, outdated) came before it.
 #[derive(Debug, Clone, PartialEq, Eq)]

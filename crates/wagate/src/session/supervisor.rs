@@ -86,6 +86,8 @@ enum Timer {
     Retry,
     Liveness,
     BanOver,
+    /// The running attempt must log in (or offer a code) by then.
+    Login,
 }
 
 pub struct Supervisor {
@@ -336,6 +338,7 @@ impl Supervisor {
             State::Reconnecting
         };
         self.set_state(state, detail);
+        self.timer = Some((Instant::now() + policy::LOGIN_TIMEOUT, Timer::Login));
         engine.start(self.opts.clone());
     }
 
@@ -462,6 +465,7 @@ impl Supervisor {
                         expires_at,
                     });
                 });
+                self.disarm_login();
                 self.deps.hub.publish(
                     &self.org,
                     "qr",
@@ -480,28 +484,20 @@ impl Supervisor {
                         expires_at,
                     });
                 });
+                // Nobody typed the code in time: treated like an expired QR round.
+                self.timer = Some((expires_at + Duration::from_secs(5), Timer::Login));
                 self.deps.hub.publish(
                     &self.org,
                     "pair_code",
                     json!({"pair_code": code, "expires_in_ms": ttl.as_millis() as u64}),
                 );
             }
-            EngineEvent::QrExhausted => {
-                self.qr_rounds += 1;
-                if self.qr_rounds >= policy::QR_ROUNDS {
-                    self.close_attempt(After::Park(
-                        State::NeedsQr,
-                        format!("No one linked the device after {} rounds of codes. Ask for a new code with POST …/session/connect.", self.qr_rounds),
-                    ));
-                } else {
-                    tracing::info!(org = %self.org, round = self.qr_rounds + 1, "QR codes expired; offering a new round");
-                    self.close_attempt(After::Now);
-                }
-            }
+            EngineEvent::QrExhausted => self.round_expired(),
             EngineEvent::Paired { phone } => {
                 tracing::info!(org = %self.org, phone = %phone, "linked");
                 self.status
                     .send_modify(|s| s.phone_number = Some(phone.clone()));
+                self.timer = Some((Instant::now() + policy::LOGIN_TIMEOUT, Timer::Login));
                 self.set_state(State::Connecting, format!("Linked to +{phone}; logging in"));
             }
             EngineEvent::Connected { phone } => {
@@ -568,6 +564,27 @@ impl Supervisor {
         }
     }
 
+    /// A round of QR codes (or a pairing code) expired unused.
+    fn round_expired(&mut self) {
+        self.qr_rounds += 1;
+        if self.qr_rounds >= policy::QR_ROUNDS {
+            self.close_attempt(After::Park(
+                State::NeedsQr,
+                format!("No one linked the device after {} rounds of codes. Ask for a new code with POST …/session/connect.", self.qr_rounds),
+            ));
+        } else {
+            tracing::info!(org = %self.org, round = self.qr_rounds + 1, "codes expired; offering a new round");
+            self.close_attempt(After::Now);
+        }
+    }
+
+    /// A code is on offer: the QR rounds, not the login timer, bound the wait.
+    fn disarm_login(&mut self) {
+        if matches!(self.timer, Some((_, Timer::Login))) {
+            self.timer = None;
+        }
+    }
+
     async fn on_closed(&mut self, reason: CloseReason) {
         if !self.running {
             return;
@@ -610,6 +627,21 @@ impl Supervisor {
                 if !self.running {
                     self.begin();
                 }
+            }
+            Timer::Login => {
+                if !self.running || self.status.borrow().state == State::Connected {
+                    return;
+                }
+                if self.status.borrow().state == State::Pairing {
+                    self.round_expired();
+                    return;
+                }
+                let why = format!(
+                    "WhatsApp did not complete the login within {} s",
+                    policy::LOGIN_TIMEOUT.as_secs()
+                );
+                tracing::warn!(org = %self.org, "{why}; abandoning the attempt");
+                self.close_attempt(After::Retry(why));
             }
             Timer::Liveness => {
                 if !self.running || self.status.borrow().state != State::Connected {

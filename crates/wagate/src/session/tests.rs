@@ -563,3 +563,50 @@ async fn restore_is_paced() {
     assert!(span >= Duration::from_secs(4), "{span:?}");
     assert!(span <= Duration::from_secs(6), "{span:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_login_that_never_completes_is_abandoned_and_retried() {
+    let r = rig(true);
+    r.h.send(Command::Restore).await;
+    let t0 = wait_starts(&r.script, 1, Duration::from_secs(1)).await;
+    // The engine opened a socket but the server never answers the login.
+    let closed = loop {
+        if let Some(t) = r.script.calls_of(|c| *c == Call::Close).first() {
+            break *t;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            Instant::now() - t0 < Duration::from_secs(60),
+            "never abandoned"
+        );
+    };
+    assert_eq!((closed - t0).as_secs(), 45);
+    settle().await;
+    let v = r.h.view("4");
+    assert_eq!(v.state, State::Reconnecting);
+    assert!(
+        v.detail.contains("did not complete the login"),
+        "{}",
+        v.detail
+    );
+    let again = wait_starts(&r.script, 2, Duration::from_secs(5)).await;
+    assert_eq!((again - closed).as_secs(), 2, "retried with the backoff");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unused_pairing_code_counts_as_an_expired_round() {
+    let r = rig(false);
+    r.h.send(Command::Connect {
+        pair_phone: Some("573001112233".into()),
+    })
+    .await;
+    let t0 = wait_starts(&r.script, 1, Duration::from_secs(1)).await;
+    r.script
+        .emit(EngineEvent::PairCode {
+            code: "ABCD1234".into(),
+            ttl: Duration::from_secs(60),
+        })
+        .await;
+    let t1 = wait_starts(&r.script, 2, Duration::from_secs(120)).await;
+    assert_eq!((t1 - t0).as_secs(), 65, "a new round once the code expired");
+}

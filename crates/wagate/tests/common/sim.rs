@@ -1,0 +1,170 @@
+//! End-to-end fixture: an in-process wa-sim plus the real `wagate` (sim build)
+//! with one organization linked to a simulated phone by QR.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::{control, Server};
+
+pub struct Linked {
+    pub rt: tokio::runtime::Runtime,
+    pub wa: wa_sim::Running,
+    pub sim_dir: tempfile::TempDir,
+    pub data: tempfile::TempDir,
+    pub s: Server,
+    pub tokens: Vec<(String, String)>,
+}
+
+impl Linked {
+    pub fn ctl(&self) -> String {
+        self.wa.control_url()
+    }
+
+    pub fn token(&self, org: &str) -> String {
+        self.tokens
+            .iter()
+            .find(|(o, _)| o == org)
+            .map(|(_, t)| t.clone())
+            .expect("org")
+    }
+
+    pub fn fault(&self, body: Value) {
+        let (st, v) = control(&self.ctl(), "POST", "/control/faults", Some(body));
+        assert_eq!(st, 200, "{v}");
+    }
+
+    pub fn heal(&self) {
+        let (st, _) = control(&self.ctl(), "DELETE", "/control/faults", None);
+        assert_eq!(st, 200);
+    }
+
+    pub fn status(&self, org: &str) -> Value {
+        self.s
+            .call(
+                "GET",
+                &format!("/v1/orgs/{org}/session"),
+                Some(&self.token(org)),
+                None,
+            )
+            .1
+    }
+
+    pub fn wait(
+        &self,
+        org: &str,
+        within: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> (Value, Duration) {
+        self.s.wait_status(org, &self.token(org), within, pred)
+    }
+
+    /// Live wa-sim connections of one device jid.
+    pub fn live_conns(&self, jid: &str) -> usize {
+        let (_, v) = control(&self.ctl(), "GET", "/control/devices", None);
+        v["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["jid"] == jid)
+            .count()
+    }
+
+    pub fn data_path(&self) -> PathBuf {
+        self.data.path().to_path_buf()
+    }
+
+    pub fn restart_gateway(&mut self) {
+        self.s.kill9();
+        self.s = Server::start_sim(self.data.path(), &self.wa.ws_url());
+    }
+}
+
+pub fn start_sim(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> wa_sim::Running {
+    rt.block_on(wa_sim::start(
+        dir.to_path_buf(),
+        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    ))
+    .expect("wa-sim")
+}
+
+/// Link `org` to `phone`: connect, read the QR, have the phone scan it.
+pub fn link(s: &Server, ctl: &str, org: &str, token: &str, phone: &str) {
+    let (st, v) = control(
+        ctl,
+        "POST",
+        "/control/phones",
+        Some(json!({"phone": phone, "name": format!("Phone {phone}")})),
+    );
+    assert!(st == 201 || st == 409, "{v}");
+    let (st, v) = s.call(
+        "POST",
+        &format!("/v1/orgs/{org}/session/connect"),
+        Some(token),
+        None,
+    );
+    assert_eq!(st, 202, "{v}");
+    s.wait_status(org, token, Duration::from_secs(30), |v| {
+        v["qr_available"] == true
+    });
+    let (st, q) = s.call(
+        "GET",
+        &format!("/v1/orgs/{org}/session/qr"),
+        Some(token),
+        None,
+    );
+    assert_eq!(st, 200, "{q}");
+    let (st, v) = control(
+        ctl,
+        "POST",
+        &format!("/control/phones/{phone}/scan"),
+        Some(json!({"qr": q["qr"]})),
+    );
+    assert_eq!(st, 200, "{v}");
+}
+
+/// wa-sim, the gateway, and `orgs` linked to phones 57300000000N.
+pub fn linked(orgs: usize) -> Linked {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim_dir = tempfile::tempdir().unwrap();
+    let wa = start_sim(&rt, sim_dir.path());
+    let data = tempfile::tempdir().unwrap();
+    let s = Server::start_sim(data.path(), &wa.ws_url());
+    let mut tokens = vec![];
+    for i in 0..orgs {
+        let org = format!("o{i}");
+        let t = s.create_org(&org, Some("57"));
+        link(&s, &wa.control_url(), &org, &t, &phone(i));
+        tokens.push((org, t));
+    }
+    let start = Instant::now();
+    for (org, t) in &tokens {
+        s.wait_status(org, t, Duration::from_secs(90), |v| {
+            v["state"] == "connected"
+        });
+    }
+    println!(
+        "{orgs} org(s) linked in {:?} after the last scan",
+        start.elapsed()
+    );
+    Linked {
+        rt,
+        wa,
+        sim_dir,
+        data,
+        s,
+        tokens,
+    }
+}
+
+pub fn phone(i: usize) -> String {
+    format!("57300{:07}", i)
+}
+
+pub fn jid(i: usize) -> String {
+    format!("{}:1@s.whatsapp.net", phone(i))
+}
