@@ -24,9 +24,23 @@ pub struct Running {
     pub ws_addr: SocketAddr,
     pub control_addr: SocketAddr,
     pub sim: Arc<Sim>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
+    /// Stop listening and close every connection (state stays on disk).
+    pub async fn stop(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        for c in self.sim.conns() {
+            let _ = c.tx.send(sim::Out::Close).await;
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+
     pub fn ws_url(&self) -> String {
         format!("ws://{}/ws/chat", self.ws_addr)
     }
@@ -54,7 +68,7 @@ pub async fn start(
     let ws_addr = ws.local_addr()?;
     let control_addr = ctl.local_addr()?;
     let s = sim.clone();
-    tokio::spawn(async move {
+    let accept = tokio::spawn(async move {
         loop {
             match ws.accept().await {
                 Ok((tcp, _)) => {
@@ -69,7 +83,7 @@ pub async fn start(
         }
     });
     let app = control::router(sim.clone());
-    tokio::spawn(async move {
+    let api = tokio::spawn(async move {
         if let Err(e) = axum::serve(ctl, app).await {
             tracing::error!(error = %e, "control API stopped");
         }
@@ -78,5 +92,6 @@ pub async fn start(
         ws_addr,
         control_addr,
         sim,
+        tasks: vec![accept, api],
     })
 }
