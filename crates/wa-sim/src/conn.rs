@@ -235,6 +235,25 @@ async fn handle(link: &mut Link, node: Node) -> anyhow::Result<bool> {
         return Ok(true);
     }
     let xmlns = attr(&node, "xmlns").unwrap_or_default();
+    if let Some(reg) = child(&node, "link_code_companion_reg") {
+        let stage = attr(reg, "stage").unwrap_or_default();
+        let sim = link.sim.clone();
+        let id = link.conn.id;
+        match stage.as_str() {
+            "companion_hello" => {
+                let answer = crate::paircode::companion_hello(&sim, id, reg)?;
+                link.send(&iq_result(&node, vec![answer])).await?;
+            }
+            "companion_finish" => {
+                link.send(&iq_result(&node, vec![])).await?;
+                if let Err(e) = crate::paircode::companion_finish(&sim, id, reg).await {
+                    tracing::warn!(error = %e, "pairing by code failed");
+                }
+            }
+            _ => link.send(&iq_result(&node, vec![])).await?,
+        }
+        return Ok(true);
+    }
     let reply = match xmlns.as_str() {
         "passive" => {
             link.send(&iq_result(&node, vec![])).await?;

@@ -119,11 +119,26 @@ async fn scan_qr(
     }
 }
 
-async fn pair_code(Path(_phone): Path<String>) -> Res {
-    Err(err(
-        StatusCode::NOT_IMPLEMENTED,
-        "pairing by code is not simulated yet; scan the QR instead",
-    ))
+#[derive(Deserialize)]
+struct CodeBody {
+    code: String,
+}
+
+async fn pair_code(
+    State(sim): State<Arc<Sim>>,
+    Path(phone): Path<String>,
+    Json(b): Json<CodeBody>,
+) -> Res {
+    match crate::paircode::type_code(&sim, &phone, &b.code).await {
+        Ok(()) => Ok(Json(json!({"ok": true})).into_response()),
+        Err(e @ ScanError::UnknownPhone(_)) => Err(err(StatusCode::NOT_FOUND, e.to_string())),
+        Err(e @ ScanError::BadQr(_)) => Err(err(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())),
+        Err(ScanError::NotOnOffer) => Err(err(
+            StatusCode::CONFLICT,
+            "no device is waiting for a pairing code for this phone",
+        )),
+        Err(e) => Err(err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
 }
 
 #[derive(Deserialize)]

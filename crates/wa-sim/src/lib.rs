@@ -5,6 +5,7 @@
 
 pub mod conn;
 pub mod control;
+pub mod paircode;
 pub mod pairing;
 pub mod sim;
 pub mod state;

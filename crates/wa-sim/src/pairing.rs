@@ -8,7 +8,7 @@ use hmac::{KeyInit, Mac};
 use wacore_binary::builder::NodeBuilder;
 use waproto::whatsapp as wa;
 
-use crate::sim::{now_ms, Out, PendingPair, Sim};
+use crate::sim::{now_ms, Conn, Out, PendingPair, Sim};
 use crate::state::{keypair_from_hex, MAX_DEVICES};
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +63,24 @@ pub async fn scan(sim: &Sim, phone: &str, qr: &str) -> Result<u32, ScanError> {
     let conn = sim
         .conn_for_ref(&q.reference)
         .ok_or(ScanError::NotOnOffer)?;
+    let device = link_device(sim, &conn, phone, q.identity_pub, &q.adv_secret).await?;
+    // Each QR links once.
+    sim.refs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|_, c| *c != conn.id);
+    Ok(device)
+}
+
+/// Sign the companion's identity with the phone's account key and send the
+/// `pair-success` to `conn`; the device is recorded once the client accepts.
+pub async fn link_device(
+    sim: &Sim,
+    conn: &Conn,
+    phone: &str,
+    identity_pub: [u8; 32],
+    adv_secret: &[u8],
+) -> Result<u32, ScanError> {
     let (account, device, lid, name) = {
         let st = sim.persist();
         let ph = st
@@ -86,7 +104,7 @@ pub async fn scan(sim: &Sim, phone: &str, qr: &str) -> Result<u32, ScanError> {
     let inner_bytes = inner.encode_to_vec();
     let mut msg = vec![6u8, 0];
     msg.extend_from_slice(&inner_bytes);
-    msg.extend_from_slice(&q.identity_pub);
+    msg.extend_from_slice(&identity_pub);
     let signature = account
         .private_key
         .calculate_signature(&msg, &mut rand::rng())
@@ -98,7 +116,7 @@ pub async fn scan(sim: &Sim, phone: &str, qr: &str) -> Result<u32, ScanError> {
         ..Default::default()
     };
     let signed_bytes = signed.encode_to_vec();
-    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&q.adv_secret)
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(adv_secret)
         .map_err(|e| ScanError::Internal(e.to_string()))?;
     mac.update(&signed_bytes);
     let outer = wa::ADVSignedDeviceIdentityHMAC {
@@ -130,16 +148,11 @@ pub async fn scan(sim: &Sim, phone: &str, qr: &str) -> Result<u32, ScanError> {
         iq_id,
         phone: phone.to_string(),
         device,
-        identity_pub: q.identity_pub,
+        identity_pub,
     };
     conn.tx
         .send(Out::PairSuccess { node, pending })
         .await
         .map_err(|_| ScanError::NotOnOffer)?;
-    // Each QR links once.
-    sim.refs
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .retain(|_, c| *c != conn.id);
     Ok(device)
 }

@@ -72,6 +72,8 @@ pub struct Sim {
     /// QR references on offer → the connection that offered them.
     pub refs: Mutex<HashMap<String, u64>>,
     pub faults: Mutex<Faults>,
+    /// Pairing-code flows waiting for a code to be typed.
+    pub codes: crate::paircode::Codes,
     next_id: AtomicU64,
 }
 
@@ -101,6 +103,7 @@ impl Sim {
             conns: Mutex::new(HashMap::new()),
             refs: Mutex::new(HashMap::new()),
             faults: Mutex::new(Faults::default()),
+            codes: Default::default(),
             next_id: AtomicU64::new(1),
         }))
     }

@@ -74,3 +74,63 @@ fn pair_by_qr_then_survive_sigkill_without_a_new_qr() {
     println!("linked again {took:?} after restart, without a QR");
     assert_eq!(v["phone_number"], PHONE);
 }
+
+#[test]
+fn pair_by_code() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim_dir = tempfile::tempdir().unwrap();
+    let wa = sim(&rt, sim_dir.path());
+    let ctl = wa.control_url();
+    let phone = "573009998877";
+    let (st, _) = control(
+        &ctl,
+        "POST",
+        "/control/phones",
+        Some(json!({"phone": phone, "name": "Optica Sur"})),
+    );
+    assert_eq!(st, 201);
+    let data = tempfile::tempdir().unwrap();
+    let s = Server::start_sim(data.path(), &wa.ws_url());
+    let t = s.create_org("2", Some("57"));
+
+    // Typing a code before any device asked for one is refused.
+    let (st, _) = control(
+        &ctl,
+        "POST",
+        &format!("/control/phones/{phone}/pair-code"),
+        Some(json!({"code": "ABCD1234"})),
+    );
+    assert_eq!(st, 409);
+
+    let (st, v) = s.call(
+        "POST",
+        "/v1/orgs/2/session/connect",
+        Some(&t),
+        Some(r#"{"phone_number":"300 999 8877"}"#),
+    );
+    assert_eq!(st, 200, "{v}");
+    let code = v["pair_code"].as_str().unwrap().to_string();
+    assert_eq!(code.len(), 8, "{code}");
+    assert!(v["expires_in_ms"].as_u64().unwrap() > 0);
+    let status = s.call("GET", "/v1/orgs/2/session", Some(&t), None).1;
+    assert_eq!(status["state"], "pairing");
+    assert_eq!(
+        status["pair_code"],
+        code.as_str(),
+        "the code is shown in the status while on offer"
+    );
+
+    let (st, v) = control(
+        &ctl,
+        "POST",
+        &format!("/control/phones/{phone}/pair-code"),
+        Some(json!({"code": code})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (v, took) = s.wait_status("2", &t, Duration::from_secs(60), |v| {
+        v["state"] == "connected"
+    });
+    println!("paired by code: connected {took:?} after the code was typed");
+    assert_eq!(v["phone_number"], phone);
+    assert!(v["pair_code"].is_null());
+}
