@@ -4,6 +4,8 @@
 pub mod api;
 pub mod auth;
 pub mod cli;
+#[cfg(feature = "sim")]
+pub mod demo;
 pub mod engine;
 pub mod hub;
 pub mod outbox;

@@ -85,6 +85,14 @@ enum Cmd {
     },
     /// A table of every organization's link.
     Sessions,
+    /// Sim build: run wa-sim and the gateway together on loopback, link a
+    /// demo organization to a simulated phone, and print how to use it.
+    #[cfg(feature = "sim")]
+    Demo {
+        /// Address for the gateway's HTTP API.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
 }
 
 #[derive(Subcommand)]
@@ -139,11 +147,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             wa_url,
             restore_per_second: restore_rate,
             offline,
+            ready: None,
         }));
+    }
+    #[cfg(feature = "sim")]
+    if let Cmd::Demo { listen } = cli.cmd {
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("WAGATE_LOG")
+                    .unwrap_or_else(|_| "warn".into()),
+            )
+            .init();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        return rt.block_on(wagate::demo::run(cli.data, listen));
     }
     let api = Api::new(&cli.url, cli::resolve_token(cli.token, &cli.data)?);
     match cli.cmd {
         Cmd::Serve { .. } => Ok(()),
+        #[cfg(feature = "sim")]
+        Cmd::Demo { .. } => Ok(()),
         Cmd::Org {
             cmd:
                 OrgCmd::Create {

@@ -24,6 +24,8 @@ pub struct ServeOptions {
     pub wa_url: Option<String>,
     pub restore_per_second: u32,
     pub offline: bool,
+    /// Told the bound address once the API listens (for `wagate demo`).
+    pub ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
 }
 
 /// The admin token: from the environment, else `data/admin.token`, else a new
@@ -160,6 +162,9 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", opts.listen))?;
     let addr = listener.local_addr()?;
+    if let Some(tx) = opts.ready {
+        let _ = tx.send(addr);
+    }
     tracing::info!(%addr, data = %opts.data.display(), "wagate listening");
     println!(
         "wagate listening on http://{addr} (data in {})",

@@ -134,3 +134,50 @@ fn pair_by_code() {
     assert_eq!(v["phone_number"], phone);
     assert!(v["pair_code"].is_null());
 }
+
+#[test]
+fn demo_links_an_org_on_loopback() {
+    use std::io::{BufRead, BufReader};
+    let data = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wagate"))
+        .args(["demo", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let (mut base, mut token) = (String::new(), String::new());
+    for line in out.lines() {
+        let line = line.unwrap();
+        if let Some(v) = line.trim().strip_prefix("Gateway:") {
+            base = v.trim().to_string();
+        }
+        if let Some(v) = line.trim().strip_prefix("Org token:") {
+            token = v.trim().to_string();
+        }
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+    }
+    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let v: serde_json::Value = serde_json::from_str(
+        &agent
+            .get(&format!("{base}/v1/orgs/demo/session"))
+            .header("Authorization", &format!("Bearer {token}"))
+            .call()
+            .unwrap()
+            .into_body()
+            .read_to_string()
+            .unwrap(),
+    )
+    .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(v["state"], "connected", "{v}");
+    assert_eq!(v["phone_number"], "573001112233");
+}
