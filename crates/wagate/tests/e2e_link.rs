@@ -72,6 +72,7 @@ fn pair_by_qr_then_survive_sigkill_without_a_new_qr() {
         v["state"] == "connected"
     });
     println!("linked again {took:?} after restart, without a QR");
+    assert!(took <= Duration::from_secs(5), "re-linking took {took:?}");
     assert_eq!(v["phone_number"], PHONE);
 }
 
