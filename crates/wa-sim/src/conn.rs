@@ -19,11 +19,11 @@ pub fn attr(n: &Node, key: &str) -> Option<String> {
     n.attrs.get(key).map(|v| v.to_string())
 }
 
-fn child<'a>(n: &'a Node, tag: &str) -> Option<&'a Node> {
+pub fn child<'a>(n: &'a Node, tag: &str) -> Option<&'a Node> {
     n.get_optional_child(tag)
 }
 
-fn children(n: &Node) -> &[Node] {
+pub fn children(n: &Node) -> &[Node] {
     n.children().unwrap_or(&[])
 }
 
@@ -218,6 +218,10 @@ async fn run(
 
 /// Answer one node from the client; `false` ends the connection.
 async fn handle(link: &mut Link, node: Node) -> anyhow::Result<bool> {
+    if node.tag == "message" {
+        crate::messaging::on_message(link_sim(link), &link.conn, &node).await?;
+        return Ok(true);
+    }
     if node.tag != "iq" {
         // ib, ack, receipt, presence …: nothing to answer for now.
         return Ok(true);
@@ -288,15 +292,31 @@ async fn handle(link: &mut Link, node: Node) -> anyhow::Result<bool> {
         ),
         "blocklist" => iq_result(&node, vec![NodeBuilder::new("list").build()]),
         "privacy" if ty == "get" => iq_result(&node, vec![NodeBuilder::new("privacy").build()]),
-        "usync" => iq_result(&node, vec![usync_answer(&node)]),
+        "usync" => iq_result(&node, vec![usync_answer(&link.sim, &node)]),
+        "encrypt" if ty == "get" && child(&node, "key").is_some() => {
+            let list = crate::messaging::bundles(
+                &link.sim,
+                child(&node, "key").map(children).unwrap_or(&[]),
+            )
+            .await;
+            iq_result(&node, vec![list])
+        }
+        "encrypt" if ty == "get" && child(&node, "count").is_some() => iq_result(
+            &node,
+            vec![NodeBuilder::new("count").attr("value", "50").build()],
+        ),
         _ => iq_result(&node, vec![]),
     };
     link.send(&reply).await?;
     Ok(true)
 }
 
-/// Every user asked about has one primary device (0).
-fn usync_answer(req: &Node) -> Node {
+fn link_sim(link: &Link) -> &Arc<Sim> {
+    &link.sim
+}
+
+/// Users wa-sim knows as phones have one primary device (0); others none.
+fn usync_answer(sim: &Sim, req: &Node) -> Node {
     let usync = child(req, "usync");
     let users: Vec<Node> = usync
         .and_then(|u| child(u, "list"))
@@ -305,12 +325,16 @@ fn usync_answer(req: &Node) -> Node {
         .iter()
         .filter_map(|u| attr(u, "jid"))
         .map(|jid| {
+            let (phone, _) = crate::sim::split_jid(&jid);
+            let devices: Vec<Node> = if sim.phone_exists(&phone) {
+                vec![NodeBuilder::new("device").attr("id", "0").build()]
+            } else {
+                vec![]
+            };
             NodeBuilder::new("user")
                 .attr("jid", jid)
                 .children([NodeBuilder::new("devices")
-                    .children([NodeBuilder::new("device-list")
-                        .children([NodeBuilder::new("device").attr("id", "0").build()])
-                        .build()])
+                    .children([NodeBuilder::new("device-list").children(devices).build()])
                     .build()])
                 .build()
         })

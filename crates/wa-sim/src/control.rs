@@ -31,6 +31,8 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/control/phones/{phone}/scan", post(scan_qr))
         .route("/control/phones/{phone}/pair-code", post(pair_code))
         .route("/control/phones/{phone}/unlink", post(unlink))
+        .route("/control/phones/{phone}/inbox", get(inbox))
+        .route("/control/phones/{phone}/read", post(read))
         .route("/control/faults", post(add_fault).delete(heal))
         .route("/control/devices", get(devices))
         .with_state(sim)
@@ -307,4 +309,30 @@ async fn devices(State(sim): State<Arc<Sim>>) -> Res {
         })
         .collect();
     Ok(Json(json!({"devices": list})).into_response())
+}
+
+async fn inbox(State(sim): State<Arc<Sim>>, Path(phone): Path<String>) -> Res {
+    if !sim.phone_exists(&phone) {
+        return Err(err(StatusCode::NOT_FOUND, "unknown phone"));
+    }
+    let rs = sim.recipients.lock().await;
+    let items = rs.get(&phone).map(|r| r.inbox.clone()).unwrap_or_default();
+    Ok(Json(json!({"phone": phone, "messages": items})).into_response())
+}
+
+#[derive(Deserialize)]
+struct ReadBody {
+    ids: Vec<String>,
+}
+
+async fn read(
+    State(sim): State<Arc<Sim>>,
+    Path(phone): Path<String>,
+    Json(b): Json<ReadBody>,
+) -> Res {
+    if !sim.phone_exists(&phone) {
+        return Err(err(StatusCode::NOT_FOUND, "unknown phone"));
+    }
+    let n = crate::messaging::read(&sim, &phone, &b.ids).await;
+    Ok(Json(json!({"read": n})).into_response())
 }

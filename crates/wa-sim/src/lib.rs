@@ -5,8 +5,10 @@
 
 pub mod conn;
 pub mod control;
+pub mod messaging;
 pub mod paircode;
 pub mod pairing;
+pub mod signal;
 pub mod sim;
 pub mod state;
 pub mod wire;

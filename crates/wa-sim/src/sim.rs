@@ -74,6 +74,8 @@ pub struct Sim {
     pub faults: Mutex<Faults>,
     /// Pairing-code flows waiting for a code to be typed.
     pub codes: crate::paircode::Codes,
+    /// Each phone's primary device as a Signal recipient, made on first use.
+    pub recipients: tokio::sync::Mutex<HashMap<String, crate::signal::Recipient>>,
     next_id: AtomicU64,
 }
 
@@ -104,6 +106,7 @@ impl Sim {
             refs: Mutex::new(HashMap::new()),
             faults: Mutex::new(Faults::default()),
             codes: Default::default(),
+            recipients: Default::default(),
             next_id: AtomicU64::new(1),
         }))
     }
@@ -189,4 +192,19 @@ pub fn conn_jid(c: &Conn) -> Option<String> {
 
 pub fn set_conn_jid(c: &Conn, jid: String) {
     *lock(&c.jid) = Some(jid);
+}
+
+/// `PHONE[:DEVICE]@server` → (phone, device).
+pub fn split_jid(jid: &str) -> (String, u32) {
+    let user = jid.split('@').next().unwrap_or("");
+    match user.split_once(':') {
+        Some((p, d)) => (p.to_string(), d.parse().unwrap_or(0)),
+        None => (user.to_string(), 0),
+    }
+}
+
+impl Sim {
+    pub fn phone_exists(&self, phone: &str) -> bool {
+        self.persist().phones.contains_key(phone)
+    }
 }
