@@ -113,14 +113,16 @@ pub async fn on_message(sim: &Arc<Sim>, conn: &Arc<Conn>, node: &Node) -> anyhow
             Ok(plain) => {
                 let text = text_of(&plain);
                 tracing::info!(%phone, %id, "message decrypted");
-                if !r.inbox.iter().any(|m| m.id == id) {
-                    r.inbox.push(InboxItem {
+                match r.inbox.iter_mut().find(|m| m.id == id) {
+                    Some(m) => m.copies += 1,
+                    None => r.inbox.push(InboxItem {
                         id: id.clone(),
                         from: sender_phone.clone(),
                         text,
                         t: now_ms(),
                         read: false,
-                    });
+                        copies: 1,
+                    }),
                 }
                 delivered.push(phone);
             }

@@ -127,6 +127,9 @@ pub struct InboxItem {
     pub text: Option<String>,
     pub t: i64,
     pub read: bool,
+    /// How many times this id arrived (a re-send after a crash shows as 2;
+    /// like a real phone, the inbox keeps one).
+    pub copies: u32,
 }
 
 pub struct Recipient {

@@ -83,3 +83,223 @@ fn a_message_is_encrypted_delivered_and_read() {
     assert_eq!(st, 200);
     wait_message(&l, "o0", &id, "read", Duration::from_secs(30));
 }
+
+fn send(l: &common::sim::Linked, to: &str, text: &str) -> Option<String> {
+    let (st, m) = l.s.call(
+        "POST",
+        "/v1/orgs/o0/messages",
+        Some(&l.token("o0")),
+        Some(&json!({"to": to, "text": text}).to_string()),
+    );
+    (st == 202).then(|| m["id"].as_str().unwrap().to_string())
+}
+
+fn inbox_texts(l: &common::sim::Linked, phone: &str) -> Vec<String> {
+    let (_, v) = control(
+        &l.ctl(),
+        "GET",
+        &format!("/control/phones/{phone}/inbox"),
+        None,
+    );
+    v["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+fn statuses(l: &common::sim::Linked) -> Vec<serde_json::Value> {
+    let (_, v) = l.s.call(
+        "GET",
+        "/v1/orgs/o0/messages?limit=1000",
+        Some(&l.token("o0")),
+        None,
+    );
+    v["messages"].as_array().unwrap().clone()
+}
+
+fn wait_all(l: &common::sim::Linked, n: usize, status: &str, within: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let all = statuses(l);
+        let done = all
+            .iter()
+            .filter(|m| m["status"] == status || (status == "delivered" && m["status"] == "read"))
+            .count();
+        if done >= n {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "{done}/{n} {status} after {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn recipient(i: usize) -> String {
+    format!("57301{:07}", i)
+}
+
+#[test]
+fn two_hundred_messages_to_twenty_recipients() {
+    let l = linked(1);
+    for r in 0..20 {
+        let (st, _) = control(
+            &l.ctl(),
+            "POST",
+            "/control/phones",
+            Some(json!({"phone": recipient(r)})),
+        );
+        assert_eq!(st, 201);
+    }
+    let t0 = Instant::now();
+    for k in 0..10 {
+        for r in 0..20 {
+            assert!(send(&l, &recipient(r), &format!("r{r} m{k}")).is_some());
+        }
+    }
+    println!("200 accepted in {:?}", t0.elapsed());
+    let took = wait_all(&l, 200, "delivered", Duration::from_secs(120));
+    println!("200 delivered {took:?} after the last accept");
+    for r in 0..20 {
+        let want: Vec<String> = (0..10).map(|k| format!("r{r} m{k}")).collect();
+        assert_eq!(inbox_texts(&l, &recipient(r)), want, "recipient {r}");
+    }
+    // Recipients 0-4 read everything they got.
+    for r in 0..5 {
+        let (_, v) = control(
+            &l.ctl(),
+            "GET",
+            &format!("/control/phones/{}/inbox", recipient(r)),
+            None,
+        );
+        let ids: Vec<String> = v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_string())
+            .collect();
+        control(
+            &l.ctl(),
+            "POST",
+            &format!("/control/phones/{}/read", recipient(r)),
+            Some(json!({"ids": ids})),
+        );
+    }
+    wait_all(&l, 50, "read", Duration::from_secs(60));
+    let all = statuses(&l);
+    for m in &all {
+        let r: usize = m["text"].as_str().unwrap()[1..]
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let want = if r < 5 { "read" } else { "delivered" };
+        assert_eq!(m["status"], want, "{m}");
+    }
+}
+
+#[test]
+fn messages_sent_while_the_server_is_down_arrive_in_order_once() {
+    let l = linked(1);
+    for r in 0..3 {
+        control(
+            &l.ctl(),
+            "POST",
+            "/control/phones",
+            Some(json!({"phone": recipient(r)})),
+        );
+    }
+    l.fault(json!({"kind": "down"}));
+    l.wait("o0", Duration::from_secs(30), |v| v["state"] != "connected");
+    for k in 0..10 {
+        for r in 0..3 {
+            assert!(send(&l, &recipient(r), &format!("r{r} m{k}")).is_some());
+        }
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        statuses(&l).iter().all(|m| m["status"] == "queued"),
+        "nothing leaves while the server is down"
+    );
+    l.fault(json!({"kind": "up"}));
+    let took = wait_all(&l, 30, "delivered", Duration::from_secs(90));
+    println!("30 queued messages delivered {took:?} after the server came back");
+    for r in 0..3 {
+        let want: Vec<String> = (0..10).map(|k| format!("r{r} m{k}")).collect();
+        assert_eq!(inbox_texts(&l, &recipient(r)), want, "recipient {r}");
+    }
+}
+
+#[test]
+fn sigkill_mid_burst_delivers_each_accepted_message_once() {
+    let mut l = linked(1);
+    for r in 0..10 {
+        control(
+            &l.ctl(),
+            "POST",
+            "/control/phones",
+            Some(json!({"phone": recipient(r)})),
+        );
+    }
+    let mut accepted: Vec<(usize, String)> = vec![];
+    for i in 0..500 {
+        let r = i % 10;
+        if let Some(id) = send(&l, &recipient(r), &format!("r{r} m{i}")) {
+            accepted.push((i, id));
+        }
+        if i == 250 {
+            // Mid-burst: some delivered, some handed to the socket, most queued.
+            let st = statuses(&l);
+            let queued = st.iter().filter(|m| m["status"] == "queued").count();
+            println!("at the kill: {queued} of {} still queued", st.len());
+            assert!(queued > 0, "the burst was already over");
+            l.restart_gateway();
+        }
+    }
+    println!("accepted {} of 500", accepted.len());
+    let took = wait_all(&l, accepted.len(), "delivered", Duration::from_secs(180));
+    println!("all accepted delivered {took:?} after the burst");
+    for r in 0..10 {
+        let got = inbox_texts(&l, &recipient(r));
+        let want: Vec<String> = accepted
+            .iter()
+            .filter(|(i, _)| i % 10 == r)
+            .map(|(i, _)| format!("r{r} m{i}"))
+            .collect();
+        let mut sorted = got.clone();
+        sorted.dedup();
+        assert_eq!(sorted.len(), got.len(), "recipient {r} got a message twice");
+        for w in &want {
+            assert_eq!(
+                got.iter().filter(|g| *g == w).count(),
+                1,
+                "recipient {r}: {w} not exactly once"
+            );
+        }
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "recipient {r} got messages nobody accepted"
+        );
+    }
+    let (mut resent, mut total) = (0, 0);
+    for r in 0..10 {
+        let (_, v) = control(
+            &l.ctl(),
+            "GET",
+            &format!("/control/phones/{}/inbox", recipient(r)),
+            None,
+        );
+        for m in v["messages"].as_array().unwrap() {
+            total += 1;
+            if m["copies"].as_u64().unwrap_or(1) > 1 {
+                resent += 1;
+            }
+        }
+    }
+    println!("{resent} of {total} messages reached a phone twice under the same id (re-sent after the kill; shown once)");
+}
