@@ -17,7 +17,7 @@ const DEMO_PHONE: &str = "573001112233";
 const DEMO_ORG: &str = "demo";
 
 /// Blocking JSON call to wa-sim's control API.
-fn control(base: &str, path: &str, body: Value) -> anyhow::Result<Value> {
+pub fn control(base: &str, path: &str, body: Value) -> anyhow::Result<Value> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -98,49 +98,65 @@ struct Outcome {
 }
 
 fn link_demo(base: &str, ctl: &str, data: &std::path::Path) -> anyhow::Result<Outcome> {
+    let org_token = link_org(base, ctl, data, DEMO_ORG, DEMO_PHONE, true)?;
+    Ok(Outcome { org_token })
+}
+
+/// Create `org_id` (anew), have simulated `phone` scan its QR, wait until it
+/// is connected; returns the org token. Blocking; used by the demo and the bench.
+pub fn link_org(
+    base: &str,
+    ctl: &str,
+    data: &std::path::Path,
+    org_id: &str,
+    phone: &str,
+    show_qr: bool,
+) -> anyhow::Result<String> {
     let admin = crate::cli::resolve_token(None, data)?;
     let api = Api::new(base, admin);
     control(
         ctl,
         "/control/phones",
-        json!({"phone": DEMO_PHONE, "name": "Demo Clinic"}),
+        json!({"phone": phone, "name": "Demo Clinic"}),
     )?;
     // A token is shown only once: on a second run the org exists, so make it anew.
-    let _ = api.delete(&format!("/v1/orgs/{DEMO_ORG}"));
+    let _ = api.delete(&format!("/v1/orgs/{org_id}"));
     let org = api.post(
         "/v1/orgs",
-        Some(json!({"id": DEMO_ORG, "name": "Demo Clinic", "default_country_code": "57"})),
+        Some(json!({"id": org_id, "name": "Demo Clinic", "default_country_code": "57"})),
     )?;
     let token = org["token"]
         .as_str()
         .context("no token in the answer")?
         .to_string();
     let api = Api::new(base, token.clone());
-    api.post(&format!("/v1/orgs/{DEMO_ORG}/session/connect"), None)?;
+    api.post(&format!("/v1/orgs/{org_id}/session/connect"), None)?;
     let mut qr = None;
     for _ in 0..300 {
-        if let Ok(q) = api.get(&format!("/v1/orgs/{DEMO_ORG}/session/qr")) {
+        if let Ok(q) = api.get(&format!("/v1/orgs/{org_id}/session/qr")) {
             qr = q["qr"].as_str().map(str::to_string);
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     let qr = qr.context("the gateway offered no QR code within 30 s")?;
-    if let Ok(art) = crate::qr::terminal(&qr) {
-        println!("\nThe QR code the gateway shows (a simulated phone scans it now):\n{art}");
+    if show_qr {
+        if let Ok(art) = crate::qr::terminal(&qr) {
+            println!("\nThe QR code the gateway shows (a simulated phone scans it now):\n{art}");
+        }
     }
     control(
         ctl,
-        &format!("/control/phones/{DEMO_PHONE}/scan"),
+        &format!("/control/phones/{phone}/scan"),
         json!({"qr": qr}),
     )?;
     println!("Scanned; logging in (the first login after linking takes about 10 s)…");
     for _ in 0..600 {
-        let st = api.get(&format!("/v1/orgs/{DEMO_ORG}/session"))?;
+        let st = api.get(&format!("/v1/orgs/{org_id}/session"))?;
         if st["state"] == "connected" {
-            return Ok(Outcome { org_token: token });
+            return Ok(token);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    bail!("the demo organization did not connect within 60 s")
+    bail!("organization {org_id} did not connect within 60 s")
 }

@@ -1,0 +1,185 @@
+//! Benchmark (sim build): accepted sends per second over HTTP, and end-to-end
+//! send → server-ack latency (p50/p99) through the real client and wa-sim, all
+//! on loopback in one process. Prints figures; asserts nothing.
+//!
+//!   cargo run --release -p wagate --features sim --example bench_send [-- ACCEPTS LATENCY_SAMPLES CLIENTS]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+fn post(a: &ureq::Agent, url: &str, token: &str, body: &serde_json::Value) -> Option<String> {
+    let r = a
+        .post(url)
+        .header("Authorization", &format!("Bearer {token}"))
+        .send_json(body)
+        .ok()?;
+    if r.status().as_u16() != 202 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&r.into_body().read_to_string().ok()?).ok()?;
+    v["id"].as_str().map(str::to_string)
+}
+
+fn status(a: &ureq::Agent, url: &str, token: &str) -> String {
+    a.get(url)
+        .header("Authorization", &format!("Bearer {token}"))
+        .call()
+        .ok()
+        .and_then(|r| r.into_body().read_to_string().ok())
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["status"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let accepts = *args.first().unwrap_or(&5000);
+    let samples = *args.get(1).unwrap_or(&300);
+    let clients = *args.get(2).unwrap_or(&8);
+    let rt = tokio::runtime::Runtime::new()?;
+    let dir = tempfile::tempdir()?;
+    let wa = rt.block_on(wa_sim::start(
+        dir.path().join("sim"),
+        "127.0.0.1:0".parse()?,
+        "127.0.0.1:0".parse()?,
+    ))?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let data = dir.path().join("gw");
+    rt.spawn(wagate::server::serve(wagate::server::ServeOptions {
+        listen: "127.0.0.1:0".parse()?,
+        data: data.clone(),
+        admin_token: None,
+        wa_url: Some(wa.ws_url()),
+        restore_per_second: 20,
+        offline: false,
+        ready: Some(tx),
+    }));
+    let addr = rt.block_on(rx)?;
+    let base = format!("http://{addr}");
+    let token = wagate::demo::link_org(
+        &base,
+        &wa.control_url(),
+        &data,
+        "bench",
+        "573001112233",
+        false,
+    )?;
+    let to = "573009990000";
+    wagate::demo::control(&wa.control_url(), "/control/phones", json!({"phone": to}))?;
+    let url = format!("{base}/v1/orgs/bench/messages");
+
+    // Latency first, on an idle queue: POST, then poll until the server ack.
+    let a = agent();
+    let mut lat = vec![];
+    for i in 0..samples {
+        let t = Instant::now();
+        let id = post(
+            &a,
+            &url,
+            &token,
+            &json!({"to": to, "text": format!("lat {i}")}),
+        )
+        .expect("accepted");
+        let murl = format!("{url}/{id}");
+        loop {
+            let s = status(&a, &murl, &token);
+            if s == "sent" || s == "delivered" || s == "read" {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+
+    // Accept throughput: `clients` threads POST as fast as they can.
+    let done = Arc::new(AtomicUsize::new(0));
+    let t = Instant::now();
+    let handles: Vec<_> = (0..clients)
+        .map(|c| {
+            let (url, token, done) = (url.clone(), token.clone(), done.clone());
+            std::thread::spawn(move || {
+                let a = agent();
+                for i in 0..accepts / clients {
+                    if post(
+                        &a,
+                        &url,
+                        &token,
+                        &json!({"to": to, "text": format!("tp {c} {i}")}),
+                    )
+                    .is_some()
+                    {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        let _ = h.join();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let n = done.load(Ordering::Relaxed);
+    println!(
+        "machine: {} cores; build: {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
+    println!("accepted sends: {n} in {secs:.2} s = {:.0} per second ({clients} HTTP clients, durable SQLite writes, group commit)", n as f64 / secs);
+    println!(
+        "send → server ack latency over {samples} sequential sends: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        pct(&lat, 0.5).as_secs_f64() * 1e3,
+        pct(&lat, 0.99).as_secs_f64() * 1e3,
+        lat.last().map(|d| d.as_secs_f64() * 1e3).unwrap_or(0.0)
+    );
+    // How fast the queue drains through the client (encrypt + send + ack).
+    let t = Instant::now();
+    let a = agent();
+    loop {
+        let v: serde_json::Value = a
+            .get(&format!("{url}?status=queued&limit=1"))
+            .header("Authorization", &format!("Bearer {token}"))
+            .call()
+            .ok()
+            .and_then(|r| r.into_body().read_to_string().ok())
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        if v["messages"].as_array().is_some_and(|m| m.is_empty()) {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(600) {
+            println!("queue not drained after 600 s");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!(
+        "queue of {n} drained {:.1} s after the last accept",
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
