@@ -27,6 +27,17 @@ pub fn children(n: &Node) -> &[Node] {
     n.children().unwrap_or(&[])
 }
 
+/// A node's content as bytes. The binary decoder returns byte content that
+/// happens to be valid UTF-8 (a 3-byte key id such as `00 00 01`) as a string,
+/// so both forms are accepted.
+pub fn content_bytes(n: &Node) -> Option<&[u8]> {
+    match &n.content {
+        Some(wacore_binary::NodeContent::Bytes(b)) => Some(b),
+        Some(wacore_binary::NodeContent::String(s)) => Some(s.as_bytes()),
+        _ => None,
+    }
+}
+
 pub fn iq_result(req: &Node, kids: Vec<Node>) -> Node {
     let mut b = NodeBuilder::new("iq")
         .attr("id", attr(req, "id").unwrap_or_default())
@@ -300,6 +311,22 @@ async fn handle(link: &mut Link, node: Node) -> anyhow::Result<bool> {
             )
             .await;
             iq_result(&node, vec![list])
+        }
+        "encrypt" if ty == "set" && child(&node, "list").is_some() => {
+            match (
+                crate::messaging::parse_upload(&node),
+                crate::sim::conn_jid(&link.conn),
+            ) {
+                (Some(up), Some(jid)) => {
+                    link.sim
+                        .uploads
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(jid, up);
+                }
+                _ => tracing::warn!("unreadable pre-key upload"),
+            }
+            iq_result(&node, vec![])
         }
         "encrypt" if ty == "get" && child(&node, "count").is_some() => iq_result(
             &node,

@@ -33,6 +33,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/control/phones/{phone}/unlink", post(unlink))
         .route("/control/phones/{phone}/inbox", get(inbox))
         .route("/control/phones/{phone}/read", post(read))
+        .route("/control/phones/{phone}/send", post(send))
         .route("/control/faults", post(add_fault).delete(heal))
         .route("/control/devices", get(devices))
         .with_state(sim)
@@ -335,4 +336,24 @@ async fn read(
     }
     let n = crate::messaging::read(&sim, &phone, &b.ids).await;
     Ok(Json(json!({"read": n})).into_response())
+}
+
+#[derive(Deserialize)]
+struct SendBody {
+    to: String,
+    text: String,
+}
+
+async fn send(
+    State(sim): State<Arc<Sim>>,
+    Path(phone): Path<String>,
+    Json(b): Json<SendBody>,
+) -> Res {
+    if !sim.phone_exists(&phone) {
+        return Err(err(StatusCode::NOT_FOUND, "unknown phone"));
+    }
+    match crate::messaging::send_from_phone(&sim, &phone, &b.to, &b.text).await {
+        Ok((id, devices)) => Ok(Json(json!({"id": id, "devices": devices})).into_response()),
+        Err(e) => Err(err(StatusCode::CONFLICT, e.to_string())),
+    }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use buffa::Message as _;
 use wacore_binary::builder::NodeBuilder;
-use wacore_binary::{Node, NodeContent};
+use wacore_binary::Node;
 use wacore_libsignal::protocol::{DeviceId, ProtocolAddress};
 use waproto::whatsapp as wa;
 
@@ -50,10 +50,7 @@ pub async fn bundles(sim: &Sim, users: &[Node]) -> Node {
 }
 
 fn bytes(n: &Node) -> Option<&[u8]> {
-    match &n.content {
-        Some(NodeContent::Bytes(b)) => Some(b),
-        _ => None,
-    }
+    crate::conn::content_bytes(n)
 }
 
 fn text_of(plain: &[u8]) -> Option<String> {
@@ -173,4 +170,145 @@ pub async fn read(sim: &Sim, phone: &str, ids: &[String]) -> usize {
         }
     }
     by_sender.len()
+}
+
+/// Pre-keys a linked device uploaded (`iq xmlns="encrypt" type="set"`), so a
+/// phone can open a Signal session to it.
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    pub registration: u32,
+    pub identity: [u8; 32],
+    pub prekeys: Vec<(u32, [u8; 32])>,
+    pub signed: (u32, [u8; 32], Vec<u8>),
+}
+
+fn id_of(n: &Node) -> Option<u32> {
+    let b = bytes(child(n, "id")?)?;
+    Some(b.iter().fold(0u32, |acc, x| (acc << 8) | u32::from(*x)))
+}
+
+fn key32(n: &Node, tag: &str) -> Option<[u8; 32]> {
+    bytes(child(n, tag)?)?.try_into().ok()
+}
+
+/// Parse a pre-key upload; `None` when it is not one.
+pub fn parse_upload(iq: &Node) -> Option<Uploaded> {
+    let reg = bytes(child(iq, "registration")?)?;
+    let registration = reg.iter().fold(0u32, |acc, x| (acc << 8) | u32::from(*x));
+    let identity = key32(iq, "identity")?;
+    let prekeys = children(child(iq, "list")?)
+        .iter()
+        .filter_map(|k| Some((id_of(k)?, key32(k, "value")?)))
+        .collect();
+    let sk = child(iq, "skey")?;
+    let signed = (
+        id_of(sk)?,
+        key32(sk, "value")?,
+        bytes(child(sk, "signature")?)?.to_vec(),
+    );
+    Some(Uploaded {
+        registration,
+        identity,
+        prekeys,
+        signed,
+    })
+}
+
+/// A phone sends `text` to every connected device of the number `to`.
+pub async fn send_from_phone(
+    sim: &Sim,
+    phone: &str,
+    to: &str,
+    text: &str,
+) -> anyhow::Result<(String, Vec<String>)> {
+    use wacore_libsignal::protocol::{
+        message_encrypt, process_prekey_bundle, CiphertextMessage, IdentityKey, PreKeyBundle,
+        PublicKey, UsePQRatchet,
+    };
+    let name = sim
+        .persist()
+        .phones
+        .get(phone)
+        .map(|p| p.name.clone())
+        .ok_or_else(|| anyhow::anyhow!("unknown phone {phone}"))?;
+    let targets: Vec<(Arc<Conn>, String)> = sim
+        .conns()
+        .into_iter()
+        .filter_map(|c| conn_jid(&c).map(|j| (c, j)))
+        .filter(|(_, j)| split_jid(j).0 == to)
+        .collect();
+    anyhow::ensure!(!targets.is_empty(), "no device of {to} is connected");
+    let id = format!("3EB0{:016X}", rand::random::<u64>());
+    let body = wa::Message {
+        conversation: Some(text.to_string()),
+        ..Default::default()
+    };
+    let padded = wacore::messages::MessageUtils::pad_message_v2(body.encode_to_vec());
+    let mut rs = sim.recipients.lock().await;
+    if !rs.contains_key(phone) {
+        rs.insert(phone.to_string(), Recipient::new()?);
+    }
+    let r = rs
+        .get_mut(phone)
+        .ok_or_else(|| anyhow::anyhow!("no Signal state"))?;
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut sent = vec![];
+    for (c, jid) in targets {
+        let (_, device) = split_jid(&jid);
+        let addr = ProtocolAddress::new(to, DeviceId::from(device));
+        if !wacore_libsignal::protocol::SessionStore::has_session(&r.sessions, &addr).await? {
+            let up = sim
+                .uploads
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(&jid)
+                .map(|u| {
+                    let pk = u.prekeys.pop();
+                    (u.clone(), pk)
+                });
+            let Some((up, pk)) = up else {
+                tracing::warn!(%jid, "device uploaded no pre-keys; skipping");
+                continue;
+            };
+            let bundle = PreKeyBundle::new(
+                up.registration,
+                DeviceId::from(device),
+                pk.map(|(i, k)| anyhow::Ok((i.into(), PublicKey::from_djb_public_key_bytes(&k)?)))
+                    .transpose()?,
+                up.signed.0.into(),
+                PublicKey::from_djb_public_key_bytes(&up.signed.1)?,
+                up.signed.2.clone(),
+                IdentityKey::new(PublicKey::from_djb_public_key_bytes(&up.identity)?),
+            )?;
+            process_prekey_bundle(
+                &addr,
+                &mut r.sessions,
+                &mut r.ids,
+                &bundle,
+                &mut rng,
+                UsePQRatchet::No,
+            )
+            .await?;
+        }
+        let ct = message_encrypt(&padded, &addr, &mut r.sessions, &mut r.ids).await?;
+        let kind = match ct {
+            CiphertextMessage::PreKeySignalMessage(_) => "pkmsg",
+            _ => "msg",
+        };
+        let node = NodeBuilder::new("message")
+            .attr("from", format!("{phone}@s.whatsapp.net"))
+            .attr("id", id.clone())
+            .attr("type", "text")
+            .attr("t", (now_ms() / 1000).to_string())
+            .attr("notify", name.clone())
+            .children([NodeBuilder::new("enc")
+                .attr("v", "2")
+                .attr("type", kind)
+                .bytes(ct.serialize().to_vec())
+                .build()])
+            .build();
+        let _ = c.tx.send(Out::Node(node)).await;
+        sent.push(jid);
+    }
+    Ok((id, sent))
 }

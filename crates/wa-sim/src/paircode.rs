@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use base64::Engine as _;
 use wacore::pair_code::PairCodeUtils;
 use wacore_binary::builder::NodeBuilder;
-use wacore_binary::{Node, NodeContent};
+use wacore_binary::Node;
 use wacore_libsignal::protocol::{KeyPair, PublicKey};
 
 use crate::pairing::{link_device, ScanError};
@@ -33,10 +33,7 @@ pub struct Pending {
 pub struct Codes(pub Mutex<HashMap<String, Pending>>);
 
 fn bytes_of<'a>(n: &'a Node, tag: &str) -> Option<&'a [u8]> {
-    match &n.get_optional_child(tag)?.content {
-        Some(NodeContent::Bytes(b)) => Some(b),
-        _ => None,
-    }
+    crate::conn::content_bytes(n.get_optional_child(tag)?)
 }
 
 /// Stage 1 from connection `conn`: remember it, answer with a reference.

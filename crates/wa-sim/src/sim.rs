@@ -76,6 +76,8 @@ pub struct Sim {
     pub codes: crate::paircode::Codes,
     /// Each phone's primary device as a Signal recipient, made on first use.
     pub recipients: tokio::sync::Mutex<HashMap<String, crate::signal::Recipient>>,
+    /// Pre-keys each linked device uploaded, by device jid.
+    pub uploads: Mutex<HashMap<String, crate::messaging::Uploaded>>,
     next_id: AtomicU64,
 }
 
@@ -107,6 +109,7 @@ impl Sim {
             faults: Mutex::new(Faults::default()),
             codes: Default::default(),
             recipients: Default::default(),
+            uploads: Default::default(),
             next_id: AtomicU64::new(1),
         }))
     }

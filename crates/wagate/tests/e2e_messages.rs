@@ -303,3 +303,50 @@ fn sigkill_mid_burst_delivers_each_accepted_message_once() {
     }
     println!("{resent} of {total} messages reached a phone twice under the same id (re-sent after the kill; shown once)");
 }
+
+#[test]
+fn a_patient_reply_reaches_the_gateway_and_is_stored_once() {
+    let l = linked(1);
+    let patient = "573009990001";
+    control(
+        &l.ctl(),
+        "POST",
+        "/control/phones",
+        Some(json!({"phone": patient, "name": "Paciente"})),
+    );
+    let me = common::sim::phone(0);
+    let mut ids = vec![];
+    for text in ["Confirmo la cita", "Gracias, hasta mañana"] {
+        let (st, v) = control(
+            &l.ctl(),
+            "POST",
+            &format!("/control/phones/{patient}/send"),
+            Some(json!({"to": me, "text": text})),
+        );
+        assert_eq!(st, 200, "{v}");
+        ids.push(v["id"].as_str().unwrap().to_string());
+    }
+    let start = Instant::now();
+    let got = loop {
+        let (st, v) =
+            l.s.call("GET", "/v1/orgs/o0/inbound", Some(&l.token("o0")), None);
+        assert_eq!(st, 200);
+        let msgs = v["messages"].as_array().unwrap().clone();
+        if msgs.len() >= 2 {
+            break msgs;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "inbound: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    println!("2 replies stored {:?} after sending", start.elapsed());
+    let texts: Vec<&str> = got.iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, vec!["Confirmo la cita", "Gracias, hasta mañana"]);
+    assert!(got.iter().all(|m| m["from"] == patient));
+    assert_eq!(got[0]["wa_id"], ids[0].as_str());
+    // Another org's token sees none of them.
+    let other = l.s.create_org("x", None);
+    assert_eq!(
+        l.s.call("GET", "/v1/orgs/o0/inbound", Some(&other), None).0,
+        403
+    );
+}

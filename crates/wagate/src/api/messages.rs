@@ -127,6 +127,18 @@ pub async fn list(
             )
         })?),
     };
+    let (after, limit) = page(&q)?;
+    let o = org.clone();
+    let rows = st
+        .store
+        .read(move |c| store::messages::list(c, &o, status, after, limit))
+        .await?;
+    let next = next_cursor(rows.len(), limit, rows.last().map(|r| r.seq));
+    Ok(Json(json!({"messages": rows, "next_cursor": next})))
+}
+
+/// `limit` (1-1000, default 100) and `cursor` from a listing's query.
+pub fn page(q: &HashMap<String, String>) -> Result<(i64, i64), ApiError> {
     let limit = match q.get("limit") {
         None => 100,
         Some(l) => l
@@ -149,15 +161,32 @@ pub async fn list(
             )
         })?,
     };
+    Ok((after, limit))
+}
+
+/// The cursor for the next page: the last row's sequence when the page is full.
+pub fn next_cursor(len: usize, limit: i64, last_seq: Option<i64>) -> Option<String> {
+    if len as i64 == limit {
+        last_seq.map(|s| s.to_string())
+    } else {
+        None
+    }
+}
+
+/// `GET /v1/orgs/{org}/inbound`: messages received from patients, oldest first.
+pub async fn inbound(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    org_for(&st, &caller, &org).await?;
+    let (after, limit) = page(&q)?;
     let o = org.clone();
     let rows = st
         .store
-        .read(move |c| store::messages::list(c, &o, status, after, limit))
+        .read(move |c| store::inbound::list(c, &o, after, limit))
         .await?;
-    let next = if rows.len() as i64 == limit {
-        rows.last().map(|r| r.seq.to_string())
-    } else {
-        None
-    };
+    let next = next_cursor(rows.len(), limit, rows.last().map(|r| r.seq));
     Ok(Json(json!({"messages": rows, "next_cursor": next})))
 }

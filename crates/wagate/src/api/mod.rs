@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
             post(messages::send).get(messages::list),
         )
         .route("/v1/orgs/{org}/messages/{id}", get(messages::get_one))
+        .route("/v1/orgs/{org}/inbound", get(messages::inbound))
         .route("/v1/orgs/{org}/events", get(events::stream))
         .route("/api/status", get(compat::status))
         .route("/api/send-message", post(compat::send_message))

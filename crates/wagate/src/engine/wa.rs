@@ -4,7 +4,7 @@
 //! `EngineEvent`s here and nowhere else.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -121,10 +121,7 @@ impl EngineFactory for WaFactory {
                 tx: events,
                 reason: Mutex::new(None),
                 close_requested: AtomicBool::new(false),
-                paired: AtomicBool::new(false),
                 creds: AtomicBool::new(false),
-                attempt_base: Mutex::new(None),
-                last_frames: AtomicU64::new(0),
                 client: std::sync::OnceLock::new(),
             });
             let mut transport = whatsapp_rust::transport::TokioWebSocketTransportFactory::new();
@@ -191,12 +188,7 @@ struct Shared {
     /// Why the current attempt is ending, when the library said so.
     reason: Mutex<Option<CloseReason>>,
     close_requested: AtomicBool,
-    /// A pairing succeeded on this attempt (the 515 restart follows).
-    paired: AtomicBool,
     creds: AtomicBool,
-    /// Frames received before this attempt began (to tell "never connected").
-    attempt_base: Mutex<Option<u64>>,
-    last_frames: AtomicU64,
     /// The client, to read the linked number when `Connected` arrives.
     client: std::sync::OnceLock<std::sync::Weak<Client>>,
 }
@@ -236,7 +228,6 @@ impl EventHandler for Forwarder {
             }),
             Event::PairingQrCodesExhausted(_) => s.emit(EngineEvent::QrExhausted),
             Event::PairSuccess(p) => {
-                s.paired.store(true, Ordering::SeqCst);
                 s.creds.store(true, Ordering::SeqCst);
                 s.emit(EngineEvent::Paired {
                     phone: phone_of(&p.id),
@@ -389,12 +380,8 @@ impl Engine for WaEngine {
         let bot = self.bot.lock().unwrap_or_else(|p| p.into_inner()).take();
         *shared.reason.lock().unwrap_or_else(|p| p.into_inner()) = None;
         shared.close_requested.store(false, Ordering::SeqCst);
-        shared.paired.store(false, Ordering::SeqCst);
+        // Frames received before this attempt: none after it means "never connected".
         let base = self.frames();
-        *shared
-            .attempt_base
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(base);
         if let Some(phone) = opts.pair_phone {
             let c = client.clone();
             let s = shared.clone();
@@ -438,7 +425,6 @@ impl Engine for WaEngine {
                 // the 515 restart (after pairing, or a server recycle).
                 None => CloseReason::RestartRequired,
             };
-            shared.last_frames.store(frames, Ordering::SeqCst);
             if let Err(e) = shared.tx.send(EngineEvent::Closed { reason }).await {
                 tracing::debug!(org = %shared.org, "supervisor gone: {e}");
             }

@@ -226,12 +226,18 @@ async fn update_loop(store: Store, hub: Hub, mut rx: mpsc::Receiver<(String, Eng
                 wa_ids.into_iter().map(|w| (w, to, None)).collect()
             }
             EngineEvent::Message { wa_id, from, text } => {
-                tracing::info!(%org, %from, "message received");
-                hub.publish(
-                    &org,
-                    "message.received",
-                    json!({"wa_id": wa_id, "from": from, "text": text}),
-                );
+                let (o, now) = (org.clone(), store::now_ms());
+                match store
+                    .write(move |c| store::inbound::insert(c, &o, &wa_id, &from, &text, now))
+                    .await
+                {
+                    Ok(Some(row)) => {
+                        tracing::info!(%org, from = %row.from, "message received");
+                        hub.publish(&org, "message.received", json!(row));
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(%org, error = %e, "cannot store a received message"),
+                }
                 vec![]
             }
             _ => vec![],

@@ -5,6 +5,7 @@
 //! It knows nothing of WhatsApp; the library's per-org state lives elsewhere.
 
 pub mod events;
+pub mod inbound;
 pub mod messages;
 pub mod orgs;
 
@@ -74,6 +75,15 @@ CREATE TABLE IF NOT EXISTS events (
     ts_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_org ON events(org, seq);
+CREATE TABLE IF NOT EXISTS inbound (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    org TEXT NOT NULL,
+    wa_id TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    text TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    UNIQUE(org, wa_id)
+);
 "#;
 
 fn open_conn(path: &Path) -> rusqlite::Result<Connection> {

@@ -52,5 +52,6 @@ pub fn get(c: &Connection, id: &str) -> rusqlite::Result<Option<OrgRow>> {
 pub fn delete(c: &Connection, id: &str) -> rusqlite::Result<bool> {
     c.execute("DELETE FROM messages WHERE org = ?1", [id])?;
     c.execute("DELETE FROM events WHERE org = ?1", [id])?;
+    c.execute("DELETE FROM inbound WHERE org = ?1", [id])?;
     Ok(c.execute("DELETE FROM orgs WHERE id = ?1", [id])? == 1)
 }

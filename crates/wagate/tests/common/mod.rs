@@ -57,8 +57,16 @@ impl Server {
                 break rest.split_whitespace().next().unwrap().to_string();
             }
         };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        // Keep draining stdout (the gateway's log) so the child never blocks on a
+        // full pipe; WAGATE_TEST_ECHO=1 shows it.
+        let echo = std::env::var_os("WAGATE_TEST_ECHO").is_some();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if echo {
+                    eprintln!("[wagate] {line}");
+                }
+            }
+        });
         Server { child, base }
     }
 
