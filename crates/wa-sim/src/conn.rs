@@ -233,6 +233,12 @@ async fn handle(link: &mut Link, node: Node) -> anyhow::Result<bool> {
         crate::messaging::on_message(link_sim(link), &link.conn, &node).await?;
         return Ok(true);
     }
+    if node.tag == "receipt" && attr(&node, "type").as_deref() == Some("retry") {
+        if let Some(id) = attr(&node, "id") {
+            crate::messaging::on_retry_receipt(&link.sim, &id).await;
+        }
+        return Ok(true);
+    }
     if node.tag != "iq" {
         // ib, ack, receipt, presence …: nothing to answer for now.
         return Ok(true);

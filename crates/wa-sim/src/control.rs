@@ -199,6 +199,7 @@ struct FaultBody {
     device: Option<String>,
     duration_ms: Option<u64>,
     expire_secs: Option<u64>,
+    phone: Option<String>,
 }
 
 async fn add_fault(State(sim): State<Arc<Sim>>, Json(f): Json<FaultBody>) -> Res {
@@ -263,6 +264,15 @@ async fn add_fault(State(sim): State<Arc<Sim>>, Json(f): Json<FaultBody>) -> Res
             }
         }
         "up" => sim.faults().down = false,
+        "bad_mac" => {
+            let phone = f.phone.clone().ok_or_else(|| {
+                err(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "bad_mac needs the sending phone",
+                )
+            })?;
+            sim.faults().bad_mac.insert(phone);
+        }
         other => {
             return Err(err(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -280,6 +290,7 @@ async fn heal(State(sim): State<Arc<Sim>>) -> Res {
         f.down = false;
         f.blackhole.clear();
         f.login_failures.clear();
+        f.bad_mac.clear();
     }
     // A real server would have timed out sockets that stayed silent this
     // long: close them so clients reconnect instead of waiting on replies

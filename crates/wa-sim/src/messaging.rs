@@ -221,6 +221,36 @@ pub async fn send_from_phone(
     to: &str,
     text: &str,
 ) -> anyhow::Result<(String, Vec<String>)> {
+    let id = format!("3EB0{:016X}", rand::random::<u64>());
+    send_with_id(sim, phone, to, text, &id)
+        .await
+        .map(|d| (id, d))
+}
+
+/// The gateway's device could not decrypt message `id` and asked for it
+/// again (`<receipt type="retry">`): the phone encrypts and sends it anew.
+pub async fn on_retry_receipt(sim: &Sim, id: &str) {
+    let entry = sim
+        .sent_log
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(id)
+        .cloned();
+    if let Some((phone, to, text)) = entry {
+        tracing::info!(%phone, %id, "retry receipt: sending the message again");
+        if let Err(e) = send_with_id(sim, &phone, &to, &text, id).await {
+            tracing::warn!(%phone, %id, error = %e, "re-send failed");
+        }
+    }
+}
+
+async fn send_with_id(
+    sim: &Sim,
+    phone: &str,
+    to: &str,
+    text: &str,
+    id: &str,
+) -> anyhow::Result<Vec<String>> {
     use wacore_libsignal::protocol::{
         message_encrypt, process_prekey_bundle, CiphertextMessage, IdentityKey, PreKeyBundle,
         PublicKey, UsePQRatchet,
@@ -238,7 +268,15 @@ pub async fn send_from_phone(
         .filter(|(_, j)| split_jid(j).0 == to)
         .collect();
     anyhow::ensure!(!targets.is_empty(), "no device of {to} is connected");
-    let id = format!("3EB0{:016X}", rand::random::<u64>());
+    let id = id.to_string();
+    sim.sent_log
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(
+            id.clone(),
+            (phone.to_string(), to.to_string(), text.to_string()),
+        );
+    let corrupt = sim.faults().bad_mac.remove(phone);
     let body = wa::Message {
         conversation: Some(text.to_string()),
         ..Default::default()
@@ -295,6 +333,11 @@ pub async fn send_from_phone(
             CiphertextMessage::PreKeySignalMessage(_) => "pkmsg",
             _ => "msg",
         };
+        let mut wire = ct.serialize().to_vec();
+        if corrupt {
+            corrupt_mac(&ct, &mut wire);
+            tracing::info!(%phone, %id, "bad MAC injected");
+        }
         let node = NodeBuilder::new("message")
             .attr("from", format!("{phone}@s.whatsapp.net"))
             .attr("id", id.clone())
@@ -304,11 +347,33 @@ pub async fn send_from_phone(
             .children([NodeBuilder::new("enc")
                 .attr("v", "2")
                 .attr("type", kind)
-                .bytes(ct.serialize().to_vec())
+                .bytes(wire)
                 .build()])
             .build();
         let _ = c.tx.send(Out::Node(node)).await;
         sent.push(jid);
     }
-    Ok((id, sent))
+    Ok(sent)
+}
+
+/// Flip the last byte of the Signal message's MAC (its last 8 bytes). In a
+/// PreKeySignalMessage the inner message is one protobuf field among others,
+/// so it is located inside the serialized blob first.
+fn corrupt_mac(ct: &wacore_libsignal::protocol::CiphertextMessage, wire: &mut [u8]) {
+    use wacore_libsignal::protocol::CiphertextMessage;
+    let end = match ct {
+        CiphertextMessage::PreKeySignalMessage(pm) => {
+            let inner = pm.message().serialized();
+            wire.windows(inner.len())
+                .position(|w| w == inner)
+                .map(|at| at + inner.len())
+        }
+        _ => Some(wire.len()),
+    };
+    if let Some(b) = end
+        .and_then(|e| e.checked_sub(1))
+        .and_then(|i| wire.get_mut(i))
+    {
+        *b ^= 0x5a;
+    }
 }

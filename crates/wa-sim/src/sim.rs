@@ -61,6 +61,8 @@ pub struct Faults {
     pub blackhole: Vec<String>,
     /// Refuse logins for these targets.
     pub login_failures: HashMap<String, LoginFailure>,
+    /// Phones whose next message to a linked device carries a bad MAC.
+    pub bad_mac: std::collections::HashSet<String>,
 }
 
 pub struct Sim {
@@ -78,6 +80,8 @@ pub struct Sim {
     pub recipients: tokio::sync::Mutex<HashMap<String, crate::signal::Recipient>>,
     /// Pre-keys each linked device uploaded, by device jid.
     pub uploads: Mutex<HashMap<String, crate::messaging::Uploaded>>,
+    /// What phones sent, by message id: (phone, to, text), for retry receipts.
+    pub sent_log: Mutex<HashMap<String, (String, String, String)>>,
     next_id: AtomicU64,
 }
 
@@ -110,6 +114,7 @@ impl Sim {
             codes: Default::default(),
             recipients: Default::default(),
             uploads: Default::default(),
+            sent_log: Default::default(),
             next_id: AtomicU64::new(1),
         }))
     }

@@ -350,3 +350,82 @@ fn a_patient_reply_reaches_the_gateway_and_is_stored_once() {
         403
     );
 }
+
+#[test]
+fn a_bad_mac_from_one_contact_disturbs_no_one_else() {
+    let l = linked(1);
+    let (a, b) = ("573009990001", "573009990002");
+    for p in [a, b] {
+        control(
+            &l.ctl(),
+            "POST",
+            "/control/phones",
+            Some(json!({"phone": p})),
+        );
+    }
+    let me = common::sim::phone(0);
+    let say = |from: &str, text: &str| {
+        let (st, v) = control(
+            &l.ctl(),
+            "POST",
+            &format!("/control/phones/{from}/send"),
+            Some(json!({"to": me, "text": text})),
+        );
+        assert_eq!(st, 200, "{v}");
+    };
+    say(a, "a1");
+    say(b, "b1");
+    l.fault(json!({"kind": "bad_mac", "phone": a}));
+    say(a, "a2 (corrupted on the wire)");
+    say(b, "b2");
+    // Outbound to the same contact keeps working too.
+    let (st, m) = l.s.call(
+        "POST",
+        "/v1/orgs/o0/messages",
+        Some(&l.token("o0")),
+        Some(&json!({"to": a, "text": "out"}).to_string()),
+    );
+    assert_eq!(st, 202);
+    wait_message(
+        &l,
+        "o0",
+        m["id"].as_str().unwrap(),
+        "delivered",
+        Duration::from_secs(30),
+    );
+    let start = Instant::now();
+    let texts = loop {
+        let (_, v) =
+            l.s.call("GET", "/v1/orgs/o0/inbound", Some(&l.token("o0")), None);
+        let texts: Vec<String> = v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["text"].as_str().unwrap().to_string())
+            .collect();
+        if texts.len() >= 4 || start.elapsed() > Duration::from_secs(30) {
+            break texts;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    println!("inbound after a bad MAC: {texts:?}");
+    for t in ["a1", "b1", "b2"] {
+        assert!(texts.iter().any(|x| x == t), "{t} missing: {texts:?}");
+    }
+    let v = l.status("o0");
+    assert_eq!(v["state"], "connected", "the device stayed linked: {v}");
+    assert_eq!(v["decrypt_failures"], 1, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("could not be decrypted"),
+        "{v}"
+    );
+    let recovered = texts.iter().any(|x| x.starts_with("a2"));
+    println!("the corrupted message was recovered by the retry receipt: {recovered}");
+    assert!(
+        recovered,
+        "the library's retry receipt should bring a2 back: {texts:?}"
+    );
+}

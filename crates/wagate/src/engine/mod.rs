@@ -83,6 +83,9 @@ pub enum EngineEvent {
         from: String,
         text: String,
     },
+    /// A message from `from` could not be decrypted (bad MAC, no session…);
+    /// the library asks the sender to retry. Never a reason to unlink.
+    DecryptFailure { from: String },
     /// The attempt is over; see the contract above.
     Closed { reason: CloseReason },
 }

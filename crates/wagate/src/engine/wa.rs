@@ -287,6 +287,11 @@ impl EventHandler for Forwarder {
                 s.note_reason(CloseReason::ServerError(code, "stream error".into()));
             }
             Event::Disconnected(d) => s.note_reason(CloseReason::Network(d.reason.to_string())),
+            Event::UndecryptableMessage(u) if !u.is_unavailable => {
+                s.emit(EngineEvent::DecryptFailure {
+                    from: phone_of(&u.info.source.sender),
+                })
+            }
             Event::ServerAck(a) => s.emit(EngineEvent::ServerAck {
                 wa_id: a.id.clone(),
                 error: None,

@@ -104,6 +104,9 @@ pub struct StatusView {
     pub pair_code: Option<String>,
     pub pair_code_expires_in_ms: Option<u64>,
     pub queued_messages: Option<i64>,
+    /// Messages that could not be decrypted since start (the library asks the
+    /// senders to resend; the link is kept).
+    pub decrypt_failures: u64,
 }
 
 pub fn rfc3339(ms: i64) -> String {
@@ -122,6 +125,13 @@ impl StatusView {
             let ago = now.saturating_duration_since(t).as_millis() as i64;
             rfc3339(wall_now - ago)
         });
+        let detail = match s.decrypt_failures {
+            0 => s.detail.clone(),
+            n => format!(
+                "{} ({n} incoming message(s) could not be decrypted; WhatsApp asked the senders to resend)",
+                s.detail
+            ),
+        };
         StatusView {
             org: org.to_string(),
             state: s.state,
@@ -133,13 +143,14 @@ impl StatusView {
                 .next_retry_at
                 .map(|t| t.saturating_duration_since(now).as_millis() as u64),
             phone_number: s.phone_number.clone(),
-            detail: s.detail.clone(),
+            detail,
             qr_available: live(&s.qr).is_some(),
             pair_code_expires_in_ms: pair
                 .as_ref()
                 .map(|p| p.expires_at.saturating_duration_since(now).as_millis() as u64),
             pair_code: pair.map(|p| p.code),
             queued_messages: None,
+            decrypt_failures: s.decrypt_failures,
         }
     }
 }

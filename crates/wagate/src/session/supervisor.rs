@@ -559,6 +559,16 @@ impl Supervisor {
                 self.set_state(State::Outdated, detail.clone());
                 self.after = Some(After::Park(State::Outdated, detail));
             }
+            EngineEvent::DecryptFailure { from } => {
+                self.status.send_modify(|s| s.decrypt_failures += 1);
+                let n = self.status.borrow().decrypt_failures;
+                tracing::warn!(org = %self.org, %from, failures = n, "a message could not be decrypted; the sender was asked to resend");
+                self.deps.hub.publish(
+                    &self.org,
+                    "decrypt_failure",
+                    json!({"from": from, "count": n}),
+                );
+            }
             EngineEvent::Closed { reason } => self.on_closed(reason).await,
             other => self.deps.hooks.engine_event(&self.org, other),
         }
