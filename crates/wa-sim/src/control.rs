@@ -43,6 +43,8 @@ pub fn router(sim: Arc<Sim>) -> Router {
 struct NewPhone {
     phone: String,
     name: Option<String>,
+    /// Read received messages automatically after this delay.
+    read_after_ms: Option<u64>,
 }
 
 async fn create_phone(State(sim): State<Arc<Sim>>, Json(b): Json<NewPhone>) -> Res {
@@ -66,6 +68,7 @@ async fn create_phone(State(sim): State<Arc<Sim>>, Json(b): Json<NewPhone>) -> R
             lid: lid.to_string(),
             next_device: 1,
             devices: Default::default(),
+            read_after_ms: b.read_after_ms,
         },
     );
     let snap = st.clone();

@@ -127,6 +127,18 @@ pub async fn on_message(sim: &Arc<Sim>, conn: &Arc<Conn>, node: &Node) -> anyhow
         }
     }
     for phone in delivered {
+        let read_after = sim
+            .persist()
+            .phones
+            .get(&phone)
+            .and_then(|p| p.read_after_ms);
+        if let Some(ms) = read_after {
+            let (sim, phone, id) = (sim.clone(), phone.clone(), id.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                read(&sim, &phone, &[id]).await;
+            });
+        }
         let receipt = NodeBuilder::new("receipt")
             .attr("id", id.clone())
             .attr("from", format!("{phone}@s.whatsapp.net"))

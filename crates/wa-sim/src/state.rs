@@ -29,6 +29,9 @@ pub struct Phone {
     pub lid: String,
     pub next_device: u32,
     pub devices: BTreeMap<u32, Device>,
+    /// Read every received message this long after it arrives (None: only on command).
+    #[serde(default)]
+    pub read_after_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -143,6 +143,22 @@ fn recipient(i: usize) -> String {
 }
 
 #[test]
+fn a_recipient_that_reads_after_a_delay_sends_a_read_receipt_by_itself() {
+    let l = linked(1);
+    let to = "573009990077";
+    let (st, _) = control(
+        &l.ctl(),
+        "POST",
+        "/control/phones",
+        Some(json!({"phone": to, "read_after_ms": 300})),
+    );
+    assert_eq!(st, 201);
+    let id = send(&l, to, "hola").unwrap();
+    let m = wait_message(&l, "o0", &id, "read", Duration::from_secs(30));
+    assert_eq!(m["text"], "hola");
+}
+
+#[test]
 fn two_hundred_messages_to_twenty_recipients() {
     let l = linked(1);
     for r in 0..20 {
