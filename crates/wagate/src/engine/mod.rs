@@ -11,6 +11,7 @@
 
 #[cfg(test)]
 pub mod scripted;
+pub mod transport;
 pub mod wa;
 
 use std::future::Future;

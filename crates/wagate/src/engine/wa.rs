@@ -124,10 +124,7 @@ impl EngineFactory for WaFactory {
                 creds: AtomicBool::new(false),
                 client: std::sync::OnceLock::new(),
             });
-            let mut transport = whatsapp_rust::transport::TokioWebSocketTransportFactory::new();
-            if let Some(url) = &self.cfg.ws_url {
-                transport = transport.with_url(url.clone());
-            }
+            let transport = super::transport::NoDelayTransportFactory::new(self.cfg.ws_url.clone());
             let mut builder = Bot::builder()
                 .with_backend(store)
                 .with_transport_factory(transport)
