@@ -117,6 +117,20 @@ fn pub32(kp: &KeyPair) -> [u8; 32] {
     out
 }
 
+/// A serialized ServerHello. IK answers without `static`: the client knew it.
+fn server_hello(eph_pub: &[u8; 32], enc_static: Option<Vec<u8>>, enc_cert: Vec<u8>) -> Vec<u8> {
+    wa::HandshakeMessage {
+        server_hello: buffa::MessageField::some(wa::handshake_message::ServerHello {
+            ephemeral: Some(eph_pub.to_vec()),
+            r#static: enc_static,
+            payload: Some(enc_cert),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
 /// Run the responder side of the handshake; returns the session, the
 /// client's payload and whether IK was used.
 pub async fn handshake(
@@ -153,16 +167,8 @@ pub async fn handshake(
         n.mix_shared_secret(eph.private_key.serialize(), &client_eph)?;
         n.mix_shared_secret(eph.private_key.serialize(), &client_static)?;
         let enc_cert = n.encrypt(cert_chain)?;
-        let hello = wa::HandshakeMessage {
-            server_hello: buffa::MessageField::some(wa::handshake_message::ServerHello {
-                ephemeral: Some(eph_pub.to_vec()),
-                r#static: None,
-                payload: Some(enc_cert),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        wire.send_frame(&hello.encode_to_vec()).await?;
+        wire.send_frame(&server_hello(&eph_pub, None, enc_cert))
+            .await?;
         let (read, write) = n.finish()?;
         let cp = wa::ClientPayload::decode_from_slice(&payload)?;
         return Ok((
@@ -185,16 +191,8 @@ pub async fn handshake(
     let enc_static = n.encrypt(&server_pub)?;
     n.mix_shared_secret(server.private_key.serialize(), &client_eph)?;
     let enc_cert = n.encrypt(cert_chain)?;
-    let hello = wa::HandshakeMessage {
-        server_hello: buffa::MessageField::some(wa::handshake_message::ServerHello {
-            ephemeral: Some(eph_pub.to_vec()),
-            r#static: Some(enc_static),
-            payload: Some(enc_cert),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    wire.send_frame(&hello.encode_to_vec()).await?;
+    wire.send_frame(&server_hello(&eph_pub, Some(enc_static), enc_cert))
+        .await?;
     let Incoming::Frame(finish) = wire.recv().await? else {
         anyhow::bail!("closed before client finish");
     };

@@ -131,15 +131,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         offline,
     } = cli.cmd
     {
-        tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_env("WAGATE_LOG")
-                    .unwrap_or_else(|_| "info,whatsapp_rust=warn,wacore=warn".into()),
-            )
-            .init();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
+        let rt = runtime_with_logs("info,whatsapp_rust=warn,wacore=warn")?;
         return rt.block_on(server::serve(ServeOptions {
             listen,
             data: cli.data,
@@ -152,15 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     #[cfg(feature = "sim")]
     if let Cmd::Demo { listen } = cli.cmd {
-        tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_env("WAGATE_LOG")
-                    .unwrap_or_else(|_| "warn".into()),
-            )
-            .init();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
+        let rt = runtime_with_logs("warn")?;
         return rt.block_on(wagate::demo::run(cli.data, listen));
     }
     let api = Api::new(&cli.url, cli::resolve_token(cli.token, &cli.data)?);
@@ -186,4 +170,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Reset { org, all } => cli::reset(&api, org, all),
         Cmd::Sessions => cli::sessions(&api),
     }
+}
+
+/// Logs filtered by `WAGATE_LOG` (else `default`), and a multi-threaded runtime.
+fn runtime_with_logs(default: &str) -> anyhow::Result<tokio::runtime::Runtime> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WAGATE_LOG")
+                .unwrap_or_else(|_| default.into()),
+        )
+        .init();
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
