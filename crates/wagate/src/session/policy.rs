@@ -26,6 +26,12 @@ pub const DEAD_AFTER: Duration = Duration::from_secs(25);
 /// answers). Generous: the first login after pairing alone takes about 10 s.
 pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(45);
 
+/// Immediate (515) reconnects allowed within `RESTART_WINDOW` before the
+/// next one waits the backoff: a server asking for restarts in a loop must
+/// not get a reconnect storm.
+pub const RESTART_BURST: usize = 3;
+pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
 /// What to do when an attempt closed for `reason` and no verdict (logged out,
 /// replaced, banned, outdated) came before it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -103,6 +103,8 @@ pub struct Supervisor {
     qr_rounds: u32,
     connected_at: Option<Instant>,
     probed: bool,
+    /// When recent immediate (515) reconnects happened, for the storm guard.
+    restarts: Vec<Instant>,
     timer: Option<(Instant, Timer)>,
     opts: StartOptions,
     status: watch::Sender<Snapshot>,
@@ -133,6 +135,7 @@ impl Supervisor {
             qr_rounds: 0,
             connected_at: None,
             probed: false,
+            restarts: Vec::new(),
             timer: None,
             opts: StartOptions::default(),
             status,
@@ -609,8 +612,20 @@ impl Supervisor {
         match self.after.take().unwrap_or(After::Policy) {
             After::Policy => match policy::on_close(&reason) {
                 Action::ReconnectNow => {
-                    tracing::info!(org = %self.org, "{}; reconnecting now", policy::describe(&reason));
-                    self.begin();
+                    let now = Instant::now();
+                    self.restarts
+                        .retain(|t| now.duration_since(*t) < policy::RESTART_WINDOW);
+                    if self.restarts.len() >= policy::RESTART_BURST {
+                        self.schedule_retry(format!(
+                            "{} {} times within a minute",
+                            policy::describe(&reason),
+                            self.restarts.len() + 1
+                        ));
+                    } else {
+                        self.restarts.push(now);
+                        tracing::info!(org = %self.org, "{}; reconnecting now", policy::describe(&reason));
+                        self.begin();
+                    }
                 }
                 Action::Backoff => self.schedule_retry(policy::describe(&reason)),
             },

@@ -610,3 +610,28 @@ async fn an_unused_pairing_code_counts_as_an_expired_round() {
     let t1 = wait_starts(&r.script, 2, Duration::from_secs(120)).await;
     assert_eq!((t1 - t0).as_secs(), 65, "a new round once the code expired");
 }
+
+#[tokio::test(start_paused = true)]
+async fn repeated_restart_requests_do_not_storm() {
+    let r = rig(true);
+    r.h.send(Command::Restore).await;
+    let mut last = wait_starts(&r.script, 1, Duration::from_secs(1)).await;
+    let mut gaps = vec![];
+    for n in 2..=5 {
+        r.script
+            .emit(EngineEvent::Closed {
+                reason: CloseReason::RestartRequired,
+            })
+            .await;
+        let at = wait_starts(&r.script, n, Duration::from_secs(10)).await;
+        gaps.push((at - last).as_millis() as u64);
+        last = at;
+    }
+    // Three immediate restarts, then the backoff (2 s) applies.
+    assert!(gaps[..3].iter().all(|g| *g < 50), "{gaps:?}");
+    assert_eq!(gaps[3], 2000, "{gaps:?}");
+    assert!(
+        r.h.view("4").detail.contains("within a minute")
+            || r.h.snapshot().state == State::Reconnecting
+    );
+}
