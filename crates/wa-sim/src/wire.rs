@@ -117,6 +117,14 @@ fn pub32(kp: &KeyPair) -> [u8; 32] {
     out
 }
 
+/// The next frame, as a handshake message.
+async fn recv_handshake(wire: &mut Wire, what: &str) -> anyhow::Result<wa::HandshakeMessage> {
+    let Incoming::Frame(f) = wire.recv().await? else {
+        anyhow::bail!("closed before {what}");
+    };
+    Ok(wa::HandshakeMessage::decode_from_slice(&f)?)
+}
+
 /// A serialized ServerHello. IK answers without `static`: the client knew it.
 fn server_hello(eph_pub: &[u8; 32], enc_static: Option<Vec<u8>>, enc_cert: Vec<u8>) -> Vec<u8> {
     wa::HandshakeMessage {
@@ -138,11 +146,8 @@ pub async fn handshake(
     server: &KeyPair,
     cert_chain: &[u8],
 ) -> anyhow::Result<(Session, wa::ClientPayload, bool)> {
-    let Incoming::Frame(hello) = wire.recv().await? else {
-        anyhow::bail!("closed before hello");
-    };
-    let msg = wa::HandshakeMessage::decode_from_slice(&hello)?;
-    let ch = msg
+    let ch = recv_handshake(wire, "hello")
+        .await?
         .client_hello
         .into_option()
         .ok_or_else(|| anyhow::anyhow!("no client_hello"))?;
@@ -193,11 +198,8 @@ pub async fn handshake(
     let enc_cert = n.encrypt(cert_chain)?;
     wire.send_frame(&server_hello(&eph_pub, Some(enc_static), enc_cert))
         .await?;
-    let Incoming::Frame(finish) = wire.recv().await? else {
-        anyhow::bail!("closed before client finish");
-    };
-    let msg = wa::HandshakeMessage::decode_from_slice(&finish)?;
-    let cf = msg
+    let cf = recv_handshake(wire, "client finish")
+        .await?
         .client_finish
         .into_option()
         .ok_or_else(|| anyhow::anyhow!("no client_finish"))?;
