@@ -117,6 +117,27 @@ fn pub32(kp: &KeyPair) -> [u8; 32] {
     out
 }
 
+/// The handshake is done: the transport ciphers (the server reads with the
+/// first key and writes with the second) and the client's payload.
+fn established(
+    n: NoiseHandshake,
+    payload: &[u8],
+    ik: bool,
+) -> anyhow::Result<(Session, wa::ClientPayload, bool)> {
+    let (read, write) = n.finish()?;
+    let cp = wa::ClientPayload::decode_from_slice(payload)?;
+    Ok((
+        Session {
+            read,
+            write,
+            rc: 0,
+            wc: 0,
+        },
+        cp,
+        ik,
+    ))
+}
+
 /// The next frame, as a handshake message.
 async fn recv_handshake(wire: &mut Wire, what: &str) -> anyhow::Result<wa::HandshakeMessage> {
     let Incoming::Frame(f) = wire.recv().await? else {
@@ -174,18 +195,7 @@ pub async fn handshake(
         let enc_cert = n.encrypt(cert_chain)?;
         wire.send_frame(&server_hello(&eph_pub, None, enc_cert))
             .await?;
-        let (read, write) = n.finish()?;
-        let cp = wa::ClientPayload::decode_from_slice(&payload)?;
-        return Ok((
-            Session {
-                read,
-                write,
-                rc: 0,
-                wc: 0,
-            },
-            cp,
-            true,
-        ));
+        return established(n, &payload, true);
     }
 
     // XX.
@@ -212,16 +222,5 @@ pub async fn handshake(
         .map_err(|_| anyhow::anyhow!("client static is not 32 bytes"))?;
     n.mix_shared_secret(eph.private_key.serialize(), &client_static)?;
     let payload = n.decrypt(&cf.payload.ok_or_else(|| anyhow::anyhow!("no payload"))?)?;
-    let (read, write) = n.finish()?;
-    let cp = wa::ClientPayload::decode_from_slice(&payload)?;
-    Ok((
-        Session {
-            read,
-            write,
-            rc: 0,
-            wc: 0,
-        },
-        cp,
-        false,
-    ))
+    established(n, &payload, false)
 }
