@@ -62,6 +62,20 @@ impl Linked {
         self.s.wait_status(org, &self.token(org), within, pred)
     }
 
+    /// wa-sim's ids of the connections logged in as one device jid.
+    pub fn conn_ids(&self, jid: &str) -> Vec<u64> {
+        let (_, v) = control(&self.ctl(), "GET", "/control/devices", None);
+        v["devices"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|d| d["jid"] == jid)
+                    .filter_map(|d| d["conn"].as_u64())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Live wa-sim connections of one device jid.
     pub fn live_conns(&self, jid: &str) -> usize {
         let (_, v) = control(&self.ctl(), "GET", "/control/devices", None);
