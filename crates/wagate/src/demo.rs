@@ -71,6 +71,7 @@ pub async fn run(data: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
     println!();
     println!("Demo organization '{DEMO_ORG}' is linked to the simulated phone +{DEMO_PHONE}.");
     println!("  Gateway:      {base}");
+    println!("  Dashboard:    {base}/ui/ (sign in with the org token)");
     println!("  Org token:    {}", outcome.org_token);
     println!("  Admin token:  in {}", data.join("admin.token").display());
     println!();

@@ -170,6 +170,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         "wagate listening on http://{addr} (data in {})",
         opts.data.display()
     );
+    println!("dashboard: http://{addr}/ui/");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

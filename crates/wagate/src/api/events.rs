@@ -32,11 +32,27 @@ pub async fn stream(
     Path(org): Path<String>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    org_for(&st, &caller, &org).await?;
-    let after = headers
+    open(st, &caller, org, last_event_id(&headers)).await
+}
+
+/// The request's `Last-Event-ID`, if it is a sequence number.
+pub fn last_event_id(headers: &HeaderMap) -> Option<i64> {
+    headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<i64>().ok());
+        .and_then(|v| v.trim().parse::<i64>().ok())
+}
+
+/// The event stream of `org` for `caller` (authorized here), resuming after
+/// event `after` (a fresh stream starts with a `status` snapshot instead).
+/// Shared by the API and the dashboard.
+pub async fn open(
+    st: AppState,
+    caller: &Caller,
+    org: String,
+    after: Option<i64>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>, ApiError> {
+    org_for(&st, caller, &org).await?;
     // Subscribe before replaying so nothing falls between the two.
     let mut live = st.hub.subscribe();
     let backlog = match after {

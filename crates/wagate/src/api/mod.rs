@@ -62,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/orgs/{org}/events", get(events::stream))
         .route("/api/status", get(compat::status))
         .route("/api/send-message", post(compat::send_message))
+        .merge(crate::web::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

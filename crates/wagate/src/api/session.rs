@@ -39,7 +39,7 @@ pub async fn status(
     Ok(Json(view_with_queue(&st, &org, &h).await))
 }
 
-async fn command(h: &Handle, cmd: Command) -> Result<(), ApiError> {
+pub async fn command(h: &Handle, cmd: Command) -> Result<(), ApiError> {
     if h.send(cmd).await {
         Ok(())
     } else {
@@ -51,6 +51,13 @@ async fn command(h: &Handle, cmd: Command) -> Result<(), ApiError> {
     }
 }
 
+/// What `connect` started: pairing by QR / a reconnect (the status as it
+/// stands), or a pairing code.
+pub enum Connected {
+    Started(StatusView),
+    PairCode { code: String, expires_in_ms: u64 },
+}
+
 pub async fn connect(
     State(st): State<AppState>,
     caller: Caller,
@@ -58,7 +65,26 @@ pub async fn connect(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (row, h) = org_for(&st, &caller, &org).await?;
-    let phone = match body.opt_id("phone_number")? {
+    let phone = body.opt_id("phone_number")?;
+    Ok(match start_connect(&st, &row, &h, phone).await? {
+        Connected::Started(v) => (StatusCode::ACCEPTED, Json(v)).into_response(),
+        Connected::PairCode {
+            code,
+            expires_in_ms,
+        } => Json(json!({"pair_code": code, "expires_in_ms": expires_in_ms})).into_response(),
+    })
+}
+
+/// Start pairing or reconnect now; with `phone`, wait for the pairing code.
+/// Shared by the API and the dashboard.
+pub async fn start_connect(
+    st: &AppState,
+    row: &store::OrgRow,
+    h: &Handle,
+    phone: Option<String>,
+) -> Result<Connected, ApiError> {
+    let org = &row.id;
+    let phone = match phone {
         None => None,
         Some(p) => Some(
             crate::phone::normalize(&p, row.default_country_code.as_deref())
@@ -66,13 +92,9 @@ pub async fn connect(
         ),
     };
     let Some(phone) = phone else {
-        command(&h, Command::Connect { pair_phone: None }).await?;
+        command(h, Command::Connect { pair_phone: None }).await?;
         tokio::time::sleep(Duration::from_millis(20)).await;
-        return Ok((
-            StatusCode::ACCEPTED,
-            Json(view_with_queue(&st, &org, &h).await),
-        )
-            .into_response());
+        return Ok(Connected::Started(view_with_queue(st, org, h).await));
     };
     if h.snapshot().state == LinkState::Connected {
         return Err(ApiError::conflict(
@@ -83,7 +105,7 @@ pub async fn connect(
     let mut rx = h.status.clone();
     rx.borrow_and_update();
     command(
-        &h,
+        h,
         Command::Connect {
             pair_phone: Some(phone),
         },
@@ -91,9 +113,12 @@ pub async fn connect(
     .await?;
     let deadline = tokio::time::Instant::now() + PAIR_CODE_WAIT;
     loop {
-        let v = h.view(&org);
+        let v = h.view(org);
         if let (Some(code), Some(ms)) = (v.pair_code.clone(), v.pair_code_expires_in_ms) {
-            return Ok(Json(json!({"pair_code": code, "expires_in_ms": ms})).into_response());
+            return Ok(Connected::PairCode {
+                code,
+                expires_in_ms: ms,
+            });
         }
         if matches!(
             v.state,
@@ -121,13 +146,9 @@ pub async fn connect(
     }
 }
 
-pub async fn qr(
-    State(st): State<AppState>,
-    caller: Caller,
-    Path(org): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Response, ApiError> {
-    let (_, h) = org_for(&st, &caller, &org).await?;
+/// The QR code on offer now and its remaining life in ms; 409 `no_qr`
+/// when none is.
+pub fn current_qr(h: &Handle) -> Result<(String, u64), ApiError> {
     let snap = h.snapshot();
     let now = tokio::time::Instant::now();
     let Some(offer) = snap
@@ -143,13 +164,24 @@ pub async fn qr(
         ));
     };
     let expires_in_ms = offer.expires_at.saturating_duration_since(now).as_millis() as u64;
+    Ok((offer.code, expires_in_ms))
+}
+
+pub async fn qr(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let (_, h) = org_for(&st, &caller, &org).await?;
+    let (code, expires_in_ms) = current_qr(&h)?;
     match q.get("format").map(String::as_str) {
         None | Some("json") => {
-            Ok(Json(json!({"qr": offer.code, "expires_in_ms": expires_in_ms})).into_response())
+            Ok(Json(json!({"qr": code, "expires_in_ms": expires_in_ms})).into_response())
         }
         Some("svg") => {
-            let svg = crate::qr::svg(&offer.code)
-                .map_err(|e| ApiError::internal("QR rendering failed", e))?;
+            let svg =
+                crate::qr::svg(&code).map_err(|e| ApiError::internal("QR rendering failed", e))?;
             Ok((
                 [
                     (header::CONTENT_TYPE, "image/svg+xml"),
@@ -160,8 +192,8 @@ pub async fn qr(
                 .into_response())
         }
         Some("png") => {
-            let png = crate::qr::png(&offer.code)
-                .map_err(|e| ApiError::internal("QR rendering failed", e))?;
+            let png =
+                crate::qr::png(&code).map_err(|e| ApiError::internal("QR rendering failed", e))?;
             Ok((
                 [
                     (header::CONTENT_TYPE, "image/png"),
@@ -216,14 +248,18 @@ pub async fn history(
     Path(org): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     org_for(&st, &caller, &org).await?;
-    let o = org.clone();
+    Ok(Json(json!({"changes": recent_changes(&st, &org).await?})))
+}
+
+/// The last 50 state changes (`at`, `state`, `detail`), newest first.
+pub async fn recent_changes(st: &AppState, org: &str) -> Result<Vec<Value>, ApiError> {
+    let o = org.to_string();
     let rows = st
         .store
         .read(move |c| store::events::latest(c, &o, "state", 50))
         .await?;
-    let items: Vec<Value> = rows
+    Ok(rows
         .into_iter()
         .map(|r| json!({"at": crate::session::status::rfc3339(r.ts_ms), "state": r.data["state"], "detail": r.data["detail"]}))
-        .collect();
-    Ok(Json(json!({"changes": items})))
+        .collect())
 }

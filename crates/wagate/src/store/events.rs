@@ -37,6 +37,15 @@ pub fn insert(
     Ok(c.last_insert_rowid())
 }
 
+/// The sequence number of the newest logged event of `org` (0 if none).
+pub fn last_seq(c: &Connection, org: &str) -> rusqlite::Result<i64> {
+    c.query_row(
+        "SELECT COALESCE(MAX(seq), 0) FROM events WHERE org = ?1",
+        [org],
+        |r| r.get(0),
+    )
+}
+
 /// Events of `org` after `after_seq`, oldest first.
 pub fn after(
     c: &Connection,

@@ -175,6 +175,15 @@ pub fn list(
     rows.collect()
 }
 
+/// The `limit` most recently accepted messages of `org`, newest first.
+pub fn latest(c: &Connection, org: &str, limit: i64) -> rusqlite::Result<Vec<MessageRow>> {
+    let mut stmt = c.prepare(&format!(
+        "SELECT {COLS} FROM messages WHERE org = ?1 ORDER BY seq DESC LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(params![org, limit], from_row)?;
+    rows.collect()
+}
+
 /// Messages of `org` still waiting for a server ack, in acceptance order.
 pub fn unacked(
     c: &Connection,

@@ -6,6 +6,9 @@
 
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod web;
+#[cfg(feature = "sim")]
+pub mod webdriver;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -1,0 +1,427 @@
+//! The dashboard's pages as HTML (maud escapes every value): sign-in, the
+//! admin overview, one organization's page, and the message page used for
+//! refusals. What changes live (badge, QR, messages) is redrawn by
+//! `assets/app.js` from the org's event stream; the HTML is complete without it.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Json;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+use serde_json::{json, Value};
+
+use super::i18n::Lang;
+use super::{error_page, session, to_login, Session};
+use crate::api::{org_for, session::recent_changes, session::view_with_queue, AppState};
+use crate::auth::Caller;
+use crate::session::StatusView;
+use crate::store::{self, MessageRow};
+
+/// Messages listed on an org page.
+const LAST_MESSAGES: i64 = 20;
+
+fn layout(lang: Lang, title: &str, s: Option<&Session>, page: &str, body: Markup) -> Markup {
+    // The script reads its words from a JSON block (not executed, so the
+    // CSP allows it); "</" is escaped so no text can close the element.
+    let words = lang.all().to_string().replace("</", "<\\/");
+    html! {
+        (DOCTYPE)
+        html lang=(lang.code()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="referrer" content="same-origin";
+                title { (title) " · wagate" }
+                link rel="icon" href="/ui/assets/icon.svg" type="image/svg+xml";
+                link rel="stylesheet" href="/ui/assets/app.css";
+                script src="/ui/assets/app.js" defer {}
+            }
+            body data-page=(page) data-lang=(lang.code()) {
+                header.top {
+                    a.brand href="/ui/" { "wagate" }
+                    span.sub { (lang.t("app.title")) }
+                    nav {
+                        a #lang-switch href={ "/ui/lang/" (lang.other().code()) } { (lang.t("lang.switch")) }
+                        @if let Some(s) = s {
+                            @if s.caller == Caller::Admin {
+                                a href="/ui/" { (lang.t("nav.orgs")) }
+                            }
+                            form.inline method="post" action="/ui/logout" {
+                                input type="hidden" name="csrf" value=(s.csrf);
+                                button.link #signout type="submit" { (lang.t("nav.signout")) }
+                            }
+                        }
+                    }
+                }
+                main { (body) }
+                script #words type="application/json" { (PreEscaped(words)) }
+            }
+        }
+    }
+}
+
+fn page(m: Markup) -> Response {
+    Html(m.into_string()).into_response()
+}
+
+/// A page with one sentence and a way back.
+pub fn message_page(lang: Lang, text: &str) -> Html<String> {
+    let body = html! {
+        section.card {
+            p #message { (text) }
+            p { a href="/ui/" { (lang.t("err.back")) } }
+        }
+    };
+    Html(layout(lang, lang.t("app.title"), None, "message", body).into_string())
+}
+
+pub fn login_page(lang: Lang, note: Option<&str>, error: bool) -> Html<String> {
+    let body = html! {
+        section.card.narrow {
+            h1 { (lang.t("login.title")) }
+            @if let Some(n) = note {
+                p #login-note class=(if error { "note error" } else { "note" }) role="alert" { (n) }
+            }
+            form method="post" action="/ui/login" autocomplete="off" {
+                label for="token" { (lang.t("login.token")) }
+                input #token type="password" name="token" required autofocus spellcheck="false";
+                p.muted { (lang.t("login.hint")) }
+                button #signin type="submit" { (lang.t("login.submit")) }
+            }
+        }
+    };
+    Html(layout(lang, lang.t("login.title"), None, "login", body).into_string())
+}
+
+pub async fn login(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if session(&st, &headers).is_ok() {
+        return Redirect::to("/ui/").into_response();
+    }
+    let lang = Lang::of(&headers);
+    let note = match q.get("m").map(String::as_str) {
+        Some("expired") => Some(("login.expired", true)),
+        Some("out") => Some(("login.out", false)),
+        _ => None,
+    };
+    login_page(
+        lang,
+        note.map(|(k, _)| lang.t(k)),
+        note.is_some_and(|(_, e)| e),
+    )
+    .into_response()
+}
+
+pub async fn home(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    let s = match session(&st, &headers) {
+        Ok(s) => s,
+        Err(why) => return to_login(why),
+    };
+    match &s.caller {
+        Caller::Org(o) => Redirect::to(&format!("/ui/orgs/{o}")).into_response(),
+        Caller::Admin => match overview_rows(&st).await {
+            Ok(rows) => page(overview(&s, &rows)),
+            Err(e) => error_page(s.lang, &e),
+        },
+    }
+}
+
+/// One row of the overview: the org, its name and its status.
+async fn overview_rows(
+    st: &AppState,
+) -> Result<Vec<(String, String, StatusView)>, crate::api::ApiError> {
+    let orgs = st.store.read(store::orgs::list).await?;
+    let mut rows = vec![];
+    for o in orgs {
+        if let Some(h) = st.sessions.get(&o.id) {
+            let v = view_with_queue(st, &o.id, &h).await;
+            rows.push((o.id, o.name, v));
+        }
+    }
+    Ok(rows)
+}
+
+fn overview(s: &Session, rows: &[(String, String, StatusView)]) -> Markup {
+    let lang = s.lang;
+    let body = html! {
+        section.card {
+            h1 { (lang.t("ov.title")) }
+            @if rows.is_empty() {
+                p.muted { (lang.t("ov.none")) }
+            } @else {
+                div.table-wrap { table #orgs {
+                    thead { tr {
+                        th { (lang.t("ov.org")) } th { (lang.t("ov.state")) } th { (lang.t("ov.phone")) }
+                        th { (lang.t("ov.in_state")) } th.num { (lang.t("ov.queued")) }
+                    } }
+                    tbody {
+                        @for (id, name, v) in rows {
+                            tr data-org=(id) {
+                                td { a href={ "/ui/orgs/" (id) } { (name) } br; small.muted { (id) } }
+                                td { (badge(lang, v)) }
+                                td.phone { (phone_text(v.phone_number.as_deref())) }
+                                td { time.since datetime=(v.since) { (v.since) } }
+                                td.num.queued { (v.queued_messages.unwrap_or(0)) }
+                            }
+                        }
+                    }
+                } }
+            }
+        }
+    };
+    layout(lang, lang.t("ov.title"), Some(s), "overview", body)
+}
+
+/// The overview's rows as JSON, for the page's periodic refresh.
+pub async fn overview_json(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    let Ok(s) = session(&st, &headers) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    if s.caller != Caller::Admin {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    match overview_rows(&st).await {
+        Ok(rows) => {
+            let list: Vec<Value> = rows
+                .into_iter()
+                .map(|(id, name, v)| json!({"id": id, "name": name, "status": v}))
+                .collect();
+            Json(json!({ "orgs": list })).into_response()
+        }
+        Err(e) => e.status.into_response(),
+    }
+}
+
+fn phone_text(p: Option<&str>) -> String {
+    match p {
+        Some(p) if !p.is_empty() => format!("+{p}"),
+        _ => "—".into(),
+    }
+}
+
+fn badge(lang: Lang, v: &StatusView) -> Markup {
+    let st = v.state.as_str();
+    html! {
+        span class={ "badge s-" (st) } data-state=(st) { (lang.t(&format!("state.{st}"))) }
+    }
+}
+
+/// The sentence for people: what the state means and what to do.
+pub fn sentence(lang: Lang, v: &StatusView) -> String {
+    lang.t(&format!("say.{}", v.state.as_str()))
+        .replace("{phone}", &phone_text(v.phone_number.as_deref()))
+}
+
+pub async fn org(
+    State(st): State<AppState>,
+    Path(org): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let s = match session(&st, &headers) {
+        Ok(s) => s,
+        Err(why) => return to_login(why),
+    };
+    let lang = s.lang;
+    let (row, h) = match org_for(&st, &s.caller, &org).await {
+        Ok(x) => x,
+        Err(e) => return error_page(lang, &e),
+    };
+    // Read first: the page then asks its event stream for everything after
+    // this, so a change landing while the page renders is replayed, not lost.
+    let o = org.clone();
+    let seen = st
+        .store
+        .read(move |c| store::events::last_seq(c, &o))
+        .await
+        .unwrap_or(0);
+    let v = view_with_queue(&st, &org, &h).await;
+    let changes = recent_changes(&st, &org).await.unwrap_or_default();
+    let o = org.clone();
+    let msgs = st
+        .store
+        .read(move |c| store::messages::latest(c, &o, LAST_MESSAGES))
+        .await
+        .unwrap_or_default();
+    let qr = crate::api::session::current_qr(&h).ok();
+    let notice = q
+        .get("ok")
+        .and_then(|k| match k.as_str() {
+            "sent" => Some("org.sent"),
+            "logout" => Some("org.done_logout"),
+            "reset" => Some("org.done_reset"),
+            "connect" => Some("org.done_connect"),
+            _ => None,
+        })
+        .map(|k| lang.t(k).to_string());
+    let error = q.get("e").map(|code| {
+        let key = format!("err.{code}");
+        match super::i18n::TABLE.iter().any(|(k, _, _)| *k == key) {
+            true => lang.t(&key).to_string(),
+            false => lang.t("err.server").to_string(),
+        }
+    });
+    let confirm = q.get("confirm").map(String::as_str);
+    let body = org_body(
+        &s,
+        &row.id,
+        &row.name,
+        &v,
+        qr,
+        &changes,
+        &msgs,
+        notice,
+        error,
+        confirm,
+        q.get("sent"),
+    );
+    let body = html! { div #page data-after=(seen) { (body) } };
+    page(layout(lang, &row.name, Some(&s), "org", body))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn org_body(
+    s: &Session,
+    org: &str,
+    name: &str,
+    v: &StatusView,
+    qr: Option<(String, u64)>,
+    changes: &[Value],
+    msgs: &[MessageRow],
+    notice: Option<String>,
+    error: Option<String>,
+    confirm: Option<&str>,
+    highlight: Option<&String>,
+) -> Markup {
+    let lang = s.lang;
+    let st = v.state.as_str();
+    let linked = v.state == crate::session::State::Connected;
+    // States in which someone must link the number (QR or code) rather than
+    // just reconnect.
+    use crate::session::State as S;
+    let needs_link = matches!(v.state, S::New | S::NeedsQr | S::LoggedOut | S::Pairing);
+    html! {
+        div #org data-org=(org) data-state=(st) {
+            p #live-note role="status" hidden { (lang.t("org.live_lost")) }
+            @if let Some(n) = notice { p #notice.note role="status" { (n) } }
+            @if let Some(e) = error { p #error.note.error role="alert" { (e) } }
+            section.card #status-card {
+                h1 { (name) }
+                p { (badge(lang, v)) }
+                p #sentence.sentence { (sentence(lang, v)) }
+                p #detail.muted { (v.detail) }
+                dl.facts {
+                    dt { (lang.t("org.phone")) } dd #phone { (phone_text(v.phone_number.as_deref())) }
+                    dt { (lang.t("org.since")) } dd { time #since.since datetime=(v.since) { (v.since) } }
+                    dt { (lang.t("org.queued")) } dd #queued { (v.queued_messages.unwrap_or(0)) }
+                    dt #retry-label hidden[v.next_retry_in_ms.is_none()] { (lang.t("org.retry_in")) }
+                    dd #retry hidden[v.next_retry_in_ms.is_none()] data-ms=[v.next_retry_in_ms] {
+                        @if let Some(ms) = v.next_retry_in_ms { (ms / 1000) " s" }
+                    }
+                    @if v.decrypt_failures > 0 {
+                        dt { (lang.t("org.decrypt_failures")) } dd { (v.decrypt_failures) }
+                    }
+                }
+            }
+            section.card #link-card hidden[linked] {
+                div #qr-box hidden[qr.is_none()] {
+                    img #qr alt=(lang.t("org.qr_alt")) width="264" height="264"
+                        src=[qr.as_ref().map(|_| format!("/ui/orgs/{org}/qr.svg"))];
+                    p #qr-countdown.muted data-ms=[qr.as_ref().map(|q| q.1)] {
+                        @if let Some((_, ms)) = &qr { (lang.t("org.qr_expires").replace("{n}", &(ms / 1000).to_string())) }
+                    }
+                }
+                p #qr-waiting.muted hidden { (lang.t("org.qr_waiting")) }
+                div #code-box hidden[v.pair_code.is_none()] {
+                    p { (lang.t("org.code_howto")) }
+                    p #pair-code.code { (v.pair_code.clone().unwrap_or_default()) }
+                }
+                form #connect-form method="post" action={ "/ui/orgs/" (org) "/connect" } hidden[v.state == crate::session::State::Pairing] {
+                    input type="hidden" name="csrf" value=(s.csrf);
+                    button #connect type="submit" {
+                        @if needs_link { (lang.t("org.link_qr")) } @else { (lang.t("org.reconnect")) }
+                    }
+                }
+                details #use-code hidden[!needs_link] {
+                    summary { (lang.t("org.use_code")) }
+                    form method="post" action={ "/ui/orgs/" (org) "/pair-code" } {
+                        input type="hidden" name="csrf" value=(s.csrf);
+                        label for="code-phone" { (lang.t("org.code_phone")) }
+                        input #code-phone name="phone" type="tel" inputmode="tel" required placeholder="+57 300 111 2233";
+                        button #get-code type="submit" { (lang.t("org.get_code")) }
+                    }
+                }
+            }
+            section.card #test-card {
+                h2 { (lang.t("org.test")) }
+                form.grid method="post" action={ "/ui/orgs/" (org) "/send" } {
+                    input type="hidden" name="csrf" value=(s.csrf);
+                    label for="to" { (lang.t("org.to")) }
+                    input #to name="to" type="tel" inputmode="tel" required placeholder="+57 300 111 2233";
+                    label for="text" { (lang.t("org.text")) }
+                    textarea #text name="text" rows="2" required { (lang.t("org.text_default")) }
+                    button #send type="submit" { (lang.t("org.send")) }
+                }
+            }
+            section.card #messages-card {
+                h2 { (lang.t("org.messages")) }
+                div.table-wrap { table #messages {
+                    thead { tr { th { (lang.t("org.when")) } th { (lang.t("org.to")) } th { (lang.t("org.text")) } th { (lang.t("org.status")) } } }
+                    tbody {
+                        @for m in msgs {
+                            tr id={ "m-" (m.id) } class=[highlight.filter(|h| **h == m.id).map(|_| "highlight")] {
+                                td { time.at datetime=(crate::session::status::rfc3339(m.created_ms)) { (crate::session::status::rfc3339(m.created_ms)) } }
+                                td { "+" (m.to) }
+                                td.text { (m.text) }
+                                td { span class={ "msg m-" (m.status.as_str()) } data-status=(m.status.as_str()) title=[m.error.as_deref()] {
+                                    (lang.t(&format!("msg.{}", m.status.as_str())))
+                                } }
+                            }
+                        }
+                    }
+                } }
+                p #no-messages.muted hidden[!msgs.is_empty()] { (lang.t("org.no_messages")) }
+            }
+            section.card #history-card {
+                h2 { (lang.t("org.history")) }
+                div.table-wrap { table #history {
+                    thead { tr { th { (lang.t("org.when")) } th { (lang.t("ov.state")) } th { (lang.t("org.reason")) } } }
+                    tbody {
+                        @for c in changes {
+                            @let cst = c["state"].as_str().unwrap_or("");
+                            tr {
+                                td { time.at datetime=(c["at"].as_str().unwrap_or("")) { (c["at"].as_str().unwrap_or("")) } }
+                                td { span class={ "badge s-" (cst) } { (lang.t(&format!("state.{cst}"))) } }
+                                td { (c["detail"].as_str().unwrap_or("")) }
+                            }
+                        }
+                    }
+                } }
+            }
+            section.card.danger #danger-card {
+                h2 { (lang.t("org.danger")) }
+                @match confirm {
+                    Some(what @ ("logout" | "reset")) => {
+                        p #confirm-question { (lang.t(&format!("org.{what}_q"))) }
+                        form.inline method="post" action={ "/ui/orgs/" (org) "/" (what) } {
+                            input type="hidden" name="csrf" value=(s.csrf);
+                            input type="hidden" name="confirm" value="yes";
+                            button.danger #confirm-yes type="submit" { (lang.t(&format!("org.confirm_{what}"))) }
+                        }
+                        a.button #confirm-cancel href={ "/ui/orgs/" (org) } { (lang.t("org.cancel")) }
+                    }
+                    _ => {
+                        a.button.danger #logout href={ "/ui/orgs/" (org) "?confirm=logout#danger-card" } { (lang.t("org.logout")) }
+                        " "
+                        a.button.danger #reset href={ "/ui/orgs/" (org) "?confirm=reset#danger-card" } { (lang.t("org.reset")) }
+                    }
+                }
+            }
+        }
+    }
+}
