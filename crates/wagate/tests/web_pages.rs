@@ -403,6 +403,10 @@ fn every_page_has_a_strict_csp_and_no_inline_script_or_style() {
             "{path}: an outside URL"
         );
     }
+    let missing = get(&format!("{}/ui/no/such/page", s.base), None, &[]);
+    assert_eq!(missing.status, 404);
+    assert!(missing.body.contains("There is no such page."));
+    assert!(missing.header("content-security-policy").is_some());
     let js = get(&format!("{}/ui/assets/app.js", s.base), None, &[]);
     assert_eq!(js.status, 200);
     assert!(js

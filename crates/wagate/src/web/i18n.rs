@@ -158,6 +158,11 @@ pub const TABLE: &[(&str, &str, &str)] = &[
     ),
     ("err.back", "Back", "Volver"),
     (
+        "err.no_page",
+        "There is no such page.",
+        "Esa página no existe.",
+    ),
+    (
         "err.invalid_phone",
         "That phone number is not valid. Write it with the country code, e.g. +57 300 111 2233.",
         "Ese número no es válido. Escríbalo con el indicativo del país, p. ej. +57 300 111 2233.",

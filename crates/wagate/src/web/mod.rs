@@ -50,6 +50,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/assets/app.js", get(app_js))
         .route("/ui/assets/app.css", get(app_css))
         .route("/ui/assets/icon.svg", get(icon))
+        .route("/ui/{*rest}", get(no_such_page))
         .layer(axum::middleware::map_response(security_headers))
 }
 
@@ -81,6 +82,16 @@ fn asset(kind: &'static str, body: &'static str) -> Response {
             (header::CACHE_CONTROL, "public, max-age=300"),
         ],
         body,
+    )
+        .into_response()
+}
+
+/// Any other `/ui/…` address: a page saying so, not the API's JSON.
+async fn no_such_page(headers: HeaderMap) -> Response {
+    let lang = Lang::of(&headers);
+    (
+        StatusCode::NOT_FOUND,
+        pages::message_page(lang, lang.t("err.no_page")),
     )
         .into_response()
 }
