@@ -21,6 +21,10 @@ use crate::session::Command;
 
 type Fields = Result<Form<HashMap<String, String>>, FormRejection>;
 
+/// An org action's answer: the redirect back to the page, or (`Err`) the
+/// sign-in / refusal page that stopped it early.
+type Reply = Result<Response, Response>;
+
 fn fields(f: Fields) -> HashMap<String, String> {
     f.map(|Form(m)| m).unwrap_or_default()
 }
@@ -169,16 +173,13 @@ pub async fn connect(
     Path(org): Path<String>,
     headers: HeaderMap,
     form: Fields,
-) -> Response {
+) -> Reply {
     let f = fields(form);
-    let (s, row, h) = match org_action(&st, &headers, &org, &f).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    match start_connect(&st, &row, &h, None).await {
+    let (s, row, h) = org_action(&st, &headers, &org, &f).await?;
+    Ok(match start_connect(&st, &row, &h, None).await {
         Ok(_) => back(&org, "ok=connect"),
         Err(e) => refused(s.lang, &org, e),
-    }
+    })
 }
 
 pub async fn pair_code(
@@ -186,22 +187,19 @@ pub async fn pair_code(
     Path(org): Path<String>,
     headers: HeaderMap,
     form: Fields,
-) -> Response {
+) -> Reply {
     let f = fields(form);
-    let (s, row, h) = match org_action(&st, &headers, &org, &f).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let (s, row, h) = org_action(&st, &headers, &org, &f).await?;
     let phone = f.get("phone").cloned().unwrap_or_default();
     if phone.trim().is_empty() {
-        return back(&org, "e=invalid_phone");
+        return Ok(back(&org, "e=invalid_phone"));
     }
-    match start_connect(&st, &row, &h, Some(phone)).await {
+    Ok(match start_connect(&st, &row, &h, Some(phone)).await {
         Ok(Connected::PairCode { .. }) | Ok(Connected::Started(_)) => {
             back(&org, "ok=connect#code-box")
         }
         Err(e) => refused(s.lang, &org, e),
-    }
+    })
 }
 
 pub async fn send(
@@ -209,18 +207,17 @@ pub async fn send(
     Path(org): Path<String>,
     headers: HeaderMap,
     form: Fields,
-) -> Response {
+) -> Reply {
     let f = fields(form);
-    let (s, row, _) = match org_action(&st, &headers, &org, &f).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let (s, row, _) = org_action(&st, &headers, &org, &f).await?;
     let to = f.get("to").cloned();
     let text = f.get("text").cloned();
-    match crate::api::messages::accept(&st, &row, to, text, None).await {
-        Ok((m, _)) => back(&org, &format!("ok=sent&sent={}#m-{}", m.id, m.id)),
-        Err(e) => refused(s.lang, &org, e),
-    }
+    Ok(
+        match crate::api::messages::accept(&st, &row, to, text, None).await {
+            Ok((m, _)) => back(&org, &format!("ok=sent&sent={}#m-{}", m.id, m.id)),
+            Err(e) => refused(s.lang, &org, e),
+        },
+    )
 }
 
 async fn confirmed(
@@ -230,19 +227,16 @@ async fn confirmed(
     form: Fields,
     what: &str,
     cmd: Command,
-) -> Response {
+) -> Reply {
     let f = fields(form);
-    let (s, _, h) = match org_action(&st, &headers, &org, &f).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let (s, _, h) = org_action(&st, &headers, &org, &f).await?;
     if f.get("confirm").map(String::as_str) != Some("yes") {
-        return back(&org, &format!("confirm={what}#danger-card"));
+        return Ok(back(&org, &format!("confirm={what}#danger-card")));
     }
-    match command(&h, cmd).await {
+    Ok(match command(&h, cmd).await {
         Ok(()) => back(&org, &format!("ok={what}")),
         Err(e) => error_page(s.lang, &e),
-    }
+    })
 }
 
 pub async fn unlink(
@@ -250,7 +244,7 @@ pub async fn unlink(
     Path(org): Path<String>,
     headers: HeaderMap,
     form: Fields,
-) -> Response {
+) -> Reply {
     confirmed(st, org, headers, form, "logout", Command::Logout).await
 }
 
@@ -259,6 +253,6 @@ pub async fn reset(
     Path(org): Path<String>,
     headers: HeaderMap,
     form: Fields,
-) -> Response {
+) -> Reply {
     confirmed(st, org, headers, form, "reset", Command::Reset).await
 }
