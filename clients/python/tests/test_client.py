@@ -122,6 +122,8 @@ def test_bad_phone_is_a_bad_request_with_its_code(gateway: Gateway, linked: Link
         c.send_message(linked.org, "12ab", "hola")
     assert e.value.status == 422
     assert e.value.code == "invalid_phone"
+    assert e.value.status_code == 422
+    assert isinstance(e.value, wagate.WagateError) and isinstance(e.value, wagate.ApiError)
     assert "phone" in e.value.message.lower() or "number" in e.value.message.lower()
 
 

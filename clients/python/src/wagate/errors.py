@@ -29,6 +29,11 @@ class WagateError(Exception):
         self.status = status
         self.body = body
 
+    @property
+    def status_code(self) -> Optional[int]:
+        """The HTTP status, named as in requests and httpx."""
+        return self.status
+
     def __str__(self) -> str:
         where = f"HTTP {self.status}, " if self.status is not None else ""
         return f"{self.message} ({where}{self.code})"

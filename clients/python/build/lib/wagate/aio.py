@@ -1,0 +1,217 @@
+"""The asyncio client: ``wagate.AsyncClient``, the same methods as
+``wagate.Client`` as coroutines, and ``events()`` as an async generator."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncIterator, List, Optional, Union, cast
+
+import httpx
+
+from . import _core
+from ._core import (
+    Call,
+    Event,
+    InboundPage,
+    Message,
+    MessagePage,
+    Org,
+    OrgId,
+    PairCode,
+    Phone,
+    QrCode,
+    SessionStatus,
+    StateChange,
+)
+
+
+class AsyncClient:
+    """``wagate.Client`` for asyncio: same arguments, same methods (each a
+    coroutine), same retry rules; ``events()`` is an async generator. Use
+    ``async with``, or ``await aclose()``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = _core.DEFAULT_TIMEOUT,
+        retries: int = _core.DEFAULT_RETRIES,
+        transport: Optional[httpx.AsyncBaseTransport] = None,
+    ) -> None:
+        if not token:
+            raise ValueError("a token is required (an org token or the admin token)")
+        self.base_url = base_url.rstrip("/")
+        self.retries = max(0, retries)
+        self._token = token
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=_core.auth_headers(token),
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"wagate.AsyncClient({self.base_url!r})"
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- the link (see wagate.Client for each call's meaning) --------------
+
+    async def get_status(self, org_id: OrgId) -> SessionStatus:
+        return cast(SessionStatus, await self._run(_core.status_call(org_id)))
+
+    async def connect(
+        self, org_id: OrgId, phone_number: Optional[Phone] = None
+    ) -> Union[SessionStatus, PairCode]:
+        call = _core.connect_call(org_id, phone_number)
+        return cast(Union[SessionStatus, PairCode], await self._run(call))
+
+    async def get_qr(self, org_id: OrgId) -> QrCode:
+        return cast(QrCode, await self._run(_core.qr_call(org_id)))
+
+    async def get_qr_image(self, org_id: OrgId, image_format: str = "svg") -> bytes:
+        return (await self._send(_core.qr_call(org_id, image_format))).content
+
+    async def logout(self, org_id: OrgId) -> SessionStatus:
+        return cast(SessionStatus, await self._run(_core.session_action_call(org_id, "logout")))
+
+    async def reset(self, org_id: OrgId) -> SessionStatus:
+        return cast(SessionStatus, await self._run(_core.session_action_call(org_id, "reset")))
+
+    async def history(self, org_id: OrgId) -> List[StateChange]:
+        return cast(List[StateChange], (await self._run(_core.history_call(org_id)))["changes"])
+
+    # -- messages -----------------------------------------------------------
+
+    async def send_message(
+        self,
+        org_id: OrgId,
+        phone: Phone,
+        text: str,
+        *,
+        idempotency_key: Optional[str] = None,
+    ) -> Message:
+        call = _core.send_call(org_id, phone, text, idempotency_key)
+        return cast(Message, await self._run(call))
+
+    async def get_message(self, org_id: OrgId, message_id: str) -> Message:
+        return cast(Message, await self._run(_core.message_call(org_id, message_id)))
+
+    async def list_messages(
+        self,
+        org_id: OrgId,
+        *,
+        status: Optional[str] = None,
+        limit: Optional[int] = None,
+        cursor: Optional[str] = None,
+    ) -> MessagePage:
+        call = _core.list_call(org_id, "messages", status=status, limit=limit, cursor=cursor)
+        return cast(MessagePage, await self._run(call))
+
+    async def iter_messages(
+        self, org_id: OrgId, *, status: Optional[str] = None, page_size: int = 100
+    ) -> AsyncIterator[Message]:
+        cursor: Optional[str] = None
+        while True:
+            page = await self.list_messages(org_id, status=status, limit=page_size, cursor=cursor)
+            for m in page["messages"]:
+                yield m
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return
+
+    async def list_inbound(
+        self, org_id: OrgId, *, limit: Optional[int] = None, cursor: Optional[str] = None
+    ) -> InboundPage:
+        call = _core.list_call(org_id, "inbound", status=None, limit=limit, cursor=cursor)
+        return cast(InboundPage, await self._run(call))
+
+    # -- organizations (admin token) ----------------------------------------
+
+    async def create_org(
+        self,
+        org_id: OrgId,
+        name: Optional[str] = None,
+        *,
+        default_country_code: Optional[str] = None,
+    ) -> Org:
+        call = _core.create_org_call(org_id, name, default_country_code)
+        return cast(Org, await self._run(call))
+
+    async def list_orgs(self) -> List[Org]:
+        return cast(List[Org], (await self._run(_core.list_orgs_call()))["orgs"])
+
+    async def delete_org(self, org_id: OrgId) -> None:
+        await self._run(_core.delete_org_call(org_id))
+
+    # -- events -------------------------------------------------------------
+
+    async def events(
+        self,
+        org_id: OrgId,
+        *,
+        last_event_id: Optional[str] = None,
+        reconnect: bool = True,
+    ) -> AsyncIterator[Event]:
+        """See ``wagate.Client.events``."""
+        path = _core.org_path(org_id, "events")
+        parser = _core.SseParser()
+        parser.last_id = last_event_id
+        delay = _core.STREAM_BACKOFF_START
+        timeout = httpx.Timeout(self._http.timeout.connect, read=_core.STREAM_READ_TIMEOUT)
+        while True:
+            try:
+                headers = _core.stream_headers(self._token, parser.last_id)
+                async with self._http.stream("GET", path, headers=headers, timeout=timeout) as r:
+                    if r.status_code != 200:
+                        text = (await r.aread()).decode("utf-8", "replace")
+                        err = _core.error_for(r.status_code, text, "GET", path)
+                        if _core.stream_fatal(r.status_code) or not reconnect:
+                            raise err
+                    else:
+                        delay = _core.STREAM_BACKOFF_START
+                        async for line in r.aiter_lines():
+                            ev = parser.feed(line)
+                            if ev is not None:
+                                yield ev
+                        if not reconnect:
+                            return
+            except httpx.TransportError as e:
+                if not reconnect:
+                    raise _core.transport_error(e, "GET", path) from e
+            await asyncio.sleep(delay)
+            delay = _core.next_stream_delay(delay)
+
+    # -- plumbing -----------------------------------------------------------
+
+    async def _run(self, call: Call) -> Any:
+        r = await self._send(call)
+        return _core.decode(r.status_code, r.text, call)
+
+    async def _send(self, call: Call) -> httpx.Response:
+        attempt = 0
+        while True:
+            try:
+                r = await self._http.request(
+                    call.method, call.path, json=call.json_body, params=call.params, headers=call.headers
+                )
+            except httpx.TransportError as e:
+                if not _core.should_retry(call, None, attempt, self.retries):
+                    raise _core.transport_error(e, call.method, call.path) from e
+                await asyncio.sleep(_core.retry_delay(attempt, None))
+                attempt += 1
+                continue
+            if r.status_code in call.ok:
+                return r
+            if not _core.should_retry(call, r.status_code, attempt, self.retries):
+                raise _core.error_for(r.status_code, r.text, call.method, call.path)
+            await asyncio.sleep(_core.retry_delay(attempt, r.headers.get("retry-after")))
+            attempt += 1
