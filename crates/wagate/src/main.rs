@@ -179,6 +179,8 @@ fn runtime_with_logs(default: &str) -> anyhow::Result<tokio::runtime::Runtime> {
             tracing_subscriber::EnvFilter::try_from_env("WAGATE_LOG")
                 .unwrap_or_else(|_| default.into()),
         )
+        // Colour codes only on a terminal, not in log files and journals.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
