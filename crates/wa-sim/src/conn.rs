@@ -239,8 +239,12 @@ async fn handle(link: &mut Link, node: Node) -> anyhow::Result<bool> {
         }
         return Ok(true);
     }
+    if node.tag == "ack" {
+        crate::messaging::on_ack(&link.sim, &link.conn, &node);
+        return Ok(true);
+    }
     if node.tag != "iq" {
-        // ib, ack, receipt, presence …: nothing to answer for now.
+        // ib, receipt, presence …: nothing to answer for now.
         return Ok(true);
     }
     let ty = attr(&node, "type").unwrap_or_default();
@@ -278,6 +282,12 @@ async fn handle(link: &mut Link, node: Node) -> anyhow::Result<bool> {
     let reply = match xmlns.as_str() {
         "passive" => {
             link.send(&iq_result(&node, vec![])).await?;
+            // What arrived for this device while it was away, then the marker.
+            if let Some(device) = crate::sim::conn_jid(&link.conn) {
+                for r in crate::messaging::unacked_receipts(&link.sim, &device) {
+                    link.send(&r).await?;
+                }
+            }
             let ib = NodeBuilder::new("ib")
                 .attr("from", "s.whatsapp.net")
                 .children([NodeBuilder::new("offline").attr("count", "0").build()])

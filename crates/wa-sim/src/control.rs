@@ -320,6 +320,9 @@ async fn devices(State(sim): State<Arc<Sim>>) -> Res {
                 "last_frame_ms": last,
                 "last_frame_ago_ms": now - last,
                 "blackholed": c.blackholed.load(Ordering::SeqCst),
+                "unacked_receipts": conn_jid(c)
+                    .map(|j| crate::messaging::unacked_receipts(&sim, &j).len())
+                    .unwrap_or(0),
             })
         })
         .collect();

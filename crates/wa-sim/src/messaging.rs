@@ -13,7 +13,7 @@ use waproto::whatsapp as wa;
 
 use crate::conn::{attr, child, children};
 use crate::signal::{InboxItem, Recipient};
-use crate::sim::{conn_jid, now_ms, split_jid, Conn, Out, Sim};
+use crate::sim::{conn_jid, now_ms, split_jid, Conn, Out, PendingReceipt, Sim};
 
 /// `<list>` of bundles for the `<user jid>` children of a `<key>` request.
 pub async fn bundles(sim: &Sim, users: &[Node]) -> Node {
@@ -144,9 +144,57 @@ pub async fn on_message(sim: &Arc<Sim>, conn: &Arc<Conn>, node: &Node) -> anyhow
             .attr("from", format!("{phone}@s.whatsapp.net"))
             .attr("t", t.clone())
             .build();
-        let _ = conn.tx.send(Out::Node(receipt)).await;
+        send_receipt(sim, &sender_jid, &id, None, receipt).await;
     }
     Ok(())
+}
+
+/// Send a receipt to one device: now, to its live connections, and again at
+/// its next login until it acks it. A sender killed between its server ack
+/// and the delivery receipt still learns of the delivery, as with WhatsApp.
+pub async fn send_receipt(sim: &Sim, device: &str, id: &str, kind: Option<&str>, node: Node) {
+    {
+        let mut all = sim.receipts.lock().unwrap_or_else(|p| p.into_inner());
+        let list = all.entry(device.to_string()).or_default();
+        if !list.iter().any(|r| r.id == id && r.kind.as_deref() == kind) {
+            list.push(PendingReceipt {
+                id: id.to_string(),
+                kind: kind.map(String::from),
+                node: node.clone(),
+            });
+        }
+    }
+    for c in sim.conns() {
+        if conn_jid(&c).as_deref() == Some(device) {
+            let _ = c.tx.send(Out::Node(node.clone())).await;
+        }
+    }
+}
+
+/// The device acked a receipt (`<ack class="receipt" id [type]>`): forget it.
+pub fn on_ack(sim: &Sim, conn: &Conn, node: &Node) {
+    if attr(node, "class").as_deref() != Some("receipt") {
+        return;
+    }
+    let (Some(device), Some(id)) = (conn_jid(conn), attr(node, "id")) else {
+        return;
+    };
+    let kind = attr(node, "type");
+    let mut all = sim.receipts.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(list) = all.get_mut(&device) {
+        list.retain(|r| !(r.id == id && r.kind == kind));
+    }
+}
+
+/// Receipts the device has not acked, in the order they were made: sent
+/// right after it logs in, before the offline marker.
+pub fn unacked_receipts(sim: &Sim, device: &str) -> Vec<Node> {
+    sim.receipts
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(device)
+        .map(|l| l.iter().map(|r| r.node.clone()).collect())
+        .unwrap_or_default()
 }
 
 /// The phone reads messages: mark them and send read receipts to every
@@ -167,18 +215,26 @@ pub async fn read(sim: &Sim, phone: &str, ids: &[String]) -> usize {
     }
     let t = (now_ms() / 1000).to_string();
     for (sender, id) in &by_sender {
-        for c in sim.conns() {
-            let Some(j) = conn_jid(&c) else { continue };
-            if split_jid(&j).0 != *sender {
-                continue;
-            }
+        // Every device linked to the sender's account, connected or not.
+        let devices: Vec<String> = sim
+            .persist()
+            .phones
+            .get(sender)
+            .map(|p| {
+                p.devices
+                    .keys()
+                    .map(|d| format!("{sender}:{d}@s.whatsapp.net"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for device in devices {
             let receipt = NodeBuilder::new("receipt")
                 .attr("id", id.clone())
                 .attr("from", format!("{phone}@s.whatsapp.net"))
                 .attr("type", "read")
                 .attr("t", t.clone())
                 .build();
-            let _ = c.tx.send(Out::Node(receipt)).await;
+            send_receipt(sim, &device, id, Some("read"), receipt).await;
         }
     }
     by_sender.len()

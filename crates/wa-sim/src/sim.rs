@@ -46,6 +46,15 @@ pub struct Conn {
     pub blackholed: AtomicBool,
 }
 
+/// A receipt on its way to a device, kept until the device acks it.
+#[derive(Debug, Clone)]
+pub struct PendingReceipt {
+    pub id: String,
+    /// `None` for delivery, `Some("read")` …
+    pub kind: Option<String>,
+    pub node: Node,
+}
+
 /// Login refusal in force for a device (or all).
 #[derive(Debug, Clone, Serialize)]
 pub struct LoginFailure {
@@ -82,6 +91,9 @@ pub struct Sim {
     pub uploads: Mutex<HashMap<String, crate::messaging::Uploaded>>,
     /// What phones sent, by message id: (phone, to, text), for retry receipts.
     pub sent_log: Mutex<HashMap<String, (String, String, String)>>,
+    /// Receipts for each device jid that it has not acked yet: sent again at
+    /// its next login, as WhatsApp keeps them for a device that was away.
+    pub receipts: Mutex<HashMap<String, Vec<PendingReceipt>>>,
     next_id: AtomicU64,
 }
 
@@ -115,6 +127,7 @@ impl Sim {
             recipients: Default::default(),
             uploads: Default::default(),
             sent_log: Default::default(),
+            receipts: Default::default(),
             next_id: AtomicU64::new(1),
         }))
     }

@@ -130,16 +130,68 @@ fn wait_all(l: &common::sim::Linked, n: usize, status: &str, within: Duration) -
         if done >= n {
             return start.elapsed();
         }
-        assert!(
-            start.elapsed() < within,
-            "{done}/{n} {status} after {within:?}"
-        );
+        if start.elapsed() >= within {
+            let behind: Vec<String> = all
+                .iter()
+                .filter(|m| m["status"] != status && m["status"] != "read")
+                .take(5)
+                .map(|m| format!("{} {} attempts={}", m["id"], m["status"], m["attempts"]))
+                .collect();
+            panic!("{done}/{n} {status} after {within:?}; behind: {behind:?}");
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 fn recipient(i: usize) -> String {
     format!("57301{:07}", i)
+}
+
+#[test]
+fn a_receipt_made_while_the_gateway_is_down_arrives_after_its_restart() {
+    let mut l = linked(1);
+    let to = "573009990078";
+    let (st, _) = control(
+        &l.ctl(),
+        "POST",
+        "/control/phones",
+        Some(json!({"phone": to})),
+    );
+    assert_eq!(st, 201);
+    let id = send(&l, to, "leído mientras la pasarela estaba caída").expect("accepted");
+    wait_all(&l, 1, "delivered", Duration::from_secs(30));
+    let wa_id = statuses(&l)[0]["wa_id"].as_str().unwrap().to_string();
+    assert_eq!(statuses(&l)[0]["id"], id);
+    let ctl = l.ctl();
+    // The patient reads it while the gateway is dead: WhatsApp keeps the read
+    // receipt for the device and hands it over at its next login.
+    l.restart_gateway_after(|| {
+        let (st, v) = control(
+            &ctl,
+            "POST",
+            &format!("/control/phones/{to}/read"),
+            Some(json!({"ids": [wa_id]})),
+        );
+        assert_eq!(st, 200, "{v}");
+    });
+    let took = wait_all(&l, 1, "read", Duration::from_secs(30));
+    println!("read receipt made while down applied {took:?} after the restart");
+    // The device acked it, so wa-sim stops keeping it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, v) = control(&l.ctl(), "GET", "/control/devices", None);
+        let unacked: u64 = v["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|d| d["unacked_receipts"].as_u64())
+            .sum();
+        if unacked == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "receipts never acked: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

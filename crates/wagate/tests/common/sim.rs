@@ -92,7 +92,13 @@ impl Linked {
     }
 
     pub fn restart_gateway(&mut self) {
+        self.restart_gateway_after(|| {});
+    }
+
+    /// SIGKILL the gateway, do `meanwhile` while it is down, start it again.
+    pub fn restart_gateway_after(&mut self, meanwhile: impl FnOnce()) {
         self.s.kill9();
+        meanwhile();
         self.s = Server::start_sim(self.data.path(), &self.wa.ws_url());
     }
 }
