@@ -47,19 +47,24 @@ impl Lang {
             .unwrap_or(Lang::En)
     }
 
-    /// The text for `key`; the key itself if the table lacks it (a test
-    /// checks that every key the pages use is in the table).
+    /// The text for `key`, if the table has it.
+    pub fn get(self, key: &str) -> Option<&'static str> {
+        TABLE
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, en, es)| match self {
+                Lang::En => *en,
+                Lang::Es => *es,
+            })
+    }
+
+    /// The text for `key`; "?" if the table lacks it (a test checks that
+    /// every key the pages use is in the table).
     pub fn t(self, key: &str) -> &'static str {
-        match TABLE.iter().find(|(k, _, _)| *k == key) {
-            Some((_, en, es)) => match self {
-                Lang::En => en,
-                Lang::Es => es,
-            },
-            None => {
-                tracing::warn!(key, "dashboard text missing");
-                "?"
-            }
-        }
+        self.get(key).unwrap_or_else(|| {
+            tracing::warn!(key, "dashboard text missing");
+            "?"
+        })
     }
 
     /// Every text of this language, for the page's script.

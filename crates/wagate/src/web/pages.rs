@@ -259,12 +259,11 @@ pub async fn org(
             _ => None,
         })
         .map(|k| lang.t(k).to_string());
+    // Only our own codes name a sentence; anything else gets the generic one.
     let error = q.get("e").map(|code| {
-        let key = format!("err.{code}");
-        match super::i18n::TABLE.iter().any(|(k, _, _)| *k == key) {
-            true => lang.t(&key).to_string(),
-            false => lang.t("err.server").to_string(),
-        }
+        lang.get(&format!("err.{code}"))
+            .unwrap_or(lang.t("err.server"))
+            .to_string()
     });
     let confirm = q.get("confirm").map(String::as_str);
     let body = org_body(
