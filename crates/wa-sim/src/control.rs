@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::conn::{conflict, stream_error};
+use crate::node::{conflict, stream_error};
 use crate::pairing::{scan, ScanError};
 use crate::sim::{conn_jid, now_ms, LoginFailure, Out, Sim};
 use crate::state::{new_keypair_hex, Phone};

@@ -6,6 +6,7 @@
 pub mod conn;
 pub mod control;
 pub mod messaging;
+pub mod node;
 pub mod paircode;
 pub mod pairing;
 pub mod signal;

@@ -11,7 +11,7 @@ use wacore_binary::Node;
 use wacore_libsignal::protocol::{DeviceId, ProtocolAddress};
 use waproto::whatsapp as wa;
 
-use crate::conn::{attr, child, children};
+use crate::node::{attr, child, children};
 use crate::signal::{InboxItem, Recipient};
 use crate::sim::{conn_jid, now_ms, split_jid, Conn, Out, PendingReceipt, Sim};
 
@@ -50,7 +50,7 @@ pub async fn bundles(sim: &Sim, users: &[Node]) -> Node {
 }
 
 fn bytes(n: &Node) -> Option<&[u8]> {
-    crate::conn::content_bytes(n)
+    crate::node::content_bytes(n)
 }
 
 fn text_of(plain: &[u8]) -> Option<String> {

@@ -33,12 +33,12 @@ pub struct Pending {
 pub struct Codes(pub Mutex<HashMap<String, Pending>>);
 
 fn bytes_of<'a>(n: &'a Node, tag: &str) -> Option<&'a [u8]> {
-    crate::conn::content_bytes(n.get_optional_child(tag)?)
+    crate::node::content_bytes(n.get_optional_child(tag)?)
 }
 
 /// Stage 1 from connection `conn`: remember it, answer with a reference.
 pub fn companion_hello(sim: &Sim, conn: u64, reg: &Node) -> anyhow::Result<Node> {
-    let jid = crate::conn::attr(reg, "jid").unwrap_or_default();
+    let jid = crate::node::attr(reg, "jid").unwrap_or_default();
     let phone = jid.split('@').next().unwrap_or("").to_string();
     let wrapped = bytes_of(reg, "link_code_pairing_wrapped_companion_ephemeral_pub")
         .ok_or_else(|| anyhow::anyhow!("companion_hello without a wrapped key"))?
@@ -125,7 +125,7 @@ pub async fn type_code(sim: &Sim, phone: &str, code: &str) -> Result<(), ScanErr
 /// Stage 2 from connection `conn`: open the key bundle, derive the ADV secret
 /// and link the device. Errors mean a wrong code or a forged bundle.
 pub async fn companion_finish(sim: &Sim, conn: u64, reg: &Node) -> anyhow::Result<()> {
-    let jid = crate::conn::attr(reg, "jid").unwrap_or_default();
+    let jid = crate::node::attr(reg, "jid").unwrap_or_default();
     let phone = jid.split('@').next().unwrap_or("").to_string();
     let (eph, companion_eph) = {
         let mut codes = sim.codes.0.lock().unwrap_or_else(|p| p.into_inner());

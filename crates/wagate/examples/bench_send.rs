@@ -68,9 +68,8 @@ fn main() -> anyhow::Result<()> {
         data: data.clone(),
         admin_token: None,
         wa_url: Some(wa.ws_url()),
-        restore_per_second: 20,
-        offline: false,
         ready: Some(tx),
+        ..Default::default()
     }));
     let addr = rt.block_on(rx)?;
     let base = format!("http://{addr}");

@@ -1,7 +1,7 @@
 //! Tokens: the admin token and one token per organization. Tokens are random,
 //! shown once, kept only as SHA-256 hashes, compared in constant time and
-//! never logged. This module decides who a bearer token is; routes decide
-//! what that identity may touch.
+//! never logged. This module decides who a bearer token is; the service layer
+//! (`app`) decides what that identity may touch.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -10,20 +10,35 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::session::OrgRef;
+
 /// Who presented a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     Admin,
-    Org(String),
+    /// An organization's token: that incarnation of that org, nothing else.
+    Org(OrgRef),
 }
 
 impl Caller {
-    /// May this caller act on `org`?
+    /// May this caller act on the org with id `org`?
     pub fn may_access(&self, org: &str) -> bool {
         match self {
             Caller::Admin => true,
-            Caller::Org(own) => own.as_bytes().ct_eq(org.as_bytes()).into(),
+            Caller::Org(own) => own.id.as_bytes().ct_eq(org.as_bytes()).into(),
         }
+    }
+
+    /// May this caller act on this incarnation of an org?
+    pub fn may_act_on(&self, org: &OrgRef) -> bool {
+        match self {
+            Caller::Admin => true,
+            Caller::Org(own) => self.may_access(&org.id) && own.inc == org.inc,
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Caller::Admin)
     }
 }
 
@@ -45,7 +60,7 @@ pub fn hash_hex(token: &str) -> String {
 /// The hashes of every valid token, kept in memory.
 pub struct TokenBook {
     admin: [u8; 32],
-    orgs: RwLock<HashMap<[u8; 32], String>>,
+    orgs: RwLock<HashMap<[u8; 32], OrgRef>>,
 }
 
 impl TokenBook {
@@ -56,14 +71,20 @@ impl TokenBook {
         }
     }
 
+    /// The admin token's hash (hex), to tell whether a dashboard sign-in was
+    /// made with the admin token in force now.
+    pub fn admin_hash_hex(&self) -> String {
+        hex::encode(self.admin)
+    }
+
     /// Register an org by the stored hex hash of its token; bad hex is ignored.
-    pub fn add_org(&self, org: &str, token_hash_hex: &str) {
+    pub fn add_org(&self, org: &OrgRef, token_hash_hex: &str) {
         let mut key = [0u8; 32];
         if hex::decode_to_slice(token_hash_hex, &mut key).is_ok() {
             self.orgs
                 .write()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(key, org.to_string());
+                .insert(key, org.clone());
         }
     }
 
@@ -71,7 +92,7 @@ impl TokenBook {
         self.orgs
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, o| o != org);
+            .retain(|_, o| o.id != org);
     }
 
     /// Identify a presented token. The admin comparison is constant-time; org
@@ -93,19 +114,27 @@ impl TokenBook {
 mod tests {
     use super::*;
 
+    fn org(id: &str, inc: i64) -> OrgRef {
+        OrgRef { id: id.into(), inc }
+    }
+
     #[test]
     fn tokens_identify_their_owner_only() {
         let book = TokenBook::new("admin-secret");
         let t4 = generate("wgo_");
         let t2 = generate("wgo_");
-        book.add_org("4", &hash_hex(&t4));
-        book.add_org("2", &hash_hex(&t2));
+        book.add_org(&org("4", 1), &hash_hex(&t4));
+        book.add_org(&org("2", 2), &hash_hex(&t2));
         assert_eq!(book.identify("admin-secret"), Some(Caller::Admin));
-        assert_eq!(book.identify(&t4), Some(Caller::Org("4".into())));
-        assert_eq!(book.identify(&t2), Some(Caller::Org("2".into())));
+        assert_eq!(book.identify(&t4), Some(Caller::Org(org("4", 1))));
+        assert_eq!(book.identify(&t2), Some(Caller::Org(org("2", 2))));
         assert_eq!(book.identify("nope"), None);
-        assert!(!Caller::Org("4".into()).may_access("2"));
-        assert!(Caller::Org("4".into()).may_access("4"));
+        let c4 = Caller::Org(org("4", 1));
+        assert!(!c4.may_access("2"));
+        assert!(c4.may_access("4"));
+        // The same id, another incarnation (deleted and created again): no.
+        assert!(!c4.may_act_on(&org("4", 7)));
+        assert!(c4.may_act_on(&org("4", 1)));
         book.remove_org("4");
         assert_eq!(book.identify(&t4), None);
     }

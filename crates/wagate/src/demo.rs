@@ -49,9 +49,8 @@ pub async fn run(data: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
         data: data.clone(),
         admin_token: None,
         wa_url: Some(wa.ws_url()),
-        restore_per_second: 20,
-        offline: false,
         ready: Some(ready_tx),
+        ..ServeOptions::default()
     };
     let gateway = tokio::spawn(server::serve(opts));
     let addr = match ready_rx.await {

@@ -1,13 +1,15 @@
 //! wagate: a self-hosted, multi-tenant WhatsApp gateway. See ARCHITECTURE.md
-//! for the map; `session::supervisor` is the heart.
+//! for the map; `app` is the service layer, `session::supervisor` the heart.
 
 pub mod api;
+pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod datadir;
 #[cfg(feature = "sim")]
 pub mod demo;
 pub mod engine;
-pub mod hub;
+pub mod listener;
 pub mod outbox;
 pub mod phone;
 pub mod qr;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use wagate::cli::{self, Api};
+use wagate::listener::HttpLimits;
 use wagate::server::{self, ServeOptions};
 
 #[derive(Parser)]
@@ -53,6 +54,19 @@ enum Cmd {
         /// Never connect to WhatsApp (API and queue only; for tests and maintenance).
         #[arg(long, env = "WAGATE_OFFLINE")]
         offline: bool,
+        /// Most open HTTP connections; at the cap the oldest idle one is closed.
+        #[arg(long, env = "WAGATE_MAX_CONNECTIONS", default_value_t = 1024,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        max_connections: u32,
+        /// Seconds a connection has to send a request head (also the life of
+        /// an idle keep-alive connection).
+        #[arg(long, env = "WAGATE_HEADER_TIMEOUT", default_value_t = 10,
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
+        header_timeout: u64,
+        /// Seconds without a byte either way before a connection is closed.
+        #[arg(long, env = "WAGATE_IDLE_TIMEOUT", default_value_t = 60,
+              value_parser = clap::value_parser!(u64).range(20..=86400))]
+        idle_timeout: u64,
     },
     /// Manage organizations (admin token).
     Org {
@@ -129,23 +143,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         wa_url,
         restore_rate,
         offline,
+        max_connections,
+        header_timeout,
+        idle_timeout,
     } = cli.cmd
     {
         let rt = runtime_with_logs("info,whatsapp_rust=warn,wacore=warn")?;
-        return rt.block_on(server::serve(ServeOptions {
+        let result = rt.block_on(server::serve(ServeOptions {
             listen,
             data: cli.data,
             admin_token,
             wa_url,
             restore_per_second: restore_rate,
             offline,
-            ready: None,
+            http: HttpLimits {
+                max_connections: max_connections as usize,
+                header_timeout: Duration::from_secs(header_timeout),
+                idle_timeout: Duration::from_secs(idle_timeout),
+                ..HttpLimits::default()
+            },
+            ..ServeOptions::default()
         }));
+        // Whatever a library left running must not hold the exit.
+        rt.shutdown_timeout(Duration::from_millis(500));
+        return result;
     }
     #[cfg(feature = "sim")]
     if let Cmd::Demo { listen } = cli.cmd {
         let rt = runtime_with_logs("warn")?;
-        return rt.block_on(wagate::demo::run(cli.data, listen));
+        let result = rt.block_on(wagate::demo::run(cli.data, listen));
+        rt.shutdown_timeout(Duration::from_millis(500));
+        return result;
     }
     let api = Api::new(&cli.url, cli::resolve_token(cli.token, &cli.data)?);
     match cli.cmd {

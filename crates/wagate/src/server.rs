@@ -1,21 +1,40 @@
-//! `wagate serve`: opens the data directory, the admin token and the store,
-//! starts one supervisor per organization, restores linked ones at a paced
-//! rate, and serves the HTTP API until SIGINT/SIGTERM.
+//! `wagate serve`: the gateway's lifecycle. Start-up prepares the data
+//! directory (private permissions, the admin token, the descriptor limit),
+//! opens the store, starts one supervisor per organization, restores linked
+//! ones at a paced rate and composes the API and the dashboard into one
+//! router. Shutdown (SIGTERM or SIGINT) is one signal reaching everything
+//! that holds a handle: event streams end and HTTP connections drain while
+//! every supervisor stops, concurrently and each within a deadline; then the
+//! outbox applies what it received and the store commits what is queued.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
+use axum::extract::Request;
+use axum::response::Response;
+use axum::Router;
+use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, AppState};
-use crate::auth::{self, TokenBook};
+use crate::app::App;
+use crate::auth::TokenBook;
+use crate::datadir;
 use crate::engine::wa::{WaConfig, WaFactory};
 use crate::engine::EngineFactory;
-use crate::hub::Hub;
+use crate::listener::{self, HttpLimits};
 use crate::outbox::Outbox;
 use crate::session::{Deps, Sessions};
-use crate::store::{self, Store};
+use crate::store::Store;
+use crate::{api, web};
+
+pub use datadir::admin_token;
+
+/// How long supervisors may take to close their links at shutdown.
+const STOP_LINKS: Duration = Duration::from_secs(5);
+/// How long the outbox and the store may take to finish at shutdown.
+const FLUSH: Duration = Duration::from_secs(1);
 
 pub struct ServeOptions {
     pub listen: SocketAddr,
@@ -24,40 +43,27 @@ pub struct ServeOptions {
     pub wa_url: Option<String>,
     pub restore_per_second: u32,
     pub offline: bool,
+    pub http: HttpLimits,
     /// Told the bound address once the API listens (for `wagate demo`).
     pub ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+    /// Stops the gateway as a signal would (tests, embedding); signals work too.
+    pub stop: CancellationToken,
 }
 
-/// The admin token: from the environment, else `data/admin.token`, else a new
-/// one written there with mode 0600. Returns the token and where it came from.
-pub fn admin_token(data: &Path, from_env: Option<String>) -> anyhow::Result<(String, String)> {
-    if let Some(t) = from_env.filter(|t| !t.trim().is_empty()) {
-        return Ok((t.trim().to_string(), "WAGATE_ADMIN_TOKEN".into()));
-    }
-    let path = data.join("admin.token");
-    if let Ok(t) = std::fs::read_to_string(&path) {
-        let t = t.trim().to_string();
-        if !t.is_empty() {
-            return Ok((t, path.display().to_string()));
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data: PathBuf::from("./data"),
+            admin_token: None,
+            wa_url: None,
+            restore_per_second: 20,
+            offline: false,
+            http: HttpLimits::default(),
+            ready: None,
+            stop: CancellationToken::new(),
         }
     }
-    let token = auth::generate("wga_");
-    write_private(&path, &token).with_context(|| format!("writing {}", path.display()))?;
-    Ok((token, format!("{} (new)", path.display())))
-}
-
-fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    opts.mode(0o600);
-    let mut f = opts.open(path)?;
-    f.write_all(content.as_bytes())?;
-    f.write_all(b"\n")?;
-    f.sync_all()
 }
 
 /// Which WhatsApp server this build may talk to.
@@ -107,57 +113,96 @@ pub fn is_loopback_url(url: &str) -> bool {
         .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The API and the dashboard as one router: unknown addresses get the
+/// API's JSON 404 (the dashboard answers its own under `/ui/`), a wrong
+/// method gets each surface's own answer, and every dashboard answer
+/// carries the security headers.
+pub fn compose(app: Arc<App>) -> Router {
+    api::router(app.clone())
+        .merge(web::router(app))
+        .fallback(api::not_found)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(axum::middleware::from_fn(web::security_headers))
+}
+
+async fn wrong_method(req: Request) -> Response {
+    use axum::response::IntoResponse;
+    if web::is_dashboard_path(req.uri().path()) {
+        web::method_not_allowed(req.headers().clone()).await
+    } else {
+        api::method_not_allowed().await.into_response()
+    }
+}
+
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let wa = wa_config(opts.wa_url.clone(), opts.offline)?;
     if let Some(u) = &wa.ws_url {
         tracing::warn!(url = %u, "SIM BUILD: certificate checks are skipped; talking to a local WhatsApp simulator");
     }
-    std::fs::create_dir_all(&opts.data)
-        .with_context(|| format!("creating data directory {}", opts.data.display()))?;
+    datadir::prepare(&opts.data)?;
+    let fd_limit = datadir::raise_fd_limit();
+    let mut http_limits = opts.http;
+    let open_budget = fd_limit.map(|limit| {
+        let (connections, stores) = datadir::budget(limit, http_limits.max_connections);
+        if connections < http_limits.max_connections {
+            tracing::warn!(
+                limit,
+                asked = http_limits.max_connections,
+                connections,
+                "the open-file limit caps HTTP connections lower than --max-connections"
+            );
+            http_limits.max_connections = connections;
+        }
+        tracing::info!(limit, connections, org_stores = stores, "open-file budget");
+        Arc::new(tokio::sync::Semaphore::new(stores))
+    });
     let (token, source) = admin_token(&opts.data, opts.admin_token.clone())?;
     tracing::info!(source = %source, "admin token loaded");
     let store =
         Store::open(&opts.data.join("wagate.db")).context("opening the gateway database")?;
-    let hub = Hub::start(Some(store.clone()));
-    let outbox = Outbox::start(store.clone(), hub.clone());
-    let tokens = Arc::new(TokenBook::new(&token));
+    let outbox = Outbox::start(store.clone());
     let factory: Arc<dyn EngineFactory> = Arc::new(WaFactory::new(wa));
     let sessions = Arc::new(Sessions::new(Deps {
         factory,
-        hub: hub.clone(),
+        journal: Arc::new(store.clone()),
         hooks: outbox.clone(),
         orgs_dir: opts.data.join("orgs"),
         aside_dir: opts.data.join("aside"),
         jitter: Arc::new(|| rand::random::<f64>() * 2.0 - 1.0),
+        open_budget,
     }));
-    let orgs = store
-        .read(store::orgs::list)
-        .await
-        .context("reading organizations")?;
-    for o in &orgs {
-        tokens.add_org(&o.id, &o.token_hash);
-        sessions.add(&o.id);
+    let shutdown = CancellationToken::new();
+    let app = Arc::new(App::new(
+        store.clone(),
+        sessions.clone(),
+        outbox.clone(),
+        TokenBook::new(&token),
+        shutdown.clone(),
+    ));
+    let orgs = app.load().await.context("reading organizations")?;
+    let need = datadir::descriptors_needed(orgs, http_limits.max_connections);
+    match fd_limit {
+        Some(limit) if limit < need => tracing::warn!(
+            orgs,
+            limit,
+            need,
+            "the open-file limit is lower than {orgs} organizations may need: orgs that cannot open their state wait in state `error` and are retried (their credentials are kept); raise the limit (LimitNOFILE=, ulimit -n)"
+        ),
+        limit => tracing::info!(orgs, limit = ?limit, need, "open-file limit"),
     }
     tracing::info!(
-        orgs = orgs.len(),
+        orgs,
         per_second = opts.restore_per_second,
         "restoring linked organizations"
     );
     // Give supervisors a moment to open their devices before restoring.
     let restorer = sessions.clone();
     let rate = opts.restore_per_second;
-    tokio::spawn(async move {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let restore = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
         let _ = restorer.restore_all(rate).await;
     });
 
-    let app = api::router(AppState {
-        store,
-        hub,
-        sessions: sessions.clone(),
-        outbox,
-        tokens,
-    });
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .with_context(|| format!("cannot listen on {}", opts.listen))?;
@@ -171,12 +216,37 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         opts.data.display()
     );
     println!("dashboard: http://{addr}/ui/");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("HTTP server failed")?;
-    tracing::info!("shutting down: closing WhatsApp links");
-    sessions.stop_all().await;
+    let http = tokio::spawn(listener::serve(
+        listener,
+        compose(app.clone()),
+        http_limits,
+        shutdown.clone(),
+    ));
+
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = opts.stop.cancelled() => {}
+    }
+    let begun = std::time::Instant::now();
+    tracing::info!("shutting down: closing event streams, connections and WhatsApp links");
+    shutdown.cancel();
+    restore.abort();
+    let (dropped, stuck) = tokio::join!(http, sessions.stop_all(STOP_LINKS));
+    if stuck > 0 {
+        tracing::warn!(stuck, "supervisors that did not stop in time");
+    }
+    if let Ok(n) = dropped {
+        if n > 0 {
+            tracing::info!(dropped = n, "connections dropped at the deadline");
+        }
+    }
+    if !outbox.close(FLUSH).await {
+        tracing::warn!("the outbox did not finish applying updates in time");
+    }
+    if !store.close(FLUSH).await {
+        tracing::warn!("the database writer did not finish in time");
+    }
+    tracing::info!(ms = begun.elapsed().as_millis() as u64, "stopped");
     Ok(())
 }
 
@@ -213,25 +283,5 @@ mod tests {
         assert!(!is_loopback_url("ws://127.0.0.1@evil.example/ws"));
         assert!(!is_loopback_url("http://127.0.0.1/"));
         assert!(!is_loopback_url("ws://127.0.0.1.evil.example/"));
-    }
-
-    #[test]
-    fn admin_token_is_generated_once_with_private_mode() {
-        let d = tempfile::tempdir().unwrap();
-        let (t1, _) = admin_token(d.path(), None).unwrap();
-        let (t2, _) = admin_token(d.path(), None).unwrap();
-        assert_eq!(t1, t2);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(d.path().join("admin.token"))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-        let (t3, src) = admin_token(d.path(), Some("from-env".into())).unwrap();
-        assert_eq!(t3, "from-env");
-        assert_eq!(src, "WAGATE_ADMIN_TOKEN");
     }
 }

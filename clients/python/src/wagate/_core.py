@@ -43,6 +43,8 @@ class SessionStatus(TypedDict, total=False):
     next_retry_in_ms: Optional[int]
     phone_number: Optional[str]
     detail: str
+    #: Why the link is in its state, as data: ``{"code": "retry_scheduled", …}``.
+    reason: Dict[str, Any]
     qr_available: bool
     pair_code: Optional[str]
     pair_code_expires_in_ms: Optional[int]
@@ -103,14 +105,16 @@ class Org(TypedDict, total=False):
     created_at: str
     state: Optional[str]
     phone_number: Optional[str]
+    queued_messages: Optional[int]
     #: Only in the answer to ``create_org``: shown once.
     token: str
 
 
-class StateChange(TypedDict):
+class StateChange(TypedDict, total=False):
     at: str
     state: str
     detail: str
+    reason: Optional[Dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,8 @@ class Event:
     """One Server-Sent Event from ``GET /v1/orgs/{org}/events``.
 
     ``event`` is its kind (``status``, ``state``, ``qr``, ``pair_code``,
-    ``message.status``, ``message.received``); ``data`` its JSON payload
+    ``message.status``, ``message.received``, ``decrypt_failure``,
+    ``lagged``); ``data`` its JSON payload
     (the raw text when it is not JSON); ``id`` its sequence number, or
     ``None`` for the snapshot a fresh stream starts with.
     """

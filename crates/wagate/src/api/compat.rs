@@ -1,27 +1,32 @@
 //! The old Node server's endpoints, for the existing Python caller:
 //! `GET /api/status?org_id=…` and `POST /api/send-message`.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::error::{ApiError, Body};
-use super::{messages, org_for, session, AppState};
+use super::error::{ApiError, Body, QueryMap};
+use super::messages::idem_from;
+use super::wire::StatusJson;
+use crate::app::messages::SendRequest;
+use crate::app::{App, ErrorCode};
 use crate::auth::Caller;
 
 pub async fn status(
-    State(st): State<AppState>,
+    State(app): State<Arc<App>>,
     caller: Caller,
-    Query(q): Query<HashMap<String, String>>,
+    q: QueryMap,
 ) -> Result<Json<Value>, ApiError> {
     let org = q.get("org_id").filter(|s| !s.is_empty()).ok_or_else(|| {
-        ApiError::unprocessable("missing_org_id", "query parameter org_id is required")
+        ApiError::new(
+            ErrorCode::MissingOrgId,
+            "query parameter org_id is required",
+        )
     })?;
-    let (_, h) = org_for(&st, &caller, org).await?;
-    let v = session::view_with_queue(&st, org, &h).await;
+    let v = StatusJson::from(&app.status(&caller, org).await?);
     Ok(Json(json!({
         "status": v.state,
         "connected": v.connected,
@@ -37,7 +42,7 @@ pub async fn status(
 }
 
 pub async fn send_message(
-    State(st): State<AppState>,
+    State(app): State<Arc<App>>,
     caller: Caller,
     headers: HeaderMap,
     body: Body,
@@ -45,19 +50,17 @@ pub async fn send_message(
     let org = body
         .opt_id("org_id")?
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::unprocessable("missing_org_id", "field org_id is required"))?;
-    let (row, _) = org_for(&st, &caller, &org).await?;
-    let idem = messages::idem_from(&headers, &body)?;
-    let (msg, _) = messages::accept(
-        &st,
-        &row,
-        body.opt_id("phone")?,
-        body.opt_str("message")?,
-        idem,
-    )
-    .await?;
+        .ok_or_else(|| ApiError::new(ErrorCode::MissingOrgId, "field org_id is required"))?;
+    let req = SendRequest {
+        to: body.opt_phone("phone")?,
+        text: body.opt_str("message")?,
+        idempotency_key: idem_from(&headers, &body)?,
+    };
+    let accepted = app.send(&caller, &org, req).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"success": true, "message_id": msg.id, "status": msg.status})),
+        Json(
+            json!({"success": true, "message_id": accepted.message.id, "status": accepted.message.status.as_str()}),
+        ),
     ))
 }

@@ -1,61 +1,67 @@
-//! API errors and request-body parsing: every failure leaves as
-//! `{"error":{"code":"…","message":"…"}}` with a 4xx/5xx status, and bodies are
-//! parsed so malformed JSON is a 400, too-large a 413 and bad fields a 422.
+//! The API's errors and request parsing. Every failure leaves as
+//! `{"error":{"code":"…","message":"…"}}`; the one place a code becomes an
+//! HTTP status is `status_of`. Bodies, paths and query strings are read by
+//! extractors that answer in that envelope too (axum's own rejections are
+//! plain text), so malformed JSON is a 400, a too-large body a 413 and bad
+//! fields a 422.
+
+use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
 
+use crate::app::{AppError, ErrorCode, Kind};
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// An `AppError` on its way out as JSON.
 #[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-}
+pub struct ApiError(pub AppError);
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError(AppError::new(code, message))
     }
-    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> ApiError {
+        ApiError(e)
     }
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, code, message)
-    }
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::CONFLICT, code, message)
-    }
-    pub fn internal(context: &str, e: impl std::fmt::Display) -> ApiError {
-        tracing::error!(error = %e, "{context}");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("{context}; see the server log"),
-        )
+}
+
+/// The HTTP status of each kind of failure.
+pub fn status_of(kind: Kind) -> StatusCode {
+    match kind {
+        Kind::BadRequest => StatusCode::BAD_REQUEST,
+        Kind::Unauthorized => StatusCode::UNAUTHORIZED,
+        Kind::Forbidden => StatusCode::FORBIDDEN,
+        Kind::NotFound => StatusCode::NOT_FOUND,
+        Kind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        Kind::Conflict => StatusCode::CONFLICT,
+        Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Kind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        Kind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let e = self.0;
         (
-            self.status,
-            Json(json!({"error": {"code": self.code, "message": self.message}})),
+            status_of(e.kind()),
+            Json(json!({"error": {"code": e.code.as_str(), "message": e.message}})),
         )
             .into_response()
-    }
-}
-
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> ApiError {
-        ApiError::internal("database error", e)
     }
 }
 
@@ -68,15 +74,10 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
             if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "request body is larger than 64 KiB",
-                )
+                too_large()
             } else {
                 ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_body",
+                    ErrorCode::BadBody,
                     format!("could not read the request body: {r}"),
                 )
             }
@@ -86,19 +87,25 @@ impl<S: Send + Sync> FromRequest<S> for Body {
         }
         let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_json",
+                ErrorCode::MalformedJson,
                 format!("request body is not valid JSON: {e}"),
             )
         })?;
         match v {
             Value::Object(m) => Ok(Body(m)),
-            _ => Err(ApiError::unprocessable(
-                "invalid_body",
+            _ => Err(ApiError::new(
+                ErrorCode::InvalidBody,
                 "request body must be a JSON object",
             )),
         }
     }
+}
+
+pub fn too_large() -> ApiError {
+    ApiError::new(
+        ErrorCode::PayloadTooLarge,
+        format!("request body is larger than {} KiB", BODY_LIMIT / 1024),
+    )
 }
 
 impl Body {
@@ -107,8 +114,8 @@ impl Body {
         match self.0.get(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(ApiError::unprocessable(
-                "invalid_field",
+            Some(_) => Err(ApiError::new(
+                ErrorCode::InvalidField,
                 format!("field '{field}' must be a string"),
             )),
         }
@@ -120,10 +127,86 @@ impl Body {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Ok(Some(n.to_string())),
-            Some(_) => Err(ApiError::unprocessable(
-                "invalid_field",
+            Some(_) => Err(ApiError::new(
+                ErrorCode::InvalidField,
                 format!("field '{field}' must be a string or an integer"),
             )),
+        }
+    }
+
+    /// A phone number field: a string only (a JSON number loses its leading
+    /// `+` and zeros, and can be negative).
+    pub fn opt_phone(&self, field: &str) -> Result<Option<String>, ApiError> {
+        match self.0.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(ApiError::new(
+                ErrorCode::InvalidPhone,
+                format!("field '{field}' must be a string with the phone number, e.g. \"+57 300 111 2233\""),
+            )),
+        }
+    }
+}
+
+/// Path parameters, refused in the envelope when they do not decode.
+pub struct PathParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| PathParams(p.0))
+            .map_err(|r| {
+                ApiError::new(
+                    ErrorCode::InvalidPath,
+                    format!("the address cannot be read: {}", r.body_text()),
+                )
+            })
+    }
+}
+
+/// The query string as a map, refused in the envelope when it does not decode.
+pub struct QueryMap(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryMap {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map(|q| QueryMap(q.0))
+            .map_err(|r| {
+                ApiError::new(
+                    ErrorCode::InvalidQuery,
+                    format!("the query string cannot be read: {}", r.body_text()),
+                )
+            })
+    }
+}
+
+impl QueryMap {
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's error table gives each code the status this file answers with.
+    #[test]
+    fn the_readme_states_each_codes_http_status() {
+        let readme = include_str!("../../../../README.md");
+        for c in ErrorCode::ALL {
+            let row = readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{}` |", c.as_str())))
+                .unwrap_or_else(|| panic!("{c} is not in the README"));
+            let status = row.split('|').nth(2).unwrap_or("").trim();
+            assert_eq!(status, status_of(c.kind()).as_u16().to_string(), "{c}");
         }
     }
 }

@@ -1,6 +1,7 @@
-//! The HTTP API: routes, the shared application state and bearer-token
-//! authorization. Handlers live in one file per resource; this file decides
-//! who may reach which organization (admin: all; an org token: its own).
+//! The HTTP API: JSON renderings of the service layer (`app`). Routes, the
+//! bearer-token extractor and the body limit live here; handlers, one file
+//! per resource, parse the request, call `app` and shape the answer
+//! (`wire.rs`). What a caller may touch is decided in `app`, not here.
 
 pub mod compat;
 pub mod error;
@@ -8,37 +9,26 @@ pub mod events;
 pub mod messages;
 pub mod orgs;
 pub mod session;
+pub mod wire;
+pub mod words;
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-pub use error::ApiError;
+pub use error::{ApiError, BODY_LIMIT};
 
-use crate::auth::{Caller, TokenBook};
-use crate::hub::Hub;
-use crate::outbox::Outbox;
-use crate::session::{Handle, Sessions};
-use crate::store::{OrgRow, Store};
+use crate::app::{App, ErrorCode};
+use crate::auth::Caller;
 
-/// Largest request body accepted.
-pub const BODY_LIMIT: usize = 64 * 1024;
-
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Store,
-    pub hub: Hub,
-    pub sessions: Arc<Sessions>,
-    pub outbox: Arc<Outbox>,
-    pub tokens: Arc<TokenBook>,
-}
-
-pub fn router(state: AppState) -> Router {
+pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(health))
         .route("/readyz", get(ready))
@@ -62,112 +52,85 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/orgs/{org}/events", get(events::stream))
         .route("/api/status", get(compat::status))
         .route("/api/send-message", post(compat::send_message))
-        .merge(crate::web::router())
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(declared_size))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(state)
+        .with_state(app)
+}
+
+/// A body declared larger than the limit is refused before it is read.
+async fn declared_size(req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        let mut r = error::too_large().into_response();
+        // The unread body cannot be drained; the connection must close.
+        r.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+        return r;
+    }
+    next.run(req).await
 }
 
 async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-async fn ready(
-    axum::extract::State(st): axum::extract::State<AppState>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let n = st
-        .store
-        .read(|c| c.query_row("SELECT COUNT(*) FROM orgs", [], |r| r.get::<_, i64>(0)))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_ready",
-                format!("database unavailable: {e}"),
-            )
-        })?;
+async fn ready(State(app): State<Arc<App>>) -> Result<Json<serde_json::Value>, ApiError> {
+    let n = app.ready().await?;
     Ok(Json(json!({"status": "ready", "orgs": n})))
 }
 
-async fn not_found() -> ApiError {
-    ApiError::not_found("not_found", "no such endpoint")
+/// Any address no route serves.
+pub async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such endpoint")
 }
 
-async fn method_not_allowed() -> ApiError {
+/// A route that exists, with a method it does not take.
+pub async fn method_not_allowed() -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "this endpoint does not accept that method",
     )
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Caller
-where
-    AppState: axum::extract::FromRef<S>,
-{
+/// The bearer token of `Authorization: Bearer <token>` (the scheme in any case).
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let unauthorized = |m: &str| ApiError::new(ErrorCode::Unauthorized, m);
+    let raw = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| unauthorized("missing Authorization: Bearer <token> header"))?
+        .to_str()
+        .map_err(|_| unauthorized("malformed Authorization header"))?
+        .trim();
+    let (scheme, token) = raw.split_once(' ').unwrap_or((raw, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(unauthorized(
+            "Authorization header must be 'Bearer <token>'",
+        ));
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(unauthorized(
+            "Authorization header must be 'Bearer <token>'",
+        ));
+    }
+    Ok(token)
+}
+
+impl FromRequestParts<Arc<App>> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let app = <AppState as axum::extract::FromRef<S>>::from_ref(state);
-        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
-        let raw = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| unauthorized("missing Authorization: Bearer <token> header"))?;
-        let raw = raw
-            .to_str()
-            .map_err(|_| unauthorized("malformed Authorization header"))?;
-        let token = raw
-            .strip_prefix("Bearer ")
-            .or_else(|| raw.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| unauthorized("Authorization header must be 'Bearer <token>'"))?;
-        app.tokens
-            .identify(token)
-            .ok_or_else(|| unauthorized("invalid token"))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<App>,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts)?;
+        Ok(app.identify(token)?)
     }
-}
-
-pub fn forbidden() -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "forbidden",
-        "this token may not act on that organization",
-    )
-}
-
-pub fn admin_only(c: &Caller) -> Result<(), ApiError> {
-    match c {
-        Caller::Admin => Ok(()),
-        Caller::Org(_) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "this action needs the admin token",
-        )),
-    }
-}
-
-/// Authorize `caller` for `org`, then find it: 403 before 404, so an org
-/// token learns nothing about other organizations.
-pub async fn org_for(
-    st: &AppState,
-    caller: &Caller,
-    org: &str,
-) -> Result<(OrgRow, Handle), ApiError> {
-    if !caller.may_access(org) {
-        return Err(forbidden());
-    }
-    let id = org.to_string();
-    let row = st
-        .store
-        .read(move |c| crate::store::orgs::get(c, &id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("org_not_found", format!("no organization '{org}'")))?;
-    let handle = st
-        .sessions
-        .get(org)
-        .ok_or_else(|| ApiError::not_found("org_not_found", format!("no organization '{org}'")))?;
-    Ok((row, handle))
 }

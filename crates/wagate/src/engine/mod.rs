@@ -9,6 +9,7 @@
 //!   the `Closed` of the attempt they end.
 //! - The engine never reconnects by itself.
 
+pub mod diagnose;
 #[cfg(test)]
 pub mod scripted;
 pub mod transport;
@@ -36,6 +37,9 @@ pub enum CloseReason {
     Network(String),
     /// We closed it (`close`, `shutdown`), e.g. after a keep-alive timeout.
     Requested,
+    /// It ended with a verdict (logged out, replaced, banned, outdated) that
+    /// was reported as its own event before this close; the verdict decides.
+    Verdict,
 }
 
 /// A message receipt kind from the recipient's device.
@@ -93,11 +97,14 @@ pub enum EngineEvent {
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EngineError {
-    /// The credentials on disk cannot be read: quarantine them.
+    /// The credentials' *content* is unusable (not a database, a failed
+    /// `quick_check`, the library refusing the data): quarantine them.
     #[error("credentials unreadable: {0}")]
     Corrupt(String),
-    #[error("{0}")]
-    Other(String),
+    /// The store could not be opened for a reason outside its content (out of
+    /// descriptors, disk full, permissions, I/O): keep it, try again later.
+    #[error("device store unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Why a send did not go out.
@@ -145,12 +152,13 @@ pub trait Engine: Send + Sync {
 
 /// Opens engines for organizations.
 pub trait EngineFactory: Send + Sync {
-    /// Open the device stored in `dir` (created if missing); events go to `events`.
+    /// Open the device stored in `dir` (created if missing); events go to
+    /// `events` (unbounded: acks and receipts are never dropped).
     fn open<'a>(
         &'a self,
         org: &'a str,
         dir: &'a Path,
-        events: mpsc::Sender<EngineEvent>,
+        events: mpsc::UnboundedSender<EngineEvent>,
     ) -> BoxFuture<'a, Result<Arc<dyn Engine>, EngineError>>;
 }
 

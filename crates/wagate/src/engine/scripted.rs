@@ -28,9 +28,15 @@ pub struct Script {
     pub calls: Mutex<Vec<(Instant, Call)>>,
     pub creds: AtomicBool,
     pub corrupt_next_open: AtomicBool,
+    /// Opens still to fail as "unavailable" (out of descriptors …).
+    pub unavailable_opens: std::sync::atomic::AtomicUsize,
+    /// Whether `send_text` succeeds (else: not connected).
+    pub accept_sends: AtomicBool,
+    /// Every successful send: (to, text, wa_id).
+    pub sent: Mutex<Vec<(String, String, String)>>,
     pub active: AtomicBool,
     pub last_frame: Mutex<Option<Instant>>,
-    events: Mutex<Option<mpsc::Sender<EngineEvent>>>,
+    events: Mutex<Option<mpsc::UnboundedSender<EngineEvent>>>,
 }
 
 impl Script {
@@ -54,8 +60,9 @@ impl Script {
         }
         let tx = self.events.lock().unwrap().clone();
         if let Some(tx) = tx {
-            tx.send(ev).await.expect("supervisor gone");
+            tx.send(ev).expect("supervisor gone");
         }
+        tokio::task::yield_now().await;
     }
 
     pub fn frame_now(&self) {
@@ -88,7 +95,7 @@ impl ScriptEngine {
         if self.0.active.swap(false, Ordering::SeqCst) {
             let tx = self.0.events.lock().unwrap().clone();
             if let Some(tx) = tx {
-                let _ = tx.try_send(EngineEvent::Closed {
+                let _ = tx.send(EngineEvent::Closed {
                     reason: CloseReason::Requested,
                 });
             }
@@ -129,11 +136,21 @@ impl Engine for ScriptEngine {
     }
     fn send_text<'a>(
         &'a self,
-        _to: &'a str,
-        _text: &'a str,
-        _wa_id: &'a str,
+        to: &'a str,
+        text: &'a str,
+        wa_id: &'a str,
     ) -> BoxFuture<'a, Result<(), SendFailure>> {
-        Box::pin(async { Err(SendFailure::NotConnected("scripted engine".into())) })
+        Box::pin(async move {
+            if !self.0.accept_sends.load(Ordering::SeqCst) {
+                return Err(SendFailure::NotConnected("scripted engine".into()));
+            }
+            self.0
+                .sent
+                .lock()
+                .unwrap()
+                .push((to.to_string(), text.to_string(), wa_id.to_string()));
+            Ok(())
+        })
     }
 }
 
@@ -144,11 +161,18 @@ impl EngineFactory for ScriptFactory {
         &'a self,
         _org: &'a str,
         dir: &'a Path,
-        events: mpsc::Sender<EngineEvent>,
+        events: mpsc::UnboundedSender<EngineEvent>,
     ) -> BoxFuture<'a, Result<Arc<dyn Engine>, EngineError>> {
         Box::pin(async move {
-            std::fs::create_dir_all(dir).map_err(|e| EngineError::Other(e.to_string()))?;
+            std::fs::create_dir_all(dir).map_err(|e| EngineError::Unavailable(e.to_string()))?;
             self.0.record(Call::Open);
+            let left = self.0.unavailable_opens.load(Ordering::SeqCst);
+            if left > 0 {
+                self.0.unavailable_opens.store(left - 1, Ordering::SeqCst);
+                return Err(EngineError::Unavailable(
+                    "Too many open files (os error 24)".into(),
+                ));
+            }
             if self.0.corrupt_next_open.swap(false, Ordering::SeqCst) {
                 return Err(EngineError::Corrupt("file is not a database".into()));
             }

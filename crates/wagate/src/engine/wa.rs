@@ -18,7 +18,7 @@ use whatsapp_rust::types::events::{Event, EventHandler};
 use whatsapp_rust::{Client, Jid, SendOptions, TokioRuntime};
 
 use super::{
-    BoxFuture, CloseReason, Engine, EngineError, EngineEvent, EngineFactory, ReceiptKind,
+    diagnose, BoxFuture, CloseReason, Engine, EngineError, EngineEvent, EngineFactory, ReceiptKind,
     SendFailure, StartOptions,
 };
 
@@ -49,9 +49,14 @@ impl WaFactory {
 /// SQLite's file header; anything else in `wa.db` is not a database.
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
+/// Does `wa.db` exist with content? Its first bytes must be SQLite's header.
+/// Only a wrong or short header is the file's fault; any other failure to
+/// read it is the machine's (see `diagnose`).
 fn precheck(db: &Path) -> Result<bool, EngineError> {
-    let Ok(meta) = std::fs::metadata(db) else {
-        return Ok(false);
+    let meta = match std::fs::metadata(db) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(diagnose::io("wa.db cannot be examined", &e)),
     };
     if meta.len() == 0 {
         return Ok(false);
@@ -64,7 +69,7 @@ fn precheck(db: &Path) -> Result<bool, EngineError> {
         Ok(()) => Err(EngineError::Corrupt(
             "wa.db is not a SQLite database".into(),
         )),
-        Err(e) => Err(EngineError::Corrupt(format!("wa.db cannot be read: {e}"))),
+        Err(e) => Err(diagnose::io("wa.db cannot be read", &e)),
     }
 }
 
@@ -75,10 +80,10 @@ fn integrity(db: &Path) -> Result<(), EngineError> {
         db,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|e| EngineError::Corrupt(format!("wa.db cannot be opened: {e}")))?;
+    .map_err(|e| diagnose::sqlite("wa.db cannot be opened", &e))?;
     let verdict: String = conn
         .query_row("PRAGMA quick_check", [], |r| r.get(0))
-        .map_err(|e| EngineError::Corrupt(format!("wa.db is damaged: {e}")))?;
+        .map_err(|e| diagnose::sqlite("wa.db cannot be checked", &e))?;
     if verdict != "ok" {
         return Err(EngineError::Corrupt(format!("wa.db is damaged: {verdict}")));
     }
@@ -90,32 +95,29 @@ impl EngineFactory for WaFactory {
         &'a self,
         org: &'a str,
         dir: &'a Path,
-        events: mpsc::Sender<EngineEvent>,
+        events: mpsc::UnboundedSender<EngineEvent>,
     ) -> BoxFuture<'a, Result<Arc<dyn Engine>, EngineError>> {
         Box::pin(async move {
             std::fs::create_dir_all(dir)
-                .map_err(|e| EngineError::Other(format!("cannot create {}: {e}", dir.display())))?;
+                .map_err(|e| diagnose::io(&format!("cannot create {}", dir.display()), &e))?;
             let db = dir.join("wa.db");
             let existed = precheck(&db)?;
             if existed {
                 let db2 = db.clone();
                 tokio::task::spawn_blocking(move || integrity(&db2))
                     .await
-                    .map_err(|e| EngineError::Other(e.to_string()))??;
+                    .map_err(|e| EngineError::Unavailable(e.to_string()))??;
             }
             let db_str = db
                 .to_str()
-                .ok_or_else(|| EngineError::Other("data path is not UTF-8".into()))?;
-            let classify = |what: &str, e: String| {
-                if existed {
-                    EngineError::Corrupt(format!("{what}: {e}"))
-                } else {
-                    EngineError::Other(format!("{what}: {e}"))
-                }
-            };
+                .ok_or_else(|| EngineError::Unavailable("data path is not UTF-8".into()))?;
+            // Our own checks passed: a failure now is the library's. It is
+            // corruption only when the file existed and the library says the
+            // data is bad, and never while the machine is out of descriptors.
+            let classify = |what: &str, e: String| diagnose::library(what, &e, existed);
             let store = SqliteStore::new(db_str)
                 .await
-                .map_err(|e| classify("cannot open wa.db", e.to_string()))?;
+                .map_err(|e| classify("cannot open wa.db", format!("{e:#}")))?;
             let shared = Arc::new(Shared {
                 org: org.to_string(),
                 tx: events,
@@ -140,7 +142,7 @@ impl EngineFactory for WaFactory {
             let bot = builder
                 .build()
                 .await
-                .map_err(|e| classify("cannot load the device", e.to_string()))?;
+                .map_err(|e| classify("cannot load the device", format!("{e:#}")))?;
             let client = bot.client();
             let _ = shared.client.set(Arc::downgrade(&client));
             client.enable_auto_reconnect.store(false, Ordering::SeqCst);
@@ -181,7 +183,7 @@ impl HttpClient for GatedHttp {
 /// State shared between the engine and the library's event callback.
 struct Shared {
     org: String,
-    tx: mpsc::Sender<EngineEvent>,
+    tx: mpsc::UnboundedSender<EngineEvent>,
     /// Why the current attempt is ending, when the library said so.
     reason: Mutex<Option<CloseReason>>,
     close_requested: AtomicBool,
@@ -192,8 +194,8 @@ struct Shared {
 
 impl Shared {
     fn emit(&self, ev: EngineEvent) {
-        if let Err(e) = self.tx.try_send(ev) {
-            tracing::warn!(org = %self.org, "engine event dropped: {e}");
+        if self.tx.send(ev).is_err() {
+            tracing::debug!(org = %self.org, "engine event after the supervisor stopped");
         }
     }
 
@@ -242,17 +244,17 @@ impl EventHandler for Forwarder {
             }
             Event::LoggedOut(l) => {
                 s.creds.store(false, Ordering::SeqCst);
-                s.note_reason(CloseReason::ServerError(401, "logged out".into()));
+                s.note_reason(CloseReason::Verdict);
                 s.emit(EngineEvent::LoggedOut {
                     detail: format!("{:?}", l.reason),
                 });
             }
             Event::StreamReplaced(_) => {
-                s.note_reason(CloseReason::ServerError(440, "replaced".into()));
+                s.note_reason(CloseReason::Verdict);
                 s.emit(EngineEvent::Replaced);
             }
             Event::TemporaryBan(b) => {
-                s.note_reason(CloseReason::ServerError(402, "temporary ban".into()));
+                s.note_reason(CloseReason::Verdict);
                 let secs = b.expire.num_seconds().max(0) as u64;
                 s.emit(EngineEvent::Banned {
                     expires_in: Some(Duration::from_secs(secs)),
@@ -260,7 +262,7 @@ impl EventHandler for Forwarder {
                 });
             }
             Event::ClientOutdated(_) => {
-                s.note_reason(CloseReason::ServerError(405, "client outdated".into()));
+                s.note_reason(CloseReason::Verdict);
                 s.emit(EngineEvent::Outdated);
             }
             Event::ConnectFailure(f) => {
@@ -373,7 +375,7 @@ impl Engine for WaEngine {
                 let reason = CloseReason::Network(
                     "offline mode: connections to WhatsApp are disabled".into(),
                 );
-                let _ = tx.send(EngineEvent::Closed { reason }).await;
+                let _ = tx.send(EngineEvent::Closed { reason });
             });
             return;
         }
@@ -427,7 +429,7 @@ impl Engine for WaEngine {
                 // the 515 restart (after pairing, or a server recycle).
                 None => CloseReason::RestartRequired,
             };
-            if let Err(e) = shared.tx.send(EngineEvent::Closed { reason }).await {
+            if let Err(e) = shared.tx.send(EngineEvent::Closed { reason }) {
                 tracing::debug!(org = %shared.org, "supervisor gone: {e}");
             }
         });

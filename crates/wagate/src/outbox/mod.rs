@@ -1,12 +1,17 @@
-//! The durable send path. `accept` writes a message to SQLite (group commit)
-//! before anything touches the network; a dispatcher per linked org sends
-//! queued messages in acceptance order while the link is up; acks and receipts
-//! move messages forward (`queued → sent → delivered → read`, or `failed`).
+//! The durable send path. `accept` writes a message to SQLite (group commit),
+//! with its `message.status` event in the same transaction, before anything
+//! touches the network; a dispatcher per linked org sends queued messages in
+//! acceptance order while the link is up; acks and receipts, applied in
+//! batches by one update task, move messages forward (`queued → sent →
+//! delivered → read`, or `failed`), each move with its event.
 //!
 //! Invariants: a message's WhatsApp id is fixed when it is accepted, so a
 //! message whose send started but was never acked (crash, dropped link) is
 //! re-sent with the same id and the recipient sees it once; a message leaves
 //! `queued` only on the server's ack or a permanent refusal.
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,87 +22,123 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
 use crate::engine::{self, Engine, EngineEvent, ReceiptKind, SendFailure};
-use crate::hub::Hub;
-use crate::session::LinkHooks;
-use crate::store::{self, MessageRow, MessageStatus, NewMessage, Store, StoreError};
+use crate::session::{LinkHooks, OrgRef};
+use crate::store::messages::Inserted;
+use crate::store::{self, MessageStatus, NewMessage, Store, StoreError, Tx};
 
 /// Messages read per dispatcher query.
 const PAGE: i64 = 200;
+/// Most acks and receipts applied in one transaction.
+const UPDATE_BATCH: usize = 512;
 
 struct Link {
     wake: Arc<Notify>,
     task: Option<JoinHandle<()>>,
 }
 
+type Update = (OrgRef, EngineEvent);
+
 pub struct Outbox {
     store: Store,
-    hub: Hub,
-    links: Mutex<HashMap<String, Link>>,
-    updates: mpsc::Sender<(String, EngineEvent)>,
+    links: Mutex<HashMap<i64, Link>>,
+    updates: Mutex<Option<mpsc::UnboundedSender<Update>>>,
+    updater: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Outbox {
-    pub fn start(store: Store, hub: Hub) -> Arc<Outbox> {
-        let (updates, rx) = mpsc::channel(16_384);
-        let ob = Arc::new(Outbox {
+    pub fn start(store: Store) -> Arc<Outbox> {
+        let (updates, rx) = mpsc::unbounded_channel();
+        let updater = tokio::spawn(update_loop(store.clone(), rx));
+        Arc::new(Outbox {
             store,
-            hub,
             links: Mutex::new(HashMap::new()),
-            updates,
-        });
-        tokio::spawn(update_loop(ob.store.clone(), ob.hub.clone(), rx));
-        ob
+            updates: Mutex::new(Some(updates)),
+            updater: Mutex::new(Some(updater)),
+        })
     }
 
-    /// Accept a message durably. Returns the row and whether it is new
-    /// (`false`: the idempotency key was used before; this is the first message).
+    /// Accept a message durably, with its `queued` event. With an
+    /// idempotency key this org used before, nothing is written and the
+    /// first message comes back as `Inserted::Existing`.
     pub async fn accept(
         &self,
-        org: &str,
+        org: &OrgRef,
         phone: String,
         text: String,
         idem_key: Option<String>,
-    ) -> Result<(MessageRow, bool), StoreError> {
+    ) -> Result<Inserted, StoreError> {
         let m = NewMessage {
             id: format!("msg_{}", uuid::Uuid::new_v4().simple()),
-            org: org.to_string(),
+            inc: org.inc,
             phone,
             text,
             wa_id: engine::new_wa_id(),
             idem_key,
             now_ms: store::now_ms(),
         };
-        let (row, created) = self
+        let id = org.id.clone();
+        let inserted = self
             .store
-            .write(move |c| store::messages::insert(c, &m))
+            .write(move |tx| {
+                let out = store::messages::insert(tx, &m)?;
+                if let Inserted::New(row) = &out {
+                    tx.emit(
+                        row.inc,
+                        &id,
+                        "message.status",
+                        json!({"id": row.id, "status": row.status.as_str(), "to": row.to}),
+                    )?;
+                }
+                Ok(out)
+            })
             .await?;
-        if created {
-            self.hub.publish(
-                org,
-                "message.status",
-                json!({"id": row.id, "status": row.status, "to": row.to}),
-            );
+        if matches!(inserted, Inserted::New(_)) {
             self.wake(org);
         }
-        Ok((row, created))
+        Ok(inserted)
     }
 
-    fn wake(&self, org: &str) {
+    fn wake(&self, org: &OrgRef) {
         if let Some(l) = self
             .links
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(org)
+            .get(&org.inc)
         {
             l.wake.notify_one();
+        }
+    }
+
+    /// Stop every dispatcher, then apply the acks and receipts already
+    /// received and stop the update task (waiting at most `within`).
+    pub async fn close(&self, within: Duration) -> bool {
+        for (_, l) in self.links.lock().unwrap_or_else(|p| p.into_inner()).drain() {
+            if let Some(t) = l.task {
+                t.abort();
+            }
+        }
+        drop(
+            self.updates
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
+        let task = self
+            .updater
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        match task {
+            Some(t) => matches!(tokio::time::timeout(within, t).await, Ok(Ok(()))),
+            None => true,
         }
     }
 }
 
 impl LinkHooks for Outbox {
-    fn link_up(&self, org: &str, engine: Arc<dyn Engine>) {
+    fn link_up(&self, org: &OrgRef, engine: Arc<dyn Engine>) {
         let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
-        let link = links.entry(org.to_string()).or_insert_with(|| Link {
+        let link = links.entry(org.inc).or_insert_with(|| Link {
             wake: Arc::new(Notify::new()),
             task: None,
         });
@@ -105,20 +146,19 @@ impl LinkHooks for Outbox {
             t.abort();
         }
         link.task = Some(tokio::spawn(dispatch(
-            org.to_string(),
+            org.clone(),
             engine,
             self.store.clone(),
-            self.hub.clone(),
             link.wake.clone(),
         )));
     }
 
-    fn link_down(&self, org: &str) {
+    fn link_down(&self, org: &OrgRef) {
         if let Some(l) = self
             .links
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get_mut(org)
+            .get_mut(&org.inc)
         {
             if let Some(t) = l.task.take() {
                 t.abort();
@@ -126,26 +166,34 @@ impl LinkHooks for Outbox {
         }
     }
 
-    fn engine_event(&self, org: &str, event: EngineEvent) {
-        if self.updates.try_send((org.to_string(), event)).is_err() {
-            tracing::warn!(%org, "outbox update queue full; an ack or receipt was dropped (the message will be re-sent with the same id)");
+    fn engine_event(&self, org: &OrgRef, event: EngineEvent) {
+        let sent = self
+            .updates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|u| u.send((org.clone(), event)).is_ok());
+        if sent != Some(true) {
+            // Only after shutdown began; the message is re-sent with the same
+            // id after the restart, and receipts are re-sent by the server.
+            tracing::debug!(org = %org.id, "outbox closed; an ack or receipt was not applied");
         }
     }
 }
 
 /// Send an org's queued messages in order while its link is up. Aborted by
 /// `link_down`; a new one starts from the oldest unacked message on `link_up`.
-async fn dispatch(org: String, engine: Arc<dyn Engine>, store: Store, hub: Hub, wake: Arc<Notify>) {
+async fn dispatch(org: OrgRef, engine: Arc<dyn Engine>, store: Store, wake: Arc<Notify>) {
     let mut cursor = 0i64;
     loop {
-        let o = org.clone();
+        let inc = org.inc;
         let page = match store
-            .read(move |c| store::messages::unacked(c, &o, cursor, PAGE))
+            .read(move |c| store::messages::unacked(c, inc, cursor, PAGE))
             .await
         {
             Ok(p) => p,
             Err(e) => {
-                tracing::error!(%org, error = %e, "outbox read failed; retrying");
+                tracing::error!(org = %org.id, error = %e, "outbox read failed; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
@@ -155,48 +203,33 @@ async fn dispatch(org: String, engine: Arc<dyn Engine>, store: Store, hub: Hub, 
             continue;
         }
         for m in page {
-            let id = m.id.clone();
-            let now = store::now_ms();
+            let (seq, now) = (m.seq, store::now_ms());
             if let Err(e) = store
-                .write(move |c| store::messages::mark_attempt(c, &id, now))
+                .write(move |tx| store::messages::mark_attempt(tx, seq, now))
                 .await
             {
-                tracing::error!(%org, error = %e, "cannot record send attempt");
+                tracing::error!(org = %org.id, error = %e, "cannot record send attempt");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 break;
             }
             match engine.send_text(&m.to, &m.text, &m.wa_id).await {
                 Ok(()) => {
-                    tracing::debug!(%org, id = %m.id, wa_id = %m.wa_id, "message handed to WhatsApp");
+                    tracing::debug!(org = %org.id, id = %m.id, wa_id = %m.wa_id, "message handed to WhatsApp");
                     cursor = m.seq;
                 }
                 Err(SendFailure::NotConnected(why)) => {
-                    tracing::info!(%org, id = %m.id, reason = %why, "send deferred; link not ready");
+                    tracing::info!(org = %org.id, id = %m.id, reason = %why, "send deferred; link not ready");
                     tokio::time::sleep(Duration::from_secs(2)).await;
                     break;
                 }
                 Err(SendFailure::Rejected(why)) => {
-                    tracing::warn!(%org, id = %m.id, reason = %why, "message failed");
-                    let (o, w, now) = (org.clone(), m.wa_id.clone(), store::now_ms());
-                    let why2 = why.clone();
-                    if let Ok(Some(row)) = store
-                        .write(move |c| {
-                            store::messages::advance(
-                                c,
-                                &o,
-                                &w,
-                                MessageStatus::Failed,
-                                Some(&why2),
-                                now,
-                            )
-                        })
-                        .await
-                    {
-                        hub.publish(
-                            &org,
-                            "message.status",
-                            json!({"id": row.id, "status": row.status, "error": why}),
-                        );
+                    tracing::warn!(org = %org.id, id = %m.id, reason = %why, "message failed");
+                    let (o, w) = (org.clone(), m.wa_id.clone());
+                    let moved = store
+                        .write(move |tx| advance(tx, &o, &w, MessageStatus::Failed, Some(&why)))
+                        .await;
+                    if let Err(e) = moved {
+                        tracing::error!(org = %org.id, error = %e, "cannot record a failed message");
                     }
                     cursor = m.seq;
                 }
@@ -205,60 +238,97 @@ async fn dispatch(org: String, engine: Arc<dyn Engine>, store: Store, hub: Hub, 
     }
 }
 
-/// Apply acks and receipts (for every org) and publish inbound messages.
-async fn update_loop(store: Store, hub: Hub, mut rx: mpsc::Receiver<(String, EngineEvent)>) {
-    while let Some((org, ev)) = rx.recv().await {
-        let moves: Vec<(String, MessageStatus, Option<String>)> = match ev {
-            EngineEvent::ServerAck { wa_id, error: None } => {
-                vec![(wa_id, MessageStatus::Sent, None)]
+/// Move a message forward and record its event, in the caller's transaction.
+fn advance(
+    tx: &mut Tx,
+    org: &OrgRef,
+    wa_id: &str,
+    to: MessageStatus,
+    error: Option<&str>,
+) -> rusqlite::Result<bool> {
+    let Some(row) = store::messages::advance(tx, org.inc, wa_id, to, error, store::now_ms())?
+    else {
+        return Ok(false);
+    };
+    tracing::debug!(org = %org.id, id = %row.id, status = row.status.as_str(), "message status");
+    tx.emit(
+        org.inc,
+        &org.id,
+        "message.status",
+        json!({"id": row.id, "status": row.status.as_str(), "error": row.error}),
+    )?;
+    Ok(true)
+}
+
+/// Apply one ack, receipt or received message, with its event.
+fn apply(tx: &mut Tx, org: &OrgRef, ev: EngineEvent) -> rusqlite::Result<()> {
+    match ev {
+        EngineEvent::ServerAck { wa_id, error: None } => {
+            advance(tx, org, &wa_id, MessageStatus::Sent, None)?;
+        }
+        EngineEvent::ServerAck {
+            wa_id,
+            error: Some(e),
+        } => {
+            advance(tx, org, &wa_id, MessageStatus::Failed, Some(&e))?;
+        }
+        EngineEvent::Receipt { wa_ids, kind } => {
+            let to = match kind {
+                ReceiptKind::Delivered => MessageStatus::Delivered,
+                ReceiptKind::Read => MessageStatus::Read,
+            };
+            for w in wa_ids {
+                advance(tx, org, &w, to, None)?;
             }
-            EngineEvent::ServerAck {
-                wa_id,
-                error: Some(e),
-            } => {
-                vec![(wa_id, MessageStatus::Failed, Some(e))]
-            }
-            EngineEvent::Receipt { wa_ids, kind } => {
-                let to = match kind {
-                    ReceiptKind::Delivered => MessageStatus::Delivered,
-                    ReceiptKind::Read => MessageStatus::Read,
-                };
-                wa_ids.into_iter().map(|w| (w, to, None)).collect()
-            }
-            EngineEvent::Message { wa_id, from, text } => {
-                let (o, now) = (org.clone(), store::now_ms());
-                match store
-                    .write(move |c| store::inbound::insert(c, &o, &wa_id, &from, &text, now))
-                    .await
-                {
-                    Ok(Some(row)) => {
-                        tracing::info!(%org, from = %row.from, "message received");
-                        hub.publish(&org, "message.received", json!(row));
-                    }
-                    Ok(None) => {}
-                    Err(e) => tracing::error!(%org, error = %e, "cannot store a received message"),
-                }
-                vec![]
-            }
-            _ => vec![],
-        };
-        for (wa_id, to, err) in moves {
-            let (o, now) = (org.clone(), store::now_ms());
-            match store
-                .write(move |c| store::messages::advance(c, &o, &wa_id, to, err.as_deref(), now))
-                .await
+        }
+        EngineEvent::Message { wa_id, from, text } => {
+            if let Some(row) =
+                store::inbound::insert(tx, org.inc, &wa_id, &from, &text, store::now_ms())?
             {
-                Ok(Some(row)) => {
-                    tracing::info!(%org, id = %row.id, status = row.status.as_str(), "message {}", row.status.as_str());
-                    hub.publish(
-                        &org,
-                        "message.status",
-                        json!({"id": row.id, "status": row.status, "error": row.error}),
-                    );
-                }
-                Ok(None) => {}
-                Err(e) => tracing::error!(%org, error = %e, "cannot record message status"),
+                tracing::info!(org = %org.id, from = %row.from, "message received");
+                tx.emit(
+                    org.inc,
+                    &org.id,
+                    "message.received",
+                    json!({"wa_id": row.wa_id, "from": row.from, "text": row.text, "received_ms": row.received_ms}),
+                )?;
             }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Apply acks, receipts and received messages (for every org) in batches:
+/// one transaction for whatever arrived meanwhile, each update in its own
+/// savepoint (an update for a deleted org fails alone).
+async fn update_loop(store: Store, mut rx: mpsc::UnboundedReceiver<Update>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < UPDATE_BATCH {
+            match rx.try_recv() {
+                Ok(u) => batch.push(u),
+                Err(_) => break,
+            }
+        }
+        let n = batch.len();
+        let result = store
+            .write(move |tx| {
+                for (org, ev) in batch {
+                    if let Err(e) = tx.attempt(|tx| apply(tx, &org, ev)) {
+                        let gone = StoreError::Sql(e);
+                        if gone.is_org_gone() {
+                            tracing::debug!(org = %org.id, "update for a deleted organization dropped");
+                        } else {
+                            tracing::error!(org = %org.id, error = %gone, "cannot apply a message update");
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(updates = n, error = %e, "message updates not committed");
         }
     }
 }

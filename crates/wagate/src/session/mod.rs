@@ -1,7 +1,11 @@
-//! Sessions: the registry of per-organization supervisors, and the paced
-//! restore of every linked organization at start-up.
+//! Sessions: the registry of per-organization supervisors, the paced restore
+//! of every linked organization at start-up, and the concurrent stop at
+//! shutdown. What a supervisor decides is in `policy` and `liveness`; why a
+//! link is where it is, in `reason`.
 
+pub mod liveness;
 pub mod policy;
+pub mod reason;
 pub mod status;
 pub mod supervisor;
 
@@ -9,36 +13,79 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use status::{Snapshot, State, StatusView};
+pub use reason::{Cause, Purpose, Reason};
+pub use status::{Snapshot, State, Status};
 pub use supervisor::{Command, Deps, EngineSlot, LinkHooks, Supervisor};
+
+/// One incarnation of an organization: its id and the number that tells it
+/// apart from an earlier org deleted under the same id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OrgRef {
+    pub id: String,
+    pub inc: i64,
+}
+
+/// Where supervisors record their events (state changes, codes on offer,
+/// decryption failures). Recording never blocks the supervisor and never
+/// drops an event.
+pub trait Journal: Send + Sync {
+    fn record(&self, org: &OrgRef, kind: &'static str, data: Value);
+}
+
+impl Journal for crate::store::Store {
+    fn record(&self, org: &OrgRef, kind: &'static str, data: Value) {
+        let (id, inc) = (org.id.clone(), org.inc);
+        self.submit(kind, move |tx| tx.emit(inc, &id, kind, data).map(|_| ()));
+    }
+}
 
 /// A handle on one org's supervisor.
 #[derive(Clone)]
 pub struct Handle {
+    pub org: OrgRef,
     pub commands: mpsc::Sender<Command>,
     pub status: watch::Receiver<Snapshot>,
     pub engine: EngineSlot,
 }
+
+/// The supervisor is not running (stopped or stopping).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the session supervisor is not running")]
+pub struct Stopped;
 
 impl Handle {
     pub fn snapshot(&self) -> Snapshot {
         self.status.borrow().clone()
     }
 
-    pub fn view(&self, org: &str) -> StatusView {
+    /// The link as the surfaces show it (without the queue count).
+    pub fn status(&self) -> Status {
         let last = self
             .engine
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .and_then(|e| e.last_frame());
-        StatusView::build(org, &self.snapshot(), last)
+        Status::build(&self.org.id, &self.snapshot(), last)
     }
 
-    pub async fn send(&self, cmd: Command) -> bool {
-        self.commands.send(cmd).await.is_ok()
+    /// Send a command that carries no answer.
+    pub async fn send(&self, cmd: Command) -> Result<(), Stopped> {
+        self.commands.send(cmd).await.map_err(|_| Stopped)
+    }
+
+    /// Send a command built around a reply channel and wait until the
+    /// supervisor has carried it out.
+    pub async fn ask(
+        &self,
+        cmd: impl FnOnce(oneshot::Sender<()>) -> Command,
+    ) -> Result<(), Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.send(cmd(tx)).await?;
+        rx.await.map_err(|_| Stopped)
     }
 }
 
@@ -56,18 +103,19 @@ impl Sessions {
     }
 
     /// Start the supervisor of `org` (idle until restored or asked to connect).
-    pub fn add(&self, org: &str) -> Handle {
+    pub fn add(&self, org: &OrgRef) -> Handle {
         let mut map = self.orgs.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(h) = map.get(org) {
+        if let Some(h) = map.get(&org.id).filter(|h| h.org.inc == org.inc) {
             return h.clone();
         }
-        let (commands, status, engine) = Supervisor::spawn(org, self.deps.clone());
+        let (commands, status, engine) = Supervisor::spawn(org.clone(), self.deps.clone());
         let h = Handle {
+            org: org.clone(),
             commands,
             status,
             engine,
         };
-        map.insert(org.to_string(), h.clone());
+        map.insert(org.id.clone(), h.clone());
         h
     }
 
@@ -79,20 +127,20 @@ impl Sessions {
             .cloned()
     }
 
-    pub fn list(&self) -> Vec<(String, Handle)> {
+    pub fn list(&self) -> Vec<Handle> {
         let mut v: Vec<_> = self
             .orgs
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .values()
+            .cloned()
             .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.sort_by(|a, b| a.org.id.cmp(&b.org.id));
         v
     }
 
     /// Stop an org's supervisor; with `move_aside`, its credentials are moved
-    /// into the aside folder (never deleted).
+    /// into the aside folder (never deleted). Waits until it has stopped.
     pub async fn remove(&self, org: &str, move_aside: bool) {
         let h = self
             .orgs
@@ -100,11 +148,23 @@ impl Sessions {
             .unwrap_or_else(|p| p.into_inner())
             .remove(org);
         if let Some(h) = h {
-            let (done, wait) = oneshot::channel();
-            if h.send(Command::Stop { move_aside, done }).await {
-                let _ = wait.await;
-            }
+            let _ = h.ask(|done| Command::Stop { move_aside, done }).await;
         }
+    }
+
+    /// Move a device folder left under `org` aside (as `stale`), so a new org
+    /// with this id never starts from an earlier org's credentials.
+    pub fn set_leftovers_aside(&self, org: &str) -> std::io::Result<Option<std::path::PathBuf>> {
+        let dir = self.deps.orgs_dir.join(org);
+        if !dir.exists() {
+            return Ok(None);
+        }
+        let ts = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+        let target = self.deps.aside_dir.join(format!("{org}-stale-{ts}"));
+        std::fs::create_dir_all(&self.deps.aside_dir)?;
+        std::fs::rename(&dir, &target)?;
+        tracing::warn!(org, aside = %target.display(), "an earlier org's credentials were moved aside");
+        Ok(Some(target))
     }
 
     /// Reconnect every org with credentials, at most `per_second` connects a
@@ -114,19 +174,45 @@ impl Sessions {
         let gap = Duration::from_secs_f64(1.0 / f64::from(per_second.max(1)));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(gap);
-            for (_, h) in handles {
+            for h in handles {
                 tick.tick().await;
                 let _ = h.send(Command::Restore).await;
             }
         })
     }
 
-    pub async fn stop_all(&self) {
-        let orgs: Vec<String> = self.list().into_iter().map(|(o, _)| o).collect();
-        for org in orgs {
-            self.remove(&org, false).await;
+    /// Stop every supervisor at once (each closes its link and releases its
+    /// files); gives up waiting after `within`. Returns how many had not
+    /// finished by then.
+    pub async fn stop_all(&self, within: Duration) -> usize {
+        let handles: Vec<Handle> = self
+            .orgs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, h)| h)
+            .collect();
+        let total = handles.len();
+        let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut set = tokio::task::JoinSet::new();
+        for h in handles {
+            let done = done.clone();
+            set.spawn(async move {
+                let _ = h
+                    .ask(|d| Command::Stop {
+                        move_aside: false,
+                        done: d,
+                    })
+                    .await;
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
         }
+        let _ =
+            tokio::time::timeout(within, async { while set.join_next().await.is_some() {} }).await;
+        set.abort_all();
+        total - done.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
+
 #[cfg(test)]
 mod tests;

@@ -1,11 +1,12 @@
-//! What the gateway says about one organization's link: the state names the
-//! API promises, and the snapshot the supervisor publishes on every change.
+//! What the gateway knows about one organization's link: the states it
+//! promises, the snapshot the supervisor publishes on every change, and the
+//! `Status` the surfaces render (as data; the wording is theirs).
 
-use serde::Serialize;
 use tokio::time::Instant;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+use super::reason::Reason;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// Created, never linked, nobody asked to link yet.
     New,
@@ -27,11 +28,29 @@ pub enum State {
     Banned,
     /// WhatsApp says this client version is too old.
     Outdated,
+    /// The org's device store cannot be opened now (descriptors, disk,
+    /// permissions); credentials kept, retried with the backoff.
+    Error,
     /// The supervisor is not running (org being deleted or gateway stopping).
     Stopped,
 }
 
 impl State {
+    pub const ALL: [State; 12] = [
+        State::New,
+        State::Pairing,
+        State::Connecting,
+        State::Connected,
+        State::Reconnecting,
+        State::NeedsQr,
+        State::LoggedOut,
+        State::Replaced,
+        State::Banned,
+        State::Outdated,
+        State::Error,
+        State::Stopped,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             State::New => "new",
@@ -44,8 +63,22 @@ impl State {
             State::Replaced => "replaced",
             State::Banned => "banned",
             State::Outdated => "outdated",
+            State::Error => "error",
             State::Stopped => "stopped",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        State::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// States in which someone must link the number (QR or code), rather
+    /// than wait for a reconnect.
+    pub fn needs_link(self) -> bool {
+        matches!(
+            self,
+            State::New | State::NeedsQr | State::LoggedOut | State::Pairing
+        )
     }
 }
 
@@ -65,7 +98,7 @@ pub struct Snapshot {
     pub reconnect_attempt: u32,
     pub next_retry_at: Option<Instant>,
     pub phone_number: Option<String>,
-    pub detail: String,
+    pub reason: Reason,
     pub qr: Option<Offer>,
     pub pair_code: Option<Offer>,
     /// Decryption failures counted for this org (never a reason to unlink).
@@ -73,33 +106,42 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn initial(state: State, detail: &str) -> Snapshot {
+    pub fn initial(state: State, reason: Reason) -> Snapshot {
         Snapshot {
             state,
             since_ms: crate::store::now_ms(),
             reconnect_attempt: 0,
             next_retry_at: None,
             phone_number: None,
-            detail: detail.to_string(),
+            reason,
             qr: None,
             pair_code: None,
             decrypt_failures: 0,
         }
     }
+
+    /// The QR code on offer now, with its remaining life.
+    pub fn live_qr(&self) -> Option<(String, std::time::Duration)> {
+        let now = Instant::now();
+        self.qr
+            .as_ref()
+            .filter(|o| o.expires_at > now && self.state == State::Pairing)
+            .map(|o| (o.code.clone(), o.expires_at - now))
+    }
 }
 
-/// The JSON shape of `GET /v1/orgs/{org}/session`.
-#[derive(Debug, Clone, Serialize)]
-pub struct StatusView {
+/// One org's link as the surfaces show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Status {
     pub org: String,
     pub state: State,
-    pub connected: bool,
-    pub since: String,
-    pub last_seen: Option<String>,
+    pub since_ms: i64,
+    /// When the last frame from WhatsApp arrived (ms since epoch).
+    pub last_seen_ms: Option<i64>,
     pub reconnect_attempt: u32,
     pub next_retry_in_ms: Option<u64>,
     pub phone_number: Option<String>,
-    pub detail: String,
+    pub reason: Reason,
     pub qr_available: bool,
     pub pair_code: Option<String>,
     pub pair_code_expires_in_ms: Option<u64>,
@@ -109,48 +151,40 @@ pub struct StatusView {
     pub decrypt_failures: u64,
 }
 
-pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
-
-impl StatusView {
-    pub fn build(org: &str, s: &Snapshot, last_frame: Option<Instant>) -> StatusView {
+impl Status {
+    pub fn build(org: &str, s: &Snapshot, last_frame: Option<Instant>) -> Status {
         let now = Instant::now();
         let wall_now = crate::store::now_ms();
-        let live = |o: &Option<Offer>| o.as_ref().filter(|o| o.expires_at > now).cloned();
-        let pair = live(&s.pair_code);
-        let last_seen = last_frame.map(|t| {
-            let ago = now.saturating_duration_since(t).as_millis() as i64;
-            rfc3339(wall_now - ago)
-        });
-        let detail = match s.decrypt_failures {
-            0 => s.detail.clone(),
-            n => format!(
-                "{} ({n} incoming message(s) could not be decrypted; WhatsApp asked the senders to resend)",
-                s.detail
-            ),
-        };
-        StatusView {
+        let pair = s.pair_code.as_ref().filter(|o| o.expires_at > now);
+        Status {
             org: org.to_string(),
             state: s.state,
-            connected: s.state == State::Connected,
-            since: rfc3339(s.since_ms),
-            last_seen,
+            since_ms: s.since_ms,
+            last_seen_ms: last_frame
+                .map(|t| wall_now - now.saturating_duration_since(t).as_millis() as i64),
             reconnect_attempt: s.reconnect_attempt,
             next_retry_in_ms: s
                 .next_retry_at
                 .map(|t| t.saturating_duration_since(now).as_millis() as u64),
             phone_number: s.phone_number.clone(),
-            detail,
-            qr_available: live(&s.qr).is_some(),
+            reason: s.reason.clone(),
+            qr_available: s.live_qr().is_some(),
             pair_code_expires_in_ms: pair
-                .as_ref()
                 .map(|p| p.expires_at.saturating_duration_since(now).as_millis() as u64),
-            pair_code: pair.map(|p| p.code),
+            pair_code: pair.map(|p| p.code.clone()),
             queued_messages: None,
             decrypt_failures: s.decrypt_failures,
         }
     }
+
+    pub fn connected(&self) -> bool {
+        self.state == State::Connected
+    }
+}
+
+/// Milliseconds since the epoch as RFC 3339 (UTC, milliseconds).
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
 }

@@ -1,35 +1,40 @@
-//! One supervisor task per organization: it owns the org's engine, carries out
-//! the action table in `policy` for every way a link can end, runs the QR
-//! rounds, watches liveness (a link is `connected` only while frames keep
-//! arriving) and publishes every state change. It is the only writer of the
-//! org's status and the only caller of the engine's lifecycle methods.
-
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+//! One supervisor task per organization: it owns the org's engine and carries
+//! out what `policy` decides for everything that happens to the link (the
+//! supervisor itself decides nothing), runs the timers (retry, login, code
+//! expiry, liveness, re-opening the store), moves credentials aside when told
+//! to, and publishes every state change with its reason. It is the only writer
+//! of the org's status and the only caller of the engine's lifecycle methods.
 
 use serde_json::json;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{sleep_until, Instant};
 
-use super::policy::{self, Action};
+use super::liveness::{self, Verdict};
+use super::policy::{self, Action, Ctx, Happening, RestartLog};
+use super::reason::{Purpose, Reason};
 use super::status::{Offer, Snapshot, State};
+use super::{Journal, OrgRef};
 use crate::engine::{CloseReason, Engine, EngineError, EngineEvent, EngineFactory, StartOptions};
-use crate::hub::Hub;
 
-/// Orders for a supervisor.
+/// Orders for a supervisor. `done` is answered once the order was carried
+/// out (the state it leads to is published).
 #[derive(Debug)]
 pub enum Command {
     /// Start pairing (QR, or a pairing code for `pair_phone`) or reconnect now.
-    Connect { pair_phone: Option<String> },
+    Connect {
+        pair_phone: Option<String>,
+        done: oneshot::Sender<()>,
+    },
     /// Start-up restore: connect if credentials exist.
     Restore,
     /// Unlink from the phone and move credentials aside.
-    Logout,
+    Logout { done: oneshot::Sender<()> },
     /// The old "clean session": move credentials aside and pair afresh.
-    Reset,
+    Reset { done: oneshot::Sender<()> },
     /// Stop for good (org deleted, gateway stopping); optionally move the
-    /// credentials aside first. Answers when done.
+    /// credentials aside first.
     Stop {
         move_aside: bool,
         done: oneshot::Sender<()>,
@@ -39,17 +44,17 @@ pub enum Command {
 /// What the rest of the gateway needs to hear about a link.
 pub trait LinkHooks: Send + Sync {
     /// The link is up: messages may be sent through `engine`.
-    fn link_up(&self, org: &str, engine: Arc<dyn Engine>);
+    fn link_up(&self, org: &OrgRef, engine: Arc<dyn Engine>);
     /// The link is down: stop sending.
-    fn link_down(&self, org: &str);
+    fn link_down(&self, org: &OrgRef);
     /// Acks, receipts and inbound messages.
-    fn engine_event(&self, org: &str, event: EngineEvent);
+    fn engine_event(&self, org: &OrgRef, event: EngineEvent);
 }
 
 /// Everything a supervisor is given.
 pub struct Deps {
     pub factory: Arc<dyn EngineFactory>,
-    pub hub: Hub,
+    pub journal: Arc<dyn Journal>,
     pub hooks: Arc<dyn LinkHooks>,
     /// `data/orgs`: each org's device state lives in `orgs_dir/<org>/`.
     pub orgs_dir: PathBuf,
@@ -57,6 +62,9 @@ pub struct Deps {
     pub aside_dir: PathBuf,
     /// Jitter source in [-1, 1]; injectable for tests.
     pub jitter: Arc<dyn Fn() -> f64 + Send + Sync>,
+    /// How many orgs' device stores may be open at once (each holds file
+    /// descriptors; see `datadir::budget`). `None`: no limit.
+    pub open_budget: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// The shared slot holding the org's current engine (for sends and `last_seen`).
@@ -65,20 +73,14 @@ pub type EngineSlot = Arc<Mutex<Option<Arc<dyn Engine>>>>;
 /// What to do when the running attempt reports `Closed`.
 #[derive(Debug)]
 enum After {
-    /// Apply the table to the close reason.
-    Policy,
-    /// Retry with backoff, for this reason.
-    Retry(String),
-    /// Start the next attempt at once (next QR round, switch to pair code).
-    Now,
-    /// Stay in this state until asked.
-    Park(State, String),
-    /// Move credentials aside, state `logged_out`.
-    LoggedOut(String),
-    /// Wait out a ban.
-    Ban(Option<Duration>, String),
+    /// What the table decided before the close (a verdict, a timer).
+    Act(Action),
+    /// Start the next attempt at once (switch from QR to pairing code).
+    Begin,
     /// Move credentials aside, pair afresh.
     Reset,
+    /// Logged out on request: credentials aside, `logged_out`.
+    LogoutRequested,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -88,43 +90,49 @@ enum Timer {
     BanOver,
     /// The running attempt must log in (or offer a code) by then.
     Login,
+    /// Open the device store again (it was unavailable).
+    Reopen,
 }
 
 pub struct Supervisor {
-    org: String,
+    org: OrgRef,
     deps: Arc<Deps>,
     dir: PathBuf,
     engine: Option<Arc<dyn Engine>>,
     slot: EngineSlot,
-    events: Option<mpsc::Receiver<EngineEvent>>,
+    events: Option<mpsc::UnboundedReceiver<EngineEvent>>,
     running: bool,
     after: Option<After>,
     attempt: u32,
+    /// Failed opens of the device store in a row.
+    open_attempt: u32,
     qr_rounds: u32,
     connected_at: Option<Instant>,
     probed: bool,
-    /// When recent immediate (515) reconnects happened, for the storm guard.
-    restarts: Vec<Instant>,
+    restarts: RestartLog,
+    /// A restore was asked for while the store could not be opened.
+    want_restore: bool,
     timer: Option<(Instant, Timer)>,
     opts: StartOptions,
     status: watch::Sender<Snapshot>,
+    /// Orders waiting for the running attempt to close.
+    waiting: Vec<oneshot::Sender<()>>,
+    /// This org's share of the open-store budget, while its store is open.
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
-
-/// Engine events buffered per org.
-const EVENT_BUFFER: usize = 4096;
 
 impl Supervisor {
     /// Open the org's engine and run its supervisor on a new task.
     pub fn spawn(
-        org: &str,
+        org: OrgRef,
         deps: Arc<Deps>,
     ) -> (mpsc::Sender<Command>, watch::Receiver<Snapshot>, EngineSlot) {
         let (cmd_tx, cmd_rx) = mpsc::channel(32);
-        let (status, status_rx) = watch::channel(Snapshot::initial(State::New, "starting"));
+        let (status, status_rx) = watch::channel(Snapshot::initial(State::New, Reason::Starting));
         let slot: EngineSlot = Arc::new(Mutex::new(None));
         let sup = Supervisor {
-            org: org.to_string(),
-            dir: deps.orgs_dir.join(org),
+            dir: deps.orgs_dir.join(&org.id),
+            org,
             deps,
             engine: None,
             slot: slot.clone(),
@@ -132,13 +140,17 @@ impl Supervisor {
             running: false,
             after: None,
             attempt: 0,
+            open_attempt: 0,
             qr_rounds: 0,
             connected_at: None,
             probed: false,
-            restarts: Vec::new(),
+            restarts: RestartLog::default(),
+            want_restore: false,
             timer: None,
             opts: StartOptions::default(),
             status,
+            waiting: Vec::new(),
+            permit: None,
         };
         tokio::spawn(sup.run(cmd_rx));
         (cmd_tx, status_rx, slot)
@@ -146,19 +158,6 @@ impl Supervisor {
 
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         self.open_engine().await;
-        if self.status.borrow().state != State::NeedsQr {
-            match &self.engine {
-                Some(e) if e.has_credentials() => self.set_state(
-                    State::Connecting,
-                    "Linked before; waiting for its turn to reconnect".into(),
-                ),
-                Some(_) => self.set_state(
-                    State::New,
-                    "Not linked yet: ask for a QR code (POST …/session/connect)".into(),
-                ),
-                None => {}
-            }
-        }
         loop {
             let deadline = self.timer.map(|(t, _)| t);
             tokio::select! {
@@ -189,25 +188,25 @@ impl Supervisor {
 
     // ---- state publication -------------------------------------------------
 
-    fn set_state(&mut self, state: State, detail: String) {
+    /// Publish `state` with `reason`. The snapshot always takes the current
+    /// attempt and retry time; an event is recorded when the state or the
+    /// reason changed.
+    fn set_state(&mut self, state: State, reason: Reason) {
         let changed = {
             let cur = self.status.borrow();
-            cur.state != state || cur.detail != detail
+            cur.state != state || cur.reason != reason
         };
-        if !changed {
-            return;
-        }
         let attempt = self.attempt;
         let next_retry_at = self
             .timer
-            .filter(|(_, k)| *k == Timer::Retry || *k == Timer::BanOver)
+            .filter(|(_, k)| matches!(k, Timer::Retry | Timer::BanOver | Timer::Reopen))
             .map(|(t, _)| t);
         self.status.send_modify(|s| {
             if s.state != state {
                 s.since_ms = crate::store::now_ms();
             }
             s.state = state;
-            s.detail = detail.clone();
+            s.reason = reason.clone();
             s.reconnect_attempt = if state == State::Connected {
                 0
             } else {
@@ -219,14 +218,17 @@ impl Supervisor {
                 s.pair_code = None;
             }
         });
+        if !changed {
+            return;
+        }
         let snap = self.status.borrow().clone();
-        tracing::info!(org = %self.org, state = state.as_str(), attempt, "{detail}");
-        self.deps.hub.publish(
+        tracing::info!(org = %self.org.id, state = state.as_str(), attempt, reason = ?reason, "link state");
+        self.deps.journal.record(
             &self.org,
             "state",
             json!({
-                "state": state,
-                "detail": detail,
+                "state": state.as_str(),
+                "reason": reason,
                 "reconnect_attempt": snap.reconnect_attempt,
                 "next_retry_in_ms": next_retry_at.map(|t| t.saturating_duration_since(Instant::now()).as_millis() as u64),
                 "phone_number": snap.phone_number,
@@ -234,46 +236,131 @@ impl Supervisor {
         );
     }
 
-    // ---- engine lifecycle ------------------------------------------------
-
-    async fn open_engine(&mut self) {
-        let (tx, rx) = mpsc::channel(EVENT_BUFFER);
-        let first = self.deps.factory.open(&self.org, &self.dir, tx).await;
-        let engine = match first {
-            Ok(e) => e,
-            Err(EngineError::Corrupt(why)) => {
-                let aside = self.move_dir_aside("corrupt");
-                tracing::warn!(org = %self.org, reason = %why, aside = ?aside, "credentials quarantined");
-                let detail = format!(
-                    "The stored WhatsApp credentials could not be read ({why}); they were moved aside to {}. Link again with a new QR code.",
-                    aside.map(|p| p.display().to_string()).unwrap_or_else(|| "the aside folder".into())
-                );
-                let (tx, rx2) = mpsc::channel(EVENT_BUFFER);
-                match self.deps.factory.open(&self.org, &self.dir, tx).await {
-                    Ok(e) => {
-                        self.install(e, rx2);
-                        self.set_state(State::NeedsQr, detail);
-                    }
-                    Err(e) => self.set_state(
-                        State::NeedsQr,
-                        format!("{detail} (opening a fresh device failed: {e})"),
-                    ),
-                }
-                return;
-            }
-            Err(EngineError::Other(why)) => {
-                tracing::error!(org = %self.org, error = %why, "cannot open the WhatsApp device");
-                self.set_state(
-                    State::NeedsQr,
-                    format!("The WhatsApp device store could not be opened: {why}"),
-                );
-                return;
-            }
-        };
-        self.install(engine, rx);
+    fn ctx(&mut self) -> Ctx {
+        Ctx {
+            has_credentials: self.engine.as_ref().is_some_and(|e| e.has_credentials()),
+            attempt: self.attempt,
+            qr_rounds: self.qr_rounds,
+            recent_restarts: self.restarts.recent(Instant::now()),
+            jitter: (self.deps.jitter)(),
+        }
     }
 
-    fn install(&mut self, engine: Arc<dyn Engine>, rx: mpsc::Receiver<EngineEvent>) {
+    fn decide(&mut self, h: Happening) -> Action {
+        let ctx = self.ctx();
+        policy::decide(h, &ctx)
+    }
+
+    // ---- engine lifecycle ------------------------------------------------
+
+    /// Open the org's device store; on success, settle into the idle state
+    /// (or connect, if a restore is waiting). `false` when it could not be opened.
+    async fn open_engine(&mut self) -> bool {
+        let opened = match self.take_budget() {
+            Ok(()) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                self.deps
+                    .factory
+                    .open(&self.org.id, &self.dir, tx)
+                    .await
+                    .map(|e| (e, rx))
+            }
+            Err(e) => Err(e),
+        };
+        if matches!(opened, Err(EngineError::Unavailable(_))) {
+            self.permit = None;
+        }
+        match opened {
+            Ok((engine, rx)) => {
+                self.install(engine, rx);
+                self.open_attempt = 0;
+                let creds = self.engine.as_ref().is_some_and(|e| e.has_credentials());
+                if creds && self.want_restore {
+                    self.begin();
+                } else if creds {
+                    self.set_state(State::Connecting, Reason::WaitingForTurn);
+                } else {
+                    self.set_state(State::New, Reason::NotLinked);
+                }
+                true
+            }
+            Err(EngineError::Corrupt(why)) => {
+                match self.decide(Happening::CredentialsCorrupt) {
+                    Action::Quarantine => self.quarantine(why).await,
+                    other => {
+                        tracing::error!(org = %self.org.id, action = ?other, "unexpected action for corrupt credentials")
+                    }
+                }
+                self.engine.is_some()
+            }
+            Err(EngineError::Unavailable(error)) => {
+                tracing::warn!(org = %self.org.id, %error, "device store unavailable; credentials kept");
+                let ctx = Ctx {
+                    attempt: self.open_attempt,
+                    ..self.ctx()
+                };
+                if let Action::RetryOpen {
+                    delay,
+                    attempt,
+                    reason,
+                } = policy::decide(Happening::StoreUnavailable { error }, &ctx)
+                {
+                    self.open_attempt = attempt;
+                    self.timer = Some((Instant::now() + delay, Timer::Reopen));
+                    self.set_state(State::Error, reason);
+                }
+                false
+            }
+        }
+    }
+
+    /// Take this org's place in the open-store budget (kept while the store
+    /// is open); without a place, the store is unavailable for now.
+    fn take_budget(&mut self) -> Result<(), EngineError> {
+        let Some(budget) = &self.deps.open_budget else {
+            return Ok(());
+        };
+        if self.permit.is_some() {
+            return Ok(());
+        }
+        match budget.clone().try_acquire_owned() {
+            Ok(p) => {
+                self.permit = Some(p);
+                Ok(())
+            }
+            Err(_) => Err(EngineError::Unavailable(
+                "the open-file limit does not allow more organizations' stores open at once; raise it (LimitNOFILE=, ulimit -n)".into(),
+            )),
+        }
+    }
+
+    /// Credentials unreadable: move them aside as `corrupt`, open a fresh device.
+    async fn quarantine(&mut self, why: String) {
+        let aside = self.move_dir_aside("corrupt");
+        tracing::warn!(org = %self.org.id, reason = %why, aside = ?aside, "credentials quarantined");
+        let aside = aside.map(|p| p.display().to_string());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let fresh_failed = match self.deps.factory.open(&self.org.id, &self.dir, tx).await {
+            Ok(e) => {
+                self.install(e, rx);
+                None
+            }
+            Err(e) => {
+                self.permit = None;
+                Some(e.to_string())
+            }
+        };
+        self.set_state(
+            State::NeedsQr,
+            Reason::CredentialsUnreadable {
+                why,
+                aside,
+                fresh_failed,
+            },
+        );
+    }
+
+    fn install(&mut self, engine: Arc<dyn Engine>, rx: mpsc::UnboundedReceiver<EngineEvent>) {
         *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(engine.clone());
         self.engine = Some(engine);
         self.events = Some(rx);
@@ -286,6 +373,7 @@ impl Supervisor {
         }
         self.events = None;
         self.running = false;
+        self.permit = None;
     }
 
     /// Rename the org's device folder into the aside folder; never deletes.
@@ -294,11 +382,14 @@ impl Supervisor {
             return None;
         }
         let ts = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
-        let target = self.deps.aside_dir.join(format!("{}-{why}-{ts}", self.org));
+        let target = self
+            .deps
+            .aside_dir
+            .join(format!("{}-{why}-{ts}", self.org.id));
         if let Err(e) = std::fs::create_dir_all(&self.deps.aside_dir)
             .and_then(|_| std::fs::rename(&self.dir, &target))
         {
-            tracing::error!(org = %self.org, error = %e, "could not move credentials aside");
+            tracing::error!(org = %self.org.id, error = %e, "could not move credentials aside");
             return None;
         }
         Some(target)
@@ -309,7 +400,7 @@ impl Supervisor {
         self.drop_engine().await;
         let aside = self.move_dir_aside(why);
         if let Some(p) = &aside {
-            tracing::info!(org = %self.org, aside = %p.display(), "credentials moved aside ({why})");
+            tracing::info!(org = %self.org.id, aside = %p.display(), "credentials moved aside ({why})");
         }
         self.status.send_modify(|s| s.phone_number = None);
         self.open_engine().await;
@@ -324,23 +415,25 @@ impl Supervisor {
         self.timer = None;
         self.running = true;
         self.after = None;
-        let detail = if engine.has_credentials() {
-            if self.attempt == 0 {
-                "Connecting to WhatsApp".to_string()
-            } else {
-                format!("Reconnecting to WhatsApp (attempt {})", self.attempt)
-            }
+        let purpose = if engine.has_credentials() {
+            Purpose::Login
         } else if self.opts.pair_phone.is_some() {
-            "Connecting to WhatsApp to get a pairing code".to_string()
+            Purpose::PairCode
         } else {
-            "Connecting to WhatsApp to get a QR code".to_string()
+            Purpose::Qr
         };
         let state = if self.attempt == 0 {
             State::Connecting
         } else {
             State::Reconnecting
         };
-        self.set_state(state, detail);
+        self.set_state(
+            state,
+            Reason::Connecting {
+                purpose,
+                attempt: self.attempt,
+            },
+        );
         self.timer = Some((Instant::now() + policy::LOGIN_TIMEOUT, Timer::Login));
         engine.start(self.opts.clone());
     }
@@ -353,65 +446,80 @@ impl Supervisor {
         }
     }
 
-    fn schedule_retry(&mut self, why: String) {
-        let creds = self.engine.as_ref().is_some_and(|e| e.has_credentials());
-        if !creds {
-            self.qr_rounds += 1;
-            if self.qr_rounds >= policy::QR_ROUNDS {
-                self.set_state(
-                    State::NeedsQr,
-                    format!("Could not get a QR code after {} tries ({why}). Ask again with POST …/session/connect.", self.qr_rounds),
-                );
-                return;
+    /// Carry out what the table decided, with no attempt running.
+    async fn carry_out(&mut self, action: Action) {
+        match action {
+            Action::ReconnectNow => {
+                self.restarts.record(Instant::now());
+                tracing::info!(org = %self.org.id, "restart requested; reconnecting now");
+                self.begin();
+            }
+            Action::NextRound { qr_rounds } => {
+                tracing::info!(org = %self.org.id, round = qr_rounds + 1, "codes expired; offering a new round");
+                self.qr_rounds = qr_rounds;
+                self.begin();
+            }
+            Action::Retry {
+                delay,
+                attempt,
+                qr_rounds,
+                reason,
+            } => {
+                self.attempt = attempt;
+                self.qr_rounds = qr_rounds;
+                self.timer = Some((Instant::now() + delay, Timer::Retry));
+                self.set_state(State::Reconnecting, reason);
+            }
+            Action::Park { state, reason } => self.set_state(state, reason),
+            Action::SetAside { why, state, reason } => {
+                self.set_aside_and_reopen(why).await;
+                self.set_state(state, reason);
+            }
+            Action::WaitBan { retry_in, reason } => {
+                if let Some(d) = retry_in {
+                    self.timer = Some((Instant::now() + d, Timer::BanOver));
+                }
+                self.set_state(State::Banned, reason);
+            }
+            Action::Quarantine | Action::RetryOpen { .. } | Action::Count => {
+                tracing::error!(org = %self.org.id, action = ?action, "action does not apply to a closed attempt");
             }
         }
-        self.attempt += 1;
-        let delay = policy::backoff_delay(self.attempt, (self.deps.jitter)());
-        self.timer = Some((Instant::now() + delay, Timer::Retry));
-        tracing::info!(org = %self.org, delay_ms = delay.as_millis() as u64, attempt = self.attempt, reason = %why, "reconnecting in {} ms", delay.as_millis());
-        self.set_state(
-            State::Reconnecting,
-            format!(
-                "{why}; retrying in {:.1} s (attempt {})",
-                delay.as_secs_f64(),
-                self.attempt
-            ),
-        );
+    }
+
+    /// Act on what happened while an attempt runs: close it first, then
+    /// carry the action out when it has closed.
+    fn close_and_then(&mut self, action: Action) {
+        self.close_attempt(After::Act(action));
+    }
+
+    fn answer_waiting(&mut self) {
+        for w in self.waiting.drain(..) {
+            let _ = w.send(());
+        }
     }
 
     // ---- inputs ------------------------------------------------------------
 
     async fn on_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Connect { pair_phone } => {
-                let switch = pair_phone.is_some() && self.opts.pair_phone != pair_phone;
-                self.opts = StartOptions { pair_phone };
-                if self.running {
-                    if switch && self.status.borrow().state != State::Connected {
-                        self.qr_rounds = 0;
-                        self.close_attempt(After::Now);
-                    }
-                    return;
-                }
-                if self.engine.is_none() {
-                    self.open_engine().await;
-                }
-                self.attempt = 0;
-                self.qr_rounds = 0;
-                self.begin();
+            Command::Connect { pair_phone, done } => {
+                self.connect(pair_phone).await;
+                let _ = done.send(());
             }
             Command::Restore => {
+                self.want_restore = true;
                 let creds = self.engine.as_ref().is_some_and(|e| e.has_credentials());
                 if creds && !self.running && self.timer.is_none() {
                     self.begin();
                 }
             }
-            Command::Logout => {
-                let detail = "Logged out on request; the device was unlinked. Link again with a new QR code.".to_string();
+            Command::Logout { done } => {
                 if let Some(engine) = self.engine.clone() {
                     if self.running {
-                        self.after = Some(After::LoggedOut(detail));
+                        self.after = Some(After::LogoutRequested);
                         self.timer = None;
+                        self.waiting.push(done);
                         engine.logout().await;
                         return;
                     }
@@ -419,17 +527,43 @@ impl Supervisor {
                 }
                 self.timer = None;
                 self.set_aside_and_reopen("logged_out").await;
-                self.set_state(State::LoggedOut, detail);
+                self.set_state(State::LoggedOut, Reason::LoggedOutOnRequest);
+                let _ = done.send(());
             }
-            Command::Reset => {
+            Command::Reset { done } => {
                 if self.running {
+                    self.waiting.push(done);
                     self.close_attempt(After::Reset);
                 } else {
                     self.reset_now().await;
+                    let _ = done.send(());
                 }
             }
-            Command::Stop { .. } => {}
+            Command::Stop { done, .. } => {
+                let _ = done.send(());
+            }
         }
+    }
+
+    async fn connect(&mut self, pair_phone: Option<String>) {
+        let switch = pair_phone.is_some() && self.opts.pair_phone != pair_phone;
+        self.opts = StartOptions { pair_phone };
+        if self.running {
+            if switch && self.status.borrow().state != State::Connected {
+                self.qr_rounds = 0;
+                self.close_attempt(After::Begin);
+            }
+            return;
+        }
+        if self.engine.is_none() {
+            self.open_attempt = 0;
+            if !self.open_engine().await {
+                return;
+            }
+        }
+        self.attempt = 0;
+        self.qr_rounds = 0;
+        self.begin();
     }
 
     async fn reset_now(&mut self) {
@@ -447,21 +581,36 @@ impl Supervisor {
         self.drop_engine().await;
         if move_aside {
             if let Some(p) = self.move_dir_aside("deleted") {
-                tracing::info!(org = %self.org, aside = %p.display(), "credentials moved aside (org deleted)");
+                tracing::info!(org = %self.org.id, aside = %p.display(), "credentials moved aside (org deleted)");
             }
         }
-        self.set_state(State::Stopped, "Supervisor stopped".into());
+        self.set_state(State::Stopped, Reason::Stopped);
+        self.answer_waiting();
+    }
+
+    /// A verdict ends the link: say so at once, act when the attempt closes.
+    fn verdict(&mut self, h: Happening) {
+        self.deps.hooks.link_down(&self.org);
+        self.timer = None;
+        let action = self.decide(h);
+        let shown = match &action {
+            Action::SetAside { state, reason, .. } | Action::Park { state, reason } => {
+                Some((*state, reason.clone()))
+            }
+            Action::WaitBan { reason, .. } => Some((State::Banned, reason.clone())),
+            _ => None,
+        };
+        if let Some((state, reason)) = shown {
+            self.set_state(state, reason);
+        }
+        self.after = Some(After::Act(action));
     }
 
     async fn on_event(&mut self, ev: EngineEvent) {
         match ev {
             EngineEvent::Qr { code, ttl } => {
                 let expires_at = Instant::now() + ttl;
-                self.set_state(
-                    State::Pairing,
-                    "Scan the QR code with WhatsApp: Settings → Linked devices → Link a device"
-                        .into(),
-                );
+                self.set_state(State::Pairing, Reason::ScanQr);
                 self.status.send_modify(|s| {
                     s.qr = Some(Offer {
                         code: code.clone(),
@@ -469,7 +618,7 @@ impl Supervisor {
                     });
                 });
                 self.disarm_login();
-                self.deps.hub.publish(
+                self.deps.journal.record(
                     &self.org,
                     "qr",
                     json!({"qr": code, "expires_in_ms": ttl.as_millis() as u64}),
@@ -477,96 +626,66 @@ impl Supervisor {
             }
             EngineEvent::PairCode { code, ttl } => {
                 let expires_at = Instant::now() + ttl;
-                self.set_state(
-                    State::Pairing,
-                    "Type the pairing code in WhatsApp: Settings → Linked devices → Link a device → Link with phone number instead".into(),
-                );
+                self.set_state(State::Pairing, Reason::TypePairCode);
                 self.status.send_modify(|s| {
                     s.pair_code = Some(Offer {
                         code: code.clone(),
                         expires_at,
                     });
                 });
-                // Nobody typed the code in time: treated like an expired QR round.
-                self.timer = Some((expires_at + Duration::from_secs(5), Timer::Login));
-                self.deps.hub.publish(
+                // Nobody typed the code in time: an expired round (login timer).
+                self.timer = Some((expires_at + policy::PAIR_CODE_GRACE, Timer::Login));
+                self.deps.journal.record(
                     &self.org,
                     "pair_code",
                     json!({"pair_code": code, "expires_in_ms": ttl.as_millis() as u64}),
                 );
             }
-            EngineEvent::QrExhausted => self.round_expired(),
+            EngineEvent::QrExhausted => {
+                let action = self.decide(Happening::CodesExpired);
+                self.close_and_then(action);
+            }
             EngineEvent::Paired { phone } => {
-                tracing::info!(org = %self.org, phone = %phone, "linked");
+                tracing::info!(org = %self.org.id, phone = %phone, "linked");
                 self.status
                     .send_modify(|s| s.phone_number = Some(phone.clone()));
                 self.timer = Some((Instant::now() + policy::LOGIN_TIMEOUT, Timer::Login));
-                self.set_state(State::Connecting, format!("Linked to +{phone}; logging in"));
+                self.set_state(State::Connecting, Reason::Paired { phone });
             }
             EngineEvent::Connected { phone } => {
                 let now = Instant::now();
                 self.connected_at = Some(now);
                 self.qr_rounds = 0;
                 self.probed = false;
+                self.want_restore = false;
                 self.opts = StartOptions::default();
                 if let Some(p) = &phone {
                     self.status
                         .send_modify(|s| s.phone_number = Some(p.clone()));
                 }
                 let shown = self.status.borrow().phone_number.clone();
-                self.timer = Some((now + policy::PROBE_AFTER, Timer::Liveness));
-                self.set_state(
-                    State::Connected,
-                    match shown {
-                        Some(p) => format!("WhatsApp connected as +{p}"),
-                        None => "WhatsApp connected".into(),
-                    },
-                );
+                self.timer = Some((now + liveness::PROBE_AFTER, Timer::Liveness));
+                self.set_state(State::Connected, Reason::Connected { phone: shown });
                 if let Some(e) = &self.engine {
                     self.deps.hooks.link_up(&self.org, e.clone());
                 }
             }
-            EngineEvent::LoggedOut { detail } => {
-                let detail = format!(
-                    "The phone unlinked this device ({detail}). Link again with a new QR code."
-                );
-                self.deps.hooks.link_down(&self.org);
-                self.timer = None;
-                self.set_state(State::LoggedOut, detail.clone());
-                self.after = Some(After::LoggedOut(detail));
-            }
-            EngineEvent::Replaced => {
-                let detail = "Another WhatsApp Web session took over this link; wagate will not fight it. Use POST …/session/connect to take it back.".to_string();
-                self.deps.hooks.link_down(&self.org);
-                self.timer = None;
-                self.set_state(State::Replaced, detail.clone());
-                self.after = Some(After::Park(State::Replaced, detail));
-            }
+            EngineEvent::LoggedOut { detail } => self.verdict(Happening::LoggedOut { detail }),
+            EngineEvent::Replaced => self.verdict(Happening::Replaced),
             EngineEvent::Banned { expires_in, detail } => {
-                let detail = match expires_in {
-                    Some(d) => format!("WhatsApp temporarily banned this number ({detail}); retrying in {} s. Messages stay queued.", d.as_secs()),
-                    None => format!("WhatsApp temporarily banned this number ({detail}). Messages stay queued."),
-                };
-                self.deps.hooks.link_down(&self.org);
-                self.timer = None;
-                self.set_state(State::Banned, detail.clone());
-                self.after = Some(After::Ban(expires_in, detail));
+                self.verdict(Happening::Banned { expires_in, detail })
             }
             EngineEvent::Outdated => {
-                let detail =
-                    "WhatsApp refused this client version as outdated (405): upgrade wagate."
-                        .to_string();
-                tracing::error!(org = %self.org, "client outdated");
-                self.deps.hooks.link_down(&self.org);
-                self.timer = None;
-                self.set_state(State::Outdated, detail.clone());
-                self.after = Some(After::Park(State::Outdated, detail));
+                tracing::error!(org = %self.org.id, "client outdated");
+                self.verdict(Happening::Outdated)
             }
             EngineEvent::DecryptFailure { from } => {
-                self.status.send_modify(|s| s.decrypt_failures += 1);
+                if self.decide(Happening::DecryptFailure) == Action::Count {
+                    self.status.send_modify(|s| s.decrypt_failures += 1);
+                }
                 let n = self.status.borrow().decrypt_failures;
-                tracing::warn!(org = %self.org, %from, failures = n, "a message could not be decrypted; the sender was asked to resend");
-                self.deps.hub.publish(
+                tracing::warn!(org = %self.org.id, %from, failures = n, "a message could not be decrypted; the sender was asked to resend");
+                self.deps.journal.record(
                     &self.org,
                     "decrypt_failure",
                     json!({"from": from, "count": n}),
@@ -574,20 +693,6 @@ impl Supervisor {
             }
             EngineEvent::Closed { reason } => self.on_closed(reason).await,
             other => self.deps.hooks.engine_event(&self.org, other),
-        }
-    }
-
-    /// A round of QR codes (or a pairing code) expired unused.
-    fn round_expired(&mut self) {
-        self.qr_rounds += 1;
-        if self.qr_rounds >= policy::QR_ROUNDS {
-            self.close_attempt(After::Park(
-                State::NeedsQr,
-                format!("No one linked the device after {} rounds of codes. Ask for a new code with POST …/session/connect.", self.qr_rounds),
-            ));
-        } else {
-            tracing::info!(org = %self.org, round = self.qr_rounds + 1, "codes expired; offering a new round");
-            self.close_attempt(After::Now);
         }
     }
 
@@ -605,45 +710,22 @@ impl Supervisor {
         self.running = false;
         self.deps.hooks.link_down(&self.org);
         if let Some(at) = self.connected_at.take() {
-            if at.elapsed() >= policy::STABLE_AFTER {
-                self.attempt = 0;
-            }
+            self.attempt = policy::attempt_after_link(self.attempt, at.elapsed());
         }
-        match self.after.take().unwrap_or(After::Policy) {
-            After::Policy => match policy::on_close(&reason) {
-                Action::ReconnectNow => {
-                    let now = Instant::now();
-                    self.restarts
-                        .retain(|t| now.duration_since(*t) < policy::RESTART_WINDOW);
-                    if self.restarts.len() >= policy::RESTART_BURST {
-                        self.schedule_retry(format!(
-                            "{} {} times within a minute",
-                            policy::describe(&reason),
-                            self.restarts.len() + 1
-                        ));
-                    } else {
-                        self.restarts.push(now);
-                        tracing::info!(org = %self.org, "{}; reconnecting now", policy::describe(&reason));
-                        self.begin();
-                    }
-                }
-                Action::Backoff => self.schedule_retry(policy::describe(&reason)),
-            },
-            After::Retry(why) => self.schedule_retry(why),
-            After::Now => self.begin(),
-            After::Park(state, detail) => self.set_state(state, detail),
-            After::LoggedOut(detail) => {
+        match self.after.take() {
+            None => {
+                let action = self.decide(Happening::Closed(reason));
+                self.carry_out(action).await;
+            }
+            Some(After::Act(action)) => self.carry_out(action).await,
+            Some(After::Begin) => self.begin(),
+            Some(After::Reset) => self.reset_now().await,
+            Some(After::LogoutRequested) => {
                 self.set_aside_and_reopen("logged_out").await;
-                self.set_state(State::LoggedOut, detail);
+                self.set_state(State::LoggedOut, Reason::LoggedOutOnRequest);
             }
-            After::Ban(expires_in, detail) => {
-                if let Some(d) = expires_in {
-                    self.timer = Some((Instant::now() + d, Timer::BanOver));
-                }
-                self.set_state(State::Banned, detail);
-            }
-            After::Reset => self.reset_now().await,
         }
+        self.answer_waiting();
     }
 
     async fn on_timer(&mut self, kind: Timer) {
@@ -653,20 +735,24 @@ impl Supervisor {
                     self.begin();
                 }
             }
+            Timer::Reopen => {
+                if self.engine.is_none() {
+                    self.open_engine().await;
+                }
+            }
             Timer::Login => {
-                if !self.running || self.status.borrow().state == State::Connected {
+                if !self.running {
                     return;
                 }
-                if self.status.borrow().state == State::Pairing {
-                    self.round_expired();
+                let state = self.status.borrow().state;
+                let Some(h) = policy::login_timer(state) else {
                     return;
+                };
+                if h == Happening::LoginTimeout {
+                    tracing::warn!(org = %self.org.id, "no login within {} s; abandoning the attempt", policy::LOGIN_TIMEOUT.as_secs());
                 }
-                let why = format!(
-                    "WhatsApp did not complete the login within {} s",
-                    policy::LOGIN_TIMEOUT.as_secs()
-                );
-                tracing::warn!(org = %self.org, "{why}; abandoning the attempt");
-                self.close_attempt(After::Retry(why));
+                let action = self.decide(h);
+                self.close_and_then(action);
             }
             Timer::Liveness => {
                 if !self.running || self.status.borrow().state != State::Connected {
@@ -675,40 +761,46 @@ impl Supervisor {
                 let Some(engine) = self.engine.clone() else {
                     return;
                 };
-                let now = Instant::now();
-                let last = engine
-                    .last_frame()
-                    .into_iter()
-                    .chain(self.connected_at)
-                    .max()
-                    .unwrap_or(now);
-                let silent = now.saturating_duration_since(last);
-                if silent >= policy::DEAD_AFTER {
-                    tracing::warn!(org = %self.org, silent_ms = silent.as_millis() as u64, "keep-alive late: no frame from WhatsApp; reconnecting");
-                    self.deps.hooks.link_down(&self.org);
-                    let why = format!(
-                        "No sign of life from WhatsApp for {} s (keep-alive late)",
-                        silent.as_secs()
-                    );
-                    self.set_state(State::Reconnecting, format!("{why}; reconnecting"));
-                    self.close_attempt(After::Retry(why));
-                } else if silent >= policy::PROBE_AFTER {
-                    if !self.probed {
-                        tracing::debug!(org = %self.org, "link quiet; probing");
-                        engine.probe();
-                        self.probed = true;
+                match liveness::check(
+                    Instant::now(),
+                    engine.last_frame(),
+                    self.connected_at,
+                    self.probed,
+                ) {
+                    Verdict::Alive { recheck_at } => {
+                        self.probed = false;
+                        self.timer = Some((recheck_at, Timer::Liveness));
                     }
-                    self.timer = Some((last + policy::DEAD_AFTER, Timer::Liveness));
-                } else {
-                    self.probed = false;
-                    self.timer = Some((last + policy::PROBE_AFTER, Timer::Liveness));
+                    Verdict::Quiet { probe, recheck_at } => {
+                        if probe {
+                            tracing::debug!(org = %self.org.id, "link quiet; probing");
+                            engine.probe();
+                            self.probed = true;
+                        }
+                        self.timer = Some((recheck_at, Timer::Liveness));
+                    }
+                    Verdict::Dead { silent } => {
+                        tracing::warn!(org = %self.org.id, silent_ms = silent.as_millis() as u64, "keep-alive late: no frame from WhatsApp; reconnecting");
+                        self.deps.hooks.link_down(&self.org);
+                        let action = self.decide(Happening::KeepaliveDead { silent });
+                        // Status leaves `connected` now, not when the close lands.
+                        if let Action::Retry { reason, .. } | Action::Park { reason, .. } = &action
+                        {
+                            let state = match &action {
+                                Action::Park { state, .. } => *state,
+                                _ => State::Reconnecting,
+                            };
+                            self.set_state(state, reason.clone());
+                        }
+                        self.close_and_then(action);
+                    }
                 }
             }
         }
     }
 }
 
-async fn next_event(rx: &mut Option<mpsc::Receiver<EngineEvent>>) -> Option<EngineEvent> {
+async fn next_event(rx: &mut Option<mpsc::UnboundedReceiver<EngineEvent>>) -> Option<EngineEvent> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

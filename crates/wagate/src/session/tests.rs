@@ -8,22 +8,62 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Command, Deps, Handle, LinkHooks, Sessions, State};
+use std::sync::Mutex;
+
+use super::{Cause, Command, Deps, Handle, Journal, LinkHooks, OrgRef, Reason, Sessions, State};
 use crate::engine::scripted::{Call, Script, ScriptFactory};
 use crate::engine::{CloseReason, Engine, EngineEvent, StartOptions};
-use crate::hub::Hub;
 
 struct NoHooks;
 impl LinkHooks for NoHooks {
-    fn link_up(&self, _: &str, _: Arc<dyn Engine>) {}
-    fn link_down(&self, _: &str) {}
-    fn engine_event(&self, _: &str, _: EngineEvent) {}
+    fn link_up(&self, _: &OrgRef, _: Arc<dyn Engine>) {}
+    fn link_down(&self, _: &OrgRef) {}
+    fn engine_event(&self, _: &OrgRef, _: EngineEvent) {}
+}
+
+/// Keeps what the supervisors record.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(OrgRef, &'static str, serde_json::Value)>>);
+impl Journal for Recorder {
+    fn record(&self, org: &OrgRef, kind: &'static str, data: serde_json::Value) {
+        self.0.lock().unwrap().push((org.clone(), kind, data));
+    }
+}
+
+impl Recorder {
+    fn states(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, k, _)| *k == "state")
+            .map(|(_, _, d)| d["state"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+}
+
+fn org4() -> OrgRef {
+    OrgRef {
+        id: "4".into(),
+        inc: 1,
+    }
+}
+
+/// Ask for a connect (QR, or a code for `phone`) and wait until it is carried out.
+async fn connect(h: &Handle, phone: Option<&str>) {
+    h.ask(|done| Command::Connect {
+        pair_phone: phone.map(str::to_string),
+        done,
+    })
+    .await
+    .unwrap();
 }
 
 struct Rig {
     _tmp: tempfile::TempDir,
     data: PathBuf,
     script: Arc<Script>,
+    journal: Arc<Recorder>,
     sessions: Sessions,
     h: Handle,
 }
@@ -38,19 +78,22 @@ fn rig_with(creds: bool, jitter: f64, corrupt: bool) -> Rig {
     }
     let script = Script::new(creds);
     script.corrupt_next_open.store(corrupt, Ordering::SeqCst);
+    let journal = Arc::new(Recorder::default());
     let sessions = Sessions::new(Deps {
         factory: Arc::new(ScriptFactory(script.clone())),
-        hub: Hub::start(None),
+        journal: journal.clone(),
         hooks: Arc::new(NoHooks),
         orgs_dir: data.join("orgs"),
         aside_dir: data.join("aside"),
         jitter: Arc::new(move || jitter),
+        open_budget: None,
     });
-    let h = sessions.add("4");
+    let h = sessions.add(&org4());
     Rig {
         _tmp: tmp,
         data,
         script,
+        journal,
         sessions,
         h,
     }
@@ -71,10 +114,10 @@ async fn wait_state(h: &Handle, state: State, within: Duration) -> Instant {
         match tokio::time::timeout_at(deadline, rx.changed()).await {
             Ok(Ok(())) => continue,
             _ => panic!(
-                "state {:?} not reached within {within:?}; now {:?}: {}",
+                "state {:?} not reached within {within:?}; now {:?}: {:?}",
                 state,
                 h.snapshot().state,
-                h.snapshot().detail
+                h.snapshot().reason
             ),
         }
     }
@@ -118,8 +161,8 @@ async fn restore_connects_an_org_with_credentials() {
     r.sessions.restore_all(20).await.unwrap();
     wait_starts(&r.script, 1, Duration::from_secs(1)).await;
     connected(&r).await;
-    let v = r.h.view("4");
-    assert!(v.connected);
+    let v = r.h.status();
+    assert!(v.connected());
     assert_eq!(v.phone_number.as_deref(), Some("573001112233"));
     assert_eq!(v.reconnect_attempt, 0);
 }
@@ -127,7 +170,7 @@ async fn restore_connects_an_org_with_credentials() {
 #[tokio::test(start_paused = true)]
 async fn backoff_follows_2_4_8_16_30_30() {
     let r = rig(true);
-    r.h.send(Command::Restore).await;
+    r.h.send(Command::Restore).await.unwrap();
     let mut last = wait_starts(&r.script, 1, Duration::from_secs(1)).await;
     let mut gaps = vec![];
     for n in 2..=8 {
@@ -140,7 +183,7 @@ async fn backoff_follows_2_4_8_16_30_30() {
         gaps.push((at - last).as_secs_f64().round() as u64);
         last = at;
         if n == 3 {
-            let v = r.h.view("4");
+            let v = r.h.status();
             assert_eq!(v.state, State::Reconnecting);
         }
     }
@@ -150,7 +193,7 @@ async fn backoff_follows_2_4_8_16_30_30() {
 #[tokio::test(start_paused = true)]
 async fn status_shows_attempt_and_next_retry_while_waiting() {
     let r = rig(true);
-    r.h.send(Command::Restore).await;
+    r.h.send(Command::Restore).await.unwrap();
     wait_starts(&r.script, 1, Duration::from_secs(1)).await;
     r.script
         .emit(EngineEvent::Closed {
@@ -159,17 +202,28 @@ async fn status_shows_attempt_and_next_retry_while_waiting() {
         .await;
     wait_state(&r.h, State::Reconnecting, Duration::from_secs(1)).await;
     settle().await;
-    let v = r.h.view("4");
+    let v = r.h.status();
     assert_eq!(v.reconnect_attempt, 1);
     assert_eq!(v.next_retry_in_ms, Some(2000));
-    assert!(v.detail.contains("503"), "detail: {}", v.detail);
+    assert!(
+        matches!(
+            &v.reason,
+            Reason::RetryScheduled {
+                cause: Cause::ServerError { code: 503, .. },
+                delay_ms: 2000,
+                attempt: 1
+            }
+        ),
+        "{:?}",
+        v.reason
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn jitter_keeps_delays_within_ten_percent() {
     for j in [-1.0, 1.0] {
         let r = rig_with(true, j, false);
-        r.h.send(Command::Restore).await;
+        r.h.send(Command::Restore).await.unwrap();
         let mut last = wait_starts(&r.script, 1, Duration::from_secs(1)).await;
         for (n, base) in [
             (2usize, 2.0f64),
@@ -196,7 +250,7 @@ async fn jitter_keeps_delays_within_ten_percent() {
 #[tokio::test(start_paused = true)]
 async fn restart_required_reconnects_immediately_without_counting() {
     let r = rig(true);
-    r.h.send(Command::Restore).await;
+    r.h.send(Command::Restore).await.unwrap();
     let first = wait_starts(&r.script, 1, Duration::from_secs(1)).await;
     r.script
         .emit(EngineEvent::Closed {
@@ -205,13 +259,13 @@ async fn restart_required_reconnects_immediately_without_counting() {
         .await;
     let second = wait_starts(&r.script, 2, Duration::from_secs(1)).await;
     assert!(second - first < Duration::from_millis(50));
-    assert_eq!(r.h.view("4").reconnect_attempt, 0);
+    assert_eq!(r.h.status().reconnect_attempt, 0);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_stable_minute_resets_the_backoff() {
     let r = rig(true);
-    r.h.send(Command::Restore).await;
+    r.h.send(Command::Restore).await.unwrap();
     wait_starts(&r.script, 1, Duration::from_secs(1)).await;
     // Fail twice: next delay would be 8 s.
     for n in 2..=3 {
@@ -254,7 +308,7 @@ async fn a_stable_minute_resets_the_backoff() {
 #[tokio::test(start_paused = true)]
 async fn retries_are_unlimited_while_credentials_exist() {
     let r = rig(true);
-    r.h.send(Command::Restore).await;
+    r.h.send(Command::Restore).await.unwrap();
     wait_starts(&r.script, 1, Duration::from_secs(1)).await;
     for n in 2..=40 {
         r.script
@@ -271,7 +325,7 @@ async fn retries_are_unlimited_while_credentials_exist() {
 async fn qr_rounds_then_needs_qr() {
     let r = rig(false);
     wait_state(&r.h, State::New, Duration::from_secs(1)).await;
-    r.h.send(Command::Connect { pair_phone: None }).await;
+    connect(&r.h, None).await;
     for round in 1..=3 {
         wait_starts(&r.script, round, Duration::from_secs(1)).await;
         r.script
@@ -281,7 +335,7 @@ async fn qr_rounds_then_needs_qr() {
             })
             .await;
         wait_state(&r.h, State::Pairing, Duration::from_secs(1)).await;
-        assert!(r.h.view("4").qr_available);
+        assert!(r.h.status().qr_available);
         assert_eq!(r.h.snapshot().qr.unwrap().code, format!("ref{round},a,b,c"));
         r.script.emit(EngineEvent::QrExhausted).await;
     }
@@ -292,19 +346,16 @@ async fn qr_rounds_then_needs_qr() {
         3,
         "no fourth round without being asked"
     );
-    assert!(!r.h.view("4").qr_available);
+    assert!(!r.h.status().qr_available);
     // Asking again starts fresh rounds.
-    r.h.send(Command::Connect { pair_phone: None }).await;
+    connect(&r.h, None).await;
     wait_starts(&r.script, 4, Duration::from_secs(1)).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn pairing_then_515_then_connected() {
     let r = rig(false);
-    r.h.send(Command::Connect {
-        pair_phone: Some("573001112233".into()),
-    })
-    .await;
+    connect(&r.h, Some("573001112233")).await;
     wait_starts(&r.script, 1, Duration::from_secs(1)).await;
     assert_eq!(
         r.script.last_call(),
@@ -319,7 +370,7 @@ async fn pairing_then_515_then_connected() {
         })
         .await;
     wait_state(&r.h, State::Pairing, Duration::from_secs(1)).await;
-    assert_eq!(r.h.view("4").pair_code.as_deref(), Some("ABCD1234"));
+    assert_eq!(r.h.status().pair_code.as_deref(), Some("ABCD1234"));
     r.script.creds.store(true, Ordering::SeqCst);
     r.script
         .emit(EngineEvent::Paired {
@@ -334,13 +385,13 @@ async fn pairing_then_515_then_connected() {
         .await;
     wait_starts(&r.script, 2, Duration::from_millis(100)).await;
     connected(&r).await;
-    assert_eq!(r.h.view("4").phone_number.as_deref(), Some("573001112233"));
+    assert_eq!(r.h.status().phone_number.as_deref(), Some("573001112233"));
 }
 
 #[tokio::test(start_paused = true)]
 async fn logged_out_moves_credentials_aside_and_waits() {
     let r = rig(true);
-    r.h.send(Command::Restore).await;
+    r.h.send(Command::Restore).await.unwrap();
     wait_starts(&r.script, 1, Duration::from_secs(1)).await;
     connected(&r).await;
     r.script
@@ -375,13 +426,13 @@ async fn logged_out_moves_credentials_aside_and_waits() {
     tokio::time::sleep(Duration::from_secs(600)).await;
     assert_eq!(r.script.starts().len(), 1, "no reconnect after logout");
     assert_eq!(r.h.snapshot().state, State::LoggedOut);
-    assert!(r.h.view("4").phone_number.is_none());
+    assert!(r.h.status().phone_number.is_none());
 }
 
 #[tokio::test(start_paused = true)]
 async fn replaced_stops_without_a_reconnect_storm() {
     let r = rig(true);
-    r.h.send(Command::Restore).await;
+    r.h.send(Command::Restore).await.unwrap();
     wait_starts(&r.script, 1, Duration::from_secs(1)).await;
     connected(&r).await;
     r.script.emit(EngineEvent::Replaced).await;
@@ -395,14 +446,14 @@ async fn replaced_stops_without_a_reconnect_storm() {
     assert_eq!(r.script.starts().len(), 1);
     assert_eq!(r.h.snapshot().state, State::Replaced);
     // Resumes only when asked.
-    r.h.send(Command::Connect { pair_phone: None }).await;
+    connect(&r.h, None).await;
     wait_starts(&r.script, 2, Duration::from_secs(1)).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn banned_waits_until_the_expiry_it_names() {
     let r = rig(true);
-    r.h.send(Command::Restore).await;
+    r.h.send(Command::Restore).await.unwrap();
     let t0 = wait_starts(&r.script, 1, Duration::from_secs(1)).await;
     r.script
         .emit(EngineEvent::Banned {
@@ -423,7 +474,7 @@ async fn banned_waits_until_the_expiry_it_names() {
 #[tokio::test(start_paused = true)]
 async fn outdated_parks_with_a_clear_message() {
     let r = rig(true);
-    r.h.send(Command::Restore).await;
+    r.h.send(Command::Restore).await.unwrap();
     wait_starts(&r.script, 1, Duration::from_secs(1)).await;
     r.script.emit(EngineEvent::Outdated).await;
     r.script
@@ -432,7 +483,7 @@ async fn outdated_parks_with_a_clear_message() {
         })
         .await;
     wait_state(&r.h, State::Outdated, Duration::from_secs(1)).await;
-    assert!(r.h.view("4").detail.contains("outdated"));
+    assert_eq!(r.h.status().reason, Reason::Outdated);
     tokio::time::sleep(Duration::from_secs(600)).await;
     assert_eq!(r.script.starts().len(), 1);
 }
@@ -447,19 +498,23 @@ async fn corrupt_credentials_are_quarantined_not_fatal() {
         .collect();
     assert_eq!(aside.len(), 1);
     assert!(aside[0].starts_with("4-corrupt-"), "{aside:?}");
-    assert!(r.h.view("4").detail.contains("could not be read"));
+    assert!(
+        matches!(r.h.status().reason, Reason::CredentialsUnreadable { .. }),
+        "{:?}",
+        r.h.status().reason
+    );
     // Restore does nothing (no credentials); a connect asks for a QR.
     r.sessions.restore_all(20).await.unwrap();
     settle().await;
     assert!(r.script.starts().is_empty());
-    r.h.send(Command::Connect { pair_phone: None }).await;
+    connect(&r.h, None).await;
     wait_starts(&r.script, 1, Duration::from_secs(1)).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn silence_turns_status_within_30_seconds() {
     let r = rig(true);
-    r.h.send(Command::Restore).await;
+    r.h.send(Command::Restore).await.unwrap();
     wait_starts(&r.script, 1, Duration::from_secs(1)).await;
     connected(&r).await;
     let died = Instant::now();
@@ -477,7 +532,7 @@ async fn silence_turns_status_within_30_seconds() {
 #[tokio::test(start_paused = true)]
 async fn a_link_with_frames_stays_connected() {
     let r = rig(true);
-    r.h.send(Command::Restore).await;
+    r.h.send(Command::Restore).await.unwrap();
     wait_starts(&r.script, 1, Duration::from_secs(1)).await;
     connected(&r).await;
     // Frames every 20 s (a pong answering each probe) for 10 minutes.
@@ -492,10 +547,10 @@ async fn a_link_with_frames_stays_connected() {
 #[tokio::test(start_paused = true)]
 async fn reset_moves_credentials_aside_and_pairs_afresh() {
     let r = rig(true);
-    r.h.send(Command::Restore).await;
+    r.h.send(Command::Restore).await.unwrap();
     wait_starts(&r.script, 1, Duration::from_secs(1)).await;
     connected(&r).await;
-    r.h.send(Command::Reset).await;
+    r.h.ask(|done| Command::Reset { done }).await.unwrap();
     wait_starts(&r.script, 2, Duration::from_secs(1)).await;
     assert!(!r.script.creds.load(Ordering::SeqCst));
     let aside: Vec<String> = std::fs::read_dir(r.data.join("aside"))
@@ -508,10 +563,10 @@ async fn reset_moves_credentials_aside_and_pairs_afresh() {
 #[tokio::test(start_paused = true)]
 async fn logout_on_request_unlinks_and_moves_aside() {
     let r = rig(true);
-    r.h.send(Command::Restore).await;
+    r.h.send(Command::Restore).await.unwrap();
     wait_starts(&r.script, 1, Duration::from_secs(1)).await;
     connected(&r).await;
-    r.h.send(Command::Logout).await;
+    r.h.ask(|done| Command::Logout { done }).await.unwrap();
     wait_state(&r.h, State::LoggedOut, Duration::from_secs(1)).await;
     assert_eq!(r.script.calls_of(|c| *c == Call::Logout).len(), 1);
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -521,7 +576,7 @@ async fn logout_on_request_unlinks_and_moves_aside() {
 #[tokio::test(start_paused = true)]
 async fn pairing_without_network_gives_up_after_three_tries() {
     let r = rig(false);
-    r.h.send(Command::Connect { pair_phone: None }).await;
+    connect(&r.h, None).await;
     for n in 1..=3 {
         wait_starts(&r.script, n, Duration::from_secs(60)).await;
         r.script
@@ -541,17 +596,21 @@ async fn restore_is_paced() {
     let script = Script::new(true);
     let sessions = Sessions::new(Deps {
         factory: Arc::new(ScriptFactory(script.clone())),
-        hub: Hub::start(None),
+        journal: Arc::new(Recorder::default()),
         hooks: Arc::new(NoHooks),
         orgs_dir: tmp.path().join("orgs"),
         aside_dir: tmp.path().join("aside"),
         jitter: Arc::new(|| 0.0),
+        open_budget: None,
     });
     for i in 0..100 {
         let d = tmp.path().join("orgs").join(format!("o{i}"));
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join("creds"), b"x").unwrap();
-        sessions.add(&format!("o{i}"));
+        sessions.add(&OrgRef {
+            id: format!("o{i}"),
+            inc: i,
+        });
     }
     settle().await;
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -567,7 +626,7 @@ async fn restore_is_paced() {
 #[tokio::test(start_paused = true)]
 async fn a_login_that_never_completes_is_abandoned_and_retried() {
     let r = rig(true);
-    r.h.send(Command::Restore).await;
+    r.h.send(Command::Restore).await.unwrap();
     let t0 = wait_starts(&r.script, 1, Duration::from_secs(1)).await;
     // The engine opened a socket but the server never answers the login.
     let closed = loop {
@@ -582,12 +641,18 @@ async fn a_login_that_never_completes_is_abandoned_and_retried() {
     };
     assert_eq!((closed - t0).as_secs(), 45);
     settle().await;
-    let v = r.h.view("4");
+    let v = r.h.status();
     assert_eq!(v.state, State::Reconnecting);
     assert!(
-        v.detail.contains("did not complete the login"),
-        "{}",
-        v.detail
+        matches!(
+            v.reason,
+            Reason::RetryScheduled {
+                cause: Cause::LoginTimeout { secs: 45 },
+                ..
+            }
+        ),
+        "{:?}",
+        v.reason
     );
     let again = wait_starts(&r.script, 2, Duration::from_secs(5)).await;
     assert_eq!((again - closed).as_secs(), 2, "retried with the backoff");
@@ -596,10 +661,7 @@ async fn a_login_that_never_completes_is_abandoned_and_retried() {
 #[tokio::test(start_paused = true)]
 async fn an_unused_pairing_code_counts_as_an_expired_round() {
     let r = rig(false);
-    r.h.send(Command::Connect {
-        pair_phone: Some("573001112233".into()),
-    })
-    .await;
+    connect(&r.h, Some("573001112233")).await;
     let t0 = wait_starts(&r.script, 1, Duration::from_secs(1)).await;
     r.script
         .emit(EngineEvent::PairCode {
@@ -614,7 +676,7 @@ async fn an_unused_pairing_code_counts_as_an_expired_round() {
 #[tokio::test(start_paused = true)]
 async fn repeated_restart_requests_do_not_storm() {
     let r = rig(true);
-    r.h.send(Command::Restore).await;
+    r.h.send(Command::Restore).await.unwrap();
     let mut last = wait_starts(&r.script, 1, Duration::from_secs(1)).await;
     let mut gaps = vec![];
     for n in 2..=5 {
@@ -631,4 +693,144 @@ async fn repeated_restart_requests_do_not_storm() {
     // (Gaps are measured with the helper's 10 ms polling.)
     assert!(gaps[..3].iter().all(|g| *g < 50), "{gaps:?}");
     assert!((2000..=2020).contains(&gaps[3]), "{gaps:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unavailable_store_keeps_the_credentials_and_is_retried() {
+    let tmp = tempfile::tempdir().unwrap();
+    let org_dir = tmp.path().join("orgs").join("4");
+    std::fs::create_dir_all(&org_dir).unwrap();
+    std::fs::write(org_dir.join("creds"), b"x").unwrap();
+    let script = Script::new(true);
+    // Out of descriptors for the first two opens.
+    script.unavailable_opens.store(2, Ordering::SeqCst);
+    let journal = Arc::new(Recorder::default());
+    let sessions = Sessions::new(Deps {
+        factory: Arc::new(ScriptFactory(script.clone())),
+        journal: journal.clone(),
+        hooks: Arc::new(NoHooks),
+        orgs_dir: tmp.path().join("orgs"),
+        aside_dir: tmp.path().join("aside"),
+        jitter: Arc::new(|| 0.0),
+        open_budget: None,
+    });
+    let h = sessions.add(&org4());
+    let t0 = wait_state(&h, State::Error, Duration::from_secs(1)).await;
+    assert!(
+        matches!(
+            h.status().reason,
+            Reason::StoreUnavailable {
+                delay_ms: 2000,
+                attempt: 1,
+                ..
+            }
+        ),
+        "{:?}",
+        h.status().reason
+    );
+    assert_eq!(h.status().next_retry_in_ms, Some(2000));
+    // The restore arrives while the store is unavailable: remembered.
+    h.send(Command::Restore).await.unwrap();
+    let start = wait_starts(&script, 1, Duration::from_secs(30)).await;
+    // Two failed opens: retried after 2 s, then 4 s; then connected as asked.
+    assert_eq!((start - t0).as_secs(), 6);
+    assert!(
+        !tmp.path().join("aside").exists(),
+        "nothing was moved aside"
+    );
+    assert_eq!(std::fs::read(org_dir.join("creds")).unwrap(), b"x");
+    assert_eq!(
+        journal.states(),
+        vec!["error", "error", "connecting"],
+        "each failed open is recorded (its retry time changed), then the connect"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_state_change_is_recorded_with_its_reason() {
+    let r = rig(true);
+    r.h.send(Command::Restore).await.unwrap();
+    wait_starts(&r.script, 1, Duration::from_secs(1)).await;
+    connected(&r).await;
+    r.script.emit(EngineEvent::Replaced).await;
+    r.script
+        .emit(EngineEvent::Closed {
+            reason: CloseReason::Verdict,
+        })
+        .await;
+    wait_state(&r.h, State::Replaced, Duration::from_secs(1)).await;
+    settle().await;
+    let recorded = r.journal.0.lock().unwrap().clone();
+    let states: Vec<(&str, &str)> = recorded
+        .iter()
+        .filter(|(_, k, _)| *k == "state")
+        .map(|(_, _, d)| {
+            (
+                d["state"].as_str().unwrap(),
+                d["reason"]["code"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            ("connecting", "waiting_for_turn"),
+            ("connecting", "connecting"),
+            ("connected", "connected"),
+            ("replaced", "replaced"),
+        ]
+    );
+    assert!(recorded.iter().all(|(o, _, _)| *o == org4()));
+    // Nothing reconnects after a verdict's close.
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    assert_eq!(r.script.starts().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn orgs_beyond_the_descriptor_budget_wait_in_error_and_get_a_place_later() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = Script::new(false);
+    let budget = Arc::new(tokio::sync::Semaphore::new(2));
+    let sessions = Sessions::new(Deps {
+        factory: Arc::new(ScriptFactory(script.clone())),
+        journal: Arc::new(Recorder::default()),
+        hooks: Arc::new(NoHooks),
+        orgs_dir: tmp.path().join("orgs"),
+        aside_dir: tmp.path().join("aside"),
+        jitter: Arc::new(|| 0.0),
+        open_budget: Some(budget.clone()),
+    });
+    let orgs: Vec<Handle> = (1..=3)
+        .map(|i| {
+            sessions.add(&OrgRef {
+                id: format!("o{i}"),
+                inc: i,
+            })
+        })
+        .collect();
+    settle().await;
+    let states: Vec<State> = orgs.iter().map(|h| h.snapshot().state).collect();
+    assert_eq!(states.iter().filter(|s| **s == State::New).count(), 2);
+    let waiting = orgs
+        .iter()
+        .find(|h| h.snapshot().state == State::Error)
+        .expect("one org over the budget")
+        .clone();
+    assert!(matches!(
+        waiting.status().reason,
+        Reason::StoreUnavailable { .. }
+    ));
+    // One org goes away: its place is free, and the waiting org opens at
+    // its next try.
+    let gone = orgs
+        .iter()
+        .find(|h| h.snapshot().state == State::New)
+        .unwrap()
+        .org
+        .id
+        .clone();
+    sessions.remove(&gone, false).await;
+    wait_state(&waiting, State::New, Duration::from_secs(10)).await;
+    assert_eq!(budget.available_permits(), 0);
+    assert!(!tmp.path().join("aside").exists());
 }

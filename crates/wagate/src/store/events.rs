@@ -1,75 +1,93 @@
-//! Rows of the `events` table: the per-org log behind the SSE stream
-//! (`Last-Event-ID` replay) and the "last state changes" view.
+//! Rows of the `events` table: each org incarnation's log behind its event
+//! stream (`Last-Event-ID` replay) and the "last state changes" view. Rows are
+//! written only through `Tx::emit`, in the transaction of the change they
+//! report.
 
 use rusqlite::{params, Connection, Row};
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EventRow {
     pub seq: i64,
+    pub inc: i64,
+    /// The org's id (not stored: it is the id of incarnation `inc`).
     pub org: String,
     pub kind: String,
     pub data: serde_json::Value,
     pub ts_ms: i64,
 }
 
-fn from_row(r: &Row) -> rusqlite::Result<EventRow> {
-    let data: String = r.get(3)?;
-    Ok(EventRow {
-        seq: r.get(0)?,
-        org: r.get(1)?,
-        kind: r.get(2)?,
-        data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
-        ts_ms: r.get(4)?,
-    })
+fn from_row(org: &str) -> impl Fn(&Row) -> rusqlite::Result<EventRow> + '_ {
+    move |r| {
+        let data: String = r.get(3)?;
+        Ok(EventRow {
+            seq: r.get(0)?,
+            inc: r.get(1)?,
+            org: org.to_string(),
+            kind: r.get(2)?,
+            data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+            ts_ms: r.get(4)?,
+        })
+    }
 }
 
-pub fn insert(
+pub(super) fn insert(
     c: &Connection,
-    org: &str,
+    inc: i64,
     kind: &str,
     data: &serde_json::Value,
     ts_ms: i64,
 ) -> rusqlite::Result<i64> {
     c.execute(
-        "INSERT INTO events (org, kind, data, ts_ms) VALUES (?1, ?2, ?3, ?4)",
-        params![org, kind, data.to_string(), ts_ms],
+        "INSERT INTO events (inc, kind, data, ts_ms) VALUES (?1, ?2, ?3, ?4)",
+        params![inc, kind, data.to_string(), ts_ms],
     )?;
     Ok(c.last_insert_rowid())
 }
 
-/// The sequence number of the newest logged event of `org` (0 if none).
-pub fn last_seq(c: &Connection, org: &str) -> rusqlite::Result<i64> {
+/// The sequence number of the newest event of `inc` (0 if none).
+pub fn last_seq(c: &Connection, inc: i64) -> rusqlite::Result<i64> {
     c.query_row(
-        "SELECT COALESCE(MAX(seq), 0) FROM events WHERE org = ?1",
-        [org],
+        "SELECT COALESCE(MAX(seq), 0) FROM events WHERE inc = ?1",
+        [inc],
         |r| r.get(0),
     )
 }
 
-/// Events of `org` after `after_seq`, oldest first.
+/// Events of `inc` after `after_seq`, oldest first.
 pub fn after(
     c: &Connection,
+    inc: i64,
     org: &str,
     after_seq: i64,
     limit: i64,
 ) -> rusqlite::Result<Vec<EventRow>> {
-    let mut st = c.prepare(
-        "SELECT seq, org, kind, data, ts_ms FROM events WHERE org = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    let mut st = c.prepare_cached(
+        "SELECT seq, inc, kind, data, ts_ms FROM events WHERE inc = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
     )?;
-    let rows = st.query_map(params![org, after_seq, limit], from_row)?;
+    let rows = st.query_map(params![inc, after_seq, limit], from_row(org))?;
     rows.collect()
 }
 
-/// The newest `limit` events of one kind for `org`, newest first.
+/// The newest `limit` events of one kind for `inc`, newest first.
 pub fn latest(
     c: &Connection,
+    inc: i64,
     org: &str,
     kind: &str,
     limit: i64,
 ) -> rusqlite::Result<Vec<EventRow>> {
-    let mut st = c.prepare(
-        "SELECT seq, org, kind, data, ts_ms FROM events WHERE org = ?1 AND kind = ?2 ORDER BY seq DESC LIMIT ?3",
+    let mut st = c.prepare_cached(
+        "SELECT seq, inc, kind, data, ts_ms FROM events WHERE inc = ?1 AND kind = ?2 ORDER BY seq DESC LIMIT ?3",
     )?;
-    let rows = st.query_map(params![org, kind, limit], from_row)?;
+    let rows = st.query_map(params![inc, kind, limit], from_row(org))?;
     rows.collect()
+}
+
+/// How many events of `kind` the log holds for `inc`.
+pub fn count(c: &Connection, inc: i64, kind: &str) -> rusqlite::Result<i64> {
+    c.query_row(
+        "SELECT COUNT(*) FROM events WHERE inc = ?1 AND kind = ?2",
+        params![inc, kind],
+        |r| r.get(0),
+    )
 }

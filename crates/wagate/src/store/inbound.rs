@@ -1,12 +1,10 @@
 //! Rows of the `inbound` table: messages patients sent to an organization.
-//! Keyed by WhatsApp id per org, so a redelivery is stored once.
+//! Keyed by WhatsApp id per org incarnation, so a redelivery is stored once.
 
 use rusqlite::{params, Connection, Row};
-use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundRow {
-    #[serde(skip)]
     pub seq: i64,
     pub wa_id: String,
     pub from: String,
@@ -27,15 +25,15 @@ fn from_row(r: &Row) -> rusqlite::Result<InboundRow> {
 /// Store a received message; `None` when this id was stored before.
 pub fn insert(
     c: &Connection,
-    org: &str,
+    inc: i64,
     wa_id: &str,
     from: &str,
     text: &str,
     now_ms: i64,
 ) -> rusqlite::Result<Option<InboundRow>> {
     let n = c.execute(
-        "INSERT OR IGNORE INTO inbound (org, wa_id, sender, text, received_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![org, wa_id, from, text, now_ms],
+        "INSERT OR IGNORE INTO inbound (inc, wa_id, sender, text, received_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![inc, wa_id, from, text, now_ms],
     )?;
     if n == 0 {
         return Ok(None);
@@ -52,13 +50,13 @@ pub fn insert(
 /// One page of an org's received messages, oldest first, after the cursor.
 pub fn list(
     c: &Connection,
-    org: &str,
+    inc: i64,
     after_seq: i64,
     limit: i64,
 ) -> rusqlite::Result<Vec<InboundRow>> {
-    let mut st = c.prepare(
-        "SELECT seq, wa_id, sender, text, received_ms FROM inbound WHERE org = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    let mut st = c.prepare_cached(
+        "SELECT seq, wa_id, sender, text, received_ms FROM inbound WHERE inc = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
     )?;
-    let rows = st.query_map(params![org, after_seq, limit], from_row)?;
+    let rows = st.query_map(params![inc, after_seq, limit], from_row)?;
     rows.collect()
 }

@@ -3,11 +3,11 @@
 //! be sent with (fixed at accept time, so a re-send after a crash is the same
 //! message to the recipient), and only ever moves forward in status.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde::Serialize;
+use std::collections::HashMap;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageStatus {
     Queued,
     Sent,
@@ -17,6 +17,14 @@ pub enum MessageStatus {
 }
 
 impl MessageStatus {
+    pub const ALL: [MessageStatus; 5] = [
+        MessageStatus::Queued,
+        MessageStatus::Sent,
+        MessageStatus::Delivered,
+        MessageStatus::Read,
+        MessageStatus::Failed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             MessageStatus::Queued => "queued",
@@ -28,14 +36,7 @@ impl MessageStatus {
     }
 
     pub fn parse(s: &str) -> Option<MessageStatus> {
-        Some(match s {
-            "queued" => MessageStatus::Queued,
-            "sent" => MessageStatus::Sent,
-            "delivered" => MessageStatus::Delivered,
-            "read" => MessageStatus::Read,
-            "failed" => MessageStatus::Failed,
-            _ => return None,
-        })
+        MessageStatus::ALL.into_iter().find(|m| m.as_str() == s)
     }
 
     /// Rank for forward-only moves; `failed` is terminal and only leaves `queued`.
@@ -48,15 +49,21 @@ impl MessageStatus {
             MessageStatus::Failed => 4,
         }
     }
+
+    /// May a message in `self` move to `to`?
+    pub fn may_become(self, to: MessageStatus) -> bool {
+        match to {
+            MessageStatus::Failed => self == MessageStatus::Queued,
+            _ => self != MessageStatus::Failed && to.rank() > self.rank(),
+        }
+    }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageRow {
-    #[serde(skip)]
     pub seq: i64,
     pub id: String,
-    #[serde(skip)]
-    pub org: String,
+    pub inc: i64,
     pub to: String,
     pub text: String,
     pub status: MessageStatus,
@@ -70,7 +77,7 @@ pub struct MessageRow {
 
 pub struct NewMessage {
     pub id: String,
-    pub org: String,
+    pub inc: i64,
     pub phone: String,
     pub text: String,
     pub wa_id: String,
@@ -79,14 +86,14 @@ pub struct NewMessage {
 }
 
 const COLS: &str =
-    "seq, id, org, phone, text, status, error, wa_id, idem_key, attempts, created_ms, updated_ms";
+    "seq, id, inc, phone, text, status, error, wa_id, idem_key, attempts, created_ms, updated_ms";
 
 fn from_row(r: &Row) -> rusqlite::Result<MessageRow> {
     let status: String = r.get(5)?;
     Ok(MessageRow {
         seq: r.get(0)?,
         id: r.get(1)?,
-        org: r.get(2)?,
+        inc: r.get(2)?,
         to: r.get(3)?,
         text: r.get(4)?,
         status: MessageStatus::parse(&status).unwrap_or(MessageStatus::Queued),
@@ -99,50 +106,56 @@ fn from_row(r: &Row) -> rusqlite::Result<MessageRow> {
     })
 }
 
-/// Insert a queued message. With an idempotency key already used by this org,
-/// nothing is written and the first message is returned with `false`.
-pub fn insert(c: &Connection, m: &NewMessage) -> rusqlite::Result<(MessageRow, bool)> {
+/// What `insert` did.
+#[derive(Debug)]
+pub enum Inserted {
+    New(MessageRow),
+    /// The idempotency key was used before by this org: its first message,
+    /// nothing written.
+    Existing(MessageRow),
+}
+
+/// Insert a queued message, unless its idempotency key was used before.
+pub fn insert(c: &Connection, m: &NewMessage) -> rusqlite::Result<Inserted> {
     if let Some(key) = &m.idem_key {
         let existing = c
             .query_row(
-                &format!("SELECT {COLS} FROM messages WHERE org = ?1 AND idem_key = ?2"),
-                params![m.org, key],
+                &format!("SELECT {COLS} FROM messages WHERE inc = ?1 AND idem_key = ?2"),
+                params![m.inc, key],
                 from_row,
             )
             .optional()?;
         if let Some(row) = existing {
-            return Ok((row, false));
+            return Ok(Inserted::Existing(row));
         }
     }
-    c.execute(
-        "INSERT INTO messages (id, org, phone, text, status, wa_id, idem_key, created_ms, updated_ms)
+    c.prepare_cached(
+        "INSERT INTO messages (id, inc, phone, text, status, wa_id, idem_key, created_ms, updated_ms)
          VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?7)",
-        params![m.id, m.org, m.phone, m.text, m.wa_id, m.idem_key, m.now_ms],
-    )?;
-    let seq = c.last_insert_rowid();
-    Ok((
-        MessageRow {
-            seq,
-            id: m.id.clone(),
-            org: m.org.clone(),
-            to: m.phone.clone(),
-            text: m.text.clone(),
-            status: MessageStatus::Queued,
-            error: None,
-            wa_id: m.wa_id.clone(),
-            idempotency_key: m.idem_key.clone(),
-            attempts: 0,
-            created_ms: m.now_ms,
-            updated_ms: m.now_ms,
-        },
-        true,
-    ))
+    )?
+    .execute(params![
+        m.id, m.inc, m.phone, m.text, m.wa_id, m.idem_key, m.now_ms
+    ])?;
+    Ok(Inserted::New(MessageRow {
+        seq: c.last_insert_rowid(),
+        id: m.id.clone(),
+        inc: m.inc,
+        to: m.phone.clone(),
+        text: m.text.clone(),
+        status: MessageStatus::Queued,
+        error: None,
+        wa_id: m.wa_id.clone(),
+        idempotency_key: m.idem_key.clone(),
+        attempts: 0,
+        created_ms: m.now_ms,
+        updated_ms: m.now_ms,
+    }))
 }
 
-pub fn get(c: &Connection, org: &str, id: &str) -> rusqlite::Result<Option<MessageRow>> {
+pub fn get(c: &Connection, inc: i64, id: &str) -> rusqlite::Result<Option<MessageRow>> {
     c.query_row(
-        &format!("SELECT {COLS} FROM messages WHERE org = ?1 AND id = ?2"),
-        params![org, id],
+        &format!("SELECT {COLS} FROM messages WHERE inc = ?1 AND id = ?2"),
+        params![inc, id],
         from_row,
     )
     .optional()
@@ -152,96 +165,93 @@ pub fn get(c: &Connection, org: &str, id: &str) -> rusqlite::Result<Option<Messa
 /// cursor `after_seq`, optionally only those in `status`.
 pub fn list(
     c: &Connection,
-    org: &str,
+    inc: i64,
     status: Option<MessageStatus>,
     after_seq: i64,
     limit: i64,
 ) -> rusqlite::Result<Vec<MessageRow>> {
-    let (sql, st) = match status {
-        Some(s) => (
-            format!("SELECT {COLS} FROM messages WHERE org = ?1 AND seq > ?2 AND status = ?4 ORDER BY seq LIMIT ?3"),
-            Some(s.as_str()),
-        ),
-        None => (
-            format!("SELECT {COLS} FROM messages WHERE org = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"),
-            None,
-        ),
-    };
-    let mut stmt = c.prepare(&sql)?;
-    let rows = match st {
-        Some(s) => stmt.query_map(params![org, after_seq, limit, s], from_row)?,
-        None => stmt.query_map(params![org, after_seq, limit], from_row)?,
-    };
+    let sql = format!(
+        "SELECT {COLS} FROM messages WHERE inc = ?1 AND seq > ?2 AND (?4 IS NULL OR status = ?4) ORDER BY seq LIMIT ?3"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map(
+        params![inc, after_seq, limit, status.map(MessageStatus::as_str)],
+        from_row,
+    )?;
     rows.collect()
 }
 
-/// The `limit` most recently accepted messages of `org`, newest first.
-pub fn latest(c: &Connection, org: &str, limit: i64) -> rusqlite::Result<Vec<MessageRow>> {
-    let mut stmt = c.prepare(&format!(
-        "SELECT {COLS} FROM messages WHERE org = ?1 ORDER BY seq DESC LIMIT ?2"
+/// The `limit` most recently accepted messages of `inc`, newest first.
+pub fn latest(c: &Connection, inc: i64, limit: i64) -> rusqlite::Result<Vec<MessageRow>> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {COLS} FROM messages WHERE inc = ?1 ORDER BY seq DESC LIMIT ?2"
     ))?;
-    let rows = stmt.query_map(params![org, limit], from_row)?;
+    let rows = stmt.query_map(params![inc, limit], from_row)?;
     rows.collect()
 }
 
-/// Messages of `org` still waiting for a server ack, in acceptance order.
+/// Messages of `inc` still waiting for a server ack, in acceptance order.
 pub fn unacked(
     c: &Connection,
-    org: &str,
+    inc: i64,
     after_seq: i64,
     limit: i64,
 ) -> rusqlite::Result<Vec<MessageRow>> {
-    list(c, org, Some(MessageStatus::Queued), after_seq, limit)
+    list(c, inc, Some(MessageStatus::Queued), after_seq, limit)
 }
 
-pub fn count_queued(c: &Connection, org: &str) -> rusqlite::Result<i64> {
+pub fn count_queued(c: &Connection, inc: i64) -> rusqlite::Result<i64> {
     c.query_row(
-        "SELECT COUNT(*) FROM messages WHERE org = ?1 AND status = 'queued'",
-        [org],
+        "SELECT COUNT(*) FROM messages WHERE inc = ?1 AND status = 'queued'",
+        [inc],
         |r| r.get(0),
     )
 }
 
-/// Record that a send of this message was started (before any network work).
-pub fn mark_attempt(c: &Connection, id: &str, now_ms: i64) -> rusqlite::Result<()> {
-    c.execute(
-        "UPDATE messages SET attempts = attempts + 1, updated_ms = ?2 WHERE id = ?1",
-        params![id, now_ms],
+/// Queued messages per org incarnation, in one query (orgs with none are absent).
+pub fn queued_counts(c: &Connection) -> rusqlite::Result<HashMap<i64, i64>> {
+    let mut st = c.prepare_cached(
+        "SELECT inc, COUNT(*) FROM messages WHERE status = 'queued' GROUP BY inc",
     )?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+/// Record that a send of this message was started (before any network work).
+pub fn mark_attempt(c: &Connection, seq: i64, now_ms: i64) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "UPDATE messages SET attempts = attempts + 1, updated_ms = ?2 WHERE seq = ?1",
+    )?
+    .execute(params![seq, now_ms])?;
     Ok(())
 }
 
-/// Move the message with WhatsApp id `wa_id` forward to `to`. Returns the
-/// updated row, or `None` when unknown or when it would be a step back.
+/// Move the message of `inc` with WhatsApp id `wa_id` forward to `to`. Returns
+/// the updated row, or `None` when unknown or when it would be a step back.
 pub fn advance(
     c: &Connection,
-    org: &str,
+    inc: i64,
     wa_id: &str,
     to: MessageStatus,
     error: Option<&str>,
     now_ms: i64,
 ) -> rusqlite::Result<Option<MessageRow>> {
     let Some(row) = c
-        .query_row(
-            &format!("SELECT {COLS} FROM messages WHERE org = ?1 AND wa_id = ?2"),
-            params![org, wa_id],
-            from_row,
-        )
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM messages WHERE inc = ?1 AND wa_id = ?2"
+        ))?
+        .query_row(params![inc, wa_id], from_row)
         .optional()?
     else {
         return Ok(None);
     };
-    let allowed = match to {
-        MessageStatus::Failed => row.status == MessageStatus::Queued,
-        _ => row.status != MessageStatus::Failed && to.rank() > row.status.rank(),
-    };
-    if !allowed {
+    if !row.status.may_become(to) {
         return Ok(None);
     }
-    c.execute(
+    c.prepare_cached(
         "UPDATE messages SET status = ?2, error = ?3, updated_ms = ?4 WHERE seq = ?1",
-        params![row.seq, to.as_str(), error, now_ms],
-    )?;
+    )?
+    .execute(params![row.seq, to.as_str(), error, now_ms])?;
     Ok(Some(MessageRow {
         status: to,
         error: error.map(str::to_string),

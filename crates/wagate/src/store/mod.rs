@@ -1,26 +1,40 @@
 //! The gateway's own SQLite database (`data/wagate.db`): organizations, the
-//! outbox and the event log. It owns the schema and the two connections: one
+//! outbox, received messages, the event log and dashboard sign-ins. It owns
+//! the schema (`schema.rs`, versioned migrations) and the two connections: one
 //! writer thread that commits every pending write in one transaction (group
 //! commit, one fsync for many accepted sends) and one reader connection.
-//! It knows nothing of WhatsApp; the library's per-org state lives elsewhere.
+//!
+//! Events are written inside the transaction of the change they report
+//! (`Tx::emit`) and announced to live subscribers by the writer thread after
+//! the commit, in sequence order, so an event is never lost and never seen
+//! before it is durable. It knows nothing of WhatsApp.
 
 pub mod events;
 pub mod inbound;
 pub mod messages;
 pub mod orgs;
+mod schema;
+pub mod signins;
+#[cfg(test)]
+mod tests;
 
 pub use events::EventRow;
 pub use messages::{MessageRow, MessageStatus, NewMessage};
 pub use orgs::OrgRow;
 
+use std::ops::Deref;
 use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
 
 use rusqlite::Connection;
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot};
 
 /// Most jobs committed in one transaction.
 const MAX_GROUP: usize = 1024;
+/// Committed events buffered for live subscribers; a subscriber further
+/// behind is told it lagged and replays from the table.
+const LIVE_EVENTS: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -32,63 +46,91 @@ pub enum StoreError {
     Commit(String),
 }
 
+impl StoreError {
+    /// A write refused because the organization it names is gone (a foreign
+    /// key to `orgs` failed): the org was deleted while the write was on its way.
+    pub fn is_org_gone(&self) -> bool {
+        matches!(self, StoreError::Sql(rusqlite::Error::SqliteFailure(e, _))
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY)
+    }
+}
+
+/// A write job's view of the open transaction: the connection (through
+/// `Deref`) plus the events it records, which are announced only if the job
+/// and the transaction both succeed.
+pub struct Tx<'c> {
+    conn: &'c Connection,
+    events: Vec<EventRow>,
+}
+
+impl Deref for Tx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Tx<'_> {
+    /// Record an event of organization incarnation `inc` in this transaction.
+    pub fn emit(
+        &mut self,
+        inc: i64,
+        org: &str,
+        kind: &str,
+        data: serde_json::Value,
+    ) -> rusqlite::Result<i64> {
+        let ts_ms = now_ms();
+        let seq = events::insert(self.conn, inc, kind, &data, ts_ms)?;
+        self.events.push(EventRow {
+            seq,
+            inc,
+            org: org.to_string(),
+            kind: kind.to_string(),
+            data,
+            ts_ms,
+        });
+        Ok(seq)
+    }
+
+    /// Run `f` in a savepoint of its own: if it fails, its writes and its
+    /// events are undone and the rest of the transaction goes on.
+    pub fn attempt<T>(
+        &mut self,
+        f: impl FnOnce(&mut Tx) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.conn.execute_batch("SAVEPOINT item")?;
+        let mark = self.events.len();
+        let result = f(self);
+        if result.is_err() {
+            let _ = self.conn.execute_batch("ROLLBACK TO item");
+            self.events.truncate(mark);
+        }
+        let _ = self.conn.execute_batch("RELEASE item");
+        result
+    }
+}
+
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
+type JobFn = Box<dyn FnOnce(&mut Tx) -> (bool, Completion) + Send>;
+
+enum Job {
+    Write(JobFn),
+    /// Finish the jobs queued before this one, then stop the writer.
+    Close,
+}
 
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     writer: mpsc::Sender<Job>,
     reader: Arc<Mutex<Connection>>,
+    live: broadcast::Sender<EventRow>,
+    thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS orgs (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    default_cc TEXT,
-    token_hash TEXT NOT NULL,
-    created_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS messages (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    org TEXT NOT NULL,
-    phone TEXT NOT NULL,
-    text TEXT NOT NULL,
-    status TEXT NOT NULL,
-    error TEXT,
-    wa_id TEXT NOT NULL,
-    idem_key TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    created_ms INTEGER NOT NULL,
-    updated_ms INTEGER NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS messages_idem ON messages(org, idem_key) WHERE idem_key IS NOT NULL;
-CREATE INDEX IF NOT EXISTS messages_org_status ON messages(org, status, seq);
-CREATE INDEX IF NOT EXISTS messages_wa_id ON messages(org, wa_id);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    org TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    data TEXT NOT NULL,
-    ts_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_org ON events(org, seq);
-CREATE TABLE IF NOT EXISTS inbound (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    org TEXT NOT NULL,
-    wa_id TEXT NOT NULL,
-    sender TEXT NOT NULL,
-    text TEXT NOT NULL,
-    received_ms INTEGER NOT NULL,
-    UNIQUE(org, wa_id)
-);
-"#;
-
-fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
+pub(crate) fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // FULL: a commit survives power loss, not only a killed process. Group
     // commit keeps the cost at one fsync per batch.
@@ -98,31 +140,34 @@ fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 impl Store {
-    /// Open (creating if needed) the database at `path` and start the writer thread.
+    /// Open (creating or migrating if needed) the database at `path` and
+    /// start the writer thread.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let writer_conn = open_conn(path)?;
-        writer_conn.execute_batch(SCHEMA)?;
+        schema::migrate(&writer_conn)?;
         let reader = open_conn(path)?;
         let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
+        let (live, _) = broadcast::channel(LIVE_EVENTS);
+        let out = live.clone();
+        let thread = std::thread::Builder::new()
             .name("wagate-db-writer".into())
-            .spawn(move || writer_loop(writer_conn, rx))
+            .spawn(move || writer_loop(writer_conn, rx, out))
             .map_err(|e| StoreError::Commit(format!("cannot start writer thread: {e}")))?;
         Ok(Store {
             writer: tx,
             reader: Arc::new(Mutex::new(reader)),
+            live,
+            thread: Arc::new(Mutex::new(Some(thread))),
         })
     }
 
-    /// Run `f` inside the next group transaction; resolves once it is committed.
-    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    fn job<T, F>(f: F, tx: oneshot::Sender<Result<T, StoreError>>) -> Job
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        F: FnOnce(&mut Tx) -> rusqlite::Result<T> + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            let result = f(conn);
+        Job::Write(Box::new(move |t| {
+            let result = f(t);
             let ok = result.is_ok();
             let done: Completion = Box::new(move |commit| {
                 let out = match (result, commit) {
@@ -133,9 +178,50 @@ impl Store {
                 let _ = tx.send(out);
             });
             (ok, done)
-        });
-        self.writer.send(job).map_err(|_| StoreError::Closed)?;
+        }))
+    }
+
+    /// Run `f` inside the next group transaction; resolves once it is committed.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tx) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send(Store::job(f, tx))
+            .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queue `f` for the next group transaction without waiting for it (for
+    /// callers that must not block on the database, such as the session
+    /// supervisors). Jobs from one caller commit in the order submitted; a
+    /// failure is logged.
+    pub fn submit<F>(&self, what: &'static str, f: F)
+    where
+        F: FnOnce(&mut Tx) -> rusqlite::Result<()> + Send + 'static,
+    {
+        let job = Job::Write(Box::new(move |t| {
+            let result = f(t);
+            let ok = result.is_ok();
+            let done: Completion = Box::new(move |commit| match (result, commit) {
+                (Ok(()), Ok(())) => {}
+                (Err(e), _) => {
+                    let e = StoreError::Sql(e);
+                    if e.is_org_gone() {
+                        tracing::debug!(what, "write dropped: its organization was deleted");
+                    } else {
+                        tracing::error!(what, error = %e, "write failed");
+                    }
+                }
+                (Ok(()), Err(e)) => tracing::error!(what, error = %e, "commit failed"),
+            });
+            (ok, done)
+        }));
+        if self.writer.send(job).is_err() {
+            tracing::warn!(what, "write dropped: the database writer has stopped");
+        }
     }
 
     /// Run a read-only query on the reader connection, off the async threads.
@@ -152,40 +238,86 @@ impl Store {
         .await
         .map_err(|_| StoreError::Closed)?
     }
+
+    /// Committed events, in sequence order, as they are committed.
+    pub fn subscribe(&self) -> broadcast::Receiver<EventRow> {
+        self.live.subscribe()
+    }
+
+    /// Commit what is queued, stop the writer and wait for it (at most
+    /// `within`). Later writes fail with `Closed`.
+    pub async fn close(&self, within: Duration) -> bool {
+        let _ = self.writer.send(Job::Close);
+        let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(handle) = handle else {
+            return true;
+        };
+        let joined = tokio::task::spawn_blocking(move || handle.join());
+        matches!(tokio::time::timeout(within, joined).await, Ok(Ok(Ok(()))))
+    }
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, live: broadcast::Sender<EventRow>) {
+    let mut closing = false;
+    while !closing {
+        let Ok(first) = rx.recv() else { break };
+        let mut jobs = Vec::new();
+        match first {
+            Job::Write(j) => jobs.push(j),
+            Job::Close => break,
+        }
         while jobs.len() < MAX_GROUP {
             match rx.try_recv() {
-                Ok(job) => jobs.push(job),
+                Ok(Job::Write(j)) => jobs.push(j),
+                Ok(Job::Close) => {
+                    closing = true;
+                    break;
+                }
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            // Nothing runs outside a transaction: dropping the jobs tells each
-            // caller its write was not committed.
-            tracing::error!(error = %e, jobs = jobs.len(), "cannot begin a write transaction");
-            continue;
+        commit_group(&conn, jobs, &live);
+    }
+    tracing::debug!("database writer stopped");
+}
+
+/// One transaction for `jobs`: each job in its own savepoint, so a failed job
+/// rolls back alone; events are announced after the commit, in order.
+fn commit_group(conn: &Connection, jobs: Vec<JobFn>, live: &broadcast::Sender<EventRow>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        // Nothing runs outside a transaction: dropping the jobs tells each
+        // caller its write was not committed.
+        tracing::error!(error = %e, jobs = jobs.len(), "cannot begin a write transaction");
+        return;
+    }
+    let mut completions = Vec::with_capacity(jobs.len());
+    let mut announced = Vec::new();
+    for job in jobs {
+        let _ = conn.execute_batch("SAVEPOINT job");
+        let mut tx = Tx {
+            conn,
+            events: Vec::new(),
+        };
+        let (ok, done) = job(&mut tx);
+        if ok {
+            announced.append(&mut tx.events);
+        } else {
+            let _ = conn.execute_batch("ROLLBACK TO job");
         }
-        let mut completions = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            let _ = conn.execute_batch("SAVEPOINT job");
-            let (ok, done) = job(&conn);
-            if !ok {
-                let _ = conn.execute_batch("ROLLBACK TO job");
-            }
-            let _ = conn.execute_batch("RELEASE job");
-            completions.push(done);
+        let _ = conn.execute_batch("RELEASE job");
+        completions.push(done);
+    }
+    let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+    if commit.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    } else {
+        for e in announced {
+            // No subscriber is fine; the event is in the table.
+            let _ = live.send(e);
         }
-        let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
-        if commit.is_err() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        for done in completions {
-            done(commit.clone());
-        }
+    }
+    for done in completions {
+        done(commit.clone());
     }
 }
 

@@ -1,36 +1,58 @@
-//! Rows of the `orgs` table: one per organization, with its token's hash.
+//! Rows of the `orgs` table: one per organization, with its incarnation
+//! number (`inc`: unique for all time, so a re-created org is a new one) and
+//! its token's hash.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrgRow {
+    pub inc: i64,
     pub id: String,
     pub name: String,
     pub default_country_code: Option<String>,
-    #[serde(skip)]
+    pub token_hash: String,
+    pub created_ms: i64,
+}
+
+/// A new organization's fields (the incarnation is assigned on insert).
+pub struct NewOrg {
+    pub id: String,
+    pub name: String,
+    pub default_country_code: Option<String>,
     pub token_hash: String,
     pub created_ms: i64,
 }
 
 fn from_row(r: &Row) -> rusqlite::Result<OrgRow> {
     Ok(OrgRow {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        default_country_code: r.get(2)?,
-        token_hash: r.get(3)?,
-        created_ms: r.get(4)?,
+        inc: r.get(0)?,
+        id: r.get(1)?,
+        name: r.get(2)?,
+        default_country_code: r.get(3)?,
+        token_hash: r.get(4)?,
+        created_ms: r.get(5)?,
     })
 }
 
-const COLS: &str = "id, name, default_cc, token_hash, created_ms";
+const COLS: &str = "inc, id, name, default_cc, token_hash, created_ms";
 
-/// Insert a new org; `Ok(false)` when the id is taken.
-pub fn insert(c: &Connection, org: &OrgRow) -> rusqlite::Result<bool> {
+/// Insert a new org; `None` when the id is taken.
+pub fn insert(c: &Connection, org: &NewOrg) -> rusqlite::Result<Option<OrgRow>> {
     let n = c.execute(
         "INSERT OR IGNORE INTO orgs (id, name, default_cc, token_hash, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![org.id, org.name, org.default_country_code, org.token_hash, org.created_ms],
     )?;
-    Ok(n == 1)
+    if n == 0 {
+        return Ok(None);
+    }
+    Ok(Some(OrgRow {
+        inc: c.last_insert_rowid(),
+        id: org.id.clone(),
+        name: org.name.clone(),
+        default_country_code: org.default_country_code.clone(),
+        token_hash: org.token_hash.clone(),
+        created_ms: org.created_ms,
+    }))
 }
 
 pub fn list(c: &Connection) -> rusqlite::Result<Vec<OrgRow>> {
@@ -48,10 +70,8 @@ pub fn get(c: &Connection, id: &str) -> rusqlite::Result<Option<OrgRow>> {
     .optional()
 }
 
-/// Remove an org and everything the gateway stored for it; `Ok(false)` if unknown.
-pub fn delete(c: &Connection, id: &str) -> rusqlite::Result<bool> {
-    c.execute("DELETE FROM messages WHERE org = ?1", [id])?;
-    c.execute("DELETE FROM events WHERE org = ?1", [id])?;
-    c.execute("DELETE FROM inbound WHERE org = ?1", [id])?;
-    Ok(c.execute("DELETE FROM orgs WHERE id = ?1", [id])? == 1)
+/// Remove one incarnation of an org; its messages, events, received messages
+/// and dashboard sign-ins go with it (foreign keys cascade). `false` if unknown.
+pub fn delete(c: &Connection, inc: i64) -> rusqlite::Result<bool> {
+    Ok(c.execute("DELETE FROM orgs WHERE inc = ?1", [inc])? == 1)
 }

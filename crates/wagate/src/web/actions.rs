@@ -5,19 +5,23 @@
 //! API and redirects back to the page (post/redirect/get).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::Form;
 
 use super::i18n::{Lang, LANG_COOKIE};
 use super::pages::{login_page, message_page};
-use super::{error_page, form_allowed, same_origin, session, session_value, to_login, Session};
-use crate::api::session::{command, start_connect, Connected};
-use crate::api::{org_for, ApiError, AppState};
-use crate::session::Command;
+use super::{
+    error_page, form_allowed, query, redirect, same_origin, session, session_cookie, to_login,
+    OrgPath, Session, CLEAR_SESSION,
+};
+use crate::app::link::Linking;
+use crate::app::messages::SendRequest;
+use crate::app::{App, AppError, ErrorCode, Kind};
 
 type Fields = Result<Form<HashMap<String, String>>, FormRejection>;
 
@@ -36,21 +40,25 @@ fn with_cookie(mut r: Response, cookie: String) -> Response {
     r
 }
 
-/// `Secure` when the browser reached us over HTTPS (directly or through a
-/// proxy that says so); plain-HTTP set-ups on a LAN still work.
-fn secure_attr(headers: &HeaderMap) -> &'static str {
-    let https = headers
+/// Did the browser reach us over HTTPS (through a proxy that says so)? Then
+/// the cookie is `Secure`; plain-HTTP set-ups on a LAN still work.
+fn is_https(headers: &HeaderMap) -> bool {
+    headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
-    if https {
-        "; Secure"
-    } else {
-        ""
-    }
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
-pub async fn login(State(st): State<AppState>, headers: HeaderMap, form: Fields) -> Response {
+/// A place to go back to: a dashboard path of plain characters only (no
+/// open redirect, nothing a header cannot carry).
+fn dashboard_path(p: &str) -> Option<String> {
+    let plain = p
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/-_.~?=&#%+".contains(&b));
+    (plain && p.starts_with("/ui/") && !p.starts_with("//")).then(|| p.to_string())
+}
+
+pub async fn login(State(app): State<Arc<App>>, headers: HeaderMap, form: Fields) -> Response {
     let lang = Lang::of(&headers);
     if !same_origin(&headers) {
         return (
@@ -65,63 +73,62 @@ pub async fn login(State(st): State<AppState>, headers: HeaderMap, form: Fields)
         let page = login_page(lang, Some(lang.t("login.empty")), true);
         return (StatusCode::UNPROCESSABLE_ENTITY, page).into_response();
     }
-    if st.tokens.identify(token).is_none() {
-        tracing::info!("dashboard sign-in refused: unknown token");
-        let page = login_page(lang, Some(lang.t("login.bad")), true);
-        return (StatusCode::UNAUTHORIZED, page).into_response();
+    match app.sign_in(token).await {
+        Ok((id, _)) => with_cookie(redirect("/ui/"), session_cookie(&id, is_https(&headers))),
+        Err(e) if e.code == ErrorCode::Unauthorized => {
+            tracing::info!("dashboard sign-in refused: unknown token");
+            let page = login_page(lang, Some(lang.t("login.bad")), true);
+            (StatusCode::UNAUTHORIZED, page).into_response()
+        }
+        Err(e) => error_page(lang, &e),
     }
-    let value = session_value(token, chrono::Utc::now().timestamp());
-    let cookie = format!(
-        "{}={value}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{}",
-        super::SESSION_COOKIE,
-        super::SESSION_MAX_AGE_S,
-        secure_attr(&headers)
-    );
-    with_cookie(Redirect::to("/ui/").into_response(), cookie)
 }
 
-pub async fn logout(State(st): State<AppState>, headers: HeaderMap, form: Fields) -> Response {
+/// Sign out: the sign-in ends on the server, and the cookie is cleared.
+pub async fn logout(State(app): State<Arc<App>>, headers: HeaderMap, form: Fields) -> Response {
     let f = fields(form);
-    let s = match session(&st, &headers) {
+    let s = match session(&app, &headers).await {
         Ok(s) => s,
         Err(why) => return to_login(why),
     };
     if !form_allowed(&s, &headers, f.get("csrf")) {
         return csrf_refused(s.lang);
     }
-    let cookie = format!(
-        "{}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict",
-        super::SESSION_COOKIE
-    );
-    with_cookie(Redirect::to("/ui/login?m=out").into_response(), cookie)
+    app.sign_out(&s.id).await;
+    with_cookie(redirect("/ui/login?m=out"), CLEAR_SESSION.to_string())
 }
 
 /// Remember the chosen language for a year and go back where the user was
 /// (only to a dashboard path: never an open redirect).
 pub async fn switch_lang(
-    Path(lang): Path<String>,
+    lang: Result<Path<String>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    q: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let Some(l) = Lang::parse(&lang) else {
-        return (StatusCode::NOT_FOUND, message_page(Lang::of(&headers), "?")).into_response();
+    let q = query(q);
+    let Some(l) = lang.ok().and_then(|Path(l)| Lang::parse(&l)) else {
+        let lang = Lang::of(&headers);
+        return (
+            StatusCode::NOT_FOUND,
+            message_page(lang, lang.t("err.no_page")),
+        )
+            .into_response();
     };
     let back = q
         .get("back")
-        .filter(|b| b.starts_with("/ui/") && !b.starts_with("//") && !b.contains('\\'))
-        .cloned()
+        .and_then(|b| dashboard_path(b))
         .or_else(|| {
             headers
                 .get(header::REFERER)
                 .and_then(|r| r.to_str().ok())
-                .and_then(|r| r.find("/ui/").map(|i| r[i..].to_string()))
+                .and_then(|r| r.find("/ui/").and_then(|i| dashboard_path(&r[i..])))
         })
         .unwrap_or_else(|| "/ui/".into());
     let cookie = format!(
         "{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Strict",
         l.code()
     );
-    with_cookie(Redirect::to(&back).into_response(), cookie)
+    with_cookie(redirect(&back), cookie)
 }
 
 fn csrf_refused(lang: Lang) -> Response {
@@ -132,127 +139,128 @@ fn csrf_refused(lang: Lang) -> Response {
         .into_response()
 }
 
-/// Session, CSRF and org checks shared by every org action.
+/// Session, CSRF and org checks shared by every org action (403 before 404,
+/// as everywhere).
 async fn org_action(
-    st: &AppState,
+    app: &App,
     headers: &HeaderMap,
     org: &str,
     f: &HashMap<String, String>,
-) -> Result<(Session, crate::store::OrgRow, crate::session::Handle), Response> {
-    let s = session(st, headers).map_err(to_login)?;
+) -> Result<Session, Response> {
+    let s = session(app, headers).await.map_err(to_login)?;
     if !form_allowed(&s, headers, f.get("csrf")) {
         return Err(csrf_refused(s.lang));
     }
-    match org_for(st, &s.caller, org).await {
-        Ok((row, h)) => Ok((s, row, h)),
+    match app.authorize(&s.caller, org) {
+        Ok(_) => Ok(s),
         Err(e) => Err(error_page(s.lang, &e)),
     }
 }
 
 fn back(org: &str, query: &str) -> Response {
-    Redirect::to(&format!("/ui/orgs/{org}?{query}")).into_response()
+    redirect(&format!("/ui/orgs/{org}?{query}"))
 }
 
-/// A refusal the user can fix (bad number, empty text …): back to the
-/// page with the reason; anything else is an error page.
-fn refused(lang: Lang, org: &str, e: ApiError) -> Response {
-    if e.status.is_client_error()
-        && e.status != StatusCode::FORBIDDEN
-        && e.status != StatusCode::NOT_FOUND
-    {
-        back(org, &format!("e={}", e.code))
-    } else if e.code == "pair_code_timeout" {
-        back(org, "e=pair_code_timeout")
-    } else {
-        error_page(lang, &e)
+/// A refusal the user can fix (bad number, empty text, no code in time …):
+/// back to the page with the reason; anything else is an error page.
+fn refused(lang: Lang, org: &str, e: AppError) -> Response {
+    match e.kind() {
+        Kind::Invalid | Kind::Conflict | Kind::Timeout => back(org, &format!("e={}", e.code)),
+        _ => error_page(lang, &e),
     }
 }
 
 pub async fn connect(
-    State(st): State<AppState>,
-    Path(org): Path<String>,
+    State(app): State<Arc<App>>,
+    OrgPath(org): OrgPath,
     headers: HeaderMap,
     form: Fields,
 ) -> Reply {
     let f = fields(form);
-    let (s, row, h) = org_action(&st, &headers, &org, &f).await?;
-    Ok(match start_connect(&st, &row, &h, None).await {
+    let s = org_action(&app, &headers, &org, &f).await?;
+    Ok(match app.connect(&s.caller, &org, None).await {
         Ok(_) => back(&org, "ok=connect"),
         Err(e) => refused(s.lang, &org, e),
     })
 }
 
 pub async fn pair_code(
-    State(st): State<AppState>,
-    Path(org): Path<String>,
+    State(app): State<Arc<App>>,
+    OrgPath(org): OrgPath,
     headers: HeaderMap,
     form: Fields,
 ) -> Reply {
     let f = fields(form);
-    let (s, row, h) = org_action(&st, &headers, &org, &f).await?;
+    let s = org_action(&app, &headers, &org, &f).await?;
     let phone = f.get("phone").cloned().unwrap_or_default();
     if phone.trim().is_empty() {
         return Ok(back(&org, "e=invalid_phone"));
     }
-    Ok(match start_connect(&st, &row, &h, Some(phone)).await {
-        Ok(Connected::PairCode { .. }) | Ok(Connected::Started(_)) => {
-            back(&org, "ok=connect#code-box")
-        }
+    Ok(match app.connect(&s.caller, &org, Some(phone)).await {
+        Ok(Linking::PairCode { .. }) | Ok(Linking::Started(_)) => back(&org, "ok=connect#code-box"),
         Err(e) => refused(s.lang, &org, e),
     })
 }
 
 pub async fn send(
-    State(st): State<AppState>,
-    Path(org): Path<String>,
+    State(app): State<Arc<App>>,
+    OrgPath(org): OrgPath,
     headers: HeaderMap,
     form: Fields,
 ) -> Reply {
     let f = fields(form);
-    let (s, row, _) = org_action(&st, &headers, &org, &f).await?;
-    let to = f.get("to").cloned();
-    let text = f.get("text").cloned();
-    Ok(
-        match crate::api::messages::accept(&st, &row, to, text, None).await {
-            Ok((m, _)) => back(&org, &format!("ok=sent&sent={}#m-{}", m.id, m.id)),
-            Err(e) => refused(s.lang, &org, e),
-        },
-    )
+    let s = org_action(&app, &headers, &org, &f).await?;
+    let req = SendRequest {
+        to: f.get("to").cloned(),
+        text: f.get("text").cloned(),
+        idempotency_key: None,
+    };
+    Ok(match app.send(&s.caller, &org, req).await {
+        Ok(a) => back(
+            &org,
+            &format!("ok=sent&sent={}#m-{}", a.message.id, a.message.id),
+        ),
+        Err(e) => refused(s.lang, &org, e),
+    })
 }
 
+/// Log out or reset, after the page asked for confirmation.
 async fn confirmed(
-    st: AppState,
+    app: Arc<App>,
     org: String,
     headers: HeaderMap,
     form: Fields,
     what: &str,
-    cmd: Command,
 ) -> Reply {
     let f = fields(form);
-    let (s, _, h) = org_action(&st, &headers, &org, &f).await?;
+    let s = org_action(&app, &headers, &org, &f).await?;
     if f.get("confirm").map(String::as_str) != Some("yes") {
         return Ok(back(&org, &format!("confirm={what}#danger-card")));
     }
-    Ok(match command(&h, cmd).await {
-        Ok(()) => back(&org, &format!("ok={what}")),
+    let done = match what {
+        "logout" => app.logout(&s.caller, &org).await,
+        _ => app.reset(&s.caller, &org).await,
+    };
+    Ok(match done {
+        Ok(_) => back(&org, &format!("ok={what}")),
         Err(e) => error_page(s.lang, &e),
     })
 }
 
 pub async fn unlink(
-    State(st): State<AppState>,
-    Path(org): Path<String>,
+    State(app): State<Arc<App>>,
+    OrgPath(org): OrgPath,
     headers: HeaderMap,
     form: Fields,
 ) -> Reply {
-    confirmed(st, org, headers, form, "logout", Command::Logout).await
+    confirmed(app, org, headers, form, "logout").await
 }
 
 pub async fn reset(
-    State(st): State<AppState>,
-    Path(org): Path<String>,
+    State(app): State<Arc<App>>,
+    OrgPath(org): OrgPath,
     headers: HeaderMap,
     form: Fields,
 ) -> Reply {
-    confirmed(st, org, headers, form, "reset", Command::Reset).await
+    confirmed(app, org, headers, form, "reset").await
 }

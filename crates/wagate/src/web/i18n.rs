@@ -1,8 +1,12 @@
 //! The dashboard's words in English and Spanish, and which of the two a
 //! request gets: the `wagate_lang` cookie when the user switched, else the
 //! browser's `Accept-Language` (Spanish for `es` and `es-*`), else English.
+//! A link's reason is worded here from its data (`describe`), never from the
+//! API's English sentence.
 
 use axum::http::{header, HeaderMap};
+
+use crate::session::{Cause, Purpose, Reason};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
@@ -77,6 +81,102 @@ impl Lang {
             })
             .collect();
         serde_json::Value::Object(map)
+    }
+}
+
+fn secs(ms: u64) -> String {
+    format!("{}", (ms as f64 / 1000.0).round() as u64)
+}
+
+fn phone(p: &str) -> String {
+    format!("+{p}")
+}
+
+fn cause(lang: Lang, c: &Cause) -> String {
+    match c {
+        Cause::RestartStorm { count } => lang
+            .t("cause.restart_storm")
+            .replace("{n}", &count.to_string()),
+        Cause::ServerError { code, .. } => lang
+            .t("cause.server_error")
+            .replace("{n}", &code.to_string()),
+        Cause::Network { .. } => lang.t("cause.network").to_string(),
+        Cause::Requested => lang.t("cause.requested").to_string(),
+        Cause::LoginTimeout { secs } => lang
+            .t("cause.login_timeout")
+            .replace("{n}", &secs.to_string()),
+        Cause::KeepaliveLate { silent_s } => lang
+            .t("cause.keepalive_late")
+            .replace("{n}", &silent_s.to_string()),
+    }
+}
+
+/// Why a link is where it is, in `lang`, from the reason's data alone (free
+/// text from WhatsApp or the library is left out: it is English).
+pub fn describe(lang: Lang, reason: &Reason, decrypt_failures: u64) -> String {
+    let t = |k: &str| lang.t(k).to_string();
+    let base = match reason {
+        Reason::Starting => t("why.starting"),
+        Reason::WaitingForTurn => t("why.waiting_for_turn"),
+        Reason::NotLinked => t("why.not_linked"),
+        Reason::Connecting {
+            purpose: Purpose::Login,
+            attempt: 0,
+        } => t("why.connecting"),
+        Reason::Connecting {
+            purpose: Purpose::Login,
+            attempt,
+        } => t("why.reconnecting").replace("{n}", &attempt.to_string()),
+        Reason::Connecting {
+            purpose: Purpose::Qr,
+            ..
+        } => t("why.connecting_qr"),
+        Reason::Connecting {
+            purpose: Purpose::PairCode,
+            ..
+        } => t("why.connecting_pair_code"),
+        Reason::ScanQr => t("why.scan_qr"),
+        Reason::TypePairCode => t("why.type_pair_code"),
+        Reason::Paired { phone: p } => t("why.paired").replace("{phone}", &phone(p)),
+        Reason::Connected { phone: Some(p) } => t("why.connected").replace("{phone}", &phone(p)),
+        Reason::Connected { phone: None } => t("why.connected_plain"),
+        Reason::RetryScheduled {
+            cause: c,
+            delay_ms,
+            attempt,
+        } => t("why.retry_scheduled")
+            .replace("{cause}", &cause(lang, c))
+            .replace("{s}", &secs(*delay_ms))
+            .replace("{n}", &attempt.to_string()),
+        Reason::NoCodeAfterTries { tries, cause: c } => t("why.no_code_after_tries")
+            .replace("{cause}", &cause(lang, c))
+            .replace("{n}", &tries.to_string()),
+        Reason::CodesUnused { rounds } => t("why.codes_unused").replace("{n}", &rounds.to_string()),
+        Reason::PhoneUnlinked { .. } => t("why.phone_unlinked"),
+        Reason::LoggedOutOnRequest => t("why.logged_out_on_request"),
+        Reason::Replaced => t("why.replaced"),
+        Reason::Banned {
+            expires_in_s: Some(s),
+            ..
+        } => t("why.banned").replace("{s}", &s.to_string()),
+        Reason::Banned {
+            expires_in_s: None, ..
+        } => t("why.banned_open"),
+        Reason::Outdated => t("why.outdated"),
+        Reason::CredentialsUnreadable { .. } => t("why.credentials_unreadable"),
+        Reason::StoreUnavailable {
+            delay_ms, attempt, ..
+        } => t("why.store_unavailable")
+            .replace("{s}", &secs(*delay_ms))
+            .replace("{n}", &attempt.to_string()),
+        Reason::Stopped => t("why.stopped"),
+    };
+    match decrypt_failures {
+        0 => base,
+        n => format!(
+            "{base} {}",
+            t("why.decrypt_failures").replace("{n}", &n.to_string())
+        ),
     }
 }
 
@@ -193,6 +293,16 @@ pub const TABLE: &[(&str, &str, &str)] = &[
         "WhatsApp no entregó un código de vinculación. Use el código QR.",
     ),
     (
+        "err.too_large",
+        "That form is too large.",
+        "Ese formulario es demasiado grande.",
+    ),
+    (
+        "err.session_stopped",
+        "This organization is being deleted or the gateway is stopping. Try again in a moment.",
+        "Esta organización se está eliminando o la pasarela se está deteniendo. Inténtelo en un momento.",
+    ),
+    (
         "err.pair_code_timeout",
         "WhatsApp took too long to give a pairing code. Try again in a minute.",
         "WhatsApp tardó demasiado en dar un código de vinculación. Inténtelo en un minuto.",
@@ -220,6 +330,7 @@ pub const TABLE: &[(&str, &str, &str)] = &[
     ("state.replaced", "Replaced", "Reemplazada"),
     ("state.banned", "Blocked", "Bloqueado"),
     ("state.outdated", "Outdated", "Desactualizado"),
+    ("state.error", "Error", "Error"),
     ("state.stopped", "Stopped", "Detenido"),
     // states: what it means and what to do
     (
@@ -273,9 +384,146 @@ pub const TABLE: &[(&str, &str, &str)] = &[
         "WhatsApp dice que esta versión está desactualizada. Actualice wagate.",
     ),
     (
+        "say.error",
+        "wagate cannot open this number's saved state right now (the server is short of file descriptors, disk space or permissions). It keeps trying; the link is not lost.",
+        "wagate no puede abrir ahora el estado guardado de este número (al servidor le faltan descriptores de archivo, espacio en disco o permisos). Lo sigue intentando; la vinculación no se pierde.",
+    ),
+    (
         "say.stopped",
         "The link is stopped.",
         "La vinculación está detenida.",
+    ),
+    // why a link is in its state (from the reason's data)
+    ("why.starting", "Starting…", "Iniciando…"),
+    (
+        "why.waiting_for_turn",
+        "Linked before; it reconnects in a moment.",
+        "Vinculado antes; se reconecta en un momento.",
+    ),
+    ("why.not_linked", "Not linked yet.", "Aún no vinculado."),
+    ("why.connecting", "Connecting to WhatsApp.", "Conectando con WhatsApp."),
+    (
+        "why.reconnecting",
+        "Reconnecting to WhatsApp (attempt {n}).",
+        "Reconectando con WhatsApp (intento {n}).",
+    ),
+    (
+        "why.connecting_qr",
+        "Asking WhatsApp for a QR code.",
+        "Pidiendo un código QR a WhatsApp.",
+    ),
+    (
+        "why.connecting_pair_code",
+        "Asking WhatsApp for a pairing code.",
+        "Pidiendo un código de vinculación a WhatsApp.",
+    ),
+    (
+        "why.scan_qr",
+        "Waiting for the QR code to be scanned.",
+        "Esperando a que se escanee el código QR.",
+    ),
+    (
+        "why.type_pair_code",
+        "Waiting for the code to be typed on the phone.",
+        "Esperando a que se escriba el código en el teléfono.",
+    ),
+    (
+        "why.paired",
+        "Linked to {phone}; signing in.",
+        "Vinculado a {phone}; iniciando sesión.",
+    ),
+    ("why.connected", "Connected as {phone}.", "Conectado como {phone}."),
+    ("why.connected_plain", "Connected.", "Conectado."),
+    (
+        "why.retry_scheduled",
+        "{cause}; next try in {s} s (attempt {n}).",
+        "{cause}; próximo intento en {s} s (intento {n}).",
+    ),
+    (
+        "why.no_code_after_tries",
+        "No QR code could be had after {n} tries ({cause}). Press “Link with a QR code” to try again.",
+        "No se pudo obtener un código QR tras {n} intentos ({cause}). Pulse “Vincular con código QR” para intentarlo de nuevo.",
+    ),
+    (
+        "why.codes_unused",
+        "Nobody linked the device after {n} rounds of codes.",
+        "Nadie vinculó el dispositivo tras {n} rondas de códigos.",
+    ),
+    (
+        "why.phone_unlinked",
+        "The phone unlinked this device.",
+        "El teléfono desvinculó este dispositivo.",
+    ),
+    (
+        "why.logged_out_on_request",
+        "Logged out on request.",
+        "Sesión cerrada a petición.",
+    ),
+    (
+        "why.replaced",
+        "Another session took over this number.",
+        "Otra sesión tomó este número.",
+    ),
+    (
+        "why.banned",
+        "WhatsApp blocked this number; next try in {s} s.",
+        "WhatsApp bloqueó este número; próximo intento en {s} s.",
+    ),
+    (
+        "why.banned_open",
+        "WhatsApp blocked this number for now.",
+        "WhatsApp bloqueó este número por ahora.",
+    ),
+    (
+        "why.outdated",
+        "WhatsApp refused this version (405).",
+        "WhatsApp rechazó esta versión (405).",
+    ),
+    (
+        "why.credentials_unreadable",
+        "The saved credentials could not be read; they were moved aside (not deleted).",
+        "Las credenciales guardadas no se pudieron leer; se apartaron (no se borraron).",
+    ),
+    (
+        "why.store_unavailable",
+        "The saved state of this number could not be opened (the server is short of resources); its credentials are kept. Next try in {s} s (attempt {n}).",
+        "No se pudo abrir el estado guardado de este número (al servidor le faltan recursos); sus credenciales se conservan. Próximo intento en {s} s (intento {n}).",
+    ),
+    ("why.stopped", "Stopped.", "Detenido."),
+    (
+        "why.decrypt_failures",
+        "{n} incoming message(s) could not be decrypted; WhatsApp asked the senders to resend.",
+        "{n} mensaje(s) entrante(s) no se pudieron descifrar; WhatsApp pidió a los remitentes reenviarlos.",
+    ),
+    (
+        "cause.restart_storm",
+        "WhatsApp asked to restart {n} times in a minute",
+        "WhatsApp pidió reiniciar {n} veces en un minuto",
+    ),
+    (
+        "cause.server_error",
+        "WhatsApp server error {n}",
+        "Error {n} del servidor de WhatsApp",
+    ),
+    (
+        "cause.network",
+        "The connection to WhatsApp was lost",
+        "Se perdió la conexión con WhatsApp",
+    ),
+    (
+        "cause.requested",
+        "The gateway closed the connection",
+        "La pasarela cerró la conexión",
+    ),
+    (
+        "cause.login_timeout",
+        "WhatsApp did not finish the sign-in within {n} s",
+        "WhatsApp no completó el inicio de sesión en {n} s",
+    ),
+    (
+        "cause.keepalive_late",
+        "No sign of life from WhatsApp for {n} s",
+        "Sin señales de WhatsApp durante {n} s",
     ),
     // org page
     ("org.phone", "Number", "Número"),
@@ -403,6 +651,55 @@ mod tests {
         }
     }
 
+    /// The Spanish dashboard never shows English: every reason, in every
+    /// shape, is worded from the table, and differs from the English words.
+    #[test]
+    fn every_reason_is_worded_in_both_languages() {
+        let english_markers = [
+            "the ",
+            " with ",
+            "retrying",
+            "Link again",
+            "connection lost",
+            "could not",
+            "WhatsApp connected",
+            "keep-alive",
+            "server error",
+            "POST",
+        ];
+        for r in Reason::samples() {
+            let es = describe(Lang::Es, &r, 3);
+            let en = describe(Lang::En, &r, 3);
+            assert!(
+                !es.contains('?') || es.contains('¿'),
+                "{r:?}: missing text in {es}"
+            );
+            assert_ne!(es, en, "{r:?}");
+            for m in english_markers {
+                assert!(!es.contains(m), "{r:?}: Spanish text has {m:?}: {es}");
+            }
+            for placeholder in ["{n}", "{s}", "{phone}", "{cause}"] {
+                assert!(
+                    !es.contains(placeholder) && !en.contains(placeholder),
+                    "{r:?}: {es} / {en}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_state_has_a_badge_and_a_sentence() {
+        for s in crate::session::State::ALL {
+            for lang in [Lang::En, Lang::Es] {
+                assert!(
+                    lang.get(&format!("state.{}", s.as_str())).is_some(),
+                    "{s:?}"
+                );
+                assert!(lang.get(&format!("say.{}", s.as_str())).is_some(), "{s:?}");
+            }
+        }
+    }
+
     #[test]
     fn every_key_the_pages_and_script_use_exists() {
         // Keys are written as t("…") in the Rust pages and as T("…") / data-t="…"
@@ -411,6 +708,7 @@ mod tests {
             include_str!("pages.rs"),
             include_str!("mod.rs"),
             include_str!("actions.rs"),
+            include_str!("i18n.rs"),
             include_str!("assets/app.js"),
         ];
         let known: Vec<&str> = TABLE.iter().map(|(k, _, _)| *k).collect();

@@ -1,36 +1,47 @@
 //! The dashboard: HTML pages served by the gateway itself under `/ui`, every
-//! asset embedded in the binary. This file owns the page routes, the sign-in
-//! cookie (the token, HttpOnly and SameSite=Strict, with a server-checked
-//! age), CSRF checks on every form, and the security headers (a strict
+//! asset embedded in the binary; a rendering of the service layer (`app`),
+//! as `api/` is another. This file owns the page routes, the sign-in cookie
+//! (a random sign-in id kept on the server, HttpOnly and SameSite=Strict),
+//! CSRF checks on every form, the security headers (a strict
 //! Content-Security-Policy: no inline script or style, nothing from
-//! elsewhere). Pages are in `pages.rs`, form actions in `actions.rs`.
+//! elsewhere) on every `/ui` answer, and the org's live stream in the page's
+//! language. Pages are in `pages.rs`, form actions in `actions.rs`, words in
+//! `i18n.rs`.
 
 pub mod actions;
 pub mod i18n;
 pub mod pages;
 
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use sha2::{Digest, Sha256};
+use futures::StreamExt;
+use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
-use crate::api::{ApiError, AppState};
+use crate::app::events::StreamItem;
+use crate::app::signin::SIGNIN_TTL;
+use crate::app::{App, AppError, ErrorCode, Kind};
 use crate::auth::Caller;
+use crate::session::status::rfc3339;
+use crate::session::{Reason, Status};
 use i18n::Lang;
 
 pub const SESSION_COOKIE: &str = "wagate_session";
-/// A sign-in lasts this long; then the token must be pasted again.
-pub const SESSION_MAX_AGE_S: i64 = 12 * 3600;
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-pub fn router() -> Router<AppState> {
+pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui/") }))
         .route("/ui", get(|| async { Redirect::to("/ui/") }))
@@ -51,28 +62,75 @@ pub fn router() -> Router<AppState> {
         .route("/ui/assets/app.css", get(app_css))
         .route("/ui/assets/icon.svg", get(icon))
         .route("/ui/{*rest}", get(no_such_page))
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn(declared_size))
+        .layer(axum::extract::DefaultBodyLimit::max(FORM_LIMIT))
+        .with_state(app)
 }
 
-async fn security_headers(mut r: Response) -> Response {
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    if !h.contains_key(header::CACHE_CONTROL) {
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+/// Largest form accepted (the test message's text is the largest field).
+pub const FORM_LIMIT: usize = 256 * 1024;
+
+/// Is this address the dashboard's?
+pub fn is_dashboard_path(path: &str) -> bool {
+    path == "/" || path == "/ui" || path.starts_with("/ui/")
+}
+
+/// The security headers, on every dashboard answer (also those no dashboard
+/// route made, such as a 405). Applied by the server around every route.
+pub async fn security_headers(req: Request, next: Next) -> Response {
+    let dashboard = is_dashboard_path(req.uri().path());
+    let mut r = next.run(req).await;
+    if dashboard {
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        );
+        if !h.contains_key(header::CACHE_CONTROL) {
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
     }
     r
+}
+
+/// A form declared larger than the limit is refused before it is read.
+async fn declared_size(req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > FORM_LIMIT as u64) {
+        let lang = Lang::of(req.headers());
+        let mut r = (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            pages::message_page(lang, lang.t("err.too_large")),
+        )
+            .into_response();
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return r;
+    }
+    next.run(req).await
+}
+
+/// A dashboard address with a method it does not take.
+pub async fn method_not_allowed(headers: HeaderMap) -> Response {
+    let lang = Lang::of(&headers);
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        pages::message_page(lang, lang.t("err.no_page")),
+    )
+        .into_response()
 }
 
 fn asset(kind: &'static str, body: &'static str) -> Response {
@@ -111,6 +169,51 @@ async fn icon() -> Response {
     asset("image/svg+xml", include_str!("assets/icon.svg"))
 }
 
+/// A redirect that never fails: `to` is ours, but any byte a header cannot
+/// carry is percent-encoded rather than trusted.
+pub fn redirect(to: &str) -> Response {
+    let safe: String = to
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_graphic() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(&safe) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// An org id from the address; one that does not decode gets the
+/// dashboard's "no such page".
+pub struct OrgPath(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for OrgPath {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(org)) => Ok(OrgPath(org)),
+            Err(_) => Err(no_such_page(parts.headers.clone()).await),
+        }
+    }
+}
+
+/// The query string as a map; one that does not decode reads as empty.
+pub fn query(
+    q: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+) -> HashMap<String, String> {
+    q.map(|Query(m)| m).unwrap_or_default()
+}
+
 /// The value of cookie `name` in a request.
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
@@ -123,9 +226,11 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.trim().to_string())
 }
 
-/// A signed-in request: who it is, and the CSRF token its forms carry.
+/// A signed-in request: who it is, its sign-in id, and the CSRF token its
+/// forms carry.
 pub struct Session {
     pub caller: Caller,
+    pub id: String,
     pub csrf: String,
     pub lang: Lang,
 }
@@ -134,54 +239,43 @@ pub struct Session {
 pub enum NoSession {
     /// No cookie: plain sign-in page.
     Absent,
-    /// A cookie whose token is unknown or whose age is past the limit.
+    /// A cookie whose sign-in is unknown, expired, signed out or revoked.
     Expired,
 }
 
-/// The cookie's value: `<issued unix seconds>.<token>`.
-pub fn session_value(token: &str, issued_s: i64) -> String {
-    format!("{issued_s}.{token}")
-}
-
-fn csrf_for(cookie_value: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(b"wagate-dashboard-csrf\0");
-    h.update(cookie_value.as_bytes());
-    hex::encode(&h.finalize()[..16])
-}
-
-pub fn session(st: &AppState, headers: &HeaderMap) -> Result<Session, NoSession> {
-    let raw = cookie(headers, SESSION_COOKIE).ok_or(NoSession::Absent)?;
-    let (issued, token) = raw.split_once('.').ok_or(NoSession::Expired)?;
-    let issued: i64 = issued.parse().map_err(|_| NoSession::Expired)?;
-    let age = chrono::Utc::now().timestamp() - issued;
-    if !(-300..=SESSION_MAX_AGE_S).contains(&age) {
-        return Err(NoSession::Expired);
-    }
-    let caller = st.tokens.identify(token).ok_or(NoSession::Expired)?;
+pub async fn session(app: &App, headers: &HeaderMap) -> Result<Session, NoSession> {
+    let id = cookie(headers, SESSION_COOKIE).ok_or(NoSession::Absent)?;
+    let s = app.signed_in(&id).await.ok_or(NoSession::Expired)?;
     Ok(Session {
-        caller,
-        csrf: csrf_for(&raw),
+        caller: s.caller,
+        id,
+        csrf: s.csrf,
         lang: Lang::of(headers),
     })
 }
 
+/// The cookie that holds a sign-in id.
+pub fn session_cookie(id: &str, secure: bool) -> String {
+    format!(
+        "{SESSION_COOKIE}={id}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{}",
+        SIGNIN_TTL.as_secs(),
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+pub const CLEAR_SESSION: &str = "wagate_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict";
+
 /// Where a request without a session goes: the sign-in page, saying why.
 pub fn to_login(why: NoSession) -> Response {
-    let mut r = match why {
-        NoSession::Absent => Redirect::to("/ui/login"),
-        NoSession::Expired => Redirect::to("/ui/login?m=expired"),
+    match why {
+        NoSession::Absent => redirect("/ui/login"),
+        NoSession::Expired => {
+            let mut r = redirect("/ui/login?m=expired");
+            r.headers_mut()
+                .insert(header::SET_COOKIE, HeaderValue::from_static(CLEAR_SESSION));
+            r
+        }
     }
-    .into_response();
-    if matches!(why, NoSession::Expired) {
-        r.headers_mut().insert(
-            header::SET_COOKIE,
-            HeaderValue::from_static(
-                "wagate_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict",
-            ),
-        );
-    }
-    r
 }
 
 /// Is this form post from our own page? The CSRF field must match the
@@ -213,60 +307,128 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
     }
 }
 
-/// The page for an API-level refusal (403, 404, …), in the user's words;
-/// never the raw error text for a 5xx.
-pub fn error_page(lang: Lang, e: &ApiError) -> Response {
-    let key = match (e.status, e.code) {
-        (StatusCode::FORBIDDEN, _) => "err.forbidden",
-        (StatusCode::NOT_FOUND, _) => "err.not_found",
-        (s, _) if s.is_server_error() => "err.server",
-        (_, "invalid_phone") => "err.invalid_phone",
-        (_, "empty_text") => "err.empty_text",
-        (_, "text_too_long") => "err.text_too_long",
-        _ => "err.server",
-    };
-    (e.status, pages::message_page(lang, lang.t(key))).into_response()
+/// The dashboard's status for a refusal.
+fn page_status(kind: Kind) -> StatusCode {
+    match kind {
+        Kind::Forbidden | Kind::Unauthorized => StatusCode::FORBIDDEN,
+        Kind::NotFound | Kind::MethodNotAllowed => StatusCode::NOT_FOUND,
+        Kind::Conflict => StatusCode::CONFLICT,
+        Kind::BadRequest | Kind::Invalid | Kind::TooLarge => StatusCode::UNPROCESSABLE_ENTITY,
+        Kind::Timeout | Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
 }
 
-/// The org's event stream for the page. The page says (`?after=`) which
-/// event it was rendered after, so nothing between the render and the
-/// stream's start is missed; on reconnects the browser's `Last-Event-ID`
-/// takes over.
+/// The dashboard's sentence for a refusal: a code of its own when it has
+/// one, else one per kind; never the raw text of an internal error.
+pub fn error_text(lang: Lang, e: &AppError) -> &'static str {
+    if let Some(t) = lang.get(&format!("err.{}", e.code.as_str())) {
+        return t;
+    }
+    lang.t(match e.kind() {
+        Kind::Forbidden | Kind::Unauthorized => "err.forbidden",
+        Kind::NotFound => "err.not_found",
+        _ => "err.server",
+    })
+}
+
+/// The page for a refusal (403, 404, …), in the user's words.
+pub fn error_page(lang: Lang, e: &AppError) -> Response {
+    (
+        page_status(e.kind()),
+        pages::message_page(lang, error_text(lang, e)),
+    )
+        .into_response()
+}
+
+/// A status as the page's script reads it, with the detail in `lang`.
+pub fn status_json(lang: Lang, s: &Status) -> Value {
+    json!({
+        "state": s.state.as_str(),
+        "connected": s.connected(),
+        "since": rfc3339(s.since_ms),
+        "next_retry_in_ms": s.next_retry_in_ms,
+        "phone_number": s.phone_number,
+        "detail": i18n::describe(lang, &s.reason, s.decrypt_failures),
+        "qr_available": s.qr_available,
+        "pair_code": s.pair_code,
+        "queued_messages": s.queued_messages,
+    })
+}
+
+/// The org's event stream for the page, its words in the page's language.
+/// The page says (`?after=`) which event it was rendered after, so nothing
+/// between the render and the stream's start is missed; on reconnects the
+/// browser's `Last-Event-ID` takes over.
 async fn org_events(
-    State(st): State<AppState>,
-    Path(org): Path<String>,
+    State(app): State<Arc<App>>,
+    OrgPath(org): OrgPath,
     headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    q: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let s = match session(&st, &headers) {
+    let q = query(q);
+    let s = match session(&app, &headers).await {
         Ok(s) => s,
         Err(_) => return StatusCode::UNAUTHORIZED.into_response(),
     };
-    let after = crate::api::events::last_event_id(&headers)
-        .or_else(|| q.get("after").and_then(|a| a.parse::<i64>().ok()));
-    match crate::api::events::open(st, &s.caller, org, after).await {
-        Ok(sse) => sse.into_response(),
-        Err(e) => e.status.into_response(),
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .or_else(|| q.get("after").and_then(|a| a.parse::<i64>().ok()))
+        .filter(|n| *n >= 0);
+    let lang = s.lang;
+    match app.events(&s.caller, &org, after).await {
+        Ok(items) => {
+            let events = items.map(move |i| Ok::<_, Infallible>(page_event(lang, i)));
+            Sse::new(events)
+                .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+                .into_response()
+        }
+        Err(e) => page_status(e.kind()).into_response(),
+    }
+}
+
+fn page_event(lang: Lang, item: StreamItem) -> Event {
+    match item {
+        StreamItem::Status(s) => Event::default()
+            .event("status")
+            .data(status_json(lang, &s).to_string()),
+        StreamItem::Event(e) => {
+            let mut data = e.data.clone();
+            if e.kind == "state" {
+                let reason = serde_json::from_value::<Reason>(data["reason"].clone()).ok();
+                data["detail"] = Value::String(match reason {
+                    Some(r) => i18n::describe(lang, &r, 0),
+                    None => String::new(),
+                });
+            }
+            Event::default()
+                .id(e.seq.to_string())
+                .event(&e.kind)
+                .data(data.to_string())
+        }
+        StreamItem::Lagged { missed } => Event::default()
+            .event("lagged")
+            .data(json!({ "missed": missed }).to_string()),
     }
 }
 
 async fn qr_svg(
-    State(st): State<AppState>,
-    Path(org): Path<String>,
+    State(app): State<Arc<App>>,
+    OrgPath(org): OrgPath,
     headers: HeaderMap,
 ) -> Response {
-    let s = match session(&st, &headers) {
+    let s = match session(&app, &headers).await {
         Ok(s) => s,
         Err(_) => return StatusCode::UNAUTHORIZED.into_response(),
     };
-    let result = async {
-        let (_, h) = crate::api::org_for(&st, &s.caller, &org).await?;
-        let (code, _) = crate::api::session::current_qr(&h)?;
-        crate::qr::svg(&code).map_err(|e| ApiError::internal("QR rendering failed", e))
-    }
-    .await;
-    match result {
+    let svg = app.qr(&s.caller, &org).and_then(|(code, _)| {
+        crate::qr::svg(&code).map_err(|e| AppError::internal("QR rendering failed", e))
+    });
+    match svg {
         Ok(svg) => ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response(),
-        Err(e) => e.status.into_response(),
+        Err(e) if e.code == ErrorCode::NoQr => StatusCode::CONFLICT.into_response(),
+        Err(e) => page_status(e.kind()).into_response(),
     }
 }

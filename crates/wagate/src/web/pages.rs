@@ -4,20 +4,26 @@
 //! `assets/app.js` from the org's event stream; the HTML is complete without it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde_json::{json, Value};
 
 use super::i18n::Lang;
-use super::{error_page, session, to_login, Session};
-use crate::api::{org_for, session::recent_changes, session::view_with_queue, AppState};
+use super::{error_page, query, redirect, session, status_json, to_login, OrgPath, Session};
+use crate::app::link::StateChange;
+use crate::app::orgs::OrgSummary;
+use crate::app::{App, AppError};
 use crate::auth::Caller;
-use crate::session::StatusView;
-use crate::store::{self, MessageRow};
+use crate::session::status::rfc3339;
+use crate::session::{State as LinkState, Status};
+use crate::store::MessageRow;
+
+type Q = Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>;
 
 /// Messages listed on an org page.
 const LAST_MESSAGES: i64 = 20;
@@ -95,13 +101,10 @@ pub fn login_page(lang: Lang, note: Option<&str>, error: bool) -> Html<String> {
     Html(layout(lang, lang.t("login.title"), None, "login", body).into_string())
 }
 
-pub async fn login(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    if session(&st, &headers).is_ok() {
-        return Redirect::to("/ui/").into_response();
+pub async fn login(State(app): State<Arc<App>>, headers: HeaderMap, q: Q) -> Response {
+    let q = query(q);
+    if session(&app, &headers).await.is_ok() {
+        return redirect("/ui/");
     }
     let lang = Lang::of(&headers);
     let note = match q.get("m").map(String::as_str) {
@@ -117,36 +120,21 @@ pub async fn login(
     .into_response()
 }
 
-pub async fn home(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match session(&st, &headers) {
+pub async fn home(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let s = match session(&app, &headers).await {
         Ok(s) => s,
         Err(why) => return to_login(why),
     };
     match &s.caller {
-        Caller::Org(o) => Redirect::to(&format!("/ui/orgs/{o}")).into_response(),
-        Caller::Admin => match overview_rows(&st).await {
+        Caller::Org(o) => redirect(&format!("/ui/orgs/{}", o.id)),
+        Caller::Admin => match app.list_orgs(&s.caller).await {
             Ok(rows) => page(overview(&s, &rows)),
             Err(e) => error_page(s.lang, &e),
         },
     }
 }
 
-/// One row of the overview: the org, its name and its status.
-async fn overview_rows(
-    st: &AppState,
-) -> Result<Vec<(String, String, StatusView)>, crate::api::ApiError> {
-    let orgs = st.store.read(store::orgs::list).await?;
-    let mut rows = vec![];
-    for o in orgs {
-        if let Some(h) = st.sessions.get(&o.id) {
-            let v = view_with_queue(st, &o.id, &h).await;
-            rows.push((o.id, o.name, v));
-        }
-    }
-    Ok(rows)
-}
-
-fn overview(s: &Session, rows: &[(String, String, StatusView)]) -> Markup {
+fn overview(s: &Session, rows: &[OrgSummary]) -> Markup {
     let lang = s.lang;
     let body = html! {
         section.card {
@@ -160,12 +148,14 @@ fn overview(s: &Session, rows: &[(String, String, StatusView)]) -> Markup {
                         th { (lang.t("ov.in_state")) } th.num { (lang.t("ov.queued")) }
                     } }
                     tbody {
-                        @for (id, name, v) in rows {
-                            tr data-org=(id) {
-                                td { a href={ "/ui/orgs/" (id) } { (name) } br; small.muted { (id) } }
+                        @for o in rows {
+                            @let v = &o.status;
+                            @let since = rfc3339(v.since_ms);
+                            tr data-org=(o.row.id) {
+                                td { a href={ "/ui/orgs/" (o.row.id) } { (o.row.name) } br; small.muted { (o.row.id) } }
                                 td { (badge(lang, v)) }
                                 td.phone { (phone_text(v.phone_number.as_deref())) }
-                                td { time.since datetime=(v.since) { (v.since) } }
+                                td { time.since datetime=(since) { (since) } }
                                 td.num.queued { (v.queued_messages.unwrap_or(0)) }
                             }
                         }
@@ -178,22 +168,22 @@ fn overview(s: &Session, rows: &[(String, String, StatusView)]) -> Markup {
 }
 
 /// The overview's rows as JSON, for the page's periodic refresh.
-pub async fn overview_json(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    let Ok(s) = session(&st, &headers) else {
+pub async fn overview_json(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let Ok(s) = session(&app, &headers).await else {
         return StatusCode::UNAUTHORIZED.into_response();
     };
     if s.caller != Caller::Admin {
         return StatusCode::FORBIDDEN.into_response();
     }
-    match overview_rows(&st).await {
+    match app.list_orgs(&s.caller).await {
         Ok(rows) => {
             let list: Vec<Value> = rows
-                .into_iter()
-                .map(|(id, name, v)| json!({"id": id, "name": name, "status": v}))
+                .iter()
+                .map(|o| json!({"id": o.row.id, "name": o.row.name, "status": status_json(s.lang, &o.status)}))
                 .collect();
             Json(json!({ "orgs": list })).into_response()
         }
-        Err(e) => e.status.into_response(),
+        Err(e) => error_page(s.lang, &e),
     }
 }
 
@@ -204,7 +194,7 @@ fn phone_text(p: Option<&str>) -> String {
     }
 }
 
-fn badge(lang: Lang, v: &StatusView) -> Markup {
+fn badge(lang: Lang, v: &Status) -> Markup {
     let st = v.state.as_str();
     html! {
         span class={ "badge s-" (st) } data-state=(st) { (lang.t(&format!("state.{st}"))) }
@@ -212,43 +202,52 @@ fn badge(lang: Lang, v: &StatusView) -> Markup {
 }
 
 /// The sentence for people: what the state means and what to do.
-pub fn sentence(lang: Lang, v: &StatusView) -> String {
+pub fn sentence(lang: Lang, v: &Status) -> String {
     lang.t(&format!("say.{}", v.state.as_str()))
         .replace("{phone}", &phone_text(v.phone_number.as_deref()))
 }
 
+/// What an org page shows.
+struct OrgPage {
+    name: String,
+    status: Status,
+    changes: Vec<StateChange>,
+    messages: Vec<MessageRow>,
+    qr: Option<(String, u64)>,
+    seen: i64,
+}
+
+async fn org_page(app: &App, caller: &Caller, org: &str) -> Result<OrgPage, AppError> {
+    // Read first: the page then asks its event stream for everything after
+    // this, so a change landing while the page renders is replayed, not lost.
+    let seen = app.last_event(caller, org).await?;
+    let summary = app.get_org(caller, org).await?;
+    Ok(OrgPage {
+        name: summary.row.name.clone(),
+        status: summary.status,
+        changes: app.history(caller, org).await?,
+        messages: app.latest_messages(caller, org, LAST_MESSAGES).await?,
+        qr: app.qr(caller, org).ok(),
+        seen,
+    })
+}
+
 pub async fn org(
-    State(st): State<AppState>,
-    Path(org): Path<String>,
+    State(app): State<Arc<App>>,
+    OrgPath(org): OrgPath,
     headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    q: Q,
 ) -> Response {
-    let s = match session(&st, &headers) {
+    let q = query(q);
+    let s = match session(&app, &headers).await {
         Ok(s) => s,
         Err(why) => return to_login(why),
     };
     let lang = s.lang;
-    let (row, h) = match org_for(&st, &s.caller, &org).await {
-        Ok(x) => x,
+    let p = match org_page(&app, &s.caller, &org).await {
+        Ok(p) => p,
         Err(e) => return error_page(lang, &e),
     };
-    // Read first: the page then asks its event stream for everything after
-    // this, so a change landing while the page renders is replayed, not lost.
-    let o = org.clone();
-    let seen = st
-        .store
-        .read(move |c| store::events::last_seq(c, &o))
-        .await
-        .unwrap_or(0);
-    let v = view_with_queue(&st, &org, &h).await;
-    let changes = recent_changes(&st, &org).await.unwrap_or_default();
-    let o = org.clone();
-    let msgs = st
-        .store
-        .read(move |c| store::messages::latest(c, &o, LAST_MESSAGES))
-        .await
-        .unwrap_or_default();
-    let qr = crate::api::session::current_qr(&h).ok();
     let notice = q
         .get("ok")
         .and_then(|k| match k.as_str() {
@@ -266,44 +265,28 @@ pub async fn org(
             .to_string()
     });
     let confirm = q.get("confirm").map(String::as_str);
-    let body = org_body(
-        &s,
-        &row.id,
-        &row.name,
-        &v,
-        qr,
-        &changes,
-        &msgs,
-        notice,
-        error,
-        confirm,
-        q.get("sent"),
-    );
-    let body = html! { div #page data-after=(seen) { (body) } };
-    page(layout(lang, &row.name, Some(&s), "org", body))
+    let body = org_body(&s, &org, &p, notice, error, confirm, q.get("sent"));
+    let body = html! { div #page data-after=(p.seen) { (body) } };
+    page(layout(lang, &p.name, Some(&s), "org", body))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn org_body(
     s: &Session,
     org: &str,
-    name: &str,
-    v: &StatusView,
-    qr: Option<(String, u64)>,
-    changes: &[Value],
-    msgs: &[MessageRow],
+    p: &OrgPage,
     notice: Option<String>,
     error: Option<String>,
     confirm: Option<&str>,
     highlight: Option<&String>,
 ) -> Markup {
     let lang = s.lang;
+    let (name, v, qr, msgs) = (&p.name, &p.status, &p.qr, &p.messages);
     let st = v.state.as_str();
-    let linked = v.state == crate::session::State::Connected;
+    let linked = v.state == LinkState::Connected;
+    let since = rfc3339(v.since_ms);
     // States in which someone must link the number (QR or code) rather than
     // just reconnect.
-    use crate::session::State as S;
-    let needs_link = matches!(v.state, S::New | S::NeedsQr | S::LoggedOut | S::Pairing);
+    let needs_link = v.state.needs_link();
     html! {
         div #org data-org=(org) data-state=(st) {
             p #live-note role="status" hidden { (lang.t("org.live_lost")) }
@@ -313,10 +296,10 @@ fn org_body(
                 h1 { (name) }
                 p { (badge(lang, v)) }
                 p #sentence.sentence { (sentence(lang, v)) }
-                p #detail.muted { (v.detail) }
+                p #detail.muted { (super::i18n::describe(lang, &v.reason, v.decrypt_failures)) }
                 dl.facts {
                     dt { (lang.t("org.phone")) } dd #phone { (phone_text(v.phone_number.as_deref())) }
-                    dt { (lang.t("org.since")) } dd { time #since.since datetime=(v.since) { (v.since) } }
+                    dt { (lang.t("org.since")) } dd { time #since.since datetime=(since) { (since) } }
                     dt { (lang.t("org.queued")) } dd #queued { (v.queued_messages.unwrap_or(0)) }
                     dt #retry-label hidden[v.next_retry_in_ms.is_none()] { (lang.t("org.retry_in")) }
                     dd #retry hidden[v.next_retry_in_ms.is_none()] data-ms=[v.next_retry_in_ms] {
@@ -340,7 +323,7 @@ fn org_body(
                     p { (lang.t("org.code_howto")) }
                     p #pair-code.code { (v.pair_code.clone().unwrap_or_default()) }
                 }
-                form #connect-form method="post" action={ "/ui/orgs/" (org) "/connect" } hidden[v.state == crate::session::State::Pairing] {
+                form #connect-form method="post" action={ "/ui/orgs/" (org) "/connect" } hidden[v.state == LinkState::Pairing] {
                     input type="hidden" name="csrf" value=(s.csrf);
                     button #connect type="submit" {
                         @if needs_link { (lang.t("org.link_qr")) } @else { (lang.t("org.reconnect")) }
@@ -374,7 +357,7 @@ fn org_body(
                     tbody {
                         @for m in msgs {
                             tr id={ "m-" (m.id) } class=[highlight.filter(|h| **h == m.id).map(|_| "highlight")] {
-                                td { time.at datetime=(crate::session::status::rfc3339(m.created_ms)) { (crate::session::status::rfc3339(m.created_ms)) } }
+                                td { time.at datetime=(rfc3339(m.created_ms)) { (rfc3339(m.created_ms)) } }
                                 td { "+" (m.to) }
                                 td.text { (m.text) }
                                 td { span class={ "msg m-" (m.status.as_str()) } data-status=(m.status.as_str()) title=[m.error.as_deref()] {
@@ -391,12 +374,13 @@ fn org_body(
                 div.table-wrap { table #history {
                     thead { tr { th { (lang.t("org.when")) } th { (lang.t("ov.state")) } th { (lang.t("org.reason")) } } }
                     tbody {
-                        @for c in changes {
-                            @let cst = c["state"].as_str().unwrap_or("");
+                        @for c in &p.changes {
+                            @let cst = LinkState::parse(&c.state).map(|s| s.as_str()).unwrap_or("stopped");
+                            @let at = rfc3339(c.at_ms);
                             tr {
-                                td { time.at datetime=(c["at"].as_str().unwrap_or("")) { (c["at"].as_str().unwrap_or("")) } }
+                                td { time.at datetime=(at) { (at) } }
                                 td { span class={ "badge s-" (cst) } { (lang.t(&format!("state.{cst}"))) } }
-                                td { (c["detail"].as_str().unwrap_or("")) }
+                                td { (c.reason.as_ref().map(|r| super::i18n::describe(lang, r, 0)).unwrap_or_default()) }
                             }
                         }
                     }

@@ -1,9 +1,7 @@
 //! The HTTP API through the real server binary: token confinement between
 //! organizations, and a clear 4xx for every kind of bad input.
 
-mod common;
-
-use common::{Server, ADMIN};
+use crate::common::{Server, ADMIN};
 
 #[test]
 fn each_org_token_is_confined_to_its_org() {
@@ -237,39 +235,68 @@ fn bad_input_gets_a_clear_4xx() {
 }
 
 #[test]
-fn idempotency_key_returns_the_first_message() {
+fn idempotency_key_returns_the_first_message_and_refuses_another() {
     let tmp = tempfile::tempdir().unwrap();
     let s = Server::start(tmp.path());
     let t = s.create_org("4", Some("57"));
     let body = r#"{"to":"3001112233","text":"recordatorio"}"#;
-    let (st1, a) = s.call_h(
-        "POST",
-        "/v1/orgs/4/messages",
-        Some(&t),
-        Some(body),
-        &[("Idempotency-Key", "appt-77")],
+    let send = |body: &str, key: &str| {
+        s.call_h(
+            "POST",
+            "/v1/orgs/4/messages",
+            Some(&t),
+            Some(body),
+            &[("Idempotency-Key", key)],
+        )
+    };
+    let (st1, a) = send(body, "appt-77");
+    // The same request again (a retry): the first message, nothing new.
+    let (st2, b) = send(
+        r#"{"to":"+57 300 111 2233","text":"recordatorio"}"#,
+        "appt-77",
     );
-    let (st2, b) = s.call_h(
-        "POST",
-        "/v1/orgs/4/messages",
-        Some(&t),
-        Some(r#"{"to":"3009999999","text":"otro"}"#),
-        &[("Idempotency-Key", "appt-77")],
-    );
-    assert_eq!((st1, st2), (202, 202));
+    assert_eq!((st1, st2), (202, 202), "{a} {b}");
     assert_eq!(a["id"], b["id"]);
-    assert_eq!(b["text"], "recordatorio");
+    // The same key with another message: refused, not silently the first.
+    for other in [
+        r#"{"to":"3009999999","text":"recordatorio"}"#,
+        r#"{"to":"3001112233","text":"otro"}"#,
+    ] {
+        let (st, v) = send(other, "appt-77");
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (422, Some("idempotency_key_reused")),
+            "{v}"
+        );
+    }
     // Same key as a body field, through the compat endpoint.
     let (_, c) = s.call(
         "POST",
         "/api/send-message",
         Some(&t),
-        Some(r#"{"org_id":4,"phone":"3001112233","message":"x","idempotency_key":"appt-77"}"#),
+        Some(r#"{"org_id":4,"phone":"3001112233","message":"recordatorio","idempotency_key":"appt-77"}"#),
     );
     assert_eq!(c["message_id"], a["id"]);
     assert_eq!(c["success"], true);
     let (_, list) = s.call("GET", "/v1/orgs/4/messages", Some(&t), None);
     assert_eq!(list["messages"].as_array().unwrap().len(), 1);
+    // Keys are counted in characters: 200 two-byte characters are fine.
+    let with_key = |n: usize| {
+        let body = serde_json::json!({"to": "3001112233", "text": "largo", "idempotency_key": "ñ".repeat(n)});
+        s.call(
+            "POST",
+            "/v1/orgs/4/messages",
+            Some(&t),
+            Some(&body.to_string()),
+        )
+    };
+    let (st, v) = with_key(200);
+    assert_eq!(st, 202, "{v}");
+    let (st, v) = with_key(201);
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (422, Some("invalid_idempotency_key"))
+    );
 }
 
 #[test]

@@ -1,11 +1,9 @@
 //! Every fault in the supervisor's table, injected by wa-sim and observed
 //! through the gateway's HTTP status, with the real client in between.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::sim::{jid, linked};
+use crate::common::sim::{jid, linked};
 use serde_json::json;
 
 #[test]
@@ -62,10 +60,10 @@ fn restart_required_reconnects_at_once() {
 #[test]
 fn device_removed_logs_out_and_moves_credentials_aside() {
     let l = linked(1);
-    let (st, _) = common::control(
+    let (st, _) = crate::common::control(
         &l.ctl(),
         "POST",
-        &format!("/control/phones/{}/unlink", common::sim::phone(0)),
+        &format!("/control/phones/{}/unlink", crate::common::sim::phone(0)),
         Some(json!({"device": jid(0)})),
     );
     assert_eq!(st, 200);

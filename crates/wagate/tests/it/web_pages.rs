@@ -2,10 +2,8 @@
 //! and its cookie, expiry, CSRF, one org's token against another org's page,
 //! language choice, security headers, and that no page carries a token.
 
-mod common;
-
-use common::web::{get, post_form, post_raw, sign_in};
-use common::{Server, ADMIN};
+use crate::common::web::{get, post_form, post_raw, sign_in};
+use crate::common::{Server, ADMIN};
 
 fn server() -> (tempfile::TempDir, Server) {
     let dir = tempfile::tempdir().unwrap();
@@ -132,6 +130,53 @@ fn an_expired_or_invalid_session_goes_back_to_sign_in_with_a_message() {
     assert_eq!(st, 200);
     let p = get(&format!("{}/ui/orgs/clinic", s.base), Some(&cookie), &[]);
     assert_eq!(p.header("location"), Some("/ui/login?m=expired"));
+}
+
+#[test]
+fn the_cookie_holds_a_sign_in_kept_on_the_server_never_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let token = s.create_org("clinic", Some("57"));
+    let cookie = sign_in(&s.base, &token);
+    let value = cookie.trim_start_matches("wagate_session=");
+    assert!(
+        !value.contains(&token) && !value.contains(&token[4..]),
+        "{cookie}"
+    );
+    assert!(!value.contains('.'), "no date to re-write: {cookie}");
+    let page = get(&format!("{}/ui/orgs/clinic", s.base), Some(&cookie), &[]);
+    assert_eq!(page.status, 200);
+
+    // The old format (a date and the token) is no way in, whatever the date.
+    let forged = format!("wagate_session={}.{token}", chrono_now() + 3600);
+    let p = get(&format!("{}/ui/orgs/clinic", s.base), Some(&forged), &[]);
+    assert_eq!(p.header("location"), Some("/ui/login?m=expired"));
+
+    // Signing out ends the sign-in on the server: a copy of the cookie is dead.
+    let out = post_form(
+        &format!("{}/ui/logout", s.base),
+        Some(&cookie),
+        &[("csrf", &page.csrf().unwrap())],
+        &[],
+    );
+    assert_eq!(out.status, 303);
+    let p = get(&format!("{}/ui/orgs/clinic", s.base), Some(&cookie), &[]);
+    assert_eq!(p.header("location"), Some("/ui/login?m=expired"));
+
+    // Expiry is the server's: past it, the cookie opens nothing.
+    let cookie = sign_in(&s.base, &token);
+    crate::common::db(dir.path())
+        .execute("UPDATE signins SET expires_ms = 1", [])
+        .unwrap();
+    let p = get(&format!("{}/ui/orgs/clinic", s.base), Some(&cookie), &[]);
+    assert_eq!(p.header("location"), Some("/ui/login?m=expired"));
+    // The admin's sign-in, too, lives on the server.
+    let admin = sign_in(&s.base, ADMIN);
+    assert!(!admin.contains(ADMIN));
+    assert_eq!(
+        get(&format!("{}/ui/", s.base), Some(&admin), &[]).status,
+        200
+    );
 }
 
 fn chrono_now() -> i64 {

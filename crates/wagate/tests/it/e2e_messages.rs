@@ -1,16 +1,14 @@
 //! Messages through the real client and wa-sim: Signal-encrypted by the
 //! gateway, decrypted by simulated recipients, acked and receipted back.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::control;
-use common::sim::linked;
+use crate::common::control;
+use crate::common::sim::linked;
 use serde_json::json;
 
 fn wait_message(
-    l: &common::sim::Linked,
+    l: &crate::common::sim::Linked,
     org: &str,
     id: &str,
     want: &str,
@@ -67,7 +65,7 @@ fn a_message_is_encrypted_delivered_and_read() {
     let msgs = inbox["messages"].as_array().unwrap();
     assert_eq!(msgs.len(), 1, "{inbox}");
     assert_eq!(msgs[0]["text"], "Recordatorio: cita mañana 10:00");
-    assert_eq!(msgs[0]["from"], common::sim::phone(0));
+    assert_eq!(msgs[0]["from"], crate::common::sim::phone(0));
     let wa_id = msgs[0]["id"].as_str().unwrap().to_string();
     assert_eq!(
         m["wa_id"],
@@ -84,7 +82,7 @@ fn a_message_is_encrypted_delivered_and_read() {
     wait_message(&l, "o0", &id, "read", Duration::from_secs(30));
 }
 
-fn send(l: &common::sim::Linked, to: &str, text: &str) -> Option<String> {
+fn send(l: &crate::common::sim::Linked, to: &str, text: &str) -> Option<String> {
     let (st, m) = l.s.call(
         "POST",
         "/v1/orgs/o0/messages",
@@ -94,7 +92,7 @@ fn send(l: &common::sim::Linked, to: &str, text: &str) -> Option<String> {
     (st == 202).then(|| m["id"].as_str().unwrap().to_string())
 }
 
-fn inbox_texts(l: &common::sim::Linked, phone: &str) -> Vec<String> {
+fn inbox_texts(l: &crate::common::sim::Linked, phone: &str) -> Vec<String> {
     let (_, v) = control(
         &l.ctl(),
         "GET",
@@ -109,7 +107,7 @@ fn inbox_texts(l: &common::sim::Linked, phone: &str) -> Vec<String> {
         .collect()
 }
 
-fn statuses(l: &common::sim::Linked) -> Vec<serde_json::Value> {
+fn statuses(l: &crate::common::sim::Linked) -> Vec<serde_json::Value> {
     let (_, v) = l.s.call(
         "GET",
         "/v1/orgs/o0/messages?limit=1000",
@@ -119,7 +117,7 @@ fn statuses(l: &common::sim::Linked) -> Vec<serde_json::Value> {
     v["messages"].as_array().unwrap().clone()
 }
 
-fn wait_all(l: &common::sim::Linked, n: usize, status: &str, within: Duration) -> Duration {
+fn wait_all(l: &crate::common::sim::Linked, n: usize, status: &str, within: Duration) -> Duration {
     let start = Instant::now();
     loop {
         let all = statuses(l);
@@ -382,7 +380,7 @@ fn a_patient_reply_reaches_the_gateway_and_is_stored_once() {
         "/control/phones",
         Some(json!({"phone": patient, "name": "Paciente"})),
     );
-    let me = common::sim::phone(0);
+    let me = crate::common::sim::phone(0);
     let mut ids = vec![];
     for text in ["Confirmo la cita", "Gracias, hasta mañana"] {
         let (st, v) = control(
@@ -431,7 +429,7 @@ fn a_bad_mac_from_one_contact_disturbs_no_one_else() {
             Some(json!({"phone": p})),
         );
     }
-    let me = common::sim::phone(0);
+    let me = crate::common::sim::phone(0);
     let say = |from: &str, text: &str| {
         let (st, v) = control(
             &l.ctl(),

@@ -6,13 +6,11 @@
 //! "connected". Screenshots of each step go to
 //! `<target>/tmp/e2e-artifacts/dashboard*/`.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::sim::start_sim;
-use common::webdriver::{decode_qr, Artifacts, Browser};
-use common::{control, Server};
+use crate::common::sim::start_sim;
+use crate::common::webdriver::{decode_qr, Artifacts, Browser};
+use crate::common::{control, Server};
 use serde_json::json;
 
 struct World {
@@ -293,7 +291,7 @@ fn the_qr_is_redrawn_when_the_code_rotates() {
     w.s.create_org("rota", Some("57"));
     let b = Browser::start("en-US,en");
     b.goto(&format!("{}/ui/login", w.s.base));
-    b.type_into("#token", common::ADMIN);
+    b.type_into("#token", crate::common::ADMIN);
     b.click("#signin");
     b.wait_until(Duration::from_secs(10), "the overview", |b| {
         b.try_find("#orgs").is_some()
@@ -324,8 +322,12 @@ fn the_qr_is_redrawn_when_the_code_rotates() {
         "yes",
         "the page reloaded"
     );
-    let (st, q) =
-        w.s.call("GET", "/v1/orgs/rota/session/qr", Some(common::ADMIN), None);
+    let (st, q) = w.s.call(
+        "GET",
+        "/v1/orgs/rota/session/qr",
+        Some(crate::common::ADMIN),
+        None,
+    );
     assert_eq!(st, 200);
     assert_eq!(q["qr"], second, "the page shows the code on offer");
 }

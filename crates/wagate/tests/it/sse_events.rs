@@ -1,12 +1,10 @@
 //! The org's Server-Sent Events stream: the current status first, then state
 //! changes as they happen, and a replay of missed events with `Last-Event-ID`.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
-use common::Server;
+use crate::common::Server;
 
 /// Read SSE events (kind, id, data) until `stop` says so.
 fn read_events(

@@ -2,11 +2,9 @@
 //! library's own SQLite file): start-up quarantines it, the org asks for a QR,
 //! and the server keeps serving every other organization.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Server, ADMIN};
+use crate::common::{Server, ADMIN};
 
 fn wait_state(s: &Server, org: &str, want: &str) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -2,11 +2,9 @@
 //! in-process wa-sim on loopback; a simulated phone scans the QR the gateway
 //! shows; the link survives a SIGKILL of the gateway without a new QR.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{control, Server};
+use crate::common::{control, Server};
 use serde_json::json;
 
 const PHONE: &str = "573001112233";

@@ -2,11 +2,9 @@
 //! SIGKILL and restart the gateway: all fifty are back, without QR codes.
 //! Also: wa-sim itself restarts and nobody is unlinked.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::sim::linked;
+use crate::common::sim::linked;
 
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -53,7 +51,7 @@ fn fifty_orgs_come_back_within_30s_after_a_restart() {
 #[test]
 fn wa_sim_restart_unlinks_nobody() {
     let l = linked(1);
-    let common::sim::Linked {
+    let crate::common::sim::Linked {
         rt,
         wa,
         sim_dir,
@@ -84,10 +82,10 @@ fn wa_sim_restart_unlinks_nobody() {
         "wa-sim restarted: linked again {took:?} later ({})",
         v["detail"]
     );
-    let (_, phone) = common::control(
+    let (_, phone) = crate::common::control(
         &wa2.control_url(),
         "GET",
-        &format!("/control/phones/{}", common::sim::phone(0)),
+        &format!("/control/phones/{}", crate::common::sim::phone(0)),
         None,
     );
     assert_eq!(phone["devices"].as_array().unwrap().len(), 1);

@@ -19,6 +19,15 @@ use serde_json::Value;
 
 pub const ADMIN: &str = "test-admin-token";
 
+/// The gateway binary under test: this build's, or the one named by
+/// `WAGATE_TEST_BIN` (to run these tests against an earlier build and see
+/// which of them it fails).
+pub fn bin() -> std::path::PathBuf {
+    std::env::var_os("WAGATE_TEST_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_wagate").into())
+}
+
 pub struct Server {
     pub child: Child,
     pub base: String,
@@ -36,7 +45,23 @@ impl Server {
     }
 
     pub fn start_args(data: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wagate"))
+        Server::start_limited(data, extra, None)
+    }
+
+    /// The gateway with its open-file limit (soft and hard) set to `nofile`,
+    /// as `ulimit -n` would.
+    pub fn start_limited(data: &Path, extra: &[&str], nofile: Option<u64>) -> Server {
+        let mut cmd = match nofile {
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let mut child = cmd
             .args(["serve", "--listen", "127.0.0.1:0", "--restore-rate", "50"])
             .args(extra)
             .arg("--data")
@@ -71,6 +96,33 @@ impl Server {
             }
         });
         Server { child, base }
+    }
+
+    /// The `host:port` the gateway listens on.
+    pub fn addr(&self) -> String {
+        self.base.trim_start_matches("http://").to_string()
+    }
+
+    /// Send SIGTERM and wait (at most `within`) for the process to exit.
+    /// Returns its exit status and how long it took, or `None` if it was
+    /// still running (it is then killed).
+    pub fn terminate(&mut self, within: Duration) -> Option<(std::process::ExitStatus, Duration)> {
+        let pid = self.child.id().to_string();
+        let t0 = Instant::now();
+        let rc = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(rc.success());
+        while t0.elapsed() < within {
+            if let Some(st) = self.child.try_wait().expect("wait") {
+                return Some((st, t0.elapsed()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
     }
 
     pub fn kill9(&mut self) {
@@ -211,4 +263,103 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// A raw TCP connection to the gateway, for requests no client library
+/// would send (half-sent heads, lying `Content-Length`s, idle sockets).
+pub fn raw(addr: &str) -> std::net::TcpStream {
+    let s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s
+}
+
+/// Read from `s` until the peer closes or `within` passes; returns what was
+/// read and whether the peer closed.
+pub fn read_until_close(s: &mut std::net::TcpStream, within: Duration) -> (String, bool) {
+    use std::io::Read;
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = within.saturating_sub(t0.elapsed());
+        if left.is_zero() {
+            return (String::from_utf8_lossy(&out).into_owned(), false);
+        }
+        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&out).into_owned(), true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return (String::from_utf8_lossy(&out).into_owned(), false)
+            }
+            Err(_) => return (String::from_utf8_lossy(&out).into_owned(), true),
+        }
+    }
+}
+
+/// Read an event stream (after its head) until it ends — its last chunk
+/// arrives or the peer closes — or `within` passes. `true` if it ended.
+pub fn stream_ends(s: &mut std::net::TcpStream, within: Duration) -> bool {
+    use std::io::Read;
+    let t0 = Instant::now();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while t0.elapsed() < within {
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(n) => {
+                seen.extend_from_slice(&buf[..n]);
+                if seen.ends_with(b"\r\n0\r\n\r\n") || seen == b"0\r\n\r\n" {
+                    return true;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+/// Open an event stream over raw TCP and read its response head.
+pub fn open_stream(addr: &str, path: &str, headers: &[(&str, &str)]) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    let mut s = raw(addr);
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            s.read(&mut b).expect("stream head"),
+            1,
+            "stream closed early"
+        );
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    s
+}
+
+/// The raw SQLite database of a (stopped or running) gateway.
+pub fn db(data: &Path) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(data.join("wagate.db")).expect("open wagate.db");
+    c.busy_timeout(Duration::from_secs(10)).unwrap();
+    c
 }

@@ -2,13 +2,11 @@
 //! accepted message is still there, in acceptance order, none duplicated, and
 //! a caller retrying with its idempotency key does not create doubles.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::Server;
+use crate::common::Server;
 
 fn try_send(base: &str, token: &str, i: usize) -> Option<String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()

@@ -1,0 +1,172 @@
+//! The API's JSON shapes. Store rows and session types are not `Serialize`:
+//! this file decides what leaves the gateway, field by field.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::words;
+use crate::app::link::StateChange;
+use crate::app::orgs::OrgSummary;
+use crate::session::status::rfc3339;
+use crate::session::{Reason, Status};
+use crate::store::inbound::InboundRow;
+use crate::store::{EventRow, MessageRow};
+
+/// `GET /v1/orgs/{org}/session`, and the `status` event.
+#[derive(Debug, Serialize)]
+pub struct StatusJson {
+    pub org: String,
+    pub state: &'static str,
+    pub connected: bool,
+    pub since: String,
+    pub last_seen: Option<String>,
+    pub reconnect_attempt: u32,
+    pub next_retry_in_ms: Option<u64>,
+    pub phone_number: Option<String>,
+    pub detail: String,
+    pub reason: Reason,
+    pub qr_available: bool,
+    pub pair_code: Option<String>,
+    pub pair_code_expires_in_ms: Option<u64>,
+    pub queued_messages: Option<i64>,
+    pub decrypt_failures: u64,
+}
+
+impl From<&Status> for StatusJson {
+    fn from(s: &Status) -> StatusJson {
+        StatusJson {
+            org: s.org.clone(),
+            state: s.state.as_str(),
+            connected: s.connected(),
+            since: rfc3339(s.since_ms),
+            last_seen: s.last_seen_ms.map(rfc3339),
+            reconnect_attempt: s.reconnect_attempt,
+            next_retry_in_ms: s.next_retry_in_ms,
+            phone_number: s.phone_number.clone(),
+            detail: words::detail(&s.reason, s.decrypt_failures),
+            reason: s.reason.clone(),
+            qr_available: s.qr_available,
+            pair_code: s.pair_code.clone(),
+            pair_code_expires_in_ms: s.pair_code_expires_in_ms,
+            queued_messages: s.queued_messages,
+            decrypt_failures: s.decrypt_failures,
+        }
+    }
+}
+
+/// One outgoing message.
+#[derive(Debug, Serialize)]
+pub struct MessageJson {
+    pub id: String,
+    pub to: String,
+    pub text: String,
+    pub status: &'static str,
+    pub error: Option<String>,
+    pub wa_id: String,
+    pub idempotency_key: Option<String>,
+    pub attempts: i64,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+impl From<&MessageRow> for MessageJson {
+    fn from(m: &MessageRow) -> MessageJson {
+        MessageJson {
+            id: m.id.clone(),
+            to: m.to.clone(),
+            text: m.text.clone(),
+            status: m.status.as_str(),
+            error: m.error.clone(),
+            wa_id: m.wa_id.clone(),
+            idempotency_key: m.idempotency_key.clone(),
+            attempts: m.attempts,
+            created_ms: m.created_ms,
+            updated_ms: m.updated_ms,
+        }
+    }
+}
+
+/// One received message.
+#[derive(Debug, Serialize)]
+pub struct InboundJson {
+    pub wa_id: String,
+    pub from: String,
+    pub text: String,
+    pub received_ms: i64,
+}
+
+impl From<&InboundRow> for InboundJson {
+    fn from(r: &InboundRow) -> InboundJson {
+        InboundJson {
+            wa_id: r.wa_id.clone(),
+            from: r.from.clone(),
+            text: r.text.clone(),
+            received_ms: r.received_ms,
+        }
+    }
+}
+
+/// An organization (the token only in the answer to its creation).
+#[derive(Debug, Serialize)]
+pub struct OrgJson {
+    pub id: String,
+    pub name: String,
+    pub default_country_code: Option<String>,
+    pub created_at: String,
+    pub state: &'static str,
+    pub phone_number: Option<String>,
+    pub queued_messages: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl From<&OrgSummary> for OrgJson {
+    fn from(o: &OrgSummary) -> OrgJson {
+        OrgJson {
+            id: o.row.id.clone(),
+            name: o.row.name.clone(),
+            default_country_code: o.row.default_country_code.clone(),
+            created_at: rfc3339(o.row.created_ms),
+            state: o.status.state.as_str(),
+            phone_number: o.status.phone_number.clone(),
+            queued_messages: o.status.queued_messages,
+            token: None,
+        }
+    }
+}
+
+/// One entry of `GET …/session/history`.
+#[derive(Debug, Serialize)]
+pub struct StateChangeJson {
+    pub at: String,
+    pub state: String,
+    pub detail: String,
+    pub reason: Option<Reason>,
+}
+
+impl From<&StateChange> for StateChangeJson {
+    fn from(c: &StateChange) -> StateChangeJson {
+        StateChangeJson {
+            at: rfc3339(c.at_ms),
+            state: c.state.clone(),
+            detail: match (&c.reason, &c.legacy_detail) {
+                (Some(r), _) => words::detail(r, 0),
+                (None, Some(d)) => d.clone(),
+                (None, None) => String::new(),
+            },
+            reason: c.reason.clone(),
+        }
+    }
+}
+
+/// An event's payload as the API sends it: `state` events gain their
+/// English `detail`.
+pub fn event_data(e: &EventRow) -> Value {
+    let mut data = e.data.clone();
+    if e.kind == "state" {
+        if let Ok(r) = serde_json::from_value::<Reason>(data["reason"].clone()) {
+            data["detail"] = Value::String(words::detail(&r, 0));
+        }
+    }
+    data
+}

@@ -1,0 +1,199 @@
+//! The service layer's error: a public code from the one list of codes
+//! (`ErrorCode`) and a sentence a person understands. The codes are the
+//! contract (the README's table is checked against `ErrorCode::ALL`); each
+//! surface maps a code's `Kind` to its own answer (an HTTP status in `api/`,
+//! a page or a note in `web/`).
+
+use std::fmt;
+
+/// What sort of failure a code is; surfaces map kinds, not codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The request itself could not be read (400).
+    BadRequest,
+    /// No valid token (401).
+    Unauthorized,
+    /// The token may not do that (403).
+    Forbidden,
+    /// No such thing (404).
+    NotFound,
+    /// Not with this method (405).
+    MethodNotAllowed,
+    /// Not in the current state (409).
+    Conflict,
+    /// The body is too large (413).
+    TooLarge,
+    /// A field is wrong (422).
+    Invalid,
+    /// WhatsApp did not answer in time (504).
+    Timeout,
+    /// Temporarily unable (503).
+    Unavailable,
+    /// Our fault (500).
+    Internal,
+}
+
+macro_rules! codes {
+    ($( $(#[$doc:meta])* $name:ident = $text:literal, $kind:ident, $about:literal; )*) => {
+        /// Every public error code, once.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode { $( $(#[$doc])* $name, )* }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[ $( ErrorCode::$name, )* ];
+
+            /// The code as it appears in `{"error":{"code":…}}`.
+            pub fn as_str(self) -> &'static str {
+                match self { $( ErrorCode::$name => $text, )* }
+            }
+
+            pub fn kind(self) -> Kind {
+                match self { $( ErrorCode::$name => Kind::$kind, )* }
+            }
+
+            /// When it is answered (for the README's table).
+            pub fn about(self) -> &'static str {
+                match self { $( ErrorCode::$name => $about, )* }
+            }
+        }
+    };
+}
+
+codes! {
+    MalformedJson = "malformed_json", BadRequest, "the body is not valid JSON";
+    BadBody = "bad_body", BadRequest, "the body could not be read (broken or stalled upload)";
+    InvalidPath = "invalid_path", BadRequest, "the address has bytes that are not valid UTF-8";
+    InvalidQuery = "invalid_query", BadRequest, "the query string cannot be decoded";
+    Unauthorized = "unauthorized", Unauthorized, "no `Authorization: Bearer` token, or an unknown one";
+    Forbidden = "forbidden", Forbidden, "the token may not act on that organization, or the action needs the admin token";
+    NotFound = "not_found", NotFound, "no such endpoint";
+    OrgNotFound = "org_not_found", NotFound, "no organization with that id (admin token)";
+    MessageNotFound = "message_not_found", NotFound, "no message with that id in this organization";
+    MethodNotAllowed = "method_not_allowed", MethodNotAllowed, "the endpoint exists but not with that method";
+    OrgExists = "org_exists", Conflict, "an organization with that id exists";
+    NoQr = "no_qr", Conflict, "no QR code is on offer now (start pairing with `session/connect`)";
+    AlreadyLinked = "already_linked", Conflict, "a pairing code was asked for an org that is linked and connected";
+    NoPairCode = "no_pair_code", Conflict, "WhatsApp gave no pairing code (the link went elsewhere; see `detail`)";
+    PayloadTooLarge = "payload_too_large", TooLarge, "the body (or its declared `Content-Length`) is over 64 KiB";
+    InvalidBody = "invalid_body", Invalid, "the body is JSON but not an object";
+    InvalidField = "invalid_field", Invalid, "a field has the wrong JSON type";
+    MissingId = "missing_id", Invalid, "`id` is missing";
+    InvalidOrgId = "invalid_org_id", Invalid, "an org id is 1–64 letters, digits, `-` or `_`, starting with a letter or digit";
+    InvalidName = "invalid_name", Invalid, "a name is 1–200 characters";
+    InvalidCountryCode = "invalid_country_code", Invalid, "`default_country_code` is 1–3 digits";
+    MissingOrgId = "missing_org_id", Invalid, "`org_id` is missing (compatibility endpoints)";
+    InvalidPhone = "invalid_phone", Invalid, "the number is missing, not a string, or not a phone number";
+    EmptyText = "empty_text", Invalid, "the text is missing or blank";
+    TextTooLong = "text_too_long", Invalid, "the text is over 60,000 characters";
+    InvalidIdempotencyKey = "invalid_idempotency_key", Invalid, "an idempotency key is 1–200 characters, no control characters";
+    IdempotencyKeyReused = "idempotency_key_reused", Invalid, "the idempotency key was used for a different message";
+    InvalidStatus = "invalid_status", Invalid, "`status` is not a message status";
+    InvalidLimit = "invalid_limit", Invalid, "`limit` is not a whole number from 1 to 1000";
+    InvalidCursor = "invalid_cursor", Invalid, "`cursor` is not a value returned as `next_cursor`";
+    InvalidFormat = "invalid_format", Invalid, "the QR `format` is not json, svg or png";
+    PairCodeTimeout = "pair_code_timeout", Timeout, "WhatsApp handed out no pairing code within 30 s";
+    SessionStopped = "session_stopped", Unavailable, "the org's supervisor is not running (being deleted, or the gateway is stopping)";
+    NotReady = "not_ready", Unavailable, "the database cannot be read (`/readyz`)";
+    TooManyConnections = "too_many_connections", Unavailable, "every one of the gateway's connections (`--max-connections`) has a request in flight";
+    Internal = "internal", Internal, "a fault in the gateway; the log says more";
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refusal or failure of the service layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl AppError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> AppError {
+        AppError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// An internal fault: logged with its cause, answered without it.
+    pub fn internal(context: &str, e: impl fmt::Display) -> AppError {
+        tracing::error!(error = %e, "{context}");
+        AppError::new(
+            ErrorCode::Internal,
+            format!("{context}; see the server log"),
+        )
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.code.kind()
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for AppError {}
+
+impl From<crate::store::StoreError> for AppError {
+    fn from(e: crate::store::StoreError) -> AppError {
+        AppError::internal("database error", e)
+    }
+}
+
+impl From<crate::session::Stopped> for AppError {
+    fn from(_: crate::session::Stopped) -> AppError {
+        AppError::new(
+            ErrorCode::SessionStopped,
+            "the session supervisor is not running (the organization is being deleted or the gateway is stopping)",
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_snake_case_and_described() {
+        let mut seen = std::collections::HashSet::new();
+        for c in ErrorCode::ALL {
+            assert!(seen.insert(c.as_str()), "{c} twice");
+            assert!(
+                c.as_str()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{c}"
+            );
+            assert!(!c.about().is_empty());
+        }
+    }
+
+    /// The README's error table lists exactly the codes of `ErrorCode`.
+    #[test]
+    fn the_readme_documents_every_code_and_no_other() {
+        let readme = include_str!("../../../../README.md");
+        let start = readme
+            .find("<!-- error-codes -->")
+            .expect("README has an error-code table");
+        let end = readme[start..]
+            .find("<!-- /error-codes -->")
+            .expect("the table ends")
+            + start;
+        let mut listed: Vec<&str> = readme[start..end]
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .collect();
+        listed.sort();
+        let mut codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        codes.sort();
+        assert_eq!(listed, codes);
+    }
+}

@@ -1,0 +1,203 @@
+//! The service layer: every operation the gateway offers — authorize a
+//! caller for an org, create and delete orgs, accept and read messages, link
+//! actions and status, the event stream, dashboard sign-ins — with its own
+//! error type and no HTTP in sight. `api/` renders it as JSON and `web/` as
+//! pages; neither knows the other.
+//!
+//! Authorization: the admin reaches every org; an org token reaches its own
+//! org (that incarnation) only. The permission check (`forbidden`) comes
+//! before the existence check (`org_not_found`), so an org token learns
+//! nothing about other organizations.
+
+pub mod error;
+pub mod events;
+pub mod link;
+pub mod messages;
+pub mod orgs;
+pub mod signin;
+
+pub use error::{AppError, ErrorCode, Kind};
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{Caller, TokenBook};
+use crate::outbox::Outbox;
+use crate::session::{Handle, OrgRef, Sessions};
+use crate::store::{OrgRow, Store};
+
+/// The gateway's services; shared by every surface.
+pub struct App {
+    store: Store,
+    sessions: Arc<Sessions>,
+    outbox: Arc<Outbox>,
+    tokens: TokenBook,
+    /// The live organizations by id.
+    directory: RwLock<HashMap<String, Arc<OrgRow>>>,
+    /// Per org incarnation: cancelled when the org is deleted (its event
+    /// streams end). Children of `shutdown`.
+    scopes: Mutex<HashMap<i64, CancellationToken>>,
+    /// Cancelled when the gateway begins to stop.
+    shutdown: CancellationToken,
+}
+
+/// An org found and authorized: its row and its supervisor.
+pub struct OrgAccess {
+    pub row: Arc<OrgRow>,
+    pub handle: Handle,
+}
+
+impl OrgAccess {
+    pub fn org(&self) -> &OrgRef {
+        &self.handle.org
+    }
+}
+
+impl App {
+    pub fn new(
+        store: Store,
+        sessions: Arc<Sessions>,
+        outbox: Arc<Outbox>,
+        tokens: TokenBook,
+        shutdown: CancellationToken,
+    ) -> App {
+        App {
+            store,
+            sessions,
+            outbox,
+            tokens,
+            directory: RwLock::new(HashMap::new()),
+            scopes: Mutex::new(HashMap::new()),
+            shutdown,
+        }
+    }
+
+    /// Load every organization from the store and start its supervisor.
+    pub async fn load(&self) -> Result<usize, AppError> {
+        let rows = self.store.read(crate::store::orgs::list).await?;
+        let n = rows.len();
+        for row in rows {
+            self.register(row);
+        }
+        Ok(n)
+    }
+
+    fn register(&self, row: OrgRow) -> Handle {
+        let org = OrgRef {
+            id: row.id.clone(),
+            inc: row.inc,
+        };
+        self.tokens.add_org(&org, &row.token_hash);
+        let h = self.sessions.add(&org);
+        self.directory
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(row.id.clone(), Arc::new(row));
+        h
+    }
+
+    pub fn sessions(&self) -> &Arc<Sessions> {
+        &self.sessions
+    }
+
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Cancelled when the gateway begins to stop.
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
+    /// Who a bearer token is.
+    pub fn identify(&self, token: &str) -> Result<Caller, AppError> {
+        self.tokens
+            .identify(token)
+            .ok_or_else(|| AppError::new(ErrorCode::Unauthorized, "invalid token"))
+    }
+
+    pub fn require_admin(&self, caller: &Caller) -> Result<(), AppError> {
+        if caller.is_admin() {
+            Ok(())
+        } else {
+            Err(AppError::new(
+                ErrorCode::Forbidden,
+                "this action needs the admin token",
+            ))
+        }
+    }
+
+    /// Authorize `caller` for `org`, then find it: 403 before 404.
+    pub fn authorize(&self, caller: &Caller, org: &str) -> Result<OrgAccess, AppError> {
+        let forbidden = || {
+            AppError::new(
+                ErrorCode::Forbidden,
+                "this token may not act on that organization",
+            )
+        };
+        if !caller.may_access(org) {
+            return Err(forbidden());
+        }
+        let not_found =
+            || AppError::new(ErrorCode::OrgNotFound, format!("no organization '{org}'"));
+        let row = self
+            .directory
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(org)
+            .cloned()
+            .ok_or_else(not_found)?;
+        let handle = self
+            .sessions
+            .get(org)
+            .filter(|h| h.org.inc == row.inc)
+            .ok_or_else(not_found)?;
+        if !caller.may_act_on(&handle.org) {
+            return Err(forbidden());
+        }
+        Ok(OrgAccess { row, handle })
+    }
+
+    /// The org rows the caller may see, by id.
+    fn visible(&self, caller: &Caller) -> Vec<Arc<OrgRow>> {
+        let mut v: Vec<Arc<OrgRow>> = self
+            .directory
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|r| {
+                caller.may_act_on(&OrgRef {
+                    id: r.id.clone(),
+                    inc: r.inc,
+                })
+            })
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    /// The cancellation scope of one org incarnation's streams.
+    fn scope(&self, inc: i64) -> CancellationToken {
+        self.scopes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(inc)
+            .or_insert_with(|| self.shutdown.child_token())
+            .clone()
+    }
+
+    /// Is the database readable? Returns the number of organizations.
+    pub async fn ready(&self) -> Result<i64, AppError> {
+        self.store
+            .read(|c| c.query_row("SELECT COUNT(*) FROM orgs", [], |r| r.get::<_, i64>(0)))
+            .await
+            .map_err(|e| AppError::new(ErrorCode::NotReady, format!("database unavailable: {e}")))
+    }
+}

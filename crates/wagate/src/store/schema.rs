@@ -1,0 +1,164 @@
+//! The schema of `wagate.db` and its migrations, by `PRAGMA user_version`.
+//!
+//! Version 1 gives every organization an incarnation number (`orgs.inc`, never
+//! reused, even after the org is deleted and created again with the same id).
+//! Every row that belongs to an org (messages, events, inbound, sign-ins)
+//! points at that number with a foreign key that cascades on delete, so a
+//! write still on its way for a deleted org fails instead of landing in the
+//! org that is created next under the same id.
+//!
+//! Version 0 is the schema before versions existed (rows keyed by the org id).
+
+use rusqlite::Connection;
+
+/// The version this code writes.
+pub const VERSION: i64 = 1;
+
+const V1: &str = r#"
+CREATE TABLE orgs (
+    inc INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    default_cc TEXT,
+    token_hash TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    inc INTEGER NOT NULL REFERENCES orgs(inc) ON DELETE CASCADE,
+    phone TEXT NOT NULL,
+    text TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    wa_id TEXT NOT NULL,
+    idem_key TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX messages_idem ON messages(inc, idem_key) WHERE idem_key IS NOT NULL;
+CREATE INDEX messages_status ON messages(inc, status, seq);
+CREATE INDEX messages_wa_id ON messages(inc, wa_id);
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    inc INTEGER NOT NULL REFERENCES orgs(inc) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL
+);
+CREATE INDEX events_inc ON events(inc, seq);
+CREATE INDEX events_kind ON events(inc, kind, seq);
+CREATE TABLE inbound (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    inc INTEGER NOT NULL REFERENCES orgs(inc) ON DELETE CASCADE,
+    wa_id TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    text TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    UNIQUE(inc, wa_id)
+);
+CREATE TABLE signins (
+    id_hash TEXT PRIMARY KEY,
+    inc INTEGER REFERENCES orgs(inc) ON DELETE CASCADE,
+    admin_hash TEXT,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+CREATE INDEX signins_expiry ON signins(expires_ms);
+"#;
+
+/// Version 0 → 1: the old tables are renamed, copied into the new ones (each
+/// row gets its org's incarnation; sequence numbers and the counters behind
+/// them are kept, so cursors and `Last-Event-ID`s stay valid and no number
+/// is handed out twice), then dropped. Rows of orgs that no longer
+/// exist were invisible already and are not carried over.
+const V0_TO_V1: &str = r#"
+DROP INDEX IF EXISTS messages_idem;
+DROP INDEX IF EXISTS messages_org_status;
+DROP INDEX IF EXISTS messages_wa_id;
+DROP INDEX IF EXISTS events_org;
+ALTER TABLE orgs RENAME TO orgs_v0;
+ALTER TABLE messages RENAME TO messages_v0;
+ALTER TABLE events RENAME TO events_v0;
+ALTER TABLE inbound RENAME TO inbound_v0;
+"#;
+
+const V0_COPY: &str = r#"
+INSERT INTO orgs (id, name, default_cc, token_hash, created_ms)
+    SELECT id, name, default_cc, token_hash, created_ms FROM orgs_v0 ORDER BY created_ms, id;
+INSERT INTO messages (seq, id, inc, phone, text, status, error, wa_id, idem_key, attempts, created_ms, updated_ms)
+    SELECT m.seq, m.id, o.inc, m.phone, m.text, m.status, m.error, m.wa_id, m.idem_key, m.attempts, m.created_ms, m.updated_ms
+    FROM messages_v0 m JOIN orgs o ON o.id = m.org ORDER BY m.seq;
+INSERT INTO events (seq, inc, kind, data, ts_ms)
+    SELECT e.seq, o.inc, e.kind, e.data, e.ts_ms FROM events_v0 e JOIN orgs o ON o.id = e.org ORDER BY e.seq;
+INSERT INTO inbound (seq, inc, wa_id, sender, text, received_ms)
+    SELECT i.seq, o.inc, i.wa_id, i.sender, i.text, i.received_ms FROM inbound_v0 i JOIN orgs o ON o.id = i.org ORDER BY i.seq;
+DELETE FROM sqlite_sequence WHERE name IN ('messages', 'events', 'inbound');
+INSERT INTO sqlite_sequence (name, seq)
+    SELECT substr(name, 1, length(name) - 3), seq FROM sqlite_sequence
+    WHERE name IN ('messages_v0', 'events_v0', 'inbound_v0');
+DROP TABLE orgs_v0;
+DROP TABLE messages_v0;
+DROP TABLE events_v0;
+DROP TABLE inbound_v0;
+"#;
+
+fn table_exists(c: &Connection, name: &str) -> rusqlite::Result<bool> {
+    c.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+}
+
+/// Bring the database to `VERSION`, in one transaction.
+pub fn migrate(c: &Connection) -> rusqlite::Result<()> {
+    let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version == VERSION {
+        return Ok(());
+    }
+    if version > VERSION {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
+            Some(format!(
+                "wagate.db has schema version {version}, newer than this wagate ({VERSION}); upgrade wagate"
+            )),
+        ));
+    }
+    // Foreign keys are checked at the end (`foreign_key_check`), not while
+    // tables are renamed and refilled.
+    c.pragma_update(None, "foreign_keys", "OFF")?;
+    let result = (|| {
+        c.execute_batch("BEGIN IMMEDIATE")?;
+        let old = table_exists(c, "orgs")?;
+        if old {
+            tracing::info!("migrating wagate.db to schema version {VERSION}");
+            c.execute_batch(V0_TO_V1)?;
+            c.execute_batch(V1)?;
+            c.execute_batch(V0_COPY)?;
+        } else {
+            c.execute_batch(V1)?;
+        }
+        let broken: i64 =
+            c.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })?;
+        if broken > 0 {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+                Some(format!(
+                    "{broken} rows point at no organization after migration"
+                )),
+            ));
+        }
+        c.pragma_update(None, "user_version", VERSION)?;
+        c.execute_batch("COMMIT")
+    })();
+    if result.is_err() {
+        let _ = c.execute_batch("ROLLBACK");
+    }
+    c.pragma_update(None, "foreign_keys", "ON")?;
+    result
+}

@@ -1,0 +1,283 @@
+//! The store's writer and schema: group commit with per-job rollback, events
+//! announced only once committed and in order, the v0 → v1 migration, and
+//! writes for a deleted org refused.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::orgs::NewOrg;
+use super::*;
+
+fn new_org(id: &str) -> NewOrg {
+    NewOrg {
+        id: id.into(),
+        name: id.into(),
+        default_country_code: None,
+        token_hash: "00".repeat(32),
+        created_ms: 1,
+    }
+}
+
+fn open() -> (tempfile::TempDir, Store) {
+    let d = tempfile::tempdir().unwrap();
+    let s = Store::open(&d.path().join("wagate.db")).unwrap();
+    (d, s)
+}
+
+#[tokio::test]
+async fn one_failed_job_rolls_back_alone_in_a_shared_transaction() {
+    let (_d, store) = open();
+    let org = store
+        .write(|tx| orgs::insert(tx, &new_org("4")))
+        .await
+        .unwrap()
+        .unwrap();
+    let inc = org.inc;
+    let mut live = store.subscribe();
+    // Hold the writer so the next three jobs land in one transaction.
+    store.submit("hold", |_| {
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(())
+    });
+    let a = store.write(move |tx| {
+        tx.emit(inc, "4", "test", json!({"job": "a"}))?;
+        Ok(())
+    });
+    let b = store.write(move |tx| {
+        tx.emit(inc, "4", "test", json!({"job": "b"}))?;
+        tx.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+        Ok(())
+    });
+    let c = store.write(move |tx| {
+        tx.emit(inc, "4", "test", json!({"job": "c"}))?;
+        Ok(())
+    });
+    let (a, b, c) = tokio::join!(a, b, c);
+    assert!(a.is_ok() && c.is_ok());
+    assert!(b.is_err(), "the failing job reports its failure");
+    let jobs: Vec<String> = store
+        .read(move |c| events::after(c, inc, "4", 0, 10))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.data["job"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(jobs, vec!["a", "c"], "b's event rolled back with it");
+    // Live subscribers heard exactly the committed events, in order.
+    let heard: Vec<String> = [live.recv().await.unwrap(), live.recv().await.unwrap()]
+        .iter()
+        .map(|e| e.data["job"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(heard, vec!["a", "c"]);
+    assert!(live.try_recv().is_err(), "nothing else was announced");
+}
+
+#[tokio::test]
+async fn an_attempt_inside_a_job_undoes_only_itself() {
+    let (_d, store) = open();
+    let inc = store
+        .write(|tx| orgs::insert(tx, &new_org("4")))
+        .await
+        .unwrap()
+        .unwrap()
+        .inc;
+    let kept = store
+        .write(move |tx| {
+            let bad = tx.attempt(|tx| {
+                tx.emit(inc, "4", "test", json!({"n": 1}))?;
+                tx.execute("INSERT INTO no_such_table VALUES (1)", [])
+            });
+            assert!(bad.is_err());
+            tx.attempt(|tx| tx.emit(inc, "4", "test", json!({"n": 2})))?;
+            Ok(tx.events.len())
+        })
+        .await
+        .unwrap();
+    assert_eq!(kept, 1);
+    let n = store
+        .read(move |c| events::count(c, inc, "test"))
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+#[tokio::test]
+async fn events_are_announced_in_sequence_order_after_commit() {
+    let (_d, store) = open();
+    let inc = store
+        .write(|tx| orgs::insert(tx, &new_org("4")))
+        .await
+        .unwrap()
+        .unwrap()
+        .inc;
+    let mut live = store.subscribe();
+    let mut writes = Vec::new();
+    for i in 0..200 {
+        let s = store.clone();
+        writes.push(tokio::spawn(async move {
+            s.write(move |tx| tx.emit(inc, "4", "test", json!({"i": i})))
+                .await
+                .unwrap()
+        }));
+    }
+    for w in writes {
+        w.await.unwrap();
+    }
+    let mut last = 0;
+    for _ in 0..200 {
+        let e = live.recv().await.unwrap();
+        assert!(e.seq > last, "{} after {last}", e.seq);
+        last = e.seq;
+    }
+}
+
+#[tokio::test]
+async fn a_write_for_a_deleted_org_is_refused_not_reassigned() {
+    let (_d, store) = open();
+    let old = store
+        .write(|tx| orgs::insert(tx, &new_org("4")))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .write(move |tx| orgs::delete(tx, old.inc))
+        .await
+        .unwrap();
+    let new = store
+        .write(|tx| orgs::insert(tx, &new_org("4")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(old.inc, new.inc, "an incarnation is never reused");
+    let inc = old.inc;
+    let late = store
+        .write(move |tx| tx.emit(inc, "4", "message.status", json!({"id": "x"})))
+        .await
+        .unwrap_err();
+    assert!(late.is_org_gone(), "{late}");
+    let new_inc = new.inc;
+    assert_eq!(
+        store
+            .read(move |c| events::last_seq(c, new_inc))
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn close_commits_what_was_submitted() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("wagate.db");
+    let store = Store::open(&path).unwrap();
+    let inc = store
+        .write(|tx| orgs::insert(tx, &new_org("4")))
+        .await
+        .unwrap()
+        .unwrap()
+        .inc;
+    for i in 0..100 {
+        store.submit("test", move |tx| {
+            tx.emit(inc, "4", "test", json!({ "i": i })).map(|_| ())
+        });
+    }
+    assert!(store.close(Duration::from_secs(5)).await);
+    assert!(matches!(
+        store.write(|_| Ok(())).await,
+        Err(StoreError::Closed)
+    ));
+    let again = Store::open(&path).unwrap();
+    assert_eq!(
+        again
+            .read(move |c| events::count(c, inc, "test"))
+            .await
+            .unwrap(),
+        100
+    );
+}
+
+/// The schema before versions (rows keyed by org id), as the previous
+/// release created it.
+const V0: &str = r#"
+CREATE TABLE orgs (id TEXT PRIMARY KEY, name TEXT NOT NULL, default_cc TEXT, token_hash TEXT NOT NULL, created_ms INTEGER NOT NULL);
+CREATE TABLE messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, org TEXT NOT NULL, phone TEXT NOT NULL, text TEXT NOT NULL, status TEXT NOT NULL, error TEXT, wa_id TEXT NOT NULL, idem_key TEXT, attempts INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
+CREATE UNIQUE INDEX messages_idem ON messages(org, idem_key) WHERE idem_key IS NOT NULL;
+CREATE INDEX messages_org_status ON messages(org, status, seq);
+CREATE INDEX messages_wa_id ON messages(org, wa_id);
+CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, org TEXT NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL, ts_ms INTEGER NOT NULL);
+CREATE INDEX events_org ON events(org, seq);
+CREATE TABLE inbound (seq INTEGER PRIMARY KEY AUTOINCREMENT, org TEXT NOT NULL, wa_id TEXT NOT NULL, sender TEXT NOT NULL, text TEXT NOT NULL, received_ms INTEGER NOT NULL, UNIQUE(org, wa_id));
+INSERT INTO orgs VALUES ('4', 'Oceano', '57', 'aa', 10), ('2', 'Otro', NULL, 'bb', 20);
+INSERT INTO messages (seq, id, org, phone, text, status, wa_id, idem_key, created_ms, updated_ms)
+    VALUES (5, 'msg_a', '4', '573001112233', 'hola', 'delivered', '3EB0A', 'k1', 1, 2),
+           (9, 'msg_b', '2', '573001112234', 'chao', 'queued', '3EB0B', NULL, 3, 3),
+           (11, 'msg_orphan', 'gone', '573001112235', 'x', 'queued', '3EB0C', NULL, 4, 4);
+INSERT INTO events (seq, org, kind, data, ts_ms)
+    VALUES (40, '4', 'state', '{"state":"connected","detail":"WhatsApp connected as +573001112233"}', 5),
+           (41, 'gone', 'state', '{"state":"new"}', 6);
+INSERT INTO inbound (seq, org, wa_id, sender, text, received_ms) VALUES (3, '4', 'W1', '573001112233', 'SI', 7);
+"#;
+
+#[tokio::test]
+async fn a_version_0_database_is_migrated_keeping_ids_and_sequences() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("wagate.db");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(V0).unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let rows = store.read(orgs::list).await.unwrap();
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, vec!["2", "4"]);
+    let o4 = rows.iter().find(|r| r.id == "4").unwrap().clone();
+    assert_eq!(o4.default_country_code.as_deref(), Some("57"));
+    assert_eq!(o4.token_hash, "aa");
+    let inc = o4.inc;
+    let m = store
+        .read(move |c| messages::get(c, inc, "msg_a"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (m.seq, m.status, m.idempotency_key.as_deref()),
+        (5, MessageStatus::Delivered, Some("k1"))
+    );
+    let ev = store
+        .read(move |c| events::after(c, inc, "4", 0, 10))
+        .await
+        .unwrap();
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].seq, 40, "Last-Event-IDs stay valid");
+    let inb = store
+        .read(move |c| inbound::list(c, inc, 0, 10))
+        .await
+        .unwrap();
+    assert_eq!(inb.len(), 1);
+    let orphans: i64 = store
+        .read(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM messages WHERE id = 'msg_orphan'",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(orphans, 0);
+    // New rows continue after the old sequences.
+    let seq = store
+        .write(move |tx| tx.emit(inc, "4", "state", json!({})))
+        .await
+        .unwrap();
+    assert!(seq > 41, "{seq}");
+    let version: i64 = store
+        .read(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+        .await
+        .unwrap();
+    assert_eq!(version, schema::VERSION);
+    // Opening again is a no-op.
+    drop(store);
+    Store::open(&path).unwrap();
+}

@@ -1,0 +1,211 @@
+//! Requests a hostile reviewer sent: each gets a clear 4xx in the right
+//! shape (JSON envelope under `/v1`, a page with the security headers under
+//! `/ui`), never a 500, never a hang.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use crate::common::web::get;
+use crate::common::{raw, read_until_close, Server, ADMIN};
+
+fn server() -> (tempfile::TempDir, Server, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(tmp.path());
+    let t = s.create_org("4", Some("57"));
+    (tmp, s, t)
+}
+
+#[test]
+fn undecodable_paths_and_queries_get_the_json_envelope() {
+    let (_d, s, t) = server();
+    for path in [
+        "/v1/orgs/%ff",
+        "/v1/orgs/%ff/session",
+        "/v1/orgs/4/messages/%fe%ff",
+    ] {
+        let (st, v) = s.call("GET", path, Some(ADMIN), None);
+        assert_eq!(st, 400, "{path}: {v}");
+        assert_eq!(v["error"]["code"], "invalid_path", "{path}: {v}");
+    }
+    let (st, v) = s.call("GET", "/v1/orgs/4/messages?limit=%ff", Some(&t), None);
+    assert!(st == 400 || st == 422, "{st} {v}");
+    assert!(v["error"]["code"].is_string(), "{v}");
+}
+
+#[test]
+fn a_redirect_target_with_a_newline_is_not_a_500() {
+    let (_d, s, _) = server();
+    for back in [
+        "/ui/%0a",
+        "/ui/%0d%0aSet-Cookie:%20x=1",
+        "/ui/%7f",
+        "//evil.example/",
+    ] {
+        let p = get(
+            &format!("{}/ui/lang/es?back={}", s.base, back.replace(' ', "%20")),
+            None,
+            &[],
+        );
+        assert_eq!(p.status, 303, "{back}: {}", p.body);
+        let to = p.header("location").unwrap_or("");
+        assert!(to.starts_with("/ui/"), "{back} → {to}");
+        assert!(!to.contains('\n') && !to.contains('\r'));
+        assert!(p
+            .headers_named("set-cookie")
+            .iter()
+            .all(|c| !c.starts_with("x=")));
+    }
+    let p = get(&format!("{}/ui/lang/%ff", s.base), None, &[]);
+    assert_eq!(p.status, 404);
+}
+
+#[test]
+fn every_dashboard_answer_carries_the_security_headers() {
+    let (_d, s, _) = server();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let answers = [
+        agent.delete(&format!("{}/ui/login", s.base)).call(),
+        agent.put(&format!("{}/ui/orgs/4", s.base)).send_empty(),
+        agent.get(&format!("{}/ui/orgs/%ff", s.base)).call(),
+        agent.get(&format!("{}/ui/nope", s.base)).call(),
+        agent.get(&format!("{}/ui", s.base)).call(),
+    ];
+    for (i, r) in answers.into_iter().enumerate() {
+        let r = r.unwrap();
+        let csp = r
+            .headers()
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        assert!(
+            csp.contains("default-src 'none'"),
+            "answer {i} ({}) has no CSP",
+            r.status()
+        );
+        assert_eq!(
+            r.headers()
+                .get("x-frame-options")
+                .and_then(|v| v.to_str().ok()),
+            Some("DENY"),
+            "answer {i}"
+        );
+    }
+}
+
+#[test]
+fn a_huge_declared_body_is_refused_before_it_is_read() {
+    let (_d, s, t) = server();
+    let mut c = raw(&s.addr());
+    c.write_all(
+        format!(
+            "POST /v1/orgs/4/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t}\r\nContent-Type: application/json\r\nContent-Length: 99999999999\r\n\r\n{{}}"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let (answer, _) = read_until_close(&mut c, Duration::from_secs(5));
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:?}");
+    assert!(answer.contains("payload_too_large"), "{answer}");
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    // The dashboard's forms too.
+    let mut c = raw(&s.addr());
+    c.write_all(b"POST /ui/login HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\ntoken=")
+        .unwrap();
+    let (answer, _) = read_until_close(&mut c, Duration::from_secs(5));
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:?}");
+}
+
+#[test]
+fn the_bearer_scheme_is_case_insensitive() {
+    let (_d, s, t) = server();
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let r = agent
+            .get(&format!("{}/v1/orgs/4/session", s.base))
+            .header("Authorization", &format!("{scheme} {t}"))
+            .call()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{scheme}");
+    }
+    for bad in ["Basic abc", "Bearer", "Bearer    ", "Token x"] {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let r = agent
+            .get(&format!("{}/v1/orgs/4/session", s.base))
+            .header("Authorization", bad)
+            .call()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{bad}");
+    }
+}
+
+#[test]
+fn json_numbers_are_not_phone_numbers() {
+    let (_d, s, t) = server();
+    for body in [
+        r#"{"to":-3001112233,"text":"hola"}"#,
+        r#"{"to":3001112233,"text":"hola"}"#,
+        r#"{"to":3.5e9,"text":"hola"}"#,
+    ] {
+        let (st, v) = s.call("POST", "/v1/orgs/4/messages", Some(&t), Some(body));
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (422, Some("invalid_phone")),
+            "{body}: {v}"
+        );
+    }
+    let (st, v) = s.call(
+        "POST",
+        "/api/send-message",
+        Some(&t),
+        Some(r#"{"org_id":4,"phone":-3001112233,"message":"hola"}"#),
+    );
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (422, Some("invalid_phone")),
+        "{v}"
+    );
+    let (st, v) = s.call(
+        "POST",
+        "/v1/orgs/4/session/connect",
+        Some(&t),
+        Some(r#"{"phone_number":573001112233}"#),
+    );
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (422, Some("invalid_phone")),
+        "{v}"
+    );
+    let (_, list) = s.call("GET", "/v1/orgs/4/messages", Some(&t), None);
+    assert_eq!(list["messages"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn org_ids_start_with_a_letter_or_digit() {
+    let (_d, s, _) = server();
+    for id in ["-4", "_x", "--help", "-"] {
+        let (st, v) = s.call(
+            "POST",
+            "/v1/orgs",
+            Some(ADMIN),
+            Some(&format!(r#"{{"id":"{id}"}}"#)),
+        );
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (422, Some("invalid_org_id")),
+            "{id}: {v}"
+        );
+    }
+    let (st, _) = s.call("POST", "/v1/orgs", Some(ADMIN), Some(r#"{"id":"a-_1"}"#));
+    assert_eq!(st, 201);
+}

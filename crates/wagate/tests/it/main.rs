@@ -1,0 +1,28 @@
+//! Every integration test in one binary (one link of whatsapp-rust, not
+//! ten): the real `wagate` binary over HTTP, offline; with the `sim`
+//! feature, end to end through wa-sim and the real client, and the
+//! dashboard in headless Chromium.
+
+mod common;
+
+mod corrupt_credentials;
+mod durability;
+mod fd_limit;
+mod hostile_input;
+mod http_api;
+mod kill_restart;
+mod lifecycle;
+mod sse_events;
+mod tenancy;
+mod web_pages;
+
+#[cfg(feature = "sim")]
+mod e2e_dashboard;
+#[cfg(feature = "sim")]
+mod e2e_faults;
+#[cfg(feature = "sim")]
+mod e2e_link;
+#[cfg(feature = "sim")]
+mod e2e_messages;
+#[cfg(feature = "sim")]
+mod e2e_scale;
