@@ -27,6 +27,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use futures::FutureExt;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -250,6 +251,22 @@ pub async fn serve(
     dropped
 }
 
+/// The answer for a request whose handler panicked (a bug: logged loudly).
+fn panicked() -> axum::response::Response {
+    tracing::error!("a request handler panicked; answered 500");
+    let body = format!(
+        r#"{{"error":{{"code":"{}","message":"the gateway hit a fault; see the server log"}}}}"#,
+        ErrorCode::Internal.as_str()
+    );
+    let mut r = axum::response::Response::new(axum::body::Body::from(body));
+    *r.status_mut() = axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
 /// At the cap with every connection busy: a 503 in the API's envelope.
 async fn refuse(mut tcp: TcpStream) {
     let body = format!(
@@ -288,9 +305,15 @@ async fn connection(
         let router = router.clone();
         let guard = Busy::start(&busy);
         async move {
-            let resp = match router.oneshot(req).await {
-                Ok(r) => r,
-                Err(never) => match never {},
+            // A handler that panics answers 500 in the envelope; the
+            // connection and the server go on.
+            let resp = match std::panic::AssertUnwindSafe(router.oneshot(req))
+                .catch_unwind()
+                .await
+            {
+                Ok(Ok(r)) => r,
+                Ok(Err(never)) => match never {},
+                Err(_) => panicked(),
             };
             // The request stays in flight until its body is done (or dropped).
             Ok::<_, Infallible>(resp.map(|b| {

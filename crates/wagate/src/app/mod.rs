@@ -196,7 +196,7 @@ impl App {
     /// Is the database readable? Returns the number of organizations.
     pub async fn ready(&self) -> Result<i64, AppError> {
         self.store
-            .read(|c| c.query_row("SELECT COUNT(*) FROM orgs", [], |r| r.get::<_, i64>(0)))
+            .read(crate::store::orgs::count)
             .await
             .map_err(|e| AppError::new(ErrorCode::NotReady, format!("database unavailable: {e}")))
     }

@@ -135,12 +135,4 @@ impl App {
             tracing::warn!(error = %e, "sign-out not recorded");
         }
     }
-
-    /// How many sign-ins are stored (for tests and diagnostics).
-    pub async fn signin_count(&self) -> Result<i64, AppError> {
-        Ok(self
-            .store
-            .read(|c| c.query_row("SELECT COUNT(*) FROM signins", [], |r| r.get(0)))
-            .await?)
-    }
 }

@@ -61,6 +61,10 @@ pub fn list(c: &Connection) -> rusqlite::Result<Vec<OrgRow>> {
     rows.collect()
 }
 
+pub fn count(c: &Connection) -> rusqlite::Result<i64> {
+    c.query_row("SELECT COUNT(*) FROM orgs", [], |r| r.get(0))
+}
+
 pub fn get(c: &Connection, id: &str) -> rusqlite::Result<Option<OrgRow>> {
     c.query_row(
         &format!("SELECT {COLS} FROM orgs WHERE id = ?1"),

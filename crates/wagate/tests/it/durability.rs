@@ -97,7 +97,9 @@ fn device_keys_and_messages_are_private_and_loose_ones_are_tightened() {
     s.create_org("4", None);
     // The org's device store is created by the WhatsApp library.
     let wa = data.join("orgs/4/wa.db");
-    s.wait_status("4", ADMIN, Duration::from_secs(20), |v| v["state"] == "new");
+    s.wait_status("4", ADMIN, Duration::from_secs(20), |v| {
+        v["reason"]["code"] == "not_linked"
+    });
     assert!(wa.exists());
     let check = |what: &str| {
         for d in [data.clone(), data.join("orgs"), data.join("orgs/4")] {
@@ -123,6 +125,8 @@ fn device_keys_and_messages_are_private_and_loose_ones_are_tightened() {
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
     }
     let s = Server::start(&data);
-    s.wait_status("4", ADMIN, Duration::from_secs(20), |v| v["state"] == "new");
+    s.wait_status("4", ADMIN, Duration::from_secs(20), |v| {
+        v["reason"]["code"] == "not_linked"
+    });
     check("after a restart");
 }

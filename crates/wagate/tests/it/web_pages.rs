@@ -359,6 +359,9 @@ fn logout_and_reset_ask_for_confirmation_first() {
 fn language_follows_accept_language_and_the_switch() {
     let (_d, s) = server();
     let token = s.create_org("clinic", Some("57"));
+    s.wait_status("clinic", &token, std::time::Duration::from_secs(20), |v| {
+        v["reason"]["code"] == "not_linked"
+    });
     let cookie = sign_in(&s.base, &token);
     let url = format!("{}/ui/orgs/clinic", s.base);
     let es = get(
@@ -368,6 +371,17 @@ fn language_follows_accept_language_and_the_switch() {
     );
     assert!(es.body.contains("<html lang=\"es\">"));
     assert!(es.body.contains("Sin vincular"), "Spanish badge");
+    // Why the link is where it is: worded in Spanish from the state's reason,
+    // never the API's English sentence.
+    assert!(
+        es.body.contains("id=\"detail\">Aún no vinculado.</p>"),
+        "{}",
+        es.body
+    );
+    assert!(
+        !es.body.contains("Not linked yet"),
+        "English detail on a Spanish page"
+    );
     assert!(es.body.contains("Enviar un mensaje de prueba"));
     let en = get(
         &url,
