@@ -180,5 +180,38 @@ fn main() -> anyhow::Result<()> {
         "queue of {n} drained {:.1} s after the last accept",
         t.elapsed().as_secs_f64()
     );
+    // The event log: every status a message reached has its event.
+    let t = Instant::now();
+    let db = rusqlite::Connection::open(data.join("wagate.db"))?;
+    let undelivered = |db: &rusqlite::Connection| -> rusqlite::Result<i64> {
+        db.query_row(
+            "SELECT COUNT(*) FROM messages WHERE status NOT IN ('delivered', 'read')",
+            [],
+            |r| r.get(0),
+        )
+    };
+    while undelivered(&db)? > 0 && t.elapsed() < Duration::from_secs(300) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (messages, events): (i64, i64) = db.query_row(
+        "SELECT (SELECT COUNT(*) FROM messages), (SELECT COUNT(*) FROM events WHERE kind = 'message.status')",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let missing: i64 = db.query_row(
+        "SELECT COUNT(*) FROM messages m WHERE NOT EXISTS (
+             SELECT 1 FROM events e WHERE e.kind = 'message.status'
+             AND json_extract(e.data, '$.id') = m.id AND json_extract(e.data, '$.status') = m.status)
+         OR NOT EXISTS (
+             SELECT 1 FROM events e WHERE e.kind = 'message.status'
+             AND json_extract(e.data, '$.id') = m.id AND json_extract(e.data, '$.status') = 'queued')",
+        [],
+        |r| r.get(0),
+    )?;
+    println!(
+        "event log: {events} message.status events for {messages} messages ({} not delivered after {:.0} s); messages missing their `queued` or final-status event: {missing}",
+        undelivered(&db)?,
+        t.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -272,6 +272,52 @@ async fn shutdown_signal() {
 mod tests {
     use super::*;
 
+    fn sources(dir: &str) -> Vec<(String, String)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src")
+            .join(dir);
+        let mut out = Vec::new();
+        let mut stack = vec![root];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push((
+                        p.display().to_string(),
+                        std::fs::read_to_string(&p).unwrap(),
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// The layering ARCHITECTURE.md promises: the two surfaces never import
+    /// each other, the service layer knows neither, and store rows are not
+    /// wire types.
+    #[test]
+    fn layers_stay_apart() {
+        for (path, text) in sources("api") {
+            assert!(!text.contains("crate::web"), "{path} imports web/");
+        }
+        for (path, text) in sources("web") {
+            assert!(!text.contains("crate::api"), "{path} imports api/");
+        }
+        for (path, text) in sources("app") {
+            for other in ["crate::api", "crate::web", "axum", "StatusCode"] {
+                assert!(!text.contains(other), "{path} uses {other}");
+            }
+        }
+        for (path, text) in sources("store") {
+            assert!(
+                !text.contains("Serialize"),
+                "{path}: store rows are not wire types"
+            );
+        }
+    }
+
     #[test]
     fn loopback_urls() {
         assert!(is_loopback_url("ws://127.0.0.1:9000/ws/chat"));

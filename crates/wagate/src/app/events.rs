@@ -100,3 +100,111 @@ impl App {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use futures::StreamExt;
+    use serde_json::json;
+
+    use super::StreamItem;
+    use crate::app::orgs::NewOrgRequest;
+    use crate::app::App;
+    use crate::auth::{Caller, TokenBook};
+    use crate::engine::scripted::{Script, ScriptFactory};
+    use crate::outbox::Outbox;
+    use crate::session::{Deps, Sessions};
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_is_told_and_misses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("wagate.db")).unwrap();
+        let outbox = Outbox::start(store.clone());
+        let sessions = Arc::new(Sessions::new(Deps {
+            factory: Arc::new(ScriptFactory(Script::new(false))),
+            journal: Arc::new(store.clone()),
+            hooks: outbox.clone(),
+            orgs_dir: dir.path().join("orgs"),
+            aside_dir: dir.path().join("aside"),
+            jitter: Arc::new(|| 0.0),
+            open_budget: None,
+        }));
+        let app = App::new(
+            store.clone(),
+            sessions,
+            outbox,
+            TokenBook::new("admin"),
+            tokio_util::sync::CancellationToken::new(),
+        );
+        let (org, _) = app
+            .create_org(
+                &Caller::Admin,
+                NewOrgRequest {
+                    id: Some("4".into()),
+                    name: None,
+                    default_country_code: None,
+                },
+            )
+            .await
+            .unwrap();
+        let inc = org.row.inc;
+        let start = app.last_event(&Caller::Admin, "4").await.unwrap();
+        let stream = app.events(&Caller::Admin, "4", Some(start)).await.unwrap();
+        tokio::pin!(stream);
+        let write = |from: usize, n: usize| {
+            let store = store.clone();
+            async move {
+                for chunk in (from..from + n).step_by(500) {
+                    let end = (chunk + 500).min(from + n);
+                    store
+                        .write(move |tx| {
+                            for i in chunk..end {
+                                tx.emit(inc, "4", "test", json!({ "n": i }))?;
+                            }
+                            Ok(())
+                        })
+                        .await
+                        .unwrap();
+                }
+            }
+        };
+        async fn read(
+            mut stream: std::pin::Pin<&mut impl futures::Stream<Item = StreamItem>>,
+            want: usize,
+            got: &mut Vec<usize>,
+            lagged: &mut bool,
+        ) {
+            while got.len() < want {
+                match tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+                    .await
+                    .expect("the stream stalled")
+                    .expect("the stream ended")
+                {
+                    StreamItem::Event(e) if e.kind == "test" => {
+                        got.push(e.data["n"].as_u64().unwrap() as usize)
+                    }
+                    StreamItem::Event(_) => {}
+                    StreamItem::Lagged { .. } => *lagged = true,
+                    StreamItem::Status(_) => panic!("a resumed stream starts with no status"),
+                }
+            }
+        }
+        let (mut got, mut lagged) = (Vec::new(), false);
+        // A reader keeping up.
+        write(0, 100).await;
+        read(stream.as_mut(), 100, &mut got, &mut lagged).await;
+        assert!(!lagged);
+        // Then far more than the live feed holds, while nobody reads.
+        let total = 100 + crate::store::LIVE_EVENTS * 3;
+        write(100, total - 100).await;
+        read(stream.as_mut(), total, &mut got, &mut lagged).await;
+        assert!(lagged, "the subscriber was told it lagged");
+        assert_eq!(
+            got,
+            (0..total).collect::<Vec<_>>(),
+            "every event, once, in order"
+        );
+    }
+}

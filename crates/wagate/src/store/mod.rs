@@ -34,7 +34,7 @@ use tokio::sync::{broadcast, oneshot};
 const MAX_GROUP: usize = 1024;
 /// Committed events buffered for live subscribers; a subscriber further
 /// behind is told it lagged and replays from the table.
-const LIVE_EVENTS: usize = 4096;
+pub(crate) const LIVE_EVENTS: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
