@@ -193,25 +193,33 @@ fn main() -> anyhow::Result<()> {
     while undelivered(&db)? > 0 && t.elapsed() < Duration::from_secs(300) {
         std::thread::sleep(Duration::from_millis(200));
     }
-    let (messages, events): (i64, i64) = db.query_row(
-        "SELECT (SELECT COUNT(*) FROM messages), (SELECT COUNT(*) FROM events WHERE kind = 'message.status')",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+    let waited = t.elapsed();
+    let mut logged = std::collections::HashSet::new();
+    let mut st = db.prepare(
+        "SELECT json_extract(data, '$.id'), json_extract(data, '$.status') FROM events WHERE kind = 'message.status'",
     )?;
-    let missing: i64 = db.query_row(
-        "SELECT COUNT(*) FROM messages m WHERE NOT EXISTS (
-             SELECT 1 FROM events e WHERE e.kind = 'message.status'
-             AND json_extract(e.data, '$.id') = m.id AND json_extract(e.data, '$.status') = m.status)
-         OR NOT EXISTS (
-             SELECT 1 FROM events e WHERE e.kind = 'message.status'
-             AND json_extract(e.data, '$.id') = m.id AND json_extract(e.data, '$.status') = 'queued')",
+    for r in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+        logged.insert(r?);
+    }
+    let mut st = db.prepare("SELECT id, status FROM messages")?;
+    let (mut messages, mut missing) = (0, 0);
+    for r in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+        let (id, status) = r?;
+        messages += 1;
+        if !logged.contains(&(id.clone(), "queued".to_string())) || !logged.contains(&(id, status))
+        {
+            missing += 1;
+        }
+    }
+    let events: i64 = db.query_row(
+        "SELECT COUNT(*) FROM events WHERE kind = 'message.status'",
         [],
         |r| r.get(0),
     )?;
     println!(
-        "event log: {events} message.status events for {messages} messages ({} not delivered after {:.0} s); messages missing their `queued` or final-status event: {missing}",
+        "all delivered {:.1} s after the drain ({} not delivered); event log: {events} message.status events for {messages} messages; messages missing their `queued` or final-status event: {missing}",
+        waited.as_secs_f64(),
         undelivered(&db)?,
-        t.elapsed().as_secs_f64()
     );
     Ok(())
 }

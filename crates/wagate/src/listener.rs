@@ -60,6 +60,15 @@ impl Default for HttpLimits {
     }
 }
 
+/// The body length a request declares (`Content-Length`), if it is a number.
+/// The surfaces refuse a declared body over their limit before reading it.
+pub fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
 /// One open connection, as the cap sees it.
 struct Conn {
     /// Requests whose answer is not finished (event streams included).

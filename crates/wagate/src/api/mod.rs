@@ -59,12 +59,7 @@ pub fn router(app: Arc<App>) -> Router {
 
 /// A body declared larger than the limit is refused before it is read.
 async fn declared_size(req: Request, next: Next) -> Response {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+    if crate::listener::declared_length(req.headers()).is_some_and(|n| n > BODY_LIMIT as u64) {
         let mut r = error::too_large().into_response();
         // The unread body cannot be drained; the connection must close.
         r.headers_mut().insert(

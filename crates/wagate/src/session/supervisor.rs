@@ -557,7 +557,8 @@ impl Supervisor {
         }
         if self.engine.is_none() {
             self.open_attempt = 0;
-            if !self.open_engine().await {
+            // Opening may already begin an attempt (a restore was waiting).
+            if !self.open_engine().await || self.running {
                 return;
             }
         }

@@ -42,6 +42,25 @@ impl Recorder {
     }
 }
 
+/// Supervisors over `script` with their data under `data`.
+fn sessions_over(
+    script: &Arc<Script>,
+    data: &std::path::Path,
+    journal: Arc<Recorder>,
+    jitter: f64,
+    open_budget: Option<Arc<tokio::sync::Semaphore>>,
+) -> Sessions {
+    Sessions::new(Deps {
+        factory: Arc::new(ScriptFactory(script.clone())),
+        journal,
+        hooks: Arc::new(NoHooks),
+        orgs_dir: data.join("orgs"),
+        aside_dir: data.join("aside"),
+        jitter: Arc::new(move || jitter),
+        open_budget,
+    })
+}
+
 fn org4() -> OrgRef {
     OrgRef {
         id: "4".into(),
@@ -79,15 +98,7 @@ fn rig_with(creds: bool, jitter: f64, corrupt: bool) -> Rig {
     let script = Script::new(creds);
     script.corrupt_next_open.store(corrupt, Ordering::SeqCst);
     let journal = Arc::new(Recorder::default());
-    let sessions = Sessions::new(Deps {
-        factory: Arc::new(ScriptFactory(script.clone())),
-        journal: journal.clone(),
-        hooks: Arc::new(NoHooks),
-        orgs_dir: data.join("orgs"),
-        aside_dir: data.join("aside"),
-        jitter: Arc::new(move || jitter),
-        open_budget: None,
-    });
+    let sessions = sessions_over(&script, &data, journal.clone(), jitter, None);
     let h = sessions.add(&org4());
     Rig {
         _tmp: tmp,
@@ -594,15 +605,7 @@ async fn pairing_without_network_gives_up_after_three_tries() {
 async fn restore_is_paced() {
     let tmp = tempfile::tempdir().unwrap();
     let script = Script::new(true);
-    let sessions = Sessions::new(Deps {
-        factory: Arc::new(ScriptFactory(script.clone())),
-        journal: Arc::new(Recorder::default()),
-        hooks: Arc::new(NoHooks),
-        orgs_dir: tmp.path().join("orgs"),
-        aside_dir: tmp.path().join("aside"),
-        jitter: Arc::new(|| 0.0),
-        open_budget: None,
-    });
+    let sessions = sessions_over(&script, tmp.path(), Arc::default(), 0.0, None);
     for i in 0..100 {
         let d = tmp.path().join("orgs").join(format!("o{i}"));
         std::fs::create_dir_all(&d).unwrap();
@@ -705,15 +708,7 @@ async fn an_unavailable_store_keeps_the_credentials_and_is_retried() {
     // Out of descriptors for the first two opens.
     script.unavailable_opens.store(2, Ordering::SeqCst);
     let journal = Arc::new(Recorder::default());
-    let sessions = Sessions::new(Deps {
-        factory: Arc::new(ScriptFactory(script.clone())),
-        journal: journal.clone(),
-        hooks: Arc::new(NoHooks),
-        orgs_dir: tmp.path().join("orgs"),
-        aside_dir: tmp.path().join("aside"),
-        jitter: Arc::new(|| 0.0),
-        open_budget: None,
-    });
+    let sessions = sessions_over(&script, tmp.path(), journal.clone(), 0.0, None);
     let h = sessions.add(&org4());
     let t0 = wait_state(&h, State::Error, Duration::from_secs(1)).await;
     assert!(
@@ -791,15 +786,13 @@ async fn orgs_beyond_the_descriptor_budget_wait_in_error_and_get_a_place_later()
     let tmp = tempfile::tempdir().unwrap();
     let script = Script::new(false);
     let budget = Arc::new(tokio::sync::Semaphore::new(2));
-    let sessions = Sessions::new(Deps {
-        factory: Arc::new(ScriptFactory(script.clone())),
-        journal: Arc::new(Recorder::default()),
-        hooks: Arc::new(NoHooks),
-        orgs_dir: tmp.path().join("orgs"),
-        aside_dir: tmp.path().join("aside"),
-        jitter: Arc::new(|| 0.0),
-        open_budget: Some(budget.clone()),
-    });
+    let sessions = sessions_over(
+        &script,
+        tmp.path(),
+        Arc::default(),
+        0.0,
+        Some(budget.clone()),
+    );
     let orgs: Vec<Handle> = (1..=3)
         .map(|i| {
             sessions.add(&OrgRef {
@@ -833,4 +826,28 @@ async fn orgs_beyond_the_descriptor_budget_wait_in_error_and_get_a_place_later()
     wait_state(&waiting, State::New, Duration::from_secs(10)).await;
     assert_eq!(budget.available_permits(), 0);
     assert!(!tmp.path().join("aside").exists());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connect_that_reopens_the_store_starts_one_attempt_not_two() {
+    let tmp = tempfile::tempdir().unwrap();
+    let org_dir = tmp.path().join("orgs").join("4");
+    std::fs::create_dir_all(&org_dir).unwrap();
+    std::fs::write(org_dir.join("creds"), b"x").unwrap();
+    let script = Script::new(true);
+    script.unavailable_opens.store(1, Ordering::SeqCst);
+    let sessions = sessions_over(&script, tmp.path(), Arc::default(), 0.0, None);
+    let h = sessions.add(&org4());
+    wait_state(&h, State::Error, Duration::from_secs(1)).await;
+    // A restore waits for the store; then someone presses "connect".
+    h.send(Command::Restore).await.unwrap();
+    connect(&h, None).await;
+    settle().await;
+    assert_eq!(script.starts().len(), 1);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(
+        script.starts().len(),
+        1,
+        "the reopen timer started nothing more"
+    );
 }

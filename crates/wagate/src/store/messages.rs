@@ -170,15 +170,22 @@ pub fn list(
     after_seq: i64,
     limit: i64,
 ) -> rusqlite::Result<Vec<MessageRow>> {
-    let sql = format!(
-        "SELECT {COLS} FROM messages WHERE inc = ?1 AND seq > ?2 AND (?4 IS NULL OR status = ?4) ORDER BY seq LIMIT ?3"
-    );
-    let mut stmt = c.prepare_cached(&sql)?;
-    let rows = stmt.query_map(
-        params![inc, after_seq, limit, status.map(MessageStatus::as_str)],
-        from_row,
-    )?;
-    rows.collect()
+    // Two statements, so that the status filter can use `messages_status`.
+    let rows = match status {
+        Some(s) => c
+            .prepare_cached(&format!(
+                "SELECT {COLS} FROM messages WHERE inc = ?1 AND status = ?4 AND seq > ?2 ORDER BY seq LIMIT ?3"
+            ))?
+            .query_map(params![inc, after_seq, limit, s.as_str()], from_row)?
+            .collect(),
+        None => c
+            .prepare_cached(&format!(
+                "SELECT {COLS} FROM messages WHERE inc = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+            ))?
+            .query_map(params![inc, after_seq, limit], from_row)?
+            .collect(),
+    };
+    rows
 }
 
 /// The `limit` most recently accepted messages of `inc`, newest first.

@@ -19,6 +19,15 @@ fn new_org(id: &str) -> NewOrg {
     }
 }
 
+async fn add_org(store: &Store, id: &str) -> OrgRow {
+    let new = new_org(id);
+    store
+        .write(move |tx| orgs::insert(tx, &new))
+        .await
+        .unwrap()
+        .expect("a new id")
+}
+
 fn open() -> (tempfile::TempDir, Store) {
     let d = tempfile::tempdir().unwrap();
     let s = Store::open(&d.path().join("wagate.db")).unwrap();
@@ -28,11 +37,7 @@ fn open() -> (tempfile::TempDir, Store) {
 #[tokio::test]
 async fn one_failed_job_rolls_back_alone_in_a_shared_transaction() {
     let (_d, store) = open();
-    let org = store
-        .write(|tx| orgs::insert(tx, &new_org("4")))
-        .await
-        .unwrap()
-        .unwrap();
+    let org = add_org(&store, "4").await;
     let inc = org.inc;
     let mut live = store.subscribe();
     // Hold the writer so the next three jobs land in one transaction.
@@ -76,12 +81,7 @@ async fn one_failed_job_rolls_back_alone_in_a_shared_transaction() {
 #[tokio::test]
 async fn an_attempt_inside_a_job_undoes_only_itself() {
     let (_d, store) = open();
-    let inc = store
-        .write(|tx| orgs::insert(tx, &new_org("4")))
-        .await
-        .unwrap()
-        .unwrap()
-        .inc;
+    let inc = add_org(&store, "4").await.inc;
     let kept = store
         .write(move |tx| {
             let bad = tx.attempt(|tx| {
@@ -105,12 +105,7 @@ async fn an_attempt_inside_a_job_undoes_only_itself() {
 #[tokio::test]
 async fn events_are_announced_in_sequence_order_after_commit() {
     let (_d, store) = open();
-    let inc = store
-        .write(|tx| orgs::insert(tx, &new_org("4")))
-        .await
-        .unwrap()
-        .unwrap()
-        .inc;
+    let inc = add_org(&store, "4").await.inc;
     let mut live = store.subscribe();
     let mut writes = Vec::new();
     for i in 0..200 {
@@ -135,20 +130,12 @@ async fn events_are_announced_in_sequence_order_after_commit() {
 #[tokio::test]
 async fn a_write_for_a_deleted_org_is_refused_not_reassigned() {
     let (_d, store) = open();
-    let old = store
-        .write(|tx| orgs::insert(tx, &new_org("4")))
-        .await
-        .unwrap()
-        .unwrap();
+    let old = add_org(&store, "4").await;
     store
         .write(move |tx| orgs::delete(tx, old.inc))
         .await
         .unwrap();
-    let new = store
-        .write(|tx| orgs::insert(tx, &new_org("4")))
-        .await
-        .unwrap()
-        .unwrap();
+    let new = add_org(&store, "4").await;
     assert_ne!(old.inc, new.inc, "an incarnation is never reused");
     let inc = old.inc;
     let late = store
@@ -171,12 +158,7 @@ async fn close_commits_what_was_submitted() {
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("wagate.db");
     let store = Store::open(&path).unwrap();
-    let inc = store
-        .write(|tx| orgs::insert(tx, &new_org("4")))
-        .await
-        .unwrap()
-        .unwrap()
-        .inc;
+    let inc = add_org(&store, "4").await.inc;
     for i in 0..100 {
         store.submit("test", move |tx| {
             tx.emit(inc, "4", "test", json!({ "i": i })).map(|_| ())

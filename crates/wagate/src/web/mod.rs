@@ -104,12 +104,7 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
 
 /// A form declared larger than the limit is refused before it is read.
 async fn declared_size(req: Request, next: Next) -> Response {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > FORM_LIMIT as u64) {
+    if crate::listener::declared_length(req.headers()).is_some_and(|n| n > FORM_LIMIT as u64) {
         let lang = Lang::of(req.headers());
         let mut r = (
             StatusCode::PAYLOAD_TOO_LARGE,

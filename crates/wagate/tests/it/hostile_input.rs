@@ -8,6 +8,14 @@ use std::time::{Duration, Instant};
 use crate::common::web::get;
 use crate::common::{raw, read_until_close, Server, ADMIN};
 
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into()
+}
+
 fn server() -> (tempfile::TempDir, Server, String) {
     let tmp = tempfile::tempdir().unwrap();
     let s = Server::start(tmp.path());
@@ -62,11 +70,7 @@ fn a_redirect_target_with_a_newline_is_not_a_500() {
 #[test]
 fn every_dashboard_answer_carries_the_security_headers() {
     let (_d, s, _) = server();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .build()
-        .into();
+    let agent = agent();
     let answers = [
         agent.delete(&format!("{}/ui/login", s.base)).call(),
         agent.put(&format!("{}/ui/orgs/4", s.base)).send_empty(),
@@ -123,69 +127,47 @@ fn a_huge_declared_body_is_refused_before_it_is_read() {
 #[test]
 fn the_bearer_scheme_is_case_insensitive() {
     let (_d, s, t) = server();
-    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let r = agent
+    let with = |auth: &str| {
+        agent()
             .get(&format!("{}/v1/orgs/4/session", s.base))
-            .header("Authorization", &format!("{scheme} {t}"))
+            .header("Authorization", auth)
             .call()
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 200, "{scheme}");
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        assert_eq!(with(&format!("{scheme} {t}")), 200, "{scheme}");
     }
     for bad in ["Basic abc", "Bearer", "Bearer    ", "Token x"] {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let r = agent
-            .get(&format!("{}/v1/orgs/4/session", s.base))
-            .header("Authorization", bad)
-            .call()
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 401, "{bad}");
+        assert_eq!(with(bad), 401, "{bad}");
     }
 }
 
 #[test]
 fn json_numbers_are_not_phone_numbers() {
     let (_d, s, t) = server();
-    for body in [
-        r#"{"to":-3001112233,"text":"hola"}"#,
-        r#"{"to":3001112233,"text":"hola"}"#,
-        r#"{"to":3.5e9,"text":"hola"}"#,
-    ] {
-        let (st, v) = s.call("POST", "/v1/orgs/4/messages", Some(&t), Some(body));
+    let cases = [
+        ("/v1/orgs/4/messages", r#"{"to":-3001112233,"text":"hola"}"#),
+        ("/v1/orgs/4/messages", r#"{"to":3001112233,"text":"hola"}"#),
+        ("/v1/orgs/4/messages", r#"{"to":3.5e9,"text":"hola"}"#),
+        (
+            "/api/send-message",
+            r#"{"org_id":4,"phone":-3001112233,"message":"hola"}"#,
+        ),
+        (
+            "/v1/orgs/4/session/connect",
+            r#"{"phone_number":573001112233}"#,
+        ),
+    ];
+    for (path, body) in cases {
+        let (st, v) = s.call("POST", path, Some(&t), Some(body));
         assert_eq!(
             (st, v["error"]["code"].as_str()),
             (422, Some("invalid_phone")),
-            "{body}: {v}"
+            "{path} {body}: {v}"
         );
     }
-    let (st, v) = s.call(
-        "POST",
-        "/api/send-message",
-        Some(&t),
-        Some(r#"{"org_id":4,"phone":-3001112233,"message":"hola"}"#),
-    );
-    assert_eq!(
-        (st, v["error"]["code"].as_str()),
-        (422, Some("invalid_phone")),
-        "{v}"
-    );
-    let (st, v) = s.call(
-        "POST",
-        "/v1/orgs/4/session/connect",
-        Some(&t),
-        Some(r#"{"phone_number":573001112233}"#),
-    );
-    assert_eq!(
-        (st, v["error"]["code"].as_str()),
-        (422, Some("invalid_phone")),
-        "{v}"
-    );
     let (_, list) = s.call("GET", "/v1/orgs/4/messages", Some(&t), None);
     assert_eq!(list["messages"].as_array().unwrap().len(), 0);
 }
