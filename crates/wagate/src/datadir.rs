@@ -24,7 +24,10 @@ pub fn prepare(data: &Path) -> anyhow::Result<usize> {
     private_umask();
     std::fs::create_dir_all(data)
         .with_context(|| format!("creating data directory {}", data.display()))?;
-    let fixed = tighten(data);
+    // The data dir itself may be a link (e.g. /var/lib/wagate → a volume);
+    // what is below it is never followed.
+    let root = std::fs::canonicalize(data).unwrap_or_else(|_| data.to_path_buf());
+    let fixed = tighten(&root);
     if fixed > 0 {
         tracing::warn!(
             fixed,

@@ -35,7 +35,7 @@ fn phone(p: &str) -> String {
 /// The English sentence for `reason`, plus a note on decryption failures.
 pub fn detail(reason: &Reason, decrypt_failures: u64) -> String {
     let base = match reason {
-        Reason::Starting => "Starting".to_string(),
+        Reason::Starting => "Opening the org's stored WhatsApp state".to_string(),
         Reason::WaitingForTurn => "Linked before; waiting for its turn to reconnect".into(),
         Reason::NotLinked => {
             "Not linked yet: ask for a QR code (POST …/session/connect)".into()

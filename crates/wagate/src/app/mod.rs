@@ -183,14 +183,31 @@ impl App {
         v
     }
 
-    /// The cancellation scope of one org incarnation's streams.
+    /// The cancellation scope of one org incarnation's streams (already
+    /// cancelled if that incarnation is gone).
     fn scope(&self, inc: i64) -> CancellationToken {
-        self.scopes
+        let token = self
+            .scopes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(inc)
             .or_insert_with(|| self.shutdown.child_token())
-            .clone()
+            .clone();
+        let live = self
+            .directory
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .any(|r| r.inc == inc);
+        if !live {
+            // Deleted between the caller's authorization and now.
+            token.cancel();
+            self.scopes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&inc);
+        }
+        token
     }
 
     /// Is the database readable? Returns the number of organizations.

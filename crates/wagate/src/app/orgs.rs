@@ -12,6 +12,9 @@ use crate::session::Status;
 use crate::store::orgs::NewOrg;
 use crate::store::{self, OrgRow};
 
+/// How long creating an org waits for its device store to open.
+const OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// An org id: 1–64 letters, digits, `-` or `_`, starting with a letter or digit.
 pub fn valid_org_id(id: &str) -> bool {
     let b = id.as_bytes();
@@ -103,7 +106,16 @@ impl App {
             .ok_or_else(exists)?;
         let h = self.register(row.clone());
         tracing::info!(org = %row.id, inc = row.inc, "organization created");
-        let status = h.status();
+        // Answer once its device store is open, so the state it shows means
+        // something (`new`, or `error` when the store cannot be opened).
+        let mut rx = h.status.clone();
+        let _ = tokio::time::timeout(
+            OPEN_WAIT,
+            rx.wait_for(|s| s.state != crate::session::State::Starting),
+        )
+        .await;
+        let mut status = h.status();
+        status.queued_messages = Some(0);
         Ok((
             OrgSummary {
                 row: Arc::new(row),

@@ -30,6 +30,8 @@ pub struct Script {
     pub corrupt_next_open: AtomicBool,
     /// Opens still to fail as "unavailable" (out of descriptors …).
     pub unavailable_opens: std::sync::atomic::AtomicUsize,
+    /// `shutdown` never returns (a library stuck closing).
+    pub hang_shutdown: AtomicBool,
     /// Whether `send_text` succeeds (else: not connected).
     pub accept_sends: AtomicBool,
     /// Every successful send: (to, text, wa_id).
@@ -130,6 +132,9 @@ impl Engine for ScriptEngine {
     }
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
+            if self.0.hang_shutdown.load(Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
             self.0.record(Call::Shutdown);
             self.0.active.store(false, Ordering::SeqCst);
         })

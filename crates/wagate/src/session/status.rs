@@ -8,6 +8,9 @@ use super::reason::Reason;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
+    /// The supervisor is opening the org's stored state (at start-up): not
+    /// yet known whether it was linked.
+    Starting,
     /// Created, never linked, nobody asked to link yet.
     New,
     /// A QR code or pairing code is on offer.
@@ -36,7 +39,8 @@ pub enum State {
 }
 
 impl State {
-    pub const ALL: [State; 12] = [
+    pub const ALL: [State; 13] = [
+        State::Starting,
         State::New,
         State::Pairing,
         State::Connecting,
@@ -53,6 +57,7 @@ impl State {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            State::Starting => "starting",
             State::New => "new",
             State::Pairing => "pairing",
             State::Connecting => "connecting",

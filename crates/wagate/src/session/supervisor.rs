@@ -128,7 +128,8 @@ impl Supervisor {
         deps: Arc<Deps>,
     ) -> (mpsc::Sender<Command>, watch::Receiver<Snapshot>, EngineSlot) {
         let (cmd_tx, cmd_rx) = mpsc::channel(32);
-        let (status, status_rx) = watch::channel(Snapshot::initial(State::New, Reason::Starting));
+        let (status, status_rx) =
+            watch::channel(Snapshot::initial(State::Starting, Reason::Starting));
         let slot: EngineSlot = Arc::new(Mutex::new(None));
         let sup = Supervisor {
             dir: deps.orgs_dir.join(&org.id),

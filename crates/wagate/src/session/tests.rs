@@ -851,3 +851,44 @@ async fn a_connect_that_reopens_the_store_starts_one_attempt_not_two() {
         "the reopen timer started nothing more"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn stop_all_stops_every_org_at_once_and_gives_up_on_a_stuck_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = Script::new(false);
+    let sessions = sessions_over(&script, tmp.path(), Arc::default(), 0.0, None);
+    let handles: Vec<Handle> = (0..100)
+        .map(|i| {
+            sessions.add(&OrgRef {
+                id: format!("o{i}"),
+                inc: i,
+            })
+        })
+        .collect();
+    settle().await;
+    let t0 = Instant::now();
+    assert_eq!(sessions.stop_all(Duration::from_secs(5)).await, 0);
+    assert!(
+        t0.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(handles.iter().all(|h| h.snapshot().state == State::Stopped));
+    assert!(sessions.list().is_empty());
+
+    // An engine that never finishes closing holds nobody else up, and the
+    // stop gives up on it at the deadline.
+    let script = Script::new(false);
+    let sessions = sessions_over(&script, tmp.path(), Arc::default(), 0.0, None);
+    for i in 0..3 {
+        sessions.add(&OrgRef {
+            id: format!("h{i}"),
+            inc: 100 + i,
+        });
+    }
+    settle().await;
+    script.hang_shutdown.store(true, Ordering::SeqCst);
+    let t0 = Instant::now();
+    assert_eq!(sessions.stop_all(Duration::from_secs(5)).await, 3);
+    assert_eq!(t0.elapsed(), Duration::from_secs(5));
+}

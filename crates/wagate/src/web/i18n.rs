@@ -320,6 +320,7 @@ pub const TABLE: &[(&str, &str, &str)] = &[
         "Aún no hay organizaciones. Cree una con `wagate org create`.",
     ),
     // states: badge words
+    ("state.starting", "Starting", "Iniciando"),
     ("state.new", "Not linked", "Sin vincular"),
     ("state.pairing", "Waiting for scan", "Esperando escaneo"),
     ("state.connecting", "Connecting", "Conectando"),
@@ -333,6 +334,11 @@ pub const TABLE: &[(&str, &str, &str)] = &[
     ("state.error", "Error", "Error"),
     ("state.stopped", "Stopped", "Detenido"),
     // states: what it means and what to do
+    (
+        "say.starting",
+        "wagate is opening this number's saved state.",
+        "wagate está abriendo el estado guardado de este número.",
+    ),
     (
         "say.new",
         "WhatsApp is not linked yet. Press “Link with a QR code” and scan it with the phone.",

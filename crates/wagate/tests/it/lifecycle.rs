@@ -73,6 +73,23 @@ fn sigterm_with_streams_a_dashboard_and_half_sent_requests_exits_cleanly() {
 }
 
 #[test]
+fn sigint_stops_it_the_same_way() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = Server::start(tmp.path());
+    let t = s.create_org("4", None);
+    let _stream = open_stream(
+        &s.addr(),
+        "/v1/orgs/4/events",
+        &[("Authorization", &format!("Bearer {t}"))],
+    );
+    let (status, took) = s
+        .signal("-INT", Duration::from_secs(15))
+        .expect("still running 15 s after SIGINT");
+    assert!(status.success(), "{status}");
+    assert!(took <= Duration::from_secs(10), "{took:?}");
+}
+
+#[test]
 fn a_half_sent_head_is_cut_by_the_header_timeout() {
     let tmp = tempfile::tempdir().unwrap();
     let s = Server::start_args(tmp.path(), &["--offline", "--header-timeout", "2"]);

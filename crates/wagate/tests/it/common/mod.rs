@@ -107,10 +107,19 @@ impl Server {
     /// Returns its exit status and how long it took, or `None` if it was
     /// still running (it is then killed).
     pub fn terminate(&mut self, within: Duration) -> Option<(std::process::ExitStatus, Duration)> {
+        self.signal("-TERM", within)
+    }
+
+    /// Send `sig` (`-TERM`, `-INT`) and wait as `terminate` does.
+    pub fn signal(
+        &mut self,
+        sig: &str,
+        within: Duration,
+    ) -> Option<(std::process::ExitStatus, Duration)> {
         let pid = self.child.id().to_string();
         let t0 = Instant::now();
         let rc = Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([sig, &pid])
             .status()
             .expect("kill");
         assert!(rc.success());
