@@ -326,9 +326,10 @@ async fn connection(
         epoch,
         last: last.clone(),
     });
+    let in_flight = busy.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let router = router.clone();
-        let guard = Busy::start(&busy);
+        let guard = Busy::start(&in_flight);
         async move {
             // A handler that panics answers 500 in the envelope; the
             // connection and the server go on.
@@ -365,6 +366,11 @@ async fn connection(
                 return;
             }
             _ = shutdown.cancelled(), if !closing => {
+                // Nothing in flight (idle, or a head still arriving): close
+                // now. Otherwise let the answer finish (until the drain ends).
+                if busy.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
