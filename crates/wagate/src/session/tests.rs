@@ -61,6 +61,14 @@ fn sessions_over(
     })
 }
 
+/// Org 4's device folder, holding (scripted) credentials.
+fn linked_before(data: &std::path::Path) -> std::path::PathBuf {
+    let dir = data.join("orgs").join("4");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("creds"), b"x").unwrap();
+    dir
+}
+
 fn org4() -> OrgRef {
     OrgRef {
         id: "4".into(),
@@ -701,9 +709,7 @@ async fn repeated_restart_requests_do_not_storm() {
 #[tokio::test(start_paused = true)]
 async fn an_unavailable_store_keeps_the_credentials_and_is_retried() {
     let tmp = tempfile::tempdir().unwrap();
-    let org_dir = tmp.path().join("orgs").join("4");
-    std::fs::create_dir_all(&org_dir).unwrap();
-    std::fs::write(org_dir.join("creds"), b"x").unwrap();
+    let org_dir = linked_before(tmp.path());
     let script = Script::new(true);
     // Out of descriptors for the first two opens.
     script.unavailable_opens.store(2, Ordering::SeqCst);
@@ -831,9 +837,7 @@ async fn orgs_beyond_the_descriptor_budget_wait_in_error_and_get_a_place_later()
 #[tokio::test(start_paused = true)]
 async fn a_connect_that_reopens_the_store_starts_one_attempt_not_two() {
     let tmp = tempfile::tempdir().unwrap();
-    let org_dir = tmp.path().join("orgs").join("4");
-    std::fs::create_dir_all(&org_dir).unwrap();
-    std::fs::write(org_dir.join("creds"), b"x").unwrap();
+    linked_before(tmp.path());
     let script = Script::new(true);
     script.unavailable_opens.store(1, Ordering::SeqCst);
     let sessions = sessions_over(&script, tmp.path(), Arc::default(), 0.0, None);
