@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use wacore_binary::builder::NodeBuilder;
 use wacore_binary::Node;
 
-use crate::node::{attr, child, children, iq_result, stream_error};
+use crate::node::{attr, child, children, iq_error, iq_result, stream_error};
 use crate::sim::{now_ms, set_conn_jid, Conn, Out, PendingPair, Sim};
 use crate::wire::{handshake, Incoming, Session, Wire};
 
@@ -288,20 +288,58 @@ async fn handle(link: &mut Link, node: Node) -> anyhow::Result<bool> {
                 crate::sim::conn_jid(&link.conn),
             ) {
                 (Some(up), Some(jid)) => {
-                    link.sim
-                        .uploads
+                    let held = crate::messaging::take_upload(&link.sim, &jid, up);
+                    tracing::debug!(%jid, held, "pre-keys uploaded");
+                    let due = link
+                        .sim
+                        .key_share_due
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .insert(jid, up);
+                        .remove(&jid);
+                    if due {
+                        // After the upload's answer: the phone can now open a
+                        // session to the new device.
+                        let (sim, phone) = (link.sim.clone(), crate::sim::split_jid(&jid).0);
+                        tokio::spawn(async move {
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                            if let Err(e) =
+                                crate::messaging::share_app_state_key(&sim, &phone, &jid).await
+                            {
+                                tracing::warn!(%jid, error = %e, "app-state key share failed");
+                            }
+                        });
+                    }
                 }
                 _ => tracing::warn!("unreadable pre-key upload"),
             }
             iq_result(&node, vec![])
         }
-        "encrypt" if ty == "get" && child(&node, "count").is_some() => iq_result(
-            &node,
-            vec![NodeBuilder::new("count").attr("value", "50").build()],
-        ),
+        "encrypt" if ty == "get" && child(&node, "count").is_some() => {
+            let held = crate::sim::conn_jid(&link.conn)
+                .map(|jid| crate::messaging::prekey_count(&link.sim, &jid))
+                .unwrap_or(0);
+            iq_result(
+                &node,
+                vec![NodeBuilder::new("count")
+                    .attr("value", held.to_string())
+                    .build()],
+            )
+        }
+        "encrypt" if ty == "get" && child(&node, "digest").is_some() => {
+            let held = crate::sim::conn_jid(&link.conn).and_then(|jid| {
+                link.sim
+                    .uploads
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&jid)
+                    .map(|u| u.digest())
+            });
+            match held {
+                Some(d) => iq_result(&node, vec![d]),
+                // No record: the client re-uploads (WA Web `digestKey`).
+                None => iq_error(&node, 404, "item-not-found"),
+            }
+        }
         _ => iq_result(&node, vec![]),
     };
     link.send(&reply).await?;
@@ -367,6 +405,11 @@ async fn finish_pairing(link: &mut Link, p: &PendingPair) -> anyhow::Result<()> 
         drop(st);
         link.sim.save(&snapshot);
     }
+    link.sim
+        .key_share_due
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(format!("{}:{}@s.whatsapp.net", p.phone, p.device));
     tracing::info!(phone = %p.phone, device = p.device, "device linked; sending 515");
     link.send(&stream_error("515")).await?;
     Ok(())

@@ -36,7 +36,17 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/control/phones/{phone}/send", post(send))
         .route("/control/faults", post(add_fault).delete(heal))
         .route("/control/devices", get(devices))
+        .route("/control/certs", get(certs))
         .with_state(sim)
+}
+
+/// The test root that signs the certificate chain (hex), for clients that
+/// pin it instead of WhatsApp's.
+async fn certs(State(sim): State<Arc<Sim>>) -> Json<Value> {
+    Json(json!({
+        "root": hex::encode(sim.root_public),
+        "chain": hex::encode(&sim.cert_chain),
+    }))
 }
 
 #[derive(Deserialize)]

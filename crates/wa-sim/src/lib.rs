@@ -3,6 +3,7 @@
 //! `danger-skip-cert-chain-verify`) can pair, log in and be failed on command.
 //! Tests and the demo only; it never listens beyond loopback.
 
+pub mod certs;
 pub mod conn;
 pub mod control;
 pub mod messaging;

@@ -240,14 +240,106 @@ pub async fn read(sim: &Sim, phone: &str, ids: &[String]) -> usize {
     by_sender.len()
 }
 
-/// Pre-keys a linked device uploaded (`iq xmlns="encrypt" type="set"`), so a
-/// phone can open a Signal session to it.
+/// The key bundle a linked device uploaded (`iq xmlns="encrypt" type="set"`),
+/// as the server holds it: a phone opening a Signal session to the device
+/// takes one of its one-time pre-keys (which the server then forgets).
 #[derive(Debug, Clone)]
 pub struct Uploaded {
     pub registration: u32,
     pub identity: [u8; 32],
+    /// One-time pre-keys held, by id (in the order they were uploaded).
     pub prekeys: Vec<(u32, [u8; 32])>,
     pub signed: (u32, [u8; 32], Vec<u8>),
+}
+
+impl Uploaded {
+    /// Take in a new upload: identity, registration and signed pre-key are
+    /// replaced, one-time pre-keys are added to those held (the real server
+    /// keeps what was not used yet; WA Web and whatsapp-rust upload more only
+    /// when the count it reports runs low).
+    pub fn merge(&mut self, new: Uploaded) {
+        self.registration = new.registration;
+        self.identity = new.identity;
+        self.signed = new.signed;
+        for (id, key) in new.prekeys {
+            if let Some(held) = self.prekeys.iter_mut().find(|(i, _)| *i == id) {
+                held.1 = key;
+            } else {
+                self.prekeys.push((id, key));
+            }
+        }
+    }
+
+    /// The `<digest>` answer: the bundle and a SHA-1 over identity, signed
+    /// pre-key and its signature and each held pre-key (the material of WA
+    /// Web's `validateLocalKeyBundle`; wacore `prekeys.rs`
+    /// `compute_key_bundle_digest`, `iq/prekeys.rs` `DigestKeyBundleSpec`).
+    pub fn digest(&self) -> Node {
+        use sha1::Digest;
+        let mut h = sha1::Sha1::new();
+        h.update(self.identity);
+        h.update(self.signed.1);
+        h.update(&self.signed.2);
+        for (_, k) in &self.prekeys {
+            h.update(k);
+        }
+        let id3 = |i: u32| i.to_be_bytes()[1..].to_vec();
+        NodeBuilder::new("digest")
+            .children([
+                NodeBuilder::new("registration")
+                    .bytes(self.registration.to_be_bytes().to_vec())
+                    .build(),
+                NodeBuilder::new("type").bytes(vec![5u8]).build(),
+                NodeBuilder::new("identity")
+                    .bytes(self.identity.to_vec())
+                    .build(),
+                NodeBuilder::new("skey")
+                    .children([
+                        NodeBuilder::new("id").bytes(id3(self.signed.0)).build(),
+                        NodeBuilder::new("value")
+                            .bytes(self.signed.1.to_vec())
+                            .build(),
+                        NodeBuilder::new("signature")
+                            .bytes(self.signed.2.clone())
+                            .build(),
+                    ])
+                    .build(),
+                NodeBuilder::new("list")
+                    .children(
+                        self.prekeys
+                            .iter()
+                            .map(|(i, _)| NodeBuilder::new("id").bytes(id3(*i)).build()),
+                    )
+                    .build(),
+                NodeBuilder::new("hash")
+                    .bytes(h.finalize().to_vec())
+                    .build(),
+            ])
+            .build()
+    }
+}
+
+/// Record an upload from device `jid`, adding to what it uploaded before.
+pub fn take_upload(sim: &Sim, jid: &str, up: Uploaded) -> usize {
+    let mut all = sim.uploads.lock().unwrap_or_else(|p| p.into_inner());
+    match all.get_mut(jid) {
+        Some(held) => held.merge(up),
+        None => {
+            all.insert(jid.to_string(), up);
+        }
+    }
+    all.get(jid).map(|u| u.prekeys.len()).unwrap_or(0)
+}
+
+/// How many one-time pre-keys the server holds for `jid` (0 before its
+/// first upload: the client then uploads a full batch).
+pub fn prekey_count(sim: &Sim, jid: &str) -> usize {
+    sim.uploads
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(jid)
+        .map(|u| u.prekeys.len())
+        .unwrap_or(0)
 }
 
 fn id_of(n: &Node) -> Option<u32> {
@@ -319,6 +411,91 @@ async fn send_with_id(
     text: &str,
     id: &str,
 ) -> anyhow::Result<Vec<String>> {
+    let targets: Vec<(Arc<Conn>, String)> = sim
+        .conns()
+        .into_iter()
+        .filter_map(|c| conn_jid(&c).map(|j| (c, j)))
+        .filter(|(_, j)| split_jid(j).0 == to)
+        .collect();
+    anyhow::ensure!(!targets.is_empty(), "no device of {to} is connected");
+    sim.sent_log
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(
+            id.to_string(),
+            (phone.to_string(), to.to_string(), text.to_string()),
+        );
+    let corrupt = sim.faults().bad_mac.remove(phone);
+    let body = wa::Message {
+        conversation: Some(text.to_string()),
+        ..Default::default()
+    };
+    encrypt_to(sim, phone, targets, &body, id, Peer::No, corrupt).await
+}
+
+/// Whether a phone's message goes to another account or to its own devices.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Peer {
+    No,
+    /// To the phone's own linked devices (`category="peer"`: key shares,
+    /// history-sync notifications).
+    Yes,
+}
+
+/// After linking, the phone shares its app-state sync key with the new
+/// device, as a real primary does (whatsmeow `appstate/keys.go`, whatsapp-rust
+/// `message/special.rs` `handle_app_state_sync_key_share`: a share from the
+/// own account ends the client's 10 s first-login wait for it).
+pub async fn share_app_state_key(sim: &Sim, phone: &str, device_jid: &str) -> anyhow::Result<()> {
+    let targets: Vec<(Arc<Conn>, String)> = sim
+        .conns()
+        .into_iter()
+        .filter_map(|c| conn_jid(&c).map(|j| (c, j)))
+        .filter(|(_, j)| j == device_jid)
+        .collect();
+    anyhow::ensure!(!targets.is_empty(), "{device_jid} is not connected");
+    let key = wa::message::AppStateSyncKey {
+        key_id: buffa::MessageField::some(wa::message::AppStateSyncKeyId {
+            key_id: Some(sim.app_state_key_id(phone).to_vec()),
+        }),
+        key_data: buffa::MessageField::some(wa::message::AppStateSyncKeyData {
+            key_data: Some(sim.app_state_key(phone).to_vec()),
+            fingerprint: buffa::MessageField::some(wa::message::AppStateSyncKeyFingerprint {
+                raw_id: Some(1),
+                current_index: Some(0),
+                device_indexes: vec![0],
+            }),
+            timestamp: Some(now_ms()),
+        }),
+    };
+    let body = wa::Message {
+        protocol_message: buffa::MessageField::some(wa::message::ProtocolMessage {
+            r#type: Some(wa::message::protocol_message::Type::APP_STATE_SYNC_KEY_SHARE),
+            app_state_sync_key_share: buffa::MessageField::some(
+                wa::message::AppStateSyncKeyShare { keys: vec![key] },
+            ),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let id = format!("3EB0{:016X}", rand::random::<u64>());
+    encrypt_to(sim, phone, targets, &body, &id, Peer::Yes, false).await?;
+    tracing::info!(%phone, device = %device_jid, "app-state key shared with the new device");
+    Ok(())
+}
+
+/// Encrypt `body` from `phone`'s primary device to each target device (a
+/// Signal session is opened from the device's uploaded pre-keys when there
+/// is none) and send it.
+async fn encrypt_to(
+    sim: &Sim,
+    phone: &str,
+    targets: Vec<(Arc<Conn>, String)>,
+    body: &wa::Message,
+    id: &str,
+    peer: Peer,
+    corrupt: bool,
+) -> anyhow::Result<Vec<String>> {
     use wacore_libsignal::protocol::{
         message_encrypt, process_prekey_bundle, CiphertextMessage, IdentityKey, PreKeyBundle,
         PublicKey, UsePQRatchet,
@@ -329,26 +506,6 @@ async fn send_with_id(
         .get(phone)
         .map(|p| p.name.clone())
         .ok_or_else(|| anyhow::anyhow!("unknown phone {phone}"))?;
-    let targets: Vec<(Arc<Conn>, String)> = sim
-        .conns()
-        .into_iter()
-        .filter_map(|c| conn_jid(&c).map(|j| (c, j)))
-        .filter(|(_, j)| split_jid(j).0 == to)
-        .collect();
-    anyhow::ensure!(!targets.is_empty(), "no device of {to} is connected");
-    let id = id.to_string();
-    sim.sent_log
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(
-            id.clone(),
-            (phone.to_string(), to.to_string(), text.to_string()),
-        );
-    let corrupt = sim.faults().bad_mac.remove(phone);
-    let body = wa::Message {
-        conversation: Some(text.to_string()),
-        ..Default::default()
-    };
     let padded = wacore::messages::MessageUtils::pad_message_v2(body.encode_to_vec());
     let mut rs = sim.recipients.lock().await;
     if !rs.contains_key(phone) {
@@ -360,8 +517,8 @@ async fn send_with_id(
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let mut sent = vec![];
     for (c, jid) in targets {
-        let (_, device) = split_jid(&jid);
-        let addr = ProtocolAddress::new(to, DeviceId::from(device));
+        let (user, device) = split_jid(&jid);
+        let addr = ProtocolAddress::new(&user, DeviceId::from(device));
         if !wacore_libsignal::protocol::SessionStore::has_session(&r.sessions, &addr).await? {
             let up = sim
                 .uploads
@@ -369,7 +526,8 @@ async fn send_with_id(
                 .unwrap_or_else(|p| p.into_inner())
                 .get_mut(&jid)
                 .map(|u| {
-                    let pk = u.prekeys.pop();
+                    // The oldest held pre-key goes, as the server hands it out.
+                    let pk = (!u.prekeys.is_empty()).then(|| u.prekeys.remove(0));
                     (u.clone(), pk)
                 });
             let Some((up, pk)) = up else {
@@ -406,12 +564,16 @@ async fn send_with_id(
             corrupt_mac(&ct, &mut wire);
             tracing::info!(%phone, %id, "bad MAC injected");
         }
-        let node = NodeBuilder::new("message")
+        let mut node = NodeBuilder::new("message")
             .attr("from", format!("{phone}@s.whatsapp.net"))
-            .attr("id", id.clone())
+            .attr("id", id.to_string())
             .attr("type", "text")
-            .attr("t", (now_ms() / 1000).to_string())
-            .attr("notify", name.clone())
+            .attr("t", (now_ms() / 1000).to_string());
+        node = match peer {
+            Peer::No => node.attr("notify", name.clone()),
+            Peer::Yes => node.attr("category", "peer"),
+        };
+        let node = node
             .children([NodeBuilder::new("enc")
                 .attr("v", "2")
                 .attr("type", kind)
@@ -443,5 +605,50 @@ fn corrupt_mac(ct: &wacore_libsignal::protocol::CiphertextMessage, wire: &mut [u
         .and_then(|i| wire.get_mut(i))
     {
         *b ^= 0x5a;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upload(ids: &[u32]) -> Uploaded {
+        Uploaded {
+            registration: 4242,
+            identity: [7u8; 32],
+            prekeys: ids.iter().map(|i| (*i, [*i as u8; 32])).collect(),
+            signed: (9, [8u8; 32], vec![6u8; 64]),
+        }
+    }
+
+    #[test]
+    fn uploads_add_to_the_held_pre_keys() {
+        let mut held = upload(&[1, 2, 3]);
+        held.merge(upload(&[3, 4]));
+        let ids: Vec<u32> = held.prekeys.iter().map(|(i, _)| *i).collect();
+        assert_eq!(ids, vec![1, 2, 3, 4]);
+    }
+
+    /// The digest's hash is the one the client computes from its own keys.
+    #[test]
+    fn the_digest_hash_matches_the_clients() {
+        let held = upload(&[5, 6]);
+        let d = held.digest();
+        let hash = crate::node::content_bytes(child(&d, "hash").unwrap())
+            .unwrap()
+            .to_vec();
+        let keys: Vec<&[u8]> = held.prekeys.iter().map(|(_, k)| &k[..]).collect();
+        let expected = wacore::prekeys::compute_key_bundle_digest(
+            &held.identity,
+            &held.signed.1,
+            &held.signed.2,
+            &keys,
+        );
+        assert_eq!(hash, expected);
+        let ids: Vec<Vec<u8>> = children(child(&d, "list").unwrap())
+            .iter()
+            .map(|n| crate::node::content_bytes(n).unwrap().to_vec())
+            .collect();
+        assert_eq!(ids, vec![vec![0, 0, 5], vec![0, 0, 6]]);
     }
 }

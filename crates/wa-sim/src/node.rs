@@ -42,6 +42,22 @@ pub fn iq_result(req: &Node, kids: Vec<Node>) -> Node {
     b.build()
 }
 
+/// An IQ error answer (`<iq type="error"><error code text/></iq>`).
+pub fn iq_error(req: &Node, code: u16, text: &str) -> Node {
+    NodeBuilder::new("iq")
+        .attr("id", attr(req, "id").unwrap_or_default())
+        .attr("type", "error")
+        .attr(
+            "from",
+            attr(req, "to").unwrap_or_else(|| "s.whatsapp.net".into()),
+        )
+        .children([NodeBuilder::new("error")
+            .attr("code", code.to_string())
+            .attr("text", text)
+            .build()])
+        .build()
+}
+
 pub fn stream_error(code: &str) -> Node {
     NodeBuilder::new("stream:error").attr("code", code).build()
 }

@@ -31,9 +31,17 @@ struct Qr {
     adv_secret: Vec<u8>,
 }
 
+/// The prefix clients put before the QR text so that a phone's own camera
+/// app opens WhatsApp's linking screen (WhatsApp Web does; Baileys shows it;
+/// wacore's phone side strips it: `pair.rs` `parse_qr_code`, constant
+/// `NATIVE_CAMERA_DEEP_LINK_PREFIX` in `companion_reg.rs`).
+pub const DEEP_LINK_PREFIX: &str = "https://wa.me/settings/linked_devices#";
+
 fn parse_qr(qr: &str) -> Result<Qr, ScanError> {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let parts: Vec<&str> = qr.trim().split(',').collect();
+    let qr = qr.trim();
+    let body = qr.strip_prefix(DEEP_LINK_PREFIX).unwrap_or(qr);
+    let parts: Vec<&str> = body.split(',').collect();
     if parts.len() < 4 || parts.iter().take(4).any(|p| p.is_empty()) {
         return Err(ScanError::BadQr(
             "expected ref,noise key,identity key,secret[,type]".into(),
@@ -155,4 +163,29 @@ pub async fn link_device(
         .await
         .map_err(|_| ScanError::NotOnOffer)?;
     Ok(device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> String {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        format!(
+            "2@ref,{},{},{},1",
+            b64.encode([1u8; 32]),
+            b64.encode([2u8; 32]),
+            b64.encode([3u8; 32])
+        )
+    }
+
+    #[test]
+    fn the_qr_is_read_with_or_without_the_camera_link_prefix() {
+        let plain = parse_qr(&sample()).unwrap();
+        let linked = parse_qr(&format!("{DEEP_LINK_PREFIX}{}", sample())).unwrap();
+        assert_eq!(plain.reference, "2@ref");
+        assert_eq!(linked.reference, "2@ref");
+        assert_eq!(linked.identity_pub, [2u8; 32]);
+        assert!(parse_qr("https://example.com/#2@ref,a,b,c").is_err());
+    }
 }

@@ -77,7 +77,10 @@ pub struct Faults {
 pub struct Sim {
     pub dir: PathBuf,
     pub server_key: KeyPair,
+    /// The certificate chain sent in every handshake (`certs.rs`).
     pub cert_chain: Vec<u8>,
+    /// The public half of the test root that signs it.
+    pub root_public: [u8; 32],
     pub persist: Mutex<Persist>,
     pub conns: Mutex<HashMap<u64, Arc<Conn>>>,
     /// QR references on offer → the connection that offered them.
@@ -94,6 +97,9 @@ pub struct Sim {
     /// Receipts for each device jid that it has not acked yet: sent again at
     /// its next login, as WhatsApp keeps them for a device that was away.
     pub receipts: Mutex<HashMap<String, Vec<PendingReceipt>>>,
+    /// Devices just linked, owed the phone's app-state key share once they
+    /// have uploaded their pre-keys.
+    pub key_share_due: Mutex<std::collections::HashSet<String>>,
     next_id: AtomicU64,
 }
 
@@ -112,13 +118,21 @@ impl Sim {
     pub fn open(dir: PathBuf) -> anyhow::Result<Arc<Sim>> {
         let persist = Persist::load(&dir)?;
         let server_key = keypair_from_hex(&persist.server_priv)?;
-        let mut pub32 = [0u8; 32];
-        pub32.copy_from_slice(server_key.public_key.public_key_bytes());
-        let cert_chain = wacore_noise::test_util::build_cert_chain_bytes(&pub32);
+        let root = keypair_from_hex(&persist.root_priv)?;
+        let intermediate = keypair_from_hex(&persist.intermediate_priv)?;
+        let cert_chain = crate::certs::build(
+            &root,
+            &intermediate,
+            &server_key,
+            (now_ms() / 1000).max(0) as u64,
+        )?;
+        let mut root_public = [0u8; 32];
+        root_public.copy_from_slice(root.public_key.public_key_bytes());
         Ok(Arc::new(Sim {
             dir,
             server_key,
             cert_chain,
+            root_public,
             persist: Mutex::new(persist),
             conns: Mutex::new(HashMap::new()),
             refs: Mutex::new(HashMap::new()),
@@ -128,6 +142,7 @@ impl Sim {
             uploads: Default::default(),
             sent_log: Default::default(),
             receipts: Default::default(),
+            key_share_due: Default::default(),
             next_id: AtomicU64::new(1),
         }))
     }
@@ -227,5 +242,34 @@ pub fn split_jid(jid: &str) -> (String, u32) {
 impl Sim {
     pub fn phone_exists(&self, phone: &str) -> bool {
         self.persist().phones.contains_key(phone)
+    }
+
+    /// A value fixed per phone, derived from its account key (so it stays
+    /// the same across restarts without being stored).
+    fn phone_derived(&self, phone: &str, what: &[u8]) -> [u8; 32] {
+        use sha2::Digest;
+        let account = self
+            .persist()
+            .phones
+            .get(phone)
+            .map(|p| p.account_priv.clone())
+            .unwrap_or_default();
+        let mut h = sha2::Sha256::new();
+        h.update(what);
+        h.update(account.as_bytes());
+        h.finalize().into()
+    }
+
+    /// The phone's app-state sync key (what its linked devices decrypt
+    /// app-state patches with) and that key's id.
+    pub fn app_state_key(&self, phone: &str) -> [u8; 32] {
+        self.phone_derived(phone, b"wa-sim app-state key\0")
+    }
+
+    pub fn app_state_key_id(&self, phone: &str) -> [u8; 6] {
+        let d = self.phone_derived(phone, b"wa-sim app-state key id\0");
+        let mut id = [0u8; 6];
+        id.copy_from_slice(&d[..6]);
+        id
     }
 }

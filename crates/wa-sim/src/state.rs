@@ -37,6 +37,13 @@ pub struct Phone {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Persist {
     pub server_priv: String,
+    /// The test root that signs the certificate chain's intermediate (made
+    /// on first use; tests pin its public half).
+    #[serde(default = "new_keypair_hex")]
+    pub root_priv: String,
+    /// The intermediate that signs the leaf (the server's static key).
+    #[serde(default = "new_keypair_hex")]
+    pub intermediate_priv: String,
     pub phones: BTreeMap<String, Phone>,
 }
 
@@ -60,10 +67,17 @@ impl Persist {
         std::fs::create_dir_all(dir)?;
         let path = state_path(dir);
         match std::fs::read(&path) {
-            Ok(b) => Ok(serde_json::from_slice(&b)?),
+            Ok(b) => {
+                let p: Persist = serde_json::from_slice(&b)?;
+                // Keys a state file from an earlier version lacked are made now.
+                p.save(dir)?;
+                Ok(p)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let p = Persist {
                     server_priv: new_keypair_hex(),
+                    root_priv: new_keypair_hex(),
+                    intermediate_priv: new_keypair_hex(),
                     phones: BTreeMap::new(),
                 };
                 p.save(dir)?;

@@ -56,8 +56,17 @@ impl Wire {
             let mut bytes: &[u8] = data;
             if self.first {
                 self.first = false;
-                if bytes.starts_with(&WA_CONN_HEADER) {
-                    bytes = &bytes[WA_CONN_HEADER.len()..];
+                // Only the first message carries the header. Another header
+                // (Baileys 6.x sends `WA 06 02`, dictionary v2, whose token
+                // tables differ) is refused at once: read as a frame length
+                // it would hang the client until it timed out.
+                match bytes.get(..WA_CONN_HEADER.len()) {
+                    Some(h) if h == WA_CONN_HEADER => bytes = &bytes[WA_CONN_HEADER.len()..],
+                    other => anyhow::bail!(
+                        "unknown connection header {:02x?}: this server speaks {:02x?} (dictionary v3)",
+                        other.unwrap_or(bytes),
+                        WA_CONN_HEADER
+                    ),
                 }
             }
             self.dec.feed(bytes);

@@ -145,3 +145,65 @@ async fn refuses_non_loopback_addresses() {
     .expect("must refuse");
     assert!(err.to_string().contains("loopback"));
 }
+
+/// A client speaking another protocol version (Baileys 6.x sends `WA 06 02`)
+/// is refused at once, not left waiting for a 5.7 MB "frame".
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_connection_header_is_refused_at_once() {
+    use futures::{SinkExt, StreamExt};
+    let dir = tempfile::tempdir().unwrap();
+    let any = "127.0.0.1:0".parse().unwrap();
+    let r = wa_sim::start(dir.path().to_path_buf(), any, any)
+        .await
+        .unwrap();
+    let uri: http::Uri = r.ws_url().parse().unwrap();
+    let (mut ws, _) = tokio_websockets::ClientBuilder::from_uri(uri)
+        .connect()
+        .await
+        .unwrap();
+    let mut first = vec![b'W', b'A', 6, 2];
+    first.extend_from_slice(&[0, 0, 5, 1, 2, 3, 4, 5]);
+    ws.send(tokio_websockets::Message::binary(first))
+        .await
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(m)) = ws.next().await {
+            if m.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the connection was held open");
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+}
+
+/// The chain wa-sim hands out verifies under the root it publishes.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_served_certificate_chain_verifies_under_the_published_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let any = "127.0.0.1:0".parse().unwrap();
+    let r = wa_sim::start(dir.path().to_path_buf(), any, any)
+        .await
+        .unwrap();
+    let base = r.control_url();
+    let (st, v) = tokio::task::spawn_blocking(move || call(&base, "GET", "/control/certs", None))
+        .await
+        .unwrap();
+    assert_eq!(st, 200);
+    let root: [u8; 32] = hex::decode(v["root"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let chain = hex::decode(v["chain"].as_str().unwrap()).unwrap();
+    let mut server = [0u8; 32];
+    server.copy_from_slice(r.sim.server_key.public_key.public_key_bytes());
+    assert_eq!(wa_sim::certs::verify(&chain, &root, &server), Ok(()));
+    // The same root after a restart: clients that pinned it keep trusting it.
+    drop(r);
+    let r2 = wa_sim::start(dir.path().to_path_buf(), any, any)
+        .await
+        .unwrap();
+    assert_eq!(r2.sim.root_public, root);
+}

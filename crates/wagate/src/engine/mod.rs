@@ -81,18 +81,52 @@ pub enum EngineEvent {
     Receipt {
         wa_ids: Vec<String>,
         kind: ReceiptKind,
+        committed: Commit,
     },
     /// An inbound text message.
     Message {
         wa_id: String,
         from: String,
         text: String,
+        committed: Commit,
     },
     /// A message from `from` could not be decrypted (bad MAC, no session…);
     /// the library asks the sender to retry. Never a reason to unlink.
     DecryptFailure { from: String },
     /// The attempt is over; see the contract above.
     Closed { reason: CloseReason },
+}
+
+/// Tells the engine that an event it reported is durable. The library
+/// acknowledges a receipt or a message to the server once its event handler
+/// returns; the server then forgets it. So for those two the engine waits
+/// (a while) until the outbox has committed the event: a gateway killed in
+/// between gets them again at its next login instead of losing them.
+#[derive(Clone, Debug, Default)]
+pub struct Commit(Option<Arc<std::sync::Mutex<Option<std::sync::mpsc::Sender<()>>>>>);
+
+impl Commit {
+    /// A commit notice and the receiver that waits for it.
+    pub fn new() -> (Commit, std::sync::mpsc::Receiver<()>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        (Commit(Some(Arc::new(std::sync::Mutex::new(Some(tx))))), rx)
+    }
+
+    /// The event is committed.
+    pub fn done(&self) {
+        if let Some(slot) = &self.0 {
+            if let Some(tx) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                let _ = tx.send(());
+            }
+        }
+    }
+}
+
+/// Commit notices carry no data: any two are equal (events compare by content).
+impl PartialEq for Commit {
+    fn eq(&self, _: &Commit) -> bool {
+        true
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -18,8 +18,8 @@ use whatsapp_rust::types::events::{Event, EventHandler};
 use whatsapp_rust::{Client, Jid, SendOptions, TokioRuntime};
 
 use super::{
-    diagnose, BoxFuture, CloseReason, Engine, EngineError, EngineEvent, EngineFactory, ReceiptKind,
-    SendFailure, StartOptions,
+    diagnose, BoxFuture, CloseReason, Commit, Engine, EngineError, EngineEvent, EngineFactory,
+    ReceiptKind, SendFailure, StartOptions,
 };
 
 /// Where and how engines connect.
@@ -302,10 +302,13 @@ impl EventHandler for Forwarder {
                     ReceiptType::Read | ReceiptType::ReadSelf => ReceiptKind::Read,
                     _ => return,
                 };
+                let (committed, done) = Commit::new();
                 s.emit(EngineEvent::Receipt {
                     wa_ids: r.message_ids.iter().map(|m| m.to_string()).collect(),
                     kind,
+                    committed,
                 });
+                wait_committed(done);
             }
             Event::Messages(batch) => {
                 for m in batch.messages.iter() {
@@ -319,16 +322,35 @@ impl EventHandler for Forwarder {
                             .and_then(|t| t.text.clone())
                     });
                     if let Some(text) = text {
+                        let (committed, done) = Commit::new();
                         s.emit(EngineEvent::Message {
                             wa_id: m.info.id.to_string(),
                             from: phone_of(&m.info.source.sender),
                             text,
+                            committed,
                         });
+                        wait_committed(done);
                     }
                 }
             }
             _ => {}
         }
+    }
+}
+
+/// Hold the library's event handler until the event is committed (or 5 s
+/// pass, or the event was dropped at shutdown): the library acknowledges
+/// the receipt or message to the server as soon as the handler returns.
+fn wait_committed(done: std::sync::mpsc::Receiver<()>) {
+    let wait = || {
+        let _ = done.recv_timeout(Duration::from_secs(5));
+    };
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
+        // Not on a runtime worker: blocking is harmless. On a single-threaded
+        // runtime it would stall the commit it waits for: don't wait.
+        Err(_) => wait(),
+        Ok(_) => {}
     }
 }
 

@@ -272,7 +272,7 @@ fn apply(tx: &mut Tx, org: &OrgRef, ev: EngineEvent) -> rusqlite::Result<()> {
         } => {
             advance(tx, org, &wa_id, MessageStatus::Failed, Some(&e))?;
         }
-        EngineEvent::Receipt { wa_ids, kind } => {
+        EngineEvent::Receipt { wa_ids, kind, .. } => {
             let to = match kind {
                 ReceiptKind::Delivered => MessageStatus::Delivered,
                 ReceiptKind::Read => MessageStatus::Read,
@@ -281,7 +281,9 @@ fn apply(tx: &mut Tx, org: &OrgRef, ev: EngineEvent) -> rusqlite::Result<()> {
                 advance(tx, org, &w, to, None)?;
             }
         }
-        EngineEvent::Message { wa_id, from, text } => {
+        EngineEvent::Message {
+            wa_id, from, text, ..
+        } => {
             if let Some(row) =
                 store::inbound::insert(tx, org.inc, &wa_id, &from, &text, store::now_ms())?
             {
@@ -312,6 +314,17 @@ async fn update_loop(store: Store, mut rx: mpsc::UnboundedReceiver<Update>) {
             }
         }
         let n = batch.len();
+        // Told once the batch is committed (receipts and received messages:
+        // the engine holds the library's acknowledgement until then).
+        let notices: Vec<crate::engine::Commit> = batch
+            .iter()
+            .filter_map(|(_, ev)| match ev {
+                EngineEvent::Receipt { committed, .. } | EngineEvent::Message { committed, .. } => {
+                    Some(committed.clone())
+                }
+                _ => None,
+            })
+            .collect();
         let result = store
             .write(move |tx| {
                 for (org, ev) in batch {
@@ -327,8 +340,9 @@ async fn update_loop(store: Store, mut rx: mpsc::UnboundedReceiver<Update>) {
                 Ok(())
             })
             .await;
-        if let Err(e) = result {
-            tracing::error!(updates = n, error = %e, "message updates not committed");
+        match result {
+            Ok(()) => notices.iter().for_each(crate::engine::Commit::done),
+            Err(e) => tracing::error!(updates = n, error = %e, "message updates not committed"),
         }
     }
 }

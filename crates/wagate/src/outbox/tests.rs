@@ -194,6 +194,7 @@ async fn status_only_moves_forward_and_every_move_has_its_event() {
     let receipt = |kind| EngineEvent::Receipt {
         wa_ids: vec![w.clone()],
         kind,
+        committed: Default::default(),
     };
     r.apply(vec![
         receipt(ReceiptKind::Delivered),
@@ -231,6 +232,7 @@ async fn status_only_moves_forward_and_every_move_has_its_event() {
     r.apply(vec![EngineEvent::Receipt {
         wa_ids: vec![f.wa_id.clone()],
         kind: ReceiptKind::Read,
+        committed: Default::default(),
     }])
     .await;
     assert_eq!(
@@ -283,4 +285,26 @@ async fn close_applies_what_arrived_then_stops() {
     );
     assert!(r.outbox.close(Duration::from_secs(5)).await);
     assert_eq!(r.status(&m.id).await, MessageStatus::Sent);
+}
+
+#[tokio::test]
+async fn a_receipt_is_reported_committed_only_after_its_commit() {
+    let r = rig().await;
+    let m = r.accept(0).await;
+    let (committed, done) = crate::engine::Commit::new();
+    r.outbox.engine_event(
+        &r.org,
+        EngineEvent::Receipt {
+            wa_ids: vec![m.wa_id.clone()],
+            kind: ReceiptKind::Delivered,
+            committed,
+        },
+    );
+    // The notice comes from the update task once the write is durable…
+    let got = tokio::task::spawn_blocking(move || done.recv_timeout(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert!(got.is_ok(), "no commit notice");
+    // …so by then the status is in the database.
+    assert_eq!(r.status(&m.id).await, MessageStatus::Delivered);
 }

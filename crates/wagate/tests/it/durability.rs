@@ -49,6 +49,7 @@ fn flood(s: &Server, token: &str, total: usize, threads: usize) -> Vec<String> {
 
 #[test]
 fn twenty_thousand_sends_leave_every_status_event_in_the_log() {
+    let _heavy = crate::common::heavy();
     let tmp = tempfile::tempdir().unwrap();
     let mut s = Server::start(tmp.path());
     let t = s.create_org("4", Some("57"));

@@ -23,6 +23,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[test]
 fn fifty_orgs_come_back_within_30s_after_a_restart() {
+    let _heavy = crate::common::heavy();
     let mut l = linked(50);
     println!(
         "gateway RSS with 50 linked orgs: {} KiB",

@@ -17,6 +17,7 @@ fn env_or(name: &str, default: u64) -> u64 {
 
 #[test]
 fn more_orgs_than_descriptors_are_never_moved_aside() {
+    let _heavy = crate::common::heavy();
     let orgs = env_or("WAGATE_FD_ORGS", 300) as usize;
     let limit = env_or("WAGATE_FD_LIMIT", 256);
     let tmp = tempfile::tempdir().unwrap();

@@ -19,6 +19,15 @@ use serde_json::Value;
 
 pub const ADMIN: &str = "test-admin-token";
 
+/// Tests that load both cores for a while (hundreds of orgs, floods of
+/// sends, fifty links at once) take this, so that no two of them overlap:
+/// the suite runs 4 tests at a time and their timing bounds assume a
+/// machine that is not saturated by another heavy test.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The gateway binary under test: this build's, or the one named by
 /// `WAGATE_TEST_BIN` (to run these tests against an earlier build and see
 /// which of them it fails).
