@@ -273,7 +273,7 @@ async fn handle(link: &mut Link, node: Node) -> anyhow::Result<bool> {
         ),
         "blocklist" => iq_result(&node, vec![NodeBuilder::new("list").build()]),
         "privacy" if ty == "get" => iq_result(&node, vec![NodeBuilder::new("privacy").build()]),
-        "usync" => iq_result(&node, vec![usync_answer(&link.sim, &node)]),
+        "usync" => iq_result(&node, vec![crate::usync::answer(&link.sim, &node)]),
         "encrypt" if ty == "get" && child(&node, "key").is_some() => {
             let list = crate::messaging::bundles(
                 &link.sim,
@@ -348,42 +348,6 @@ async fn handle(link: &mut Link, node: Node) -> anyhow::Result<bool> {
 
 fn link_sim(link: &Link) -> &Arc<Sim> {
     &link.sim
-}
-
-/// Users wa-sim knows as phones have one primary device (0); others none.
-fn usync_answer(sim: &Sim, req: &Node) -> Node {
-    let usync = child(req, "usync");
-    let users: Vec<Node> = usync
-        .and_then(|u| child(u, "list"))
-        .map(children)
-        .unwrap_or(&[])
-        .iter()
-        .filter_map(|u| attr(u, "jid"))
-        .map(|jid| {
-            let (phone, _) = crate::sim::split_jid(&jid);
-            let devices: Vec<Node> = if sim.phone_exists(&phone) {
-                vec![NodeBuilder::new("device").attr("id", "0").build()]
-            } else {
-                vec![]
-            };
-            NodeBuilder::new("user")
-                .attr("jid", jid)
-                .children([NodeBuilder::new("devices")
-                    .children([NodeBuilder::new("device-list").children(devices).build()])
-                    .build()])
-                .build()
-        })
-        .collect();
-    let mut b = NodeBuilder::new("usync");
-    if let Some(u) = usync {
-        for k in ["sid", "mode", "context", "index", "last"] {
-            if let Some(v) = attr(u, k) {
-                b = b.attr(k, v);
-            }
-        }
-    }
-    b.children([NodeBuilder::new("list").children(users).build()])
-        .build()
 }
 
 /// The client accepted the pair-success: record the device, then the 515 restart.

@@ -13,6 +13,7 @@ pub mod pairing;
 pub mod signal;
 pub mod sim;
 pub mod state;
+pub mod usync;
 pub mod wire;
 
 use std::net::SocketAddr;

@@ -16,12 +16,19 @@ use crate::signal::{InboxItem, Recipient};
 use crate::sim::{conn_jid, now_ms, split_jid, Conn, Out, PendingReceipt, Sim};
 
 /// `<list>` of bundles for the `<user jid>` children of a `<key>` request.
+/// A user may be named by number or by LID (Baileys 7 asks by LID, also for
+/// its own account); only primary devices (0) have bundles here.
 pub async fn bundles(sim: &Sim, users: &[Node]) -> Node {
     let mut out = vec![];
     for u in users {
         let Some(jid) = attr(u, "jid") else { continue };
-        let (phone, device) = split_jid(&jid);
-        if device != 0 || !sim.phone_exists(&phone) {
+        let (_, device) = split_jid(&jid);
+        let phone = if device == 0 {
+            sim.phone_of(&jid)
+        } else {
+            None
+        };
+        let Some(phone) = phone else {
             out.push(
                 NodeBuilder::new("user")
                     .attr("jid", jid)
@@ -32,7 +39,7 @@ pub async fn bundles(sim: &Sim, users: &[Node]) -> Node {
                     .build(),
             );
             continue;
-        }
+        };
         let mut rs = sim.recipients.lock().await;
         let r = match rs.get_mut(&phone) {
             Some(r) => r,
@@ -92,13 +99,23 @@ pub async fn on_message(sim: &Arc<Sim>, conn: &Arc<Conn>, node: &Node) -> anyhow
         encs.push((to.clone(), e));
     }
     let sender = ProtocolAddress::new(&sender_phone, DeviceId::from(sender_device));
+    // Receipts come back from the address the sender used for the chat.
+    let chat_is_lid = to.ends_with("@lid");
     let mut delivered = vec![];
     for (jid, enc) in encs {
-        let (phone, device) = split_jid(&jid);
+        let (_, device) = split_jid(&jid);
+        let Some(phone) = sim.phone_of(&jid) else {
+            tracing::warn!(%jid, "message for someone wa-sim does not know");
+            continue;
+        };
         if device != 0 || phone == sender_phone {
             // Our own phone's copy (device-sent) is not an inbox message.
             continue;
         }
+        let via = match (chat_is_lid, sim.lid_of(&phone)) {
+            (true, Some(lid)) => format!("{lid}@lid"),
+            _ => format!("{phone}@s.whatsapp.net"),
+        };
         let kind = attr(enc, "type").unwrap_or_default();
         let Some(data) = bytes(enc) else { continue };
         let mut rs = sim.recipients.lock().await;
@@ -119,14 +136,15 @@ pub async fn on_message(sim: &Arc<Sim>, conn: &Arc<Conn>, node: &Node) -> anyhow
                         t: now_ms(),
                         read: false,
                         copies: 1,
+                        via: via.clone(),
                     }),
                 }
-                delivered.push(phone);
+                delivered.push((phone, via));
             }
             Err(e) => tracing::warn!(%phone, %id, error = %e, "decryption failed"),
         }
     }
-    for phone in delivered {
+    for (phone, via) in delivered {
         let read_after = sim
             .persist()
             .phones
@@ -141,7 +159,7 @@ pub async fn on_message(sim: &Arc<Sim>, conn: &Arc<Conn>, node: &Node) -> anyhow
         }
         let receipt = NodeBuilder::new("receipt")
             .attr("id", id.clone())
-            .attr("from", format!("{phone}@s.whatsapp.net"))
+            .attr("from", via)
             .attr("t", t.clone())
             .build();
         send_receipt(sim, &sender_jid, &id, None, receipt).await;
@@ -200,7 +218,7 @@ pub fn unacked_receipts(sim: &Sim, device: &str) -> Vec<Node> {
 /// The phone reads messages: mark them and send read receipts to every
 /// connected device of each sender.
 pub async fn read(sim: &Sim, phone: &str, ids: &[String]) -> usize {
-    let mut by_sender: Vec<(String, String)> = vec![];
+    let mut by_sender: Vec<(String, String, String)> = vec![];
     {
         let mut rs = sim.recipients.lock().await;
         let Some(r) = rs.get_mut(phone) else { return 0 };
@@ -210,11 +228,11 @@ pub async fn read(sim: &Sim, phone: &str, ids: &[String]) -> usize {
             .filter(|m| ids.contains(&m.id) && !m.read)
         {
             m.read = true;
-            by_sender.push((m.from.clone(), m.id.clone()));
+            by_sender.push((m.from.clone(), m.id.clone(), m.via.clone()));
         }
     }
     let t = (now_ms() / 1000).to_string();
-    for (sender, id) in &by_sender {
+    for (sender, id, via) in &by_sender {
         // Every device linked to the sender's account, connected or not.
         let devices: Vec<String> = sim
             .persist()
@@ -228,9 +246,14 @@ pub async fn read(sim: &Sim, phone: &str, ids: &[String]) -> usize {
             })
             .unwrap_or_default();
         for device in devices {
+            let from = if via.is_empty() {
+                format!("{phone}@s.whatsapp.net")
+            } else {
+                via.clone()
+            };
             let receipt = NodeBuilder::new("receipt")
                 .attr("id", id.clone())
-                .attr("from", format!("{phone}@s.whatsapp.net"))
+                .attr("from", from)
                 .attr("type", "read")
                 .attr("t", t.clone())
                 .build();

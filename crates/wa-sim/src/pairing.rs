@@ -149,6 +149,20 @@ pub async fn link_device(
                     .build(),
                 NodeBuilder::new("platform").attr("name", "android").build(),
                 NodeBuilder::new("biz").attr("name", name).build(),
+                // The account's chats are LID-addressed, as every account's
+                // are since WhatsApp's 2025 migration (WA Web
+                // `parseSetRegRequestPairSuccessClientProps` →
+                // `setIsLidMigrated`; wacore `pair.rs` `extract_pairing_props`):
+                // clients then address one-to-one messages by LID.
+                NodeBuilder::new("client-props")
+                    .bytes(
+                        wa::ClientPairingProps {
+                            is_chat_db_lid_migrated: Some(true),
+                            ..Default::default()
+                        }
+                        .encode_to_vec(),
+                    )
+                    .build(),
             ])
             .build()])
         .build();

@@ -130,6 +130,9 @@ pub struct InboxItem {
     /// How many times this id arrived (a re-send after a crash shows as 2;
     /// like a real phone, the inbox keeps one).
     pub copies: u32,
+    /// How the sender addressed this phone (`PN@s.whatsapp.net` or
+    /// `LID@lid`): its receipts come back from the same address.
+    pub via: String,
 }
 
 pub struct Recipient {

@@ -244,6 +244,26 @@ impl Sim {
         self.persist().phones.contains_key(phone)
     }
 
+    /// The phone a jid names: `PN[:DEVICE]@s.whatsapp.net` by number,
+    /// `LID[:DEVICE]@lid` by its LID. `None` for anyone wa-sim does not know.
+    pub fn phone_of(&self, jid: &str) -> Option<String> {
+        let (user, _) = split_jid(jid);
+        let st = self.persist();
+        if jid.ends_with("@lid") {
+            st.phones
+                .values()
+                .find(|p| p.lid == user)
+                .map(|p| p.phone.clone())
+        } else {
+            st.phones.contains_key(&user).then_some(user)
+        }
+    }
+
+    /// A phone's LID (user part).
+    pub fn lid_of(&self, phone: &str) -> Option<String> {
+        self.persist().phones.get(phone).map(|p| p.lid.clone())
+    }
+
     /// A value fixed per phone, derived from its account key (so it stays
     /// the same across restarts without being stored).
     fn phone_derived(&self, phone: &str, what: &[u8]) -> [u8; 32] {

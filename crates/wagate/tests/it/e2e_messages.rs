@@ -66,6 +66,13 @@ fn a_message_is_encrypted_delivered_and_read() {
     assert_eq!(msgs.len(), 1, "{inbox}");
     assert_eq!(msgs[0]["text"], "Recordatorio: cita mañana 10:00");
     assert_eq!(msgs[0]["from"], crate::common::sim::phone(0));
+    // The account is LID-migrated (as every account is now): the client
+    // addresses the patient by LID, and the receipts come back that way.
+    assert!(
+        msgs[0]["via"].as_str().unwrap().ends_with("@lid"),
+        "addressed as {}",
+        msgs[0]["via"]
+    );
     let wa_id = msgs[0]["id"].as_str().unwrap().to_string();
     assert_eq!(
         m["wa_id"],
