@@ -247,6 +247,9 @@ async fn handle(link: &mut Link, node: Node) -> anyhow::Result<bool> {
                 .children([NodeBuilder::new("offline").attr("count", "0").build()])
                 .build();
             link.send(&ib).await?;
+            if let Some(device) = crate::sim::conn_jid(&link.conn) {
+                link.sim.welcome_step(&device, |w| w.online = true);
+            }
             return Ok(true);
         }
         "w:sync:app:state" => {
@@ -290,25 +293,7 @@ async fn handle(link: &mut Link, node: Node) -> anyhow::Result<bool> {
                 (Some(up), Some(jid)) => {
                     let held = crate::messaging::take_upload(&link.sim, &jid, up);
                     tracing::debug!(%jid, held, "pre-keys uploaded");
-                    let due = link
-                        .sim
-                        .key_share_due
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&jid);
-                    if due {
-                        // After the upload's answer: the phone can now open a
-                        // session to the new device.
-                        let (sim, phone) = (link.sim.clone(), crate::sim::split_jid(&jid).0);
-                        tokio::spawn(async move {
-                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                            if let Err(e) =
-                                crate::messaging::share_app_state_key(&sim, &phone, &jid).await
-                            {
-                                tracing::warn!(%jid, error = %e, "app-state key share failed");
-                            }
-                        });
-                    }
+                    link.sim.welcome_step(&jid, |w| w.keys = true);
                 }
                 _ => tracing::warn!("unreadable pre-key upload"),
             }
@@ -370,10 +355,13 @@ async fn finish_pairing(link: &mut Link, p: &PendingPair) -> anyhow::Result<()> 
         link.sim.save(&snapshot);
     }
     link.sim
-        .key_share_due
+        .welcome_due
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .insert(format!("{}:{}@s.whatsapp.net", p.phone, p.device));
+        .insert(
+            format!("{}:{}@s.whatsapp.net", p.phone, p.device),
+            crate::sim::Welcome::default(),
+        );
     tracing::info!(phone = %p.phone, device = p.device, "device linked; sending 515");
     link.send(&stream_error("515")).await?;
     Ok(())

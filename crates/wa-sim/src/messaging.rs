@@ -465,11 +465,62 @@ enum Peer {
     Yes,
 }
 
-/// After linking, the phone shares its app-state sync key with the new
-/// device, as a real primary does (whatsmeow `appstate/keys.go`, whatsapp-rust
-/// `message/special.rs` `handle_app_state_sync_key_share`: a share from the
-/// own account ends the client's 10 s first-login wait for it).
-pub async fn share_app_state_key(sim: &Sim, phone: &str, device_jid: &str) -> anyhow::Result<()> {
+/// What a phone sends its newly linked device once the device is online
+/// and has uploaded its pre-keys: the app-state key share, then the
+/// history-sync notification. Both ended a client's first-login wait
+/// (whatsapp-rust 10 s for the key, Baileys 20 s for the notification).
+pub async fn welcome_new_device(sim: &Sim, phone: &str, device_jid: &str) {
+    if let Err(e) = share_app_state_key(sim, phone, device_jid).await {
+        tracing::warn!(jid = %device_jid, error = %e, "app-state key share failed");
+    }
+    if let Err(e) = send_history_bootstrap(sim, phone, device_jid).await {
+        tracing::warn!(jid = %device_jid, error = %e, "history-sync notification failed");
+    }
+}
+
+/// The initial history sync, as a phone sends it after linking: a
+/// `HISTORY_SYNC_NOTIFICATION` of type `INITIAL_BOOTSTRAP` whose history
+/// travels inline (`initialHistBootstrapInlinePayload`, a zlib-deflated
+/// `HistorySync`), so no media download is needed (Baileys `history.js`
+/// `downloadAndProcessHistorySyncNotification` reads it; whatsapp-rust, told
+/// to skip history, acknowledges it). wa-sim's phones have no past chats to
+/// share: the history is empty and complete.
+async fn send_history_bootstrap(sim: &Sim, phone: &str, device_jid: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let history = wa::HistorySync {
+        sync_type: wa::history_sync::HistorySyncType::INITIAL_BOOTSTRAP,
+        chunk_order: Some(0),
+        progress: Some(100),
+        ..Default::default()
+    };
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&history.encode_to_vec())?;
+    let inline = z.finish()?;
+    let body = wa::Message {
+        protocol_message: buffa::MessageField::some(wa::message::ProtocolMessage {
+            r#type: Some(wa::message::protocol_message::Type::HISTORY_SYNC_NOTIFICATION),
+            history_sync_notification: buffa::MessageField::some(
+                wa::message::HistorySyncNotification {
+                    sync_type: Some(wa::message::HistorySyncType::INITIAL_BOOTSTRAP),
+                    chunk_order: Some(0),
+                    progress: Some(100),
+                    initial_hist_bootstrap_inline_payload: Some(inline),
+                    ..Default::default()
+                },
+            ),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let targets = device_target(sim, device_jid)?;
+    let id = format!("3EB0{:016X}", rand::random::<u64>());
+    encrypt_to(sim, phone, targets, &body, &id, Peer::Yes, false).await?;
+    tracing::info!(%phone, device = %device_jid, "history-sync notification sent to the new device");
+    Ok(())
+}
+
+/// The live connection of one device, as a send target.
+fn device_target(sim: &Sim, device_jid: &str) -> anyhow::Result<Vec<(Arc<Conn>, String)>> {
     let targets: Vec<(Arc<Conn>, String)> = sim
         .conns()
         .into_iter()
@@ -477,6 +528,15 @@ pub async fn share_app_state_key(sim: &Sim, phone: &str, device_jid: &str) -> an
         .filter(|(_, j)| j == device_jid)
         .collect();
     anyhow::ensure!(!targets.is_empty(), "{device_jid} is not connected");
+    Ok(targets)
+}
+
+/// After linking, the phone shares its app-state sync key with the new
+/// device, as a real primary does (whatsmeow `appstate/keys.go`, whatsapp-rust
+/// `message/special.rs` `handle_app_state_sync_key_share`: a share from the
+/// own account ends the client's 10 s first-login wait for it).
+async fn share_app_state_key(sim: &Sim, phone: &str, device_jid: &str) -> anyhow::Result<()> {
+    let targets = device_target(sim, device_jid)?;
     let key = wa::message::AppStateSyncKey {
         key_id: buffa::MessageField::some(wa::message::AppStateSyncKeyId {
             key_id: Some(sim.app_state_key_id(phone).to_vec()),

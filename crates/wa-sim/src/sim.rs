@@ -55,6 +55,15 @@ pub struct PendingReceipt {
     pub node: Node,
 }
 
+/// How far a newly linked device is from its welcome.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Welcome {
+    /// It uploaded its pre-keys (a session to it can be opened).
+    pub keys: bool,
+    /// It was told the offline queue is empty (it is past its login).
+    pub online: bool,
+}
+
 /// Login refusal in force for a device (or all).
 #[derive(Debug, Clone, Serialize)]
 pub struct LoginFailure {
@@ -97,9 +106,9 @@ pub struct Sim {
     /// Receipts for each device jid that it has not acked yet: sent again at
     /// its next login, as WhatsApp keeps them for a device that was away.
     pub receipts: Mutex<HashMap<String, Vec<PendingReceipt>>>,
-    /// Devices just linked, owed the phone's app-state key share once they
-    /// have uploaded their pre-keys.
-    pub key_share_due: Mutex<std::collections::HashSet<String>>,
+    /// Devices just linked, owed the phone's welcome (key share, history)
+    /// once they are online and have uploaded their pre-keys.
+    pub welcome_due: Mutex<HashMap<String, Welcome>>,
     next_id: AtomicU64,
 }
 
@@ -142,7 +151,7 @@ impl Sim {
             uploads: Default::default(),
             sent_log: Default::default(),
             receipts: Default::default(),
-            key_share_due: Default::default(),
+            welcome_due: Default::default(),
             next_id: AtomicU64::new(1),
         }))
     }
@@ -262,6 +271,28 @@ impl Sim {
     /// A phone's LID (user part).
     pub fn lid_of(&self, phone: &str) -> Option<String> {
         self.persist().phones.get(phone).map(|p| p.lid.clone())
+    }
+
+    /// Note a step of a new device's first login; once both steps are in,
+    /// the phone sends its welcome (off this task).
+    pub fn welcome_step(self: &Arc<Self>, jid: &str, step: impl FnOnce(&mut Welcome)) {
+        let ready = {
+            let mut due = lock(&self.welcome_due);
+            let Some(w) = due.get_mut(jid) else { return };
+            step(w);
+            let ready = w.keys && w.online;
+            if ready {
+                due.remove(jid);
+            }
+            ready
+        };
+        if ready {
+            let (sim, jid) = (self.clone(), jid.to_string());
+            tokio::spawn(async move {
+                let phone = split_jid(&jid).0;
+                crate::messaging::welcome_new_device(&sim, &phone, &jid).await;
+            });
+        }
     }
 
     /// A value fixed per phone, derived from its account key (so it stays
