@@ -150,7 +150,7 @@ pub fn link_org(
         &format!("/control/phones/{phone}/scan"),
         json!({"qr": qr}),
     )?;
-    println!("Scanned; logging in (the first login after linking takes about 10 s)…");
+    println!("Scanned; logging in…");
     for _ in 0..600 {
         let st = api.get(&format!("/v1/orgs/{org_id}/session"))?;
         if st["state"] == "connected" {

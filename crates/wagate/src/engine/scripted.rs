@@ -38,6 +38,8 @@ pub struct Script {
     pub sent: Mutex<Vec<(String, String, String)>>,
     pub active: AtomicBool,
     pub last_frame: Mutex<Option<Instant>>,
+    /// A probe is answered at once (its pong is a frame), as a healthy server does.
+    pub answer_probes: AtomicBool,
     events: Mutex<Option<mpsc::UnboundedSender<EngineEvent>>>,
 }
 
@@ -119,6 +121,9 @@ impl Engine for ScriptEngine {
     }
     fn probe(&self) {
         self.0.record(Call::Probe);
+        if self.0.answer_probes.load(Ordering::SeqCst) {
+            self.0.frame_now();
+        }
     }
     fn last_frame(&self) -> Option<Instant> {
         *self.0.last_frame.lock().unwrap()

@@ -2,7 +2,12 @@
 //! after `PROBE_AFTER` of silence the supervisor asks the engine for a sign of
 //! life (a keep-alive ping); after `DEAD_AFTER` the link is declared dead. So
 //! status turns within 30 s of a silent network death, while an idle healthy
-//! link (pinged by the library every 15–30 s, and by our probe) stays up.
+//! link stays up.
+//!
+//! One probe per quiet spell, not per connection: the answer to our probe is
+//! a frame, and the library pings only after 15 s without one, so on an idle
+//! link our probe's answer keeps the library quiet and the next sign of life
+//! must again come from our own probe.
 //! Pure: the supervisor feeds it times and carries out the verdict.
 
 use std::time::Duration;
@@ -18,19 +23,24 @@ pub const DEAD_AFTER: Duration = Duration::from_secs(25);
 pub enum Verdict {
     /// Frames are recent; check again at `recheck_at`.
     Alive { recheck_at: Instant },
-    /// Quiet: probe now (unless already probed), check again at `recheck_at`.
-    Quiet { probe: bool, recheck_at: Instant },
+    /// Quiet since `since` (the last frame): probe now unless this spell was
+    /// probed already, check again at `recheck_at`.
+    Quiet {
+        probe: bool,
+        since: Instant,
+        recheck_at: Instant,
+    },
     /// Silent for `silent`: close the link and retry.
     Dead { silent: Duration },
 }
 
 /// The verdict at `now`, given the last frame (if any), when the link came up
-/// and whether a probe was already sent during this quiet spell.
+/// and the quiet spell (its `since`) that was last probed, if any.
 pub fn check(
     now: Instant,
     last_frame: Option<Instant>,
     up_since: Option<Instant>,
-    probed: bool,
+    probed_spell: Option<Instant>,
 ) -> Verdict {
     let last = last_frame.into_iter().chain(up_since).max().unwrap_or(now);
     let silent = now.saturating_duration_since(last);
@@ -38,7 +48,8 @@ pub fn check(
         Verdict::Dead { silent }
     } else if silent >= PROBE_AFTER {
         Verdict::Quiet {
-            probe: !probed,
+            probe: probed_spell != Some(last),
+            since: last,
             recheck_at: last + DEAD_AFTER,
         }
     } else {
@@ -56,7 +67,12 @@ mod tests {
     fn quiet_then_probe_then_dead() {
         let t0 = Instant::now();
         let s = Duration::from_secs;
-        // (seconds since the last frame, already probed, verdict)
+        // (seconds since the last frame, this spell already probed, verdict)
+        let quiet = |probe| Verdict::Quiet {
+            probe,
+            since: t0,
+            recheck_at: t0 + s(25),
+        };
         let rows = [
             (
                 0,
@@ -72,32 +88,45 @@ mod tests {
                     recheck_at: t0 + s(10),
                 },
             ),
-            (
-                10,
-                false,
-                Verdict::Quiet {
-                    probe: true,
-                    recheck_at: t0 + s(25),
-                },
-            ),
-            (
-                20,
-                true,
-                Verdict::Quiet {
-                    probe: false,
-                    recheck_at: t0 + s(25),
-                },
-            ),
+            (10, false, quiet(true)),
+            (20, true, quiet(false)),
             (25, true, Verdict::Dead { silent: s(25) }),
             (90, false, Verdict::Dead { silent: s(90) }),
         ];
         for (after, probed, want) in rows {
+            let spell = probed.then_some(t0);
             assert_eq!(
-                check(t0 + s(after), Some(t0), None, probed),
+                check(t0 + s(after), Some(t0), None, spell),
                 want,
                 "{after} s quiet"
             );
         }
+    }
+
+    #[test]
+    fn each_quiet_spell_gets_its_own_probe() {
+        // The probe at 10 s was answered at 10 s, and nothing came since (the
+        // library does not ping within 15 s of a frame). At 20 s the link is
+        // quiet again: a new spell, so a new probe, not a countdown to "dead".
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let answered = t0 + s(10);
+        assert_eq!(
+            check(t0 + s(20), Some(answered), None, Some(t0)),
+            Verdict::Quiet {
+                probe: true,
+                since: answered,
+                recheck_at: answered + DEAD_AFTER
+            }
+        );
+        assert_eq!(
+            check(t0 + s(21), Some(answered), None, Some(answered)),
+            Verdict::Quiet {
+                probe: false,
+                since: answered,
+                recheck_at: answered + DEAD_AFTER
+            }
+        );
     }
 
     #[test]
@@ -106,7 +135,7 @@ mod tests {
         let up = t0 + Duration::from_secs(100);
         // An old frame from before the link came up does not make it dead.
         assert_eq!(
-            check(up + Duration::from_secs(1), Some(t0), Some(up), false),
+            check(up + Duration::from_secs(1), Some(t0), Some(up), None),
             Verdict::Alive {
                 recheck_at: up + PROBE_AFTER
             }

@@ -108,7 +108,8 @@ pub struct Supervisor {
     open_attempt: u32,
     qr_rounds: u32,
     connected_at: Option<Instant>,
-    probed: bool,
+    /// The quiet spell (its last frame) already probed, if any.
+    probed_spell: Option<Instant>,
     restarts: RestartLog,
     /// A restore was asked for while the store could not be opened.
     want_restore: bool,
@@ -144,7 +145,7 @@ impl Supervisor {
             open_attempt: 0,
             qr_rounds: 0,
             connected_at: None,
-            probed: false,
+            probed_spell: None,
             restarts: RestartLog::default(),
             want_restore: false,
             timer: None,
@@ -658,7 +659,7 @@ impl Supervisor {
                 let now = Instant::now();
                 self.connected_at = Some(now);
                 self.qr_rounds = 0;
-                self.probed = false;
+                self.probed_spell = None;
                 self.want_restore = false;
                 self.opts = StartOptions::default();
                 if let Some(p) = &phone {
@@ -767,17 +768,21 @@ impl Supervisor {
                     Instant::now(),
                     engine.last_frame(),
                     self.connected_at,
-                    self.probed,
+                    self.probed_spell,
                 ) {
                     Verdict::Alive { recheck_at } => {
-                        self.probed = false;
+                        self.probed_spell = None;
                         self.timer = Some((recheck_at, Timer::Liveness));
                     }
-                    Verdict::Quiet { probe, recheck_at } => {
+                    Verdict::Quiet {
+                        probe,
+                        since,
+                        recheck_at,
+                    } => {
                         if probe {
                             tracing::debug!(org = %self.org.id, "link quiet; probing");
                             engine.probe();
-                            self.probed = true;
+                            self.probed_spell = Some(since);
                         }
                         self.timer = Some((recheck_at, Timer::Liveness));
                     }

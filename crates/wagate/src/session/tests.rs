@@ -564,6 +564,26 @@ async fn a_link_with_frames_stays_connected() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_idle_link_that_answers_each_probe_stays_connected() {
+    // A healthy idle link: nothing arrives but the pong to each of our probes
+    // (the library pings only after 15 s without a frame, and our pongs are
+    // frames). Before, the link was declared dead 35 s after each connect.
+    let r = rig(true);
+    r.script.answer_probes.store(true, Ordering::SeqCst);
+    r.h.send(Command::Restore).await.unwrap();
+    wait_starts(&r.script, 1, Duration::from_secs(1)).await;
+    connected(&r).await;
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(r.h.snapshot().state, State::Connected);
+    assert_eq!(r.script.starts().len(), 1, "never reconnected");
+    let probes = r.script.calls_of(|c| *c == Call::Probe).len();
+    assert!(
+        (40..=61).contains(&probes),
+        "one probe per quiet spell (every 10-15 s) over 10 minutes, got {probes}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn reset_moves_credentials_aside_and_pairs_afresh() {
     let r = rig(true);
     r.h.send(Command::Restore).await.unwrap();

@@ -23,6 +23,21 @@ fn blackhole_turns_status_within_30s_and_heals_by_itself() {
 }
 
 #[test]
+fn an_idle_healthy_link_keeps_its_one_connection() {
+    // No fault, no traffic: the liveness probe's answers must keep the link
+    // up. (Before, each idle link was declared dead 35 s after it connected
+    // and reconnected, over and over; the side-by-side benchmark showed it.)
+    let l = linked(1);
+    let before = l.conn_ids(&jid(0));
+    assert_eq!(before.len(), 1, "{before:?}");
+    std::thread::sleep(Duration::from_secs(75));
+    assert_eq!(l.conn_ids(&jid(0)), before, "the device logged in again");
+    let v = l.status("o0");
+    assert_eq!(v["state"], "connected", "{v}");
+    assert_eq!(v["reconnect_attempt"], 0, "{v}");
+}
+
+#[test]
 fn restart_required_reconnects_at_once() {
     let l = linked(1);
     let before = l.conn_ids(&jid(0));
