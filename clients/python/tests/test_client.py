@@ -314,3 +314,55 @@ def test_repr_does_not_show_the_token(gateway: Gateway, linked: Linked) -> None:
     c: Any = gateway.client(linked.token)
     assert linked.token not in repr(c)
     c.close()
+
+
+def test_a_scheduled_reminder_arrives_after_send_at_and_a_canceled_one_never(
+    gateway: Gateway, linked: Linked, recipient: str
+) -> None:
+    import datetime as dt
+
+    bogota = dt.timezone(dt.timedelta(hours=-5))
+    at = dt.datetime.now(bogota) + dt.timedelta(seconds=2)
+    with gateway.client(linked.token) as c:
+        m = c.send_message(linked.org, recipient, "cita programada", send_at=at)
+        assert m["status"] == "scheduled"
+        assert m["send_at_ms"] == int(at.timestamp() * 1000)
+        gone = c.send_message(linked.org, recipient, "cancelada", send_at=at)
+        assert c.cancel_message(linked.org, gone["id"])["status"] == "canceled"
+        with pytest.raises(wagate.ConflictError) as e:
+            c.cancel_message(linked.org, gone["id"])
+        assert e.value.code == "not_cancelable"
+        later = c.send_message(
+            linked.org, recipient, "movida", send_at=int(at.timestamp() * 1000) + 3_600_000
+        )
+        page = c.list_messages(linked.org, status="scheduled")
+        assert [x["id"] for x in page["messages"]] == [m["id"], later["id"]], "by due time"
+        moved = c.reschedule_message(linked.org, later["id"], send_at=at + dt.timedelta(seconds=1))
+        assert moved["send_at_ms"] == int(at.timestamp() * 1000) + 1000
+        wait_message(c, linked.org, m["id"], "read")
+        wait_message(c, linked.org, later["id"], "read")
+        with pytest.raises(wagate.ConflictError) as e:
+            c.reschedule_message(linked.org, m["id"], send_at=at)
+        assert e.value.code == "not_reschedulable"
+    texts = [x["text"] for x in gateway.sim.inbox(recipient)]
+    assert sorted(texts) == ["cita programada", "movida"], texts
+    arrived = min(x["t"] for x in gateway.sim.inbox(recipient))
+    assert arrived >= int(at.timestamp() * 1000), "not before send_at"
+
+
+def test_naive_datetimes_and_bad_times_are_refused(gateway: Gateway, linked: Linked) -> None:
+    import datetime as dt
+
+    with gateway.client(linked.token) as c:
+        with pytest.raises(ValueError, match="naive"):
+            c.send_message(linked.org, "3001112233", "x", send_at=dt.datetime.now())
+        with pytest.raises(TypeError):
+            c.send_message(linked.org, "3001112233", "x", send_at="mañana")  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            c.reschedule_message(linked.org, "msg_x")
+        soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5)
+        with pytest.raises(wagate.BadRequestError) as e:
+            c.send_message(
+                linked.org, "3001112233", "x", send_at=soon, send_before=soon - dt.timedelta(minutes=1)
+            )
+        assert e.value.code == "invalid_send_before"

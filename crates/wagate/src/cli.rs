@@ -174,17 +174,53 @@ pub fn sessions(api: &Api) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn send(api: &Api, org: &str, phone: &str, text: &str) -> anyhow::Result<()> {
-    let v = api.post(
-        &format!("/v1/orgs/{org}/messages"),
-        Some(json!({"to": phone, "text": text})),
-    )?;
-    println!(
-        "accepted {} ({}) to +{}",
-        s(&v["id"]),
-        s(&v["status"]),
-        s(&v["to"])
-    );
+/// A time as typed: digits are Unix milliseconds, anything else RFC 3339
+/// text (the server checks both).
+fn when(t: &str) -> serde_json::Value {
+    match t.trim().parse::<i64>() {
+        Ok(ms) => json!(ms),
+        Err(_) => json!(t.trim()),
+    }
+}
+
+pub fn send(
+    api: &Api,
+    org: &str,
+    phone: &str,
+    text: &str,
+    at: Option<String>,
+    before: Option<String>,
+) -> anyhow::Result<()> {
+    let mut body = json!({"to": phone, "text": text});
+    if let Some(a) = at {
+        body["send_at"] = when(&a);
+    }
+    if let Some(b) = before {
+        body["send_before"] = when(&b);
+    }
+    let v = api.post(&format!("/v1/orgs/{org}/messages"), Some(body))?;
+    match v["send_at_ms"].as_i64() {
+        Some(ms) if v["status"] == "scheduled" => println!(
+            "scheduled {} to +{} for {}",
+            s(&v["id"]),
+            s(&v["to"]),
+            chrono::DateTime::from_timestamp_millis(ms)
+                .map(|d| d.to_rfc3339())
+                .unwrap_or_default()
+        ),
+        _ => println!(
+            "accepted {} ({}) to +{}",
+            s(&v["id"]),
+            s(&v["status"]),
+            s(&v["to"])
+        ),
+    }
+    Ok(())
+}
+
+pub fn cancel(api: &Api, org: &str, id: &str) -> anyhow::Result<()> {
+    let v = api.delete(&format!("/v1/orgs/{org}/messages/{id}"))?;
+    println!("{} is now {}", s(&v["id"]), s(&v["status"]));
     Ok(())
 }
 

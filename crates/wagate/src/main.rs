@@ -75,12 +75,20 @@ enum Cmd {
     },
     /// Show one organization's link status, or a table of all.
     Status { org: Option<String> },
-    /// Queue a text message.
+    /// Queue a text message, now or at a given time.
     Send {
         org: String,
         phone: String,
         text: String,
+        /// When to send: RFC 3339 with an offset (2026-12-01T09:00:00-05:00) or Unix milliseconds.
+        #[arg(long)]
+        at: Option<String>,
+        /// Never send after this moment (same forms as --at).
+        #[arg(long)]
+        before: Option<String>,
     },
+    /// Cancel a scheduled message (or a queued one not yet handed to WhatsApp).
+    Cancel { org: String, id: String },
     /// Link an organization: shows QR codes in the terminal until linked.
     Pair {
         org: String,
@@ -193,7 +201,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cmd: OrgCmd::Delete { id },
         } => cli::org_delete(&api, &id),
         Cmd::Status { org } => cli::status(&api, org),
-        Cmd::Send { org, phone, text } => cli::send(&api, &org, &phone, &text),
+        Cmd::Send {
+            org,
+            phone,
+            text,
+            at,
+            before,
+        } => cli::send(&api, &org, &phone, &text, at, before),
+        Cmd::Cancel { org, id } => cli::cancel(&api, &org, &id),
         Cmd::Pair { org, phone, wait } => cli::pair(&api, &org, phone, Duration::from_secs(wait)),
         Cmd::Reset { org, all } => cli::reset(&api, org, all),
         Cmd::Sessions => cli::sessions(&api),

@@ -18,6 +18,7 @@ from ._core import (
     QrCode,
     SessionStatus,
     StateChange,
+    When,
 )
 from .aio import AsyncClient
 from .client import Client
@@ -58,6 +59,7 @@ __all__ = [
     "StateChange",
     "TimeoutError",
     "TransportError",
+    "When",
     "WagateError",
     "__version__",
 ]

@@ -5,6 +5,7 @@ Nothing here does I/O."""
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import random
 import uuid
@@ -18,6 +19,9 @@ from . import errors
 
 OrgId = Union[str, int]
 Phone = Union[str, int]
+#: A moment for ``send_at``/``send_before``: a timezone-aware datetime, or
+#: Unix milliseconds.
+When = Union[_dt.datetime, int]
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_RETRIES = 3
@@ -53,8 +57,9 @@ class SessionStatus(TypedDict, total=False):
 
 
 class Message(TypedDict, total=False):
-    """One outgoing message; ``status`` is ``queued``, ``sent``,
-    ``delivered``, ``read`` or ``failed`` (then ``error`` says why)."""
+    """One outgoing message; ``status`` is ``scheduled``, ``queued``,
+    ``sent``, ``delivered``, ``read``, ``failed`` (then ``error`` says why),
+    ``expired`` (its ``send_before`` passed; never sent) or ``canceled``."""
 
     id: str
     to: str
@@ -66,6 +71,8 @@ class Message(TypedDict, total=False):
     attempts: int
     created_ms: int
     updated_ms: int
+    send_at_ms: Optional[int]
+    send_before_ms: Optional[int]
 
 
 class MessagePage(TypedDict):
@@ -159,16 +166,70 @@ def new_idempotency_key() -> str:
     return "py-" + uuid.uuid4().hex
 
 
+def when_value(when: When, name: str) -> Union[str, int]:
+    """``send_at``/``send_before`` as the API reads them: an aware datetime
+    becomes RFC 3339 with its offset; a naive one is refused, because the
+    server cannot know which clock it meant."""
+    if isinstance(when, _dt.datetime):
+        if when.tzinfo is None or when.utcoffset() is None:
+            raise ValueError(
+                f"{name} is a naive datetime; give it a time zone "
+                "(e.g. datetime(..., tzinfo=ZoneInfo('America/Bogota')))"
+            )
+        return when.isoformat()
+    if isinstance(when, int) and not isinstance(when, bool):
+        return when
+    raise TypeError(f"{name} must be a timezone-aware datetime or Unix milliseconds (int)")
+
+
 def send_call(
-    org_id: OrgId, phone: Phone, text: str, idempotency_key: Optional[str]
+    org_id: OrgId,
+    phone: Phone,
+    text: str,
+    idempotency_key: Optional[str],
+    send_at: Optional[When] = None,
+    send_before: Optional[When] = None,
 ) -> Call:
     key = idempotency_key if idempotency_key is not None else new_idempotency_key()
+    body: Dict[str, Any] = {"to": str(phone), "text": text}
+    if send_at is not None:
+        body["send_at"] = when_value(send_at, "send_at")
+    if send_before is not None:
+        body["send_before"] = when_value(send_before, "send_before")
     return Call(
         "POST",
         org_path(org_id, "messages"),
-        json_body={"to": str(phone), "text": text},
+        json_body=body,
         headers={"Idempotency-Key": key},
         # The key makes a repeat return the first message instead of a second.
+        retry_safe=True,
+    )
+
+
+def cancel_call(org_id: OrgId, message_id: str) -> Call:
+    if not message_id:
+        raise ValueError("message_id is empty")
+    # Not repeated: a second try after a cancel that went through is a 409.
+    return Call("DELETE", org_path(org_id, "messages", quote(message_id, safe="")))
+
+
+def reschedule_call(
+    org_id: OrgId, message_id: str, send_at: Optional[When], send_before: Optional[When]
+) -> Call:
+    if not message_id:
+        raise ValueError("message_id is empty")
+    if send_at is None and send_before is None:
+        raise ValueError("give send_at, send_before or both")
+    body: Dict[str, Any] = {}
+    if send_at is not None:
+        body["send_at"] = when_value(send_at, "send_at")
+    if send_before is not None:
+        body["send_before"] = when_value(send_before, "send_before")
+    # Setting the same times again changes nothing: safe to repeat.
+    return Call(
+        "PATCH",
+        org_path(org_id, "messages", quote(message_id, safe="")),
+        json_body=body,
         retry_safe=True,
     )
 

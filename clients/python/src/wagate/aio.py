@@ -22,6 +22,7 @@ from ._core import (
     QrCode,
     SessionStatus,
     StateChange,
+    When,
 )
 
 
@@ -98,8 +99,38 @@ class AsyncClient:
         text: str,
         *,
         idempotency_key: Optional[str] = None,
+        send_at: Optional[When] = None,
+        send_before: Optional[When] = None,
     ) -> Message:
-        call = _core.send_call(org_id, phone, text, idempotency_key)
+        """Queue a message; the answer (``status: "queued"``, or
+        ``"scheduled"`` with a future ``send_at``, and ``id``) comes once it
+        is stored durably. ``send_at``/``send_before`` are timezone-aware
+        datetimes or Unix milliseconds (a naive datetime raises
+        ``ValueError``); past ``send_before`` the message is never sent.
+        Every send carries an idempotency key (a fresh one unless given), so
+        the client's own retries never send it twice; pass your own key
+        (e.g. the appointment id) to make your retries safe across
+        processes too."""
+        call = _core.send_call(org_id, phone, text, idempotency_key, send_at, send_before)
+        return cast(Message, await self._run(call))
+
+    async def cancel_message(self, org_id: OrgId, message_id: str) -> Message:
+        """Cancel a scheduled message, or a queued one not yet handed to
+        WhatsApp; ``ConflictError`` (``not_cancelable``) once it was."""
+        return cast(Message, await self._run(_core.cancel_call(org_id, message_id)))
+
+    async def reschedule_message(
+        self,
+        org_id: OrgId,
+        message_id: str,
+        *,
+        send_at: Optional[When] = None,
+        send_before: Optional[When] = None,
+    ) -> Message:
+        """Move a scheduled message (what is not given is kept);
+        ``ConflictError`` (``not_reschedulable``) once it is no longer
+        scheduled."""
+        call = _core.reschedule_call(org_id, message_id, send_at, send_before)
         return cast(Message, await self._run(call))
 
     async def get_message(self, org_id: OrgId, message_id: str) -> Message:

@@ -55,6 +55,7 @@ pub async fn send_message(
         to: body.opt_phone("phone")?,
         text: body.opt_str("message")?,
         idempotency_key: idem_from(&headers, &body)?,
+        ..Default::default()
     };
     let accepted = app.send(&caller, &org, req).await?;
     Ok((

@@ -134,6 +134,19 @@ impl Body {
         }
     }
 
+    /// A moment (`send_at`, `send_before`): RFC 3339 text or whole Unix
+    /// milliseconds; anything else is kept as unreadable for the service
+    /// layer to refuse with the field's own code.
+    pub fn opt_when(&self, field: &str) -> Option<crate::app::timing::When> {
+        use crate::app::timing::When;
+        match self.0.get(field) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(When::Text(s.clone())),
+            Some(Value::Number(n)) => Some(n.as_i64().map_or(When::Unreadable, When::UnixMs)),
+            Some(_) => Some(When::Unreadable),
+        }
+    }
+
     /// A phone number field: a string only (a JSON number loses its leading
     /// `+` and zeros, and can be negative).
     pub fn opt_phone(&self, field: &str) -> Result<Option<String>, ApiError> {

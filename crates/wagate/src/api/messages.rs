@@ -1,6 +1,6 @@
-//! `/v1/orgs/{org}/messages` and `/inbound`: accept a send (202 after the
-//! durable write), read one message, list them in acceptance order with a
-//! cursor, list received messages.
+//! `/v1/orgs/{org}/messages` and `/inbound`: accept a send, now or at
+//! `send_at` (202 after the durable write), read, cancel (`DELETE`) or move
+//! (`PATCH`) one message, list them with a cursor, list received messages.
 
 use std::sync::Arc;
 
@@ -43,6 +43,8 @@ pub async fn send(
         to: body.opt_phone("to")?,
         text: body.opt_str("text")?,
         idempotency_key: idem_from(&headers, &body)?,
+        send_at: body.opt_when("send_at"),
+        send_before: body.opt_when("send_before"),
     };
     let accepted = app.send(&caller, &org, req).await?;
     let mut resp = (
@@ -67,6 +69,36 @@ pub async fn get_one(
     )))
 }
 
+/// `DELETE …/messages/{id}`: cancel a message not yet handed to WhatsApp.
+pub async fn cancel(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    PathParams((org, id)): PathParams<(String, String)>,
+) -> Result<Json<MessageJson>, ApiError> {
+    Ok(Json(MessageJson::from(
+        &app.cancel_message(&caller, &org, &id).await?,
+    )))
+}
+
+/// `PATCH …/messages/{id}` `{"send_at", "send_before"}`: move a scheduled message.
+pub async fn reschedule(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    PathParams((org, id)): PathParams<(String, String)>,
+    body: Body,
+) -> Result<Json<MessageJson>, ApiError> {
+    let row = app
+        .reschedule_message(
+            &caller,
+            &org,
+            &id,
+            body.opt_when("send_at"),
+            body.opt_when("send_before"),
+        )
+        .await?;
+    Ok(Json(MessageJson::from(&row)))
+}
+
 fn page(q: &QueryMap) -> Result<Page, ApiError> {
     Ok(Page::parse(q.get("limit"), q.get("cursor"))?)
 }
@@ -82,7 +114,7 @@ pub async fn list(
         .await?;
     let rows: Vec<MessageJson> = l.rows.iter().map(MessageJson::from).collect();
     Ok(Json(
-        json!({"messages": rows, "next_cursor": l.next_cursor.map(|c| c.to_string())}),
+        json!({"messages": rows, "next_cursor": l.next_cursor}),
     ))
 }
 
@@ -96,6 +128,6 @@ pub async fn inbound(
     let l = app.inbound(&caller, &org, page(&q)?).await?;
     let rows: Vec<InboundJson> = l.rows.iter().map(InboundJson::from).collect();
     Ok(Json(
-        json!({"messages": rows, "next_cursor": l.next_cursor.map(|c| c.to_string())}),
+        json!({"messages": rows, "next_cursor": l.next_cursor}),
     ))
 }

@@ -47,7 +47,12 @@ pub fn router(app: Arc<App>) -> Router {
             "/v1/orgs/{org}/messages",
             post(messages::send).get(messages::list),
         )
-        .route("/v1/orgs/{org}/messages/{id}", get(messages::get_one))
+        .route(
+            "/v1/orgs/{org}/messages/{id}",
+            get(messages::get_one)
+                .delete(messages::cancel)
+                .patch(messages::reschedule),
+        )
         .route("/v1/orgs/{org}/inbound", get(messages::inbound))
         .route("/v1/orgs/{org}/events", get(events::stream))
         .route("/api/status", get(compat::status))

@@ -67,6 +67,10 @@ pub struct MessageJson {
     pub attempts: i64,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// When it is to leave (absent: at once).
+    pub send_at_ms: Option<i64>,
+    /// After this it is never sent.
+    pub send_before_ms: Option<i64>,
 }
 
 impl From<&MessageRow> for MessageJson {
@@ -82,6 +86,8 @@ impl From<&MessageRow> for MessageJson {
             attempts: m.attempts,
             created_ms: m.created_ms,
             updated_ms: m.updated_ms,
+            send_at_ms: m.send_at_ms,
+            send_before_ms: m.send_before_ms,
         }
     }
 }

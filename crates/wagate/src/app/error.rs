@@ -74,6 +74,8 @@ codes! {
     NoQr = "no_qr", Conflict, "no QR code is on offer now (start pairing with `session/connect`)";
     AlreadyLinked = "already_linked", Conflict, "a pairing code was asked for an org that is linked and connected";
     NoPairCode = "no_pair_code", Conflict, "WhatsApp gave no pairing code (the link went elsewhere; see `detail`)";
+    NotCancelable = "not_cancelable", Conflict, "the message was already handed to WhatsApp (or has ended); only `scheduled` and unsent `queued` messages can be canceled";
+    NotReschedulable = "not_reschedulable", Conflict, "only a `scheduled` message can be given a new `send_at`";
     PayloadTooLarge = "payload_too_large", TooLarge, "the body (or its declared `Content-Length`) is over 64 KiB";
     InvalidBody = "invalid_body", Invalid, "the body is JSON but not an object";
     InvalidField = "invalid_field", Invalid, "a field has the wrong JSON type";
@@ -88,6 +90,8 @@ codes! {
     InvalidIdempotencyKey = "invalid_idempotency_key", Invalid, "an idempotency key is 1–200 characters, no control characters";
     IdempotencyKeyReused = "idempotency_key_reused", Invalid, "the idempotency key was used for a different message";
     InvalidStatus = "invalid_status", Invalid, "`status` is not a message status";
+    InvalidSendAt = "invalid_send_at", Invalid, "`send_at` is not RFC 3339 with an offset nor Unix milliseconds, or lies more than a year ahead (a PATCH with nothing to change also says so)";
+    InvalidSendBefore = "invalid_send_before", Invalid, "`send_before` does not parse, has passed, or is not later than `send_at`";
     InvalidLimit = "invalid_limit", Invalid, "`limit` is not a whole number from 1 to 1000";
     InvalidCursor = "invalid_cursor", Invalid, "`cursor` is not a value returned as `next_cursor`";
     InvalidFormat = "invalid_format", Invalid, "the QR `format` is not json, svg or png";

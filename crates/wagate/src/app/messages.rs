@@ -1,10 +1,14 @@
-//! Messages: accept a send (validated, then written durably before the
-//! answer), read one, list them in acceptance order with a cursor, list
-//! received messages. An idempotency key makes a repeat of the same request
-//! return the first message; the same key with a different request is refused.
+//! Messages: accept a send, now or at `send_at` (validated, then written
+//! durably before the answer), cancel or move one not yet sent, read one,
+//! list them in acceptance order (scheduled ones by due time) with a cursor,
+//! list received messages. An idempotency key makes a repeat of the same
+//! request return the first message; the same key with a different request
+//! is refused.
 
+use super::timing::{self, When};
 use super::{App, AppError, ErrorCode};
 use crate::auth::Caller;
+use crate::outbox::{Change, Timing};
 use crate::store::inbound::InboundRow;
 use crate::store::messages::Inserted;
 use crate::store::{self, MessageRow, MessageStatus};
@@ -24,6 +28,8 @@ pub struct SendRequest {
     pub to: Option<String>,
     pub text: Option<String>,
     pub idempotency_key: Option<String>,
+    pub send_at: Option<When>,
+    pub send_before: Option<When>,
 }
 
 /// An accepted send.
@@ -34,10 +40,12 @@ pub struct Accepted {
     pub replayed: bool,
 }
 
-/// Where a listing starts and how much it returns.
+/// Where a listing starts and how much it returns. A listing by due time
+/// (scheduled messages) has a two-part cursor, `<send_at_ms>.<seq>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
     pub after: i64,
+    pub after_due: Option<i64>,
     pub limit: i64,
 }
 
@@ -57,24 +65,47 @@ impl Page {
                     )
                 })?,
         };
-        let after = match cursor {
-            None => 0,
-            Some(c) => c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-                AppError::new(
-                    ErrorCode::InvalidCursor,
-                    "cursor must be a value returned as next_cursor",
-                )
-            })?,
+        let bad = || {
+            AppError::new(
+                ErrorCode::InvalidCursor,
+                "cursor must be a value returned as next_cursor",
+            )
         };
-        Ok(Page { after, limit })
+        let whole = |t: &str| t.parse::<i64>().ok().filter(|n| *n >= 0);
+        let (after_due, after) = match cursor {
+            None => (None, 0),
+            Some(c) => match c.split_once('.') {
+                Some((due, seq)) => (
+                    Some(whole(due).ok_or_else(bad)?),
+                    whole(seq).ok_or_else(bad)?,
+                ),
+                None => (None, whole(c).ok_or_else(bad)?),
+            },
+        };
+        Ok(Page {
+            after,
+            after_due,
+            limit,
+        })
     }
 
     /// The cursor for the next page: the last row's sequence when the page is full.
-    pub fn next(&self, len: usize, last_seq: Option<i64>) -> Option<i64> {
+    pub fn next(&self, len: usize, last_seq: Option<i64>) -> Option<String> {
         if len as i64 == self.limit {
-            last_seq
+            last_seq.map(|s| s.to_string())
         } else {
             None
+        }
+    }
+
+    /// A plain (sequence) cursor is required.
+    fn plain(&self) -> Result<i64, AppError> {
+        match self.after_due {
+            None => Ok(self.after),
+            Some(_) => Err(AppError::new(
+                ErrorCode::InvalidCursor,
+                "that cursor belongs to the listing of scheduled messages",
+            )),
         }
     }
 }
@@ -82,7 +113,14 @@ impl Page {
 /// A page of rows and the cursor of the next one.
 pub struct Listing<T> {
     pub rows: Vec<T>,
-    pub next_cursor: Option<i64>,
+    pub next_cursor: Option<String>,
+}
+
+fn not_found(id: &str) -> AppError {
+    AppError::new(
+        ErrorCode::MessageNotFound,
+        format!("no message '{id}' in this organization"),
+    )
 }
 
 fn check_key(k: &str) -> Result<(), AppError> {
@@ -131,9 +169,20 @@ impl App {
         if let Some(k) = &req.idempotency_key {
             check_key(k)?;
         }
+        let timing = timing::for_send(
+            req.send_at.as_ref(),
+            req.send_before.as_ref(),
+            store::now_ms(),
+        )?;
         let inserted = self
             .outbox
-            .accept(a.org(), phone.clone(), text.clone(), req.idempotency_key)
+            .accept(
+                a.org(),
+                phone.clone(),
+                text.clone(),
+                req.idempotency_key,
+                timing,
+            )
             .await
             .map_err(|e| {
                 if e.is_org_gone() {
@@ -150,10 +199,17 @@ impl App {
                     replayed: false,
                 })
             }
-            Inserted::Existing(first) if first.to == phone && first.text == text => Ok(Accepted {
-                message: first,
-                replayed: true,
-            }),
+            Inserted::Existing(first)
+                if first.to == phone
+                    && first.text == text
+                    && first.send_at_ms == timing.send_at_ms
+                    && first.send_before_ms == timing.send_before_ms =>
+            {
+                Ok(Accepted {
+                    message: first,
+                    replayed: true,
+                })
+            }
             Inserted::Existing(first) => Err(AppError::new(
                 ErrorCode::IdempotencyKeyReused,
                 format!(
@@ -175,15 +231,11 @@ impl App {
         self.store
             .read(move |c| store::messages::get(c, inc, &mid))
             .await?
-            .ok_or_else(|| {
-                AppError::new(
-                    ErrorCode::MessageNotFound,
-                    format!("no message '{id}' in this organization"),
-                )
-            })
+            .ok_or_else(|| not_found(id))
     }
 
-    /// Messages in acceptance order, oldest first, optionally in one status.
+    /// Messages in acceptance order, oldest first, optionally in one status;
+    /// scheduled ones by due time, soonest first.
     pub async fn messages(
         &self,
         caller: &Caller,
@@ -195,19 +247,95 @@ impl App {
         let status = match status {
             None => None,
             Some(s) => Some(MessageStatus::parse(s).ok_or_else(|| {
+                let all: Vec<&str> = MessageStatus::ALL.iter().map(|m| m.as_str()).collect();
                 AppError::new(
                     ErrorCode::InvalidStatus,
-                    "status must be one of queued, sent, delivered, read, failed",
+                    format!("status must be one of {}", all.join(", ")),
                 )
             })?),
         };
         let inc = a.row.inc;
+        if status == Some(MessageStatus::Scheduled) {
+            let after = (page.after_due.unwrap_or(i64::MIN), page.after);
+            let rows = self
+                .store
+                .read(move |c| store::messages::list_scheduled(c, inc, after, page.limit))
+                .await?;
+            let next_cursor = (rows.len() as i64 == page.limit)
+                .then(|| {
+                    rows.last()
+                        .map(|r| format!("{}.{}", r.send_at_ms.unwrap_or(0), r.seq))
+                })
+                .flatten();
+            return Ok(Listing { rows, next_cursor });
+        }
+        let after = page.plain()?;
         let rows = self
             .store
-            .read(move |c| store::messages::list(c, inc, status, page.after, page.limit))
+            .read(move |c| store::messages::list(c, inc, status, after, page.limit))
             .await?;
         let next_cursor = page.next(rows.len(), rows.last().map(|r| r.seq));
         Ok(Listing { rows, next_cursor })
+    }
+
+    /// Cancel a message not yet handed to WhatsApp.
+    pub async fn cancel_message(
+        &self,
+        caller: &Caller,
+        org: &str,
+        id: &str,
+    ) -> Result<MessageRow, AppError> {
+        let a = self.authorize(caller, org)?;
+        match self.outbox.cancel(a.org(), id).await? {
+            Change::Done(row) => {
+                tracing::info!(org = %a.row.id, id = %row.id, "message canceled");
+                Ok(row)
+            }
+            Change::Refused(row) => Err(AppError::new(
+                ErrorCode::NotCancelable,
+                match row.status {
+                    MessageStatus::Queued => "the message was already handed to WhatsApp; it can no longer be canceled".to_string(),
+                    s => format!("the message is {}; only scheduled or queued messages not yet handed to WhatsApp can be canceled", s.as_str()),
+                },
+            )),
+            Change::NotFound => Err(not_found(id)),
+        }
+    }
+
+    /// Move a scheduled message's `send_at` (and `send_before`).
+    pub async fn reschedule_message(
+        &self,
+        caller: &Caller,
+        org: &str,
+        id: &str,
+        send_at: Option<When>,
+        send_before: Option<When>,
+    ) -> Result<MessageRow, AppError> {
+        let current = self.message(caller, org, id).await?;
+        let a = self.authorize(caller, org)?;
+        let refused = |row: &MessageRow| {
+            AppError::new(
+                ErrorCode::NotReschedulable,
+                format!(
+                    "the message is {}; only a scheduled message can be moved",
+                    row.status.as_str()
+                ),
+            )
+        };
+        if current.status != MessageStatus::Scheduled {
+            return Err(refused(&current));
+        }
+        let had = Timing {
+            send_at_ms: current.send_at_ms,
+            send_before_ms: current.send_before_ms,
+        };
+        let timing =
+            timing::for_reschedule(send_at.as_ref(), send_before.as_ref(), had, store::now_ms())?;
+        match self.outbox.reschedule(a.org(), id, timing).await? {
+            Change::Done(row) => Ok(row),
+            Change::Refused(row) => Err(refused(&row)),
+            Change::NotFound => Err(not_found(id)),
+        }
     }
 
     /// The `n` newest messages, newest first.
@@ -233,10 +361,10 @@ impl App {
         page: Page,
     ) -> Result<Listing<InboundRow>, AppError> {
         let a = self.authorize(caller, org)?;
-        let inc = a.row.inc;
+        let (inc, after) = (a.row.inc, page.plain()?);
         let rows = self
             .store
-            .read(move |c| store::inbound::list(c, inc, page.after, page.limit))
+            .read(move |c| store::inbound::list(c, inc, after, page.limit))
             .await?;
         let next_cursor = page.next(rows.len(), rows.last().map(|r| r.seq));
         Ok(Listing { rows, next_cursor })
@@ -265,9 +393,20 @@ mod tests {
             Page::parse(None, None).unwrap(),
             Page {
                 after: 0,
+                after_due: None,
                 limit: 100
             }
         );
+        let due = Page::parse(None, Some("1800000000000.42")).unwrap();
+        assert_eq!((due.after_due, due.after), (Some(1_800_000_000_000), 42));
+        assert!(due.plain().is_err(), "not a cursor of the plain listings");
+        for bad in ["1.", ".1", "1.2.3", "a.1", "-1.2"] {
+            assert_eq!(
+                Page::parse(None, Some(bad)).unwrap_err().code,
+                ErrorCode::InvalidCursor,
+                "{bad}"
+            );
+        }
         assert_eq!(Page::parse(Some("1000"), Some("7")).unwrap().after, 7);
         for bad in ["0", "1001", "-1", "x", ""] {
             assert_eq!(

@@ -15,6 +15,7 @@ pub mod link;
 pub mod messages;
 pub mod orgs;
 pub mod signin;
+pub mod timing;
 
 pub use error::{AppError, ErrorCode, Kind};
 

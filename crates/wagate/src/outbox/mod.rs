@@ -5,11 +5,17 @@
 //! batches by one update task, move messages forward (`queued → sent →
 //! delivered → read`, or `failed`), each move with its event.
 //!
+//! Scheduled sends wait as `scheduled` until the one timer (`schedule.rs`)
+//! queues them; a cancel or a new `send_at` is written here, with its event.
+//!
 //! Invariants: a message's WhatsApp id is fixed when it is accepted, so a
 //! message whose send started but was never acked (crash, dropped link) is
 //! re-sent with the same id and the recipient sees it once; a message leaves
-//! `queued` only on the server's ack or a permanent refusal.
+//! `queued` only on the server's ack, a permanent refusal, or — before any
+//! send was started — a cancel or its `send_before` passing; a send starts
+//! only after a write that checks the message is still `queued` and in time.
 
+mod schedule;
 #[cfg(test)]
 mod tests;
 
@@ -24,7 +30,7 @@ use tokio::task::JoinHandle;
 use crate::engine::{self, Engine, EngineEvent, ReceiptKind, SendFailure};
 use crate::session::{LinkHooks, OrgRef};
 use crate::store::messages::Inserted;
-use crate::store::{self, MessageStatus, NewMessage, Store, StoreError, Tx};
+use crate::store::{self, MessageRow, MessageStatus, NewMessage, Store, StoreError, Tx};
 
 /// Messages read per dispatcher query.
 const PAGE: i64 = 200;
@@ -43,29 +49,55 @@ pub struct Outbox {
     links: Mutex<HashMap<i64, Link>>,
     updates: Mutex<Option<mpsc::UnboundedSender<Update>>>,
     updater: Mutex<Option<JoinHandle<()>>>,
+    /// Tells the scheduler that a due time may have moved earlier.
+    kick: Arc<Notify>,
+    scheduler: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// When a message is to leave, and until when it may.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timing {
+    pub send_at_ms: Option<i64>,
+    pub send_before_ms: Option<i64>,
+}
+
+/// What `cancel` or `reschedule` found.
+#[derive(Debug)]
+pub enum Change {
+    Done(MessageRow),
+    /// Not in a state that allows it (the row as it is).
+    Refused(MessageRow),
+    NotFound,
 }
 
 impl Outbox {
     pub fn start(store: Store) -> Arc<Outbox> {
         let (updates, rx) = mpsc::unbounded_channel();
         let updater = tokio::spawn(update_loop(store.clone(), rx));
-        Arc::new(Outbox {
-            store,
+        let kick = Arc::new(Notify::new());
+        let outbox = Arc::new(Outbox {
+            store: store.clone(),
             links: Mutex::new(HashMap::new()),
             updates: Mutex::new(Some(updates)),
             updater: Mutex::new(Some(updater)),
-        })
+            kick: kick.clone(),
+            scheduler: Mutex::new(None),
+        });
+        let task = tokio::spawn(schedule::run(store, Arc::downgrade(&outbox), kick));
+        *outbox.scheduler.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+        outbox
     }
 
-    /// Accept a message durably, with its `queued` event. With an
-    /// idempotency key this org used before, nothing is written and the
-    /// first message comes back as `Inserted::Existing`.
+    /// Accept a message durably, with its `queued` (or `scheduled`) event.
+    /// With an idempotency key this org used before, nothing is written and
+    /// the first message comes back as `Inserted::Existing`.
     pub async fn accept(
         &self,
         org: &OrgRef,
         phone: String,
         text: String,
         idem_key: Option<String>,
+        timing: Timing,
     ) -> Result<Inserted, StoreError> {
         let m = NewMessage {
             id: format!("msg_{}", uuid::Uuid::new_v4().simple()),
@@ -75,6 +107,8 @@ impl Outbox {
             wa_id: engine::new_wa_id(),
             idem_key,
             now_ms: store::now_ms(),
+            send_at_ms: timing.send_at_ms,
+            send_before_ms: timing.send_before_ms,
         };
         let id = org.id.clone();
         let inserted = self
@@ -92,18 +126,86 @@ impl Outbox {
                 Ok(out)
             })
             .await?;
-        if matches!(inserted, Inserted::New(_)) {
-            self.wake(org);
+        if let Inserted::New(row) = &inserted {
+            if row.status == MessageStatus::Scheduled || row.send_before_ms.is_some() {
+                self.kick.notify_one();
+            }
+            if row.status == MessageStatus::Queued {
+                self.wake_inc(org.inc);
+            }
         }
         Ok(inserted)
     }
 
-    fn wake(&self, org: &OrgRef) {
+    /// Cancel a message not yet handed to WhatsApp (`scheduled`, or `queued`
+    /// with no send started).
+    pub async fn cancel(&self, org: &OrgRef, id: &str) -> Result<Change, StoreError> {
+        let (o, id) = (org.clone(), id.to_string());
+        self.store
+            .write(move |tx| {
+                let Some(row) = store::messages::get(tx, o.inc, &id)? else {
+                    return Ok(Change::NotFound);
+                };
+                let cancelable = row.status == MessageStatus::Scheduled
+                    || (row.status == MessageStatus::Queued && row.attempts == 0);
+                if !cancelable {
+                    return Ok(Change::Refused(row));
+                }
+                match store::messages::end(
+                    tx,
+                    row.seq,
+                    MessageStatus::Canceled,
+                    None,
+                    store::now_ms(),
+                )? {
+                    Some(done) => {
+                        schedule::announce(tx, &done)?;
+                        Ok(Change::Done(done))
+                    }
+                    None => Ok(Change::Refused(row)),
+                }
+            })
+            .await
+    }
+
+    /// Give a scheduled message a new `send_at` (and `send_before`).
+    pub async fn reschedule(
+        &self,
+        org: &OrgRef,
+        id: &str,
+        timing: Timing,
+    ) -> Result<Change, StoreError> {
+        let (o, id) = (org.clone(), id.to_string());
+        let now = store::now_ms();
+        let changed = self
+            .store
+            .write(move |tx| {
+                let Some(row) = store::messages::get(tx, o.inc, &id)? else {
+                    return Ok(Change::NotFound);
+                };
+                if row.status != MessageStatus::Scheduled {
+                    return Ok(Change::Refused(row));
+                }
+                let at = timing.send_at_ms.or(row.send_at_ms).unwrap_or(now);
+                let before = timing.send_before_ms.or(row.send_before_ms);
+                match store::messages::reschedule(tx, row.seq, at, before, now)? {
+                    Some(done) => Ok(Change::Done(done)),
+                    None => Ok(Change::Refused(row)),
+                }
+            })
+            .await?;
+        if matches!(changed, Change::Done(_)) {
+            self.kick.notify_one();
+        }
+        Ok(changed)
+    }
+
+    fn wake_inc(&self, inc: i64) {
         if let Some(l) = self
             .links
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&org.inc)
+            .get(&inc)
         {
             l.wake.notify_one();
         }
@@ -112,6 +214,14 @@ impl Outbox {
     /// Stop every dispatcher, then apply the acks and receipts already
     /// received and stop the update task (waiting at most `within`).
     pub async fn close(&self, within: Duration) -> bool {
+        if let Some(t) = self
+            .scheduler
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            t.abort();
+        }
         for (_, l) in self.links.lock().unwrap_or_else(|p| p.into_inner()).drain() {
             if let Some(t) = l.task {
                 t.abort();
@@ -181,8 +291,8 @@ impl LinkHooks for Outbox {
     }
 }
 
-/// Send an org's queued messages in order while its link is up. Aborted by
-/// `link_down`; a new one starts from the oldest unacked message on `link_up`.
+/// Send an org's queued messages in queue order while its link is up. Aborted
+/// by `link_down`; a new one starts from the oldest unacked message on `link_up`.
 async fn dispatch(org: OrgRef, engine: Arc<dyn Engine>, store: Store, wake: Arc<Notify>) {
     let mut cursor = 0i64;
     loop {
@@ -204,18 +314,26 @@ async fn dispatch(org: OrgRef, engine: Arc<dyn Engine>, store: Store, wake: Arc<
         }
         for m in page {
             let (seq, now) = (m.seq, store::now_ms());
-            if let Err(e) = store
+            match store
                 .write(move |tx| store::messages::mark_attempt(tx, seq, now))
                 .await
             {
-                tracing::error!(org = %org.id, error = %e, "cannot record send attempt");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                break;
+                Ok(true) => {}
+                Ok(false) => {
+                    // Canceled or past its deadline meanwhile: never sent.
+                    cursor = m.qpos.unwrap_or(cursor);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(org = %org.id, error = %e, "cannot record send attempt");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    break;
+                }
             }
             match engine.send_text(&m.to, &m.text, &m.wa_id).await {
                 Ok(()) => {
                     tracing::debug!(org = %org.id, id = %m.id, wa_id = %m.wa_id, "message handed to WhatsApp");
-                    cursor = m.seq;
+                    cursor = m.qpos.unwrap_or(cursor);
                 }
                 Err(SendFailure::NotConnected(why)) => {
                     tracing::info!(org = %org.id, id = %m.id, reason = %why, "send deferred; link not ready");
@@ -231,7 +349,7 @@ async fn dispatch(org: OrgRef, engine: Arc<dyn Engine>, store: Store, wake: Arc<
                     if let Err(e) = moved {
                         tracing::error!(org = %org.id, error = %e, "cannot record a failed message");
                     }
-                    cursor = m.seq;
+                    cursor = m.qpos.unwrap_or(cursor);
                 }
             }
         }

@@ -65,7 +65,13 @@ impl Rig {
     async fn accept(&self, i: usize) -> store::MessageRow {
         match self
             .outbox
-            .accept(&self.org, format!("57300111{i:04}"), format!("m{i}"), None)
+            .accept(
+                &self.org,
+                format!("57300111{i:04}"),
+                format!("m{i}"),
+                None,
+                Timing::default(),
+            )
             .await
             .unwrap()
         {
@@ -252,6 +258,7 @@ async fn a_reused_idempotency_key_returns_the_first_message() {
             "573001112233".into(),
             "hola".into(),
             Some("k".into()),
+            Timing::default(),
         )
         .await
         .unwrap();
@@ -262,6 +269,7 @@ async fn a_reused_idempotency_key_returns_the_first_message() {
             "573001112233".into(),
             "otro".into(),
             Some("k".into()),
+            Timing::default(),
         )
         .await
         .unwrap();
@@ -307,4 +315,149 @@ async fn a_receipt_is_reported_committed_only_after_its_commit() {
     assert!(got.is_ok(), "no commit notice");
     // …so by then the status is in the database.
     assert_eq!(r.status(&m.id).await, MessageStatus::Delivered);
+}
+
+impl Rig {
+    async fn schedule(&self, i: usize, in_ms: i64, before_ms: Option<i64>) -> store::MessageRow {
+        let now = store::now_ms();
+        let timing = Timing {
+            send_at_ms: Some(now + in_ms),
+            send_before_ms: before_ms.map(|b| now + b),
+        };
+        match self
+            .outbox
+            .accept(
+                &self.org,
+                format!("57300222{i:04}"),
+                format!("s{i}"),
+                None,
+                timing,
+            )
+            .await
+            .unwrap()
+        {
+            Inserted::New(r) => r,
+            Inserted::Existing(_) => panic!("not new"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_scheduled_message_waits_then_goes_out_once_after_the_queue() {
+    let r = rig().await;
+    r.outbox.link_up(&r.org, r.engine.clone());
+    let s = r.schedule(0, 400, None).await;
+    assert_eq!(s.status, MessageStatus::Scheduled);
+    let now = r.accept(1).await;
+    r.wait_sent(1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(r.sent(), vec![now.wa_id.clone()], "not before its time");
+    r.wait_sent(2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(r.sent(), vec![now.wa_id, s.wa_id.clone()], "once");
+    let moves: Vec<String> = r
+        .status_events()
+        .await
+        .into_iter()
+        .filter(|(id, _)| *id == s.id)
+        .map(|(_, st)| st)
+        .collect();
+    assert_eq!(moves, ["scheduled", "queued"]);
+}
+
+#[tokio::test]
+async fn a_message_due_while_the_link_is_down_waits_in_queue_order() {
+    let r = rig().await;
+    // Scheduled before two immediate sends, due while the link is down.
+    let s = r.schedule(0, 100, None).await;
+    let a = r.accept(1).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(r.status(&s.id).await, MessageStatus::Queued);
+    let b = r.accept(2).await;
+    r.outbox.link_up(&r.org, r.engine.clone());
+    r.wait_sent(3).await;
+    assert_eq!(
+        r.sent(),
+        vec![a.wa_id, s.wa_id, b.wa_id],
+        "in the order they entered the queue, not the order they were accepted"
+    );
+}
+
+#[tokio::test]
+async fn a_passed_deadline_expires_a_message_never_sent() {
+    let r = rig().await;
+    // Due at once, but the link is down until after its deadline.
+    let m = r.schedule(0, 0, Some(300)).await;
+    let later = r.schedule(1, 50, Some(60_000)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(r.status(&m.id).await, MessageStatus::Expired);
+    r.outbox.link_up(&r.org, r.engine.clone());
+    r.wait_sent(1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(r.sent(), vec![later.wa_id], "the expired one never left");
+}
+
+#[tokio::test]
+async fn cancel_wins_only_before_the_send_starts() {
+    let r = rig().await;
+    let s = r.schedule(0, 60_000, None).await;
+    let q = r.accept(1).await;
+    let Change::Done(c) = r.outbox.cancel(&r.org, &s.id).await.unwrap() else {
+        panic!("a scheduled message can be canceled");
+    };
+    assert_eq!(c.status, MessageStatus::Canceled);
+    let Change::Done(_) = r.outbox.cancel(&r.org, &q.id).await.unwrap() else {
+        panic!("a queued message not yet handed over can be canceled");
+    };
+    let sent = r.accept(2).await;
+    r.outbox.link_up(&r.org, r.engine.clone());
+    r.wait_sent(1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        r.sent(),
+        vec![sent.wa_id.clone()],
+        "canceled ones never left"
+    );
+    // Handed to WhatsApp (queued until the ack, but with a send started): refused.
+    assert!(matches!(
+        r.outbox.cancel(&r.org, &sent.id).await.unwrap(),
+        Change::Refused(_)
+    ));
+    assert!(matches!(
+        r.outbox.cancel(&r.org, "msg_nope").await.unwrap(),
+        Change::NotFound
+    ));
+}
+
+#[tokio::test]
+async fn a_rescheduled_message_leaves_at_its_new_time() {
+    let r = rig().await;
+    r.outbox.link_up(&r.org, r.engine.clone());
+    let s = r.schedule(0, 60_000, None).await;
+    let at = store::now_ms() + 200;
+    let Change::Done(m) = r
+        .outbox
+        .reschedule(
+            &r.org,
+            &s.id,
+            Timing {
+                send_at_ms: Some(at),
+                send_before_ms: None,
+            },
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("a scheduled message can be moved");
+    };
+    assert_eq!(m.send_at_ms, Some(at));
+    r.wait_sent(1).await;
+    assert!(store::now_ms() >= at, "not before its new time");
+    assert!(matches!(
+        r.outbox
+            .reschedule(&r.org, &s.id, Timing::default())
+            .await
+            .unwrap(),
+        Change::Refused(_)
+    ));
 }

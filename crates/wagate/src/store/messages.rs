@@ -2,6 +2,14 @@
 //! send is acknowledged to the caller, carries the WhatsApp message id it will
 //! be sent with (fixed at accept time, so a re-send after a crash is the same
 //! message to the recipient), and only ever moves forward in status.
+//!
+//! A message with a future `send_at` waits as `scheduled`; when it falls due
+//! it becomes `queued` and takes the next queue position (`qpos`), so the
+//! dispatcher sends in the order messages entered the queue. `send_before`
+//! passing first ends it `expired`; a cancel ends it `canceled`. Neither can
+//! happen once a send was handed to the client (`attempts > 0`), except that
+//! a deadline passing while such a message waits for its ack ends it
+//! `expired` with a note — and an ack that still arrives wins.
 
 use std::collections::HashMap;
 
@@ -9,29 +17,38 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageStatus {
+    Scheduled,
     Queued,
     Sent,
     Delivered,
     Read,
     Failed,
+    Expired,
+    Canceled,
 }
 
 impl MessageStatus {
-    pub const ALL: [MessageStatus; 5] = [
+    pub const ALL: [MessageStatus; 8] = [
+        MessageStatus::Scheduled,
         MessageStatus::Queued,
         MessageStatus::Sent,
         MessageStatus::Delivered,
         MessageStatus::Read,
         MessageStatus::Failed,
+        MessageStatus::Expired,
+        MessageStatus::Canceled,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
+            MessageStatus::Scheduled => "scheduled",
             MessageStatus::Queued => "queued",
             MessageStatus::Sent => "sent",
             MessageStatus::Delivered => "delivered",
             MessageStatus::Read => "read",
             MessageStatus::Failed => "failed",
+            MessageStatus::Expired => "expired",
+            MessageStatus::Canceled => "canceled",
         }
     }
 
@@ -39,22 +56,34 @@ impl MessageStatus {
         MessageStatus::ALL.into_iter().find(|m| m.as_str() == s)
     }
 
-    /// Rank for forward-only moves; `failed` is terminal and only leaves `queued`.
+    /// Rank along the way out (`scheduled → queued → sent → delivered → read`).
     fn rank(self) -> u8 {
         match self {
-            MessageStatus::Queued => 0,
-            MessageStatus::Sent => 1,
-            MessageStatus::Delivered => 2,
-            MessageStatus::Read => 3,
-            MessageStatus::Failed => 4,
+            MessageStatus::Scheduled => 0,
+            MessageStatus::Queued => 1,
+            MessageStatus::Sent => 2,
+            MessageStatus::Delivered => 3,
+            MessageStatus::Read => 4,
+            MessageStatus::Failed | MessageStatus::Expired | MessageStatus::Canceled => 5,
         }
     }
 
-    /// May a message in `self` move to `to`?
+    /// May a message in `self` move to `to`? Forward only; `failed` leaves
+    /// only `queued`; `expired` and `canceled` leave `scheduled` or `queued`;
+    /// the server's ack or a receipt wins over an `expired` (a send handed over
+    /// before the deadline that was acked after it).
     pub fn may_become(self, to: MessageStatus) -> bool {
+        use MessageStatus::*;
         match to {
-            MessageStatus::Failed => self == MessageStatus::Queued,
-            _ => self != MessageStatus::Failed && to.rank() > self.rank(),
+            Scheduled => false,
+            Queued => self == Scheduled,
+            Failed => self == Queued,
+            Expired | Canceled => matches!(self, Scheduled | Queued),
+            Sent | Delivered | Read => match self {
+                Queued | Sent | Delivered => to.rank() > self.rank(),
+                Expired => true,
+                _ => false,
+            },
         }
     }
 }
@@ -73,6 +102,12 @@ pub struct MessageRow {
     pub attempts: i64,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// When it is to leave (none: at once).
+    pub send_at_ms: Option<i64>,
+    /// After this it is never sent.
+    pub send_before_ms: Option<i64>,
+    /// Position in the send queue, from when it became `queued`.
+    pub qpos: Option<i64>,
 }
 
 pub struct NewMessage {
@@ -83,10 +118,12 @@ pub struct NewMessage {
     pub wa_id: String,
     pub idem_key: Option<String>,
     pub now_ms: i64,
+    /// A `send_at` after `now_ms` makes it `scheduled`.
+    pub send_at_ms: Option<i64>,
+    pub send_before_ms: Option<i64>,
 }
 
-const COLS: &str =
-    "seq, id, inc, phone, text, status, error, wa_id, idem_key, attempts, created_ms, updated_ms";
+const COLS: &str = "seq, id, inc, phone, text, status, error, wa_id, idem_key, attempts, created_ms, updated_ms, send_at_ms, send_before_ms, qpos";
 
 fn from_row(r: &Row) -> rusqlite::Result<MessageRow> {
     let status: String = r.get(5)?;
@@ -103,7 +140,16 @@ fn from_row(r: &Row) -> rusqlite::Result<MessageRow> {
         attempts: r.get(9)?,
         created_ms: r.get(10)?,
         updated_ms: r.get(11)?,
+        send_at_ms: r.get(12)?,
+        send_before_ms: r.get(13)?,
+        qpos: r.get(14)?,
     })
+}
+
+/// The next queue position (a counter kept in `counters`, never reused).
+fn next_qpos(c: &Connection) -> rusqlite::Result<i64> {
+    c.prepare_cached("UPDATE counters SET value = value + 1 WHERE name = 'qpos' RETURNING value")?
+        .query_row([], |r| r.get(0))
 }
 
 /// What `insert` did.
@@ -115,7 +161,8 @@ pub enum Inserted {
     Existing(MessageRow),
 }
 
-/// Insert a queued message, unless its idempotency key was used before.
+/// Insert a message (`scheduled` when its `send_at` is still ahead, else
+/// `queued`), unless its idempotency key was used before.
 pub fn insert(c: &Connection, m: &NewMessage) -> rusqlite::Result<Inserted> {
     if let Some(key) = &m.idem_key {
         let existing = c
@@ -129,12 +176,28 @@ pub fn insert(c: &Connection, m: &NewMessage) -> rusqlite::Result<Inserted> {
             return Ok(Inserted::Existing(row));
         }
     }
+    let scheduled = m.send_at_ms.is_some_and(|t| t > m.now_ms);
+    let (status, qpos) = if scheduled {
+        (MessageStatus::Scheduled, None)
+    } else {
+        (MessageStatus::Queued, Some(next_qpos(c)?))
+    };
     c.prepare_cached(
-        "INSERT INTO messages (id, inc, phone, text, status, wa_id, idem_key, created_ms, updated_ms)
-         VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?7)",
+        "INSERT INTO messages (id, inc, phone, text, status, wa_id, idem_key, created_ms, updated_ms, send_at_ms, send_before_ms, qpos)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
-        m.id, m.inc, m.phone, m.text, m.wa_id, m.idem_key, m.now_ms
+        m.id,
+        m.inc,
+        m.phone,
+        m.text,
+        status.as_str(),
+        m.wa_id,
+        m.idem_key,
+        m.now_ms,
+        m.send_at_ms,
+        m.send_before_ms,
+        qpos
     ])?;
     Ok(Inserted::New(MessageRow {
         seq: c.last_insert_rowid(),
@@ -142,13 +205,16 @@ pub fn insert(c: &Connection, m: &NewMessage) -> rusqlite::Result<Inserted> {
         inc: m.inc,
         to: m.phone.clone(),
         text: m.text.clone(),
-        status: MessageStatus::Queued,
+        status,
         error: None,
         wa_id: m.wa_id.clone(),
         idempotency_key: m.idem_key.clone(),
         attempts: 0,
         created_ms: m.now_ms,
         updated_ms: m.now_ms,
+        send_at_ms: m.send_at_ms,
+        send_before_ms: m.send_before_ms,
+        qpos,
     }))
 }
 
@@ -188,6 +254,25 @@ pub fn list(
     rows
 }
 
+/// One page of an org's scheduled messages by due time, after the cursor
+/// (`send_at_ms`, `seq`) of the previous page's last row.
+pub fn list_scheduled(
+    c: &Connection,
+    inc: i64,
+    after: (i64, i64),
+    limit: i64,
+) -> rusqlite::Result<Vec<MessageRow>> {
+    let rows = c
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM messages WHERE inc = ?1 AND status = 'scheduled'
+             AND (send_at_ms > ?2 OR (send_at_ms = ?2 AND seq > ?3))
+             ORDER BY send_at_ms, seq LIMIT ?4"
+        ))?
+        .query_map(params![inc, after.0, after.1, limit], from_row)?
+        .collect();
+    rows
+}
+
 /// The `limit` most recently accepted messages of `inc`, newest first.
 pub fn latest(c: &Connection, inc: i64, limit: i64) -> rusqlite::Result<Vec<MessageRow>> {
     let mut stmt = c.prepare_cached(&format!(
@@ -197,14 +282,104 @@ pub fn latest(c: &Connection, inc: i64, limit: i64) -> rusqlite::Result<Vec<Mess
     rows.collect()
 }
 
-/// Messages of `inc` still waiting for a server ack, in acceptance order.
+/// Messages of `inc` still waiting for a server ack, in queue order, after
+/// queue position `after_qpos`.
 pub fn unacked(
     c: &Connection,
     inc: i64,
-    after_seq: i64,
+    after_qpos: i64,
     limit: i64,
 ) -> rusqlite::Result<Vec<MessageRow>> {
-    list(c, inc, Some(MessageStatus::Queued), after_seq, limit)
+    let rows = c
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM messages WHERE inc = ?1 AND status = 'queued' AND qpos > ?2 ORDER BY qpos LIMIT ?3"
+        ))?
+        .query_map(params![inc, after_qpos, limit], from_row)?
+        .collect();
+    rows
+}
+
+/// Scheduled messages (every org) due at `now_ms`, earliest first.
+pub fn due(c: &Connection, now_ms: i64, limit: i64) -> rusqlite::Result<Vec<MessageRow>> {
+    let rows = c
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM messages WHERE status = 'scheduled' AND send_at_ms <= ?1 ORDER BY send_at_ms, seq LIMIT ?2"
+        ))?
+        .query_map(params![now_ms, limit], from_row)?
+        .collect();
+    rows
+}
+
+/// Scheduled or queued messages (every org) whose `send_before` has passed.
+pub fn overdue(c: &Connection, now_ms: i64, limit: i64) -> rusqlite::Result<Vec<MessageRow>> {
+    let rows = c
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM messages WHERE send_before_ms IS NOT NULL AND status IN ('scheduled', 'queued')
+             AND send_before_ms <= ?1 ORDER BY send_before_ms LIMIT ?2"
+        ))?
+        .query_map(params![now_ms, limit], from_row)?
+        .collect();
+    rows
+}
+
+/// The next moment the scheduler has work: a `send_at` or a `send_before`.
+pub fn next_deadline(c: &Connection) -> rusqlite::Result<Option<i64>> {
+    let due: Option<i64> = c
+        .prepare_cached("SELECT MIN(send_at_ms) FROM messages WHERE status = 'scheduled'")?
+        .query_row([], |r| r.get(0))?;
+    let before: Option<i64> = c
+        .prepare_cached(
+            "SELECT MIN(send_before_ms) FROM messages WHERE send_before_ms IS NOT NULL AND status IN ('scheduled', 'queued')",
+        )?
+        .query_row([], |r| r.get(0))?;
+    Ok(due.into_iter().chain(before).min())
+}
+
+/// A scheduled message falls due: `queued`, with the next queue position.
+pub fn enqueue(c: &Connection, seq: i64, now_ms: i64) -> rusqlite::Result<Option<MessageRow>> {
+    let qpos = next_qpos(c)?;
+    c.prepare_cached(&format!(
+        "UPDATE messages SET status = 'queued', qpos = ?2, updated_ms = ?3
+         WHERE seq = ?1 AND status = 'scheduled' RETURNING {COLS}"
+    ))?
+    .query_row(params![seq, qpos, now_ms], from_row)
+    .optional()
+}
+
+/// End a scheduled or queued message as `expired` or `canceled`.
+pub fn end(
+    c: &Connection,
+    seq: i64,
+    to: MessageStatus,
+    error: Option<&str>,
+    now_ms: i64,
+) -> rusqlite::Result<Option<MessageRow>> {
+    debug_assert!(matches!(
+        to,
+        MessageStatus::Expired | MessageStatus::Canceled
+    ));
+    c.prepare_cached(&format!(
+        "UPDATE messages SET status = ?2, error = ?3, updated_ms = ?4
+         WHERE seq = ?1 AND status IN ('scheduled', 'queued') RETURNING {COLS}"
+    ))?
+    .query_row(params![seq, to.as_str(), error, now_ms], from_row)
+    .optional()
+}
+
+/// Move a scheduled message to a new `send_at` (and `send_before`).
+pub fn reschedule(
+    c: &Connection,
+    seq: i64,
+    send_at_ms: i64,
+    send_before_ms: Option<i64>,
+    now_ms: i64,
+) -> rusqlite::Result<Option<MessageRow>> {
+    c.prepare_cached(&format!(
+        "UPDATE messages SET send_at_ms = ?2, send_before_ms = ?3, updated_ms = ?4
+         WHERE seq = ?1 AND status = 'scheduled' RETURNING {COLS}"
+    ))?
+    .query_row(params![seq, send_at_ms, send_before_ms, now_ms], from_row)
+    .optional()
 }
 
 pub fn count_queued(c: &Connection, inc: i64) -> rusqlite::Result<i64> {
@@ -224,13 +399,18 @@ pub fn queued_counts(c: &Connection) -> rusqlite::Result<HashMap<i64, i64>> {
     rows.collect()
 }
 
-/// Record that a send of this message was started (before any network work).
-pub fn mark_attempt(c: &Connection, seq: i64, now_ms: i64) -> rusqlite::Result<()> {
-    c.prepare_cached(
-        "UPDATE messages SET attempts = attempts + 1, updated_ms = ?2 WHERE seq = ?1",
-    )?
-    .execute(params![seq, now_ms])?;
-    Ok(())
+/// Record that a send of this message is starting (before any network
+/// work), if it is still `queued` and its `send_before` has not passed:
+/// whether it may be sent. A cancel or an expiry that won the race makes
+/// this false, and the message is never handed to the client.
+pub fn mark_attempt(c: &Connection, seq: i64, now_ms: i64) -> rusqlite::Result<bool> {
+    let n = c
+        .prepare_cached(
+            "UPDATE messages SET attempts = attempts + 1, updated_ms = ?2
+             WHERE seq = ?1 AND status = 'queued' AND (send_before_ms IS NULL OR send_before_ms > ?2)",
+        )?
+        .execute(params![seq, now_ms])?;
+    Ok(n == 1)
 }
 
 /// Move the message of `inc` with WhatsApp id `wa_id` forward to `to`. Returns

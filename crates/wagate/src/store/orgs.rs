@@ -79,3 +79,10 @@ pub fn get(c: &Connection, id: &str) -> rusqlite::Result<Option<OrgRow>> {
 pub fn delete(c: &Connection, inc: i64) -> rusqlite::Result<bool> {
     Ok(c.execute("DELETE FROM orgs WHERE inc = ?1", [inc])? == 1)
 }
+
+/// The id of incarnation `inc`, while it exists.
+pub fn id_of(c: &Connection, inc: i64) -> rusqlite::Result<Option<String>> {
+    c.prepare_cached("SELECT id FROM orgs WHERE inc = ?1")?
+        .query_row([inc], |r| r.get(0))
+        .optional()
+}

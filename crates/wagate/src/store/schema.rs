@@ -7,14 +7,18 @@
 //! write still on its way for a deleted org fails instead of landing in the
 //! org that is created next under the same id.
 //!
+//! Version 2 adds scheduled sends: `send_at_ms`, `send_before_ms` and a queue
+//! position (`qpos`, from the `counters` table) on messages, and the indexes
+//! the scheduler's one timer reads (the next due time, the next deadline).
+//!
 //! Version 0 is the schema before versions existed (rows keyed by the org id).
 
 use rusqlite::Connection;
 
 /// The version this code writes.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
-const V1: &str = r#"
+pub(super) const V1: &str = r#"
 CREATE TABLE orgs (
     inc INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
@@ -66,6 +70,22 @@ CREATE TABLE signins (
     expires_ms INTEGER NOT NULL
 );
 CREATE INDEX signins_expiry ON signins(expires_ms);
+"#;
+
+/// Version 1 → 2: scheduled sends. Existing messages keep their order: their
+/// queue position is their sequence number.
+const V1_TO_V2: &str = r#"
+ALTER TABLE messages ADD COLUMN send_at_ms INTEGER;
+ALTER TABLE messages ADD COLUMN send_before_ms INTEGER;
+ALTER TABLE messages ADD COLUMN qpos INTEGER;
+UPDATE messages SET qpos = seq WHERE status = 'queued';
+CREATE INDEX messages_queue ON messages(inc, qpos) WHERE status = 'queued';
+CREATE INDEX messages_due ON messages(send_at_ms) WHERE status = 'scheduled';
+CREATE INDEX messages_deadline ON messages(send_before_ms)
+    WHERE send_before_ms IS NOT NULL AND status IN ('scheduled', 'queued');
+CREATE INDEX messages_scheduled ON messages(inc, send_at_ms, seq) WHERE status = 'scheduled';
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO counters (name, value) SELECT 'qpos', COALESCE(MAX(seq), 0) FROM messages;
 "#;
 
 /// Version 0 → 1: the old tables are renamed, copied into the new ones (each
@@ -132,15 +152,20 @@ pub fn migrate(c: &Connection) -> rusqlite::Result<()> {
     c.pragma_update(None, "foreign_keys", "OFF")?;
     let result = (|| {
         c.execute_batch("BEGIN IMMEDIATE")?;
-        let old = table_exists(c, "orgs")?;
-        if old {
-            tracing::info!("migrating wagate.db to schema version {VERSION}");
-            c.execute_batch(V0_TO_V1)?;
-            c.execute_batch(V1)?;
-            c.execute_batch(V0_COPY)?;
-        } else {
-            c.execute_batch(V1)?;
+        if version == 0 {
+            if table_exists(c, "orgs")? {
+                tracing::info!("migrating wagate.db from schema version 0 to 1");
+                c.execute_batch(V0_TO_V1)?;
+                c.execute_batch(V1)?;
+                c.execute_batch(V0_COPY)?;
+            } else {
+                c.execute_batch(V1)?;
+            }
         }
+        if version >= 1 {
+            tracing::info!("migrating wagate.db from schema version {version} to {VERSION}");
+        }
+        c.execute_batch(V1_TO_V2)?;
         let broken: i64 =
             c.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
                 r.get(0)

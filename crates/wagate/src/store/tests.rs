@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::messages::Inserted;
 use super::orgs::NewOrg;
 use super::*;
 
@@ -262,4 +263,89 @@ async fn a_version_0_database_is_migrated_keeping_ids_and_sequences() {
     // Opening again is a no-op.
     drop(store);
     Store::open(&path).unwrap();
+}
+
+#[tokio::test]
+async fn a_version_1_database_gains_scheduling_and_keeps_its_queue_order() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("wagate.db");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(schema::V1).unwrap();
+        c.execute_batch(
+            "INSERT INTO orgs (inc, id, name, token_hash, created_ms) VALUES (3, '4', 'Oceano', 'aa', 1);
+             INSERT INTO messages (seq, id, inc, phone, text, status, wa_id, created_ms, updated_ms)
+                 VALUES (7, 'msg_q', 3, '573001112233', 'hola', 'queued', '3EB0A', 1, 1),
+                        (8, 'msg_s', 3, '573001112233', 'chao', 'sent', '3EB0B', 2, 2);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let q = store
+        .read(|c| messages::unacked(c, 3, 0, 10))
+        .await
+        .unwrap();
+    assert_eq!(q.len(), 1);
+    assert_eq!((q[0].id.as_str(), q[0].qpos), ("msg_q", Some(7)));
+    assert_eq!(q[0].send_at_ms, None);
+    // A message accepted now queues after everything already there.
+    let m = NewMessage {
+        id: "msg_new".into(),
+        inc: 3,
+        phone: "573001112233".into(),
+        text: "x".into(),
+        wa_id: "3EB0C".into(),
+        idem_key: None,
+        now_ms: 10,
+        send_at_ms: None,
+        send_before_ms: None,
+    };
+    let Inserted::New(row) = store
+        .write(move |tx| messages::insert(tx, &m))
+        .await
+        .unwrap()
+    else {
+        panic!("new");
+    };
+    assert!(row.qpos > Some(8), "{:?}", row.qpos);
+    let version: i64 = store
+        .read(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+        .await
+        .unwrap();
+    assert_eq!(version, schema::VERSION);
+}
+
+#[test]
+fn status_moves_forward_and_ends_stay_ended() {
+    use MessageStatus::*;
+    // (from, to, allowed)
+    let rows = [
+        (Scheduled, Queued, true),
+        (Scheduled, Sent, false),
+        (Scheduled, Canceled, true),
+        (Scheduled, Expired, true),
+        (Scheduled, Failed, false),
+        (Queued, Scheduled, false),
+        (Queued, Sent, true),
+        (Queued, Canceled, true),
+        (Queued, Expired, true),
+        (Queued, Failed, true),
+        (Sent, Queued, false),
+        (Sent, Canceled, false),
+        (Sent, Expired, false),
+        (Sent, Read, true),
+        (Read, Delivered, false),
+        (Failed, Sent, false),
+        (Canceled, Queued, false),
+        (Canceled, Sent, false),
+        // The server's word wins over a deadline that passed during the ack.
+        (Expired, Sent, true),
+        (Expired, Delivered, true),
+        (Expired, Queued, false),
+        (Expired, Canceled, false),
+    ];
+    for (from, to, ok) in rows {
+        assert_eq!(from.may_become(to), ok, "{from:?} → {to:?}");
+    }
 }

@@ -214,12 +214,29 @@ pub async fn send(
         to: f.get("to").cloned(),
         text: f.get("text").cloned(),
         idempotency_key: None,
+        ..Default::default()
     };
     Ok(match app.send(&s.caller, &org, req).await {
         Ok(a) => back(
             &org,
             &format!("ok=sent&sent={}#m-{}", a.message.id, a.message.id),
         ),
+        Err(e) => refused(s.lang, &org, e),
+    })
+}
+
+/// Cancel a scheduled message (or a queued one not yet handed to WhatsApp).
+pub async fn cancel(
+    State(app): State<Arc<App>>,
+    OrgPath(org): OrgPath,
+    headers: HeaderMap,
+    form: Fields,
+) -> Reply {
+    let f = fields(form);
+    let s = org_action(&app, &headers, &org, &f).await?;
+    let id = f.get("id").cloned().unwrap_or_default();
+    Ok(match app.cancel_message(&s.caller, &org, &id).await {
+        Ok(m) => back(&org, &format!("ok=cancel#m-{}", m.id)),
         Err(e) => refused(s.lang, &org, e),
     })
 }

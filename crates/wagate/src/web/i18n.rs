@@ -620,6 +620,17 @@ pub const TABLE: &[(&str, &str, &str)] = &[
     ("msg.delivered", "delivered", "entregado"),
     ("msg.read", "read", "leído"),
     ("msg.failed", "failed", "falló"),
+    ("msg.scheduled", "scheduled", "programado"),
+    ("msg.expired", "expired (never sent)", "vencido (no se envió)"),
+    ("msg.canceled", "canceled", "cancelado"),
+    ("org.due", "due", "sale"),
+    ("org.cancel_message", "Cancel", "Cancelar"),
+    ("org.done_cancel", "Message canceled; it will not be sent.", "Mensaje cancelado; no se enviará."),
+    (
+        "err.not_cancelable",
+        "That message was already handed to WhatsApp; it can no longer be canceled.",
+        "Ese mensaje ya se entregó a WhatsApp; ya no se puede cancelar.",
+    ),
     // durations
     ("dur.s", "{n} s", "{n} s"),
     ("dur.m", "{n} min", "{n} min"),

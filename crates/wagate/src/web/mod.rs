@@ -56,6 +56,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/ui/orgs/{org}/connect", post(actions::connect))
         .route("/ui/orgs/{org}/pair-code", post(actions::pair_code))
         .route("/ui/orgs/{org}/send", post(actions::send))
+        .route("/ui/orgs/{org}/cancel", post(actions::cancel))
         .route("/ui/orgs/{org}/logout", post(actions::unlink))
         .route("/ui/orgs/{org}/reset", post(actions::reset))
         .route("/ui/assets/app.js", get(app_js))

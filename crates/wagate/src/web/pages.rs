@@ -21,7 +21,7 @@ use crate::app::{App, AppError};
 use crate::auth::Caller;
 use crate::session::status::rfc3339;
 use crate::session::{State as LinkState, Status};
-use crate::store::MessageRow;
+use crate::store::{MessageRow, MessageStatus};
 
 type Q = Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>;
 
@@ -255,6 +255,7 @@ pub async fn org(
             "logout" => Some("org.done_logout"),
             "reset" => Some("org.done_reset"),
             "connect" => Some("org.done_connect"),
+            "cancel" => Some("org.done_cancel"),
             _ => None,
         })
         .map(|k| lang.t(k).to_string());
@@ -360,9 +361,21 @@ fn org_body(
                                 td { time.at datetime=(rfc3339(m.created_ms)) { (rfc3339(m.created_ms)) } }
                                 td { "+" (m.to) }
                                 td.text { (m.text) }
-                                td { span class={ "msg m-" (m.status.as_str()) } data-status=(m.status.as_str()) title=[m.error.as_deref()] {
-                                    (lang.t(&format!("msg.{}", m.status.as_str())))
-                                } }
+                                td {
+                                    span class={ "msg m-" (m.status.as_str()) } data-status=(m.status.as_str()) title=[m.error.as_deref()] {
+                                        (lang.t(&format!("msg.{}", m.status.as_str())))
+                                    }
+                                    @if let (MessageStatus::Scheduled, Some(at)) = (m.status, m.send_at_ms) {
+                                        " " span.due { (lang.t("org.due")) " " time.at datetime=(rfc3339(at)) { (rfc3339(at)) } }
+                                    }
+                                    @if m.status == MessageStatus::Scheduled || (m.status == MessageStatus::Queued && m.attempts == 0) {
+                                        form.inline.cancel method="post" action={ "/ui/orgs/" (org) "/cancel" } {
+                                            input type="hidden" name="csrf" value=(s.csrf);
+                                            input type="hidden" name="id" value=(m.id);
+                                            button.link type="submit" { (lang.t("org.cancel_message")) }
+                                        }
+                                    }
+                                }
                             }
                         }
                     }

@@ -502,3 +502,100 @@ fn a_bad_mac_from_one_contact_disturbs_no_one_else() {
         "the library's retry receipt should bring a2 back: {texts:?}"
     );
 }
+
+fn inbox(l: &crate::common::sim::Linked, phone: &str) -> Vec<serde_json::Value> {
+    let (_, v) = control(
+        &l.ctl(),
+        "GET",
+        &format!("/control/phones/{phone}/inbox"),
+        None,
+    );
+    v["messages"].as_array().cloned().unwrap_or_default()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[test]
+fn scheduled_reminders_arrive_once_on_time_across_a_sigkill_and_never_when_canceled_or_expired() {
+    let mut l = linked(1);
+    let to = "573009990002";
+    let (st, _) = control(
+        &l.ctl(),
+        "POST",
+        "/control/phones",
+        Some(json!({"phone": to, "name": "Paciente"})),
+    );
+    assert_eq!(st, 201);
+    let tok = l.token("o0");
+    let post = |l: &crate::common::sim::Linked, body: serde_json::Value| {
+        let (st, v) = l.s.call(
+            "POST",
+            "/v1/orgs/o0/messages",
+            Some(&tok),
+            Some(&body.to_string()),
+        );
+        assert_eq!(st, 202, "{v}");
+        v
+    };
+    // Ten reminders due in 4 s, one of them canceled, one with a deadline
+    // that passes while the gateway is down; then SIGKILL, down across send_at.
+    let t0 = now_ms();
+    let at = t0 + 4_000;
+    let mut ids = vec![];
+    for i in 0..10 {
+        let v = post(
+            &l,
+            json!({"to": to, "text": format!("cita {i}"), "send_at": at}),
+        );
+        assert_eq!(v["status"], "scheduled");
+        ids.push(v["id"].as_str().unwrap().to_string());
+    }
+    let canceled = ids.remove(3);
+    let (st, v) = l.s.call(
+        "DELETE",
+        &format!("/v1/orgs/o0/messages/{canceled}"),
+        Some(&tok),
+        None,
+    );
+    assert_eq!((st, v["status"].as_str()), (200, Some("canceled")), "{v}");
+    let v = post(
+        &l,
+        json!({"to": to, "text": "tarde", "send_at": at, "send_before": t0 + 5_000}),
+    );
+    let expired = v["id"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_millis(1_000));
+    assert!(inbox(&l, to).is_empty(), "nothing before send_at");
+    l.restart_gateway_after(|| std::thread::sleep(Duration::from_millis(5_000)));
+    for id in &ids {
+        wait_message(&l, "o0", id, "delivered", Duration::from_secs(60));
+    }
+    let got = inbox(&l, to);
+    let texts: Vec<&str> = got.iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(got.len(), 9, "nine reminders, each once: {texts:?}");
+    for m in &got {
+        assert_eq!(m["copies"], 1, "sent once: {m}");
+        assert!(
+            m["t"].as_i64().unwrap() >= at,
+            "arrived {} ms before send_at",
+            at - m["t"].as_i64().unwrap()
+        );
+    }
+    assert!(!texts.contains(&"cita 3"), "the canceled one never left");
+    assert!(!texts.contains(&"tarde"), "the expired one never left");
+    let (_, v) = l.s.call(
+        "GET",
+        &format!("/v1/orgs/o0/messages/{expired}"),
+        Some(&tok),
+        None,
+    );
+    assert_eq!(v["status"], "expired", "{v}");
+    println!(
+        "9 scheduled reminders delivered once after a SIGKILL across send_at; last arrival {} ms after send_at",
+        got.iter().map(|m| m["t"].as_i64().unwrap()).max().unwrap() - at
+    );
+}

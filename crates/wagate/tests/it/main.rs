@@ -12,6 +12,7 @@ mod hostile_input;
 mod http_api;
 mod kill_restart;
 mod lifecycle;
+mod scheduling;
 mod sse_events;
 mod tenancy;
 mod web_pages;

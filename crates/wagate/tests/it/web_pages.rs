@@ -528,3 +528,64 @@ fn the_admin_overview_lists_every_org_with_its_state_and_queue() {
         .iter()
         .any(|c| c.contains("Max-Age=0")));
 }
+
+#[test]
+fn a_scheduled_message_shows_its_due_time_and_can_be_canceled_from_the_page() {
+    let (_d, s) = server();
+    let token = s.create_org("clinic", Some("57"));
+    let at = chrono_now() * 1000 + 3_600_000;
+    let (st, m) = s.call(
+        "POST",
+        "/v1/orgs/clinic/messages",
+        Some(&token),
+        Some(&serde_json::json!({"to": "3001112233", "text": "cita", "send_at": at}).to_string()),
+    );
+    assert_eq!(st, 202, "{m}");
+    let id = m["id"].as_str().unwrap().to_string();
+    let cookie = sign_in(&s.base, &token);
+    let page = get(
+        &format!("{}/ui/orgs/clinic", s.base),
+        Some(&cookie),
+        &[("Accept-Language", "es")],
+    );
+    assert!(
+        page.body.contains("data-status=\"scheduled\""),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("programado"));
+    assert!(page.body.contains("class=\"due\""), "the due time is shown");
+    assert!(page.body.contains(&format!("name=\"id\" value=\"{id}\"")));
+    let csrf = page.csrf().unwrap();
+    let url = format!("{}/ui/orgs/clinic/cancel", s.base);
+    let p = post_form(&url, Some(&cookie), &[("csrf", &csrf), ("id", &id)], &[]);
+    assert_eq!(p.status, 303);
+    assert_eq!(
+        p.header("location"),
+        Some(format!("/ui/orgs/clinic?ok=cancel#m-{id}").as_str())
+    );
+    let (_, m) = s.call(
+        "GET",
+        &format!("/v1/orgs/clinic/messages/{id}"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(m["status"], "canceled");
+    // A second cancel: the page says why, in Spanish.
+    let p = post_form(&url, Some(&cookie), &[("csrf", &csrf), ("id", &id)], &[]);
+    let loc = p.header("location").unwrap().to_string();
+    assert_eq!(loc, "/ui/orgs/clinic?e=not_cancelable");
+    let shown = get(
+        &format!("{}{loc}", s.base),
+        Some(&cookie),
+        &[("Accept-Language", "es")],
+    );
+    assert!(
+        shown.body.contains("ya no se puede cancelar"),
+        "{}",
+        shown.body
+    );
+    // Without the CSRF field nothing happens.
+    let p = post_form(&url, Some(&cookie), &[("id", &id)], &[]);
+    assert_ne!(p.status, 303);
+}

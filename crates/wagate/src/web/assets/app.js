@@ -167,6 +167,10 @@
       span.dataset.status = data.status;
       span.textContent = T("msg." + data.status);
       if (data.error) span.title = data.error;
+      // Once it has left (or ended), there is nothing to cancel.
+      if (data.status !== "scheduled" && data.status !== "queued") {
+        row.querySelectorAll("form.cancel, .due").forEach((el) => el.remove());
+      }
     }
 
     // Everything after the event the page was rendered at; on reconnects the

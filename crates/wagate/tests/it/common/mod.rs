@@ -197,7 +197,12 @@ impl Server {
                 r.call()
             }
             _ => {
-                let mut r = agent.post(&url).header("Content-Type", "application/json");
+                let r = match method {
+                    "PATCH" => agent.patch(&url),
+                    "PUT" => agent.put(&url),
+                    _ => agent.post(&url),
+                };
+                let mut r = r.header("Content-Type", "application/json");
                 if let Some(a) = &auth {
                     r = r.header("Authorization", a);
                 }
