@@ -343,3 +343,34 @@ fn a_schedule_survives_sigkill_and_a_gateway_down_across_send_at() {
     let v = wait_status(&s, &tok, &id, "queued", Duration::from_secs(5));
     assert_eq!(v["send_at_ms"], t + 1_500);
 }
+
+#[test]
+fn the_cli_schedules_and_cancels() {
+    let (_d, s, tok) = org();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(crate::common::bin())
+            .args(["--url", &s.base, "--token", &tok])
+            .args(args)
+            .output()
+            .expect("run wagate");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let at = (now_ms() + 3_600_000).to_string();
+    let (ok, out, err) = run(&["send", "4", "3001112233", "Recordatorio", "--at", &at]);
+    assert!(ok, "{out}{err}");
+    assert!(out.starts_with("scheduled msg_"), "{out}");
+    let id = out.split_whitespace().nth(1).unwrap().to_string();
+    let (ok, out, err) = run(&["cancel", "4", &id]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(out.trim(), format!("{id} is now canceled"));
+    let (ok, out, err) = run(&["send", "4", "3001112233", "x", "--at", "tomorrow"]);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("invalid_send_at") || err.contains("send_at must be"),
+        "{err}"
+    );
+}
