@@ -173,6 +173,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
             str(tmp_path_factory.mktemp("wagate")),
             "--wa-url",
             ws_url,
+            # No pacing unless a test sets a sending policy.
+            "--unpaced",
         ],
         {"WAGATE_ADMIN_TOKEN": ADMIN, "WAGATE_LOG": os.environ.get("WAGATE_LOG", "warn")},
         "wagate listening on ",

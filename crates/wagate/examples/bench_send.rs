@@ -69,6 +69,8 @@ fn main() -> anyhow::Result<()> {
         admin_token: None,
         wa_url: Some(wa.ws_url()),
         ready: Some(tx),
+        // Raw throughput: no sending policy's gaps.
+        unpaced: true,
         ..Default::default()
     }));
     let addr = rt.block_on(rx)?;

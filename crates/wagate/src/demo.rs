@@ -50,6 +50,8 @@ pub async fn run(data: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
         admin_token: None,
         wa_url: Some(wa.ws_url()),
         ready: Some(ready_tx),
+        // The simulated numbers cannot be banned; the demo answers at once.
+        unpaced: true,
         ..ServeOptions::default()
     };
     let gateway = tokio::spawn(server::serve(opts));

@@ -67,6 +67,15 @@ enum Cmd {
         #[arg(long, env = "WAGATE_IDLE_TIMEOUT", default_value_t = 60,
               value_parser = clap::value_parser!(u64).range(20..=86400))]
         idle_timeout: u64,
+        /// Orgs without a sending policy of their own send as fast as the
+        /// link allows, with no gaps, caps or quiet hours (tests and
+        /// benchmarks only: a real number sending like this gets banned).
+        #[arg(long, env = "WAGATE_UNPACED")]
+        unpaced: bool,
+        /// Time zone of orgs whose sending policy names none (an IANA name,
+        /// e.g. America/Bogota); default: the server's own, else UTC.
+        #[arg(long, env = "WAGATE_DEFAULT_TIMEZONE")]
+        default_timezone: Option<String>,
     },
     /// Manage organizations (admin token).
     Org {
@@ -154,6 +163,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         max_connections,
         header_timeout,
         idle_timeout,
+        unpaced,
+        default_timezone,
     } = cli.cmd
     {
         let rt = runtime_with_logs("info,whatsapp_rust=warn,wacore=warn")?;
@@ -164,6 +175,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             wa_url,
             restore_per_second: restore_rate,
             offline,
+            unpaced,
+            default_timezone,
             http: HttpLimits {
                 max_connections: max_connections as usize,
                 header_timeout: Duration::from_secs(header_timeout),

@@ -43,6 +43,11 @@ pub struct ServeOptions {
     pub wa_url: Option<String>,
     pub restore_per_second: u32,
     pub offline: bool,
+    /// Orgs without a sending policy of their own send as fast as the link
+    /// allows (tests, benchmarks); otherwise the conservative default.
+    pub unpaced: bool,
+    /// Time zone of orgs that set none (an IANA name); default: the server's.
+    pub default_timezone: Option<String>,
     pub http: HttpLimits,
     /// Told the bound address once the API listens (for `wagate demo`).
     pub ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
@@ -59,6 +64,8 @@ impl Default for ServeOptions {
             wa_url: None,
             restore_per_second: 20,
             offline: false,
+            unpaced: false,
+            default_timezone: None,
             http: HttpLimits::default(),
             ready: None,
             stop: CancellationToken::new(),
@@ -160,7 +167,15 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     tracing::info!(source = %source, "admin token loaded");
     let store =
         Store::open(&opts.data.join("wagate.db")).context("opening the gateway database")?;
-    let outbox = Outbox::start(store.clone());
+    let tz = crate::outbox::pacing::default_timezone(opts.default_timezone.as_deref())?;
+    let policy = if opts.unpaced {
+        tracing::warn!("--unpaced: orgs without a sending policy send as fast as the link allows");
+        crate::outbox::pacing::Policy::unpaced(&tz)
+    } else {
+        crate::outbox::pacing::Policy::conservative(&tz)
+    };
+    tracing::info!(timezone = %tz, "default time zone of sending policies");
+    let outbox = Outbox::start(store.clone(), policy);
     let factory: Arc<dyn EngineFactory> = Arc::new(WaFactory::new(wa));
     let sessions = Arc::new(Sessions::new(Deps {
         factory,

@@ -8,6 +8,7 @@ pub mod error;
 pub mod events;
 pub mod messages;
 pub mod orgs;
+pub mod policy;
 pub mod session;
 pub mod wire;
 pub mod words;
@@ -54,6 +55,10 @@ pub fn router(app: Arc<App>) -> Router {
                 .patch(messages::reschedule),
         )
         .route("/v1/orgs/{org}/inbound", get(messages::inbound))
+        .route(
+            "/v1/orgs/{org}/sending-policy",
+            get(policy::get).put(policy::put),
+        )
         .route("/v1/orgs/{org}/events", get(events::stream))
         .route("/api/status", get(compat::status))
         .route("/api/send-message", post(compat::send_message))

@@ -91,6 +91,7 @@ codes! {
     IdempotencyKeyReused = "idempotency_key_reused", Invalid, "the idempotency key was used for a different message";
     InvalidStatus = "invalid_status", Invalid, "`status` is not a message status";
     InvalidSendAt = "invalid_send_at", Invalid, "`send_at` is not RFC 3339 with an offset nor Unix milliseconds, or lies more than a year ahead (a PATCH with nothing to change also says so)";
+    InvalidPolicy = "invalid_policy", Invalid, "a sending-policy field is out of range or unknown (the message names it)";
     InvalidSendBefore = "invalid_send_before", Invalid, "`send_before` does not parse, has passed, or is not later than `send_at`";
     InvalidLimit = "invalid_limit", Invalid, "`limit` is not a whole number from 1 to 1000";
     InvalidCursor = "invalid_cursor", Invalid, "`cursor` is not a value returned as `next_cursor`";

@@ -121,7 +121,7 @@ mod tests {
     async fn a_subscriber_that_falls_behind_is_told_and_misses_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("wagate.db")).unwrap();
-        let outbox = Outbox::start(store.clone());
+        let outbox = Outbox::start(store.clone(), crate::outbox::pacing::Policy::unpaced("UTC"));
         let sessions = Arc::new(Sessions::new(Deps {
             factory: Arc::new(ScriptFactory(Script::new(false))),
             journal: Arc::new(store.clone()),

@@ -14,6 +14,7 @@ pub mod events;
 pub mod link;
 pub mod messages;
 pub mod orgs;
+pub mod policy;
 pub mod signin;
 pub mod timing;
 

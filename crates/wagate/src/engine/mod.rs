@@ -175,6 +175,8 @@ pub trait Engine: Send + Sync {
     fn logout(&self) -> BoxFuture<'_, ()>;
     /// Stop for good and release files; the engine is not used again.
     fn shutdown(&self) -> BoxFuture<'_, ()>;
+    /// Show "typing…" to `to` (best effort: a failure changes nothing).
+    fn typing<'a>(&'a self, to: &'a str) -> BoxFuture<'a, ()>;
     /// Send a text to the international phone number `to` with WhatsApp id `wa_id`.
     fn send_text<'a>(
         &'a self,

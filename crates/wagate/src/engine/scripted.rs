@@ -19,6 +19,7 @@ pub enum Call {
     Start(StartOptions),
     Close,
     Probe,
+    Typing(String),
     Logout,
     Shutdown,
 }
@@ -144,6 +145,10 @@ impl Engine for ScriptEngine {
             self.0.active.store(false, Ordering::SeqCst);
         })
     }
+    fn typing<'a>(&'a self, to: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move { self.0.record(Call::Typing(to.to_string())) })
+    }
+
     fn send_text<'a>(
         &'a self,
         to: &'a str,

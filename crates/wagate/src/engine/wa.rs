@@ -501,6 +501,17 @@ impl Engine for WaEngine {
         })
     }
 
+    fn typing<'a>(&'a self, to: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Ok(jid) = format!("{to}@s.whatsapp.net").parse::<Jid>() else {
+                return;
+            };
+            if let Err(e) = self.client.chatstate().send_composing(&jid).await {
+                tracing::debug!(org = %self.shared.org, error = %e, "typing indicator not sent");
+            }
+        })
+    }
+
     fn send_text<'a>(
         &'a self,
         to: &'a str,

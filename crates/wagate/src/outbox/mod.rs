@@ -15,7 +15,10 @@
 //! send was started — a cancel or its `send_before` passing; a send starts
 //! only after a write that checks the message is still `queued` and in time.
 
+pub mod pacing;
 mod schedule;
+
+use pacing::{Pacing, Policy};
 #[cfg(test)]
 mod tests;
 
@@ -52,6 +55,55 @@ pub struct Outbox {
     /// Tells the scheduler that a due time may have moved earlier.
     kick: Arc<Notify>,
     scheduler: Mutex<Option<JoinHandle<()>>>,
+    pacer: Arc<Pacer>,
+}
+
+/// Each org's pacing, read from its stored policy (or the server's default)
+/// once and kept until the policy changes.
+pub struct Pacer {
+    store: Store,
+    default: Policy,
+    cache: Mutex<HashMap<i64, Arc<Pacing>>>,
+}
+
+impl Pacer {
+    /// The org's policy: the one it set, else the server's default.
+    pub async fn policy(&self, inc: i64) -> Result<Policy, StoreError> {
+        let body = self
+            .store
+            .read(move |c| store::policies::get(c, inc))
+            .await?;
+        Ok(body
+            .and_then(|b| serde_json::from_str::<Policy>(&b).ok())
+            .unwrap_or_else(|| self.default.clone()))
+    }
+
+    async fn pacing(&self, inc: i64) -> Arc<Pacing> {
+        if let Some(p) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&inc)
+        {
+            return p.clone();
+        }
+        let policy = match self.policy(inc).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(inc, error = %e, "sending policy unreadable; using the default");
+                self.default.clone()
+            }
+        };
+        let pacing = Arc::new(policy.pacing().unwrap_or_else(|(field, why)| {
+            tracing::warn!(inc, field, %why, "stored sending policy unusable; sending unpaced");
+            Pacing::none()
+        }));
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(inc, pacing.clone());
+        pacing
+    }
 }
 
 /// When a message is to leave, and until when it may.
@@ -71,7 +123,8 @@ pub enum Change {
 }
 
 impl Outbox {
-    pub fn start(store: Store) -> Arc<Outbox> {
+    /// The outbox, with `default` as the sending policy of orgs that set none.
+    pub fn start(store: Store, default: Policy) -> Arc<Outbox> {
         let (updates, rx) = mpsc::unbounded_channel();
         let updater = tokio::spawn(update_loop(store.clone(), rx));
         let kick = Arc::new(Notify::new());
@@ -82,6 +135,11 @@ impl Outbox {
             updater: Mutex::new(Some(updater)),
             kick: kick.clone(),
             scheduler: Mutex::new(None),
+            pacer: Arc::new(Pacer {
+                store: store.clone(),
+                default,
+                cache: Mutex::new(HashMap::new()),
+            }),
         });
         let task = tokio::spawn(schedule::run(store, Arc::downgrade(&outbox), kick));
         *outbox.scheduler.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
@@ -200,6 +258,29 @@ impl Outbox {
         Ok(changed)
     }
 
+    /// The org's sending policy (its own, or the server's default).
+    pub async fn policy(&self, org: &OrgRef) -> Result<Policy, StoreError> {
+        self.pacer.policy(org.inc).await
+    }
+
+    /// Store an org's sending policy (already checked) and apply it from the
+    /// next send on.
+    pub async fn set_policy(&self, org: &OrgRef, policy: Policy) -> Result<(), StoreError> {
+        let inc = org.inc;
+        let body = serde_json::to_string(&policy)
+            .map_err(|e| StoreError::Sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        self.store
+            .write(move |tx| store::policies::put(tx, inc, &body, store::now_ms()))
+            .await?;
+        self.pacer
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&inc);
+        self.wake_inc(inc);
+        Ok(())
+    }
+
     fn wake_inc(&self, inc: i64) {
         if let Some(l) = self
             .links
@@ -260,6 +341,7 @@ impl LinkHooks for Outbox {
             engine,
             self.store.clone(),
             link.wake.clone(),
+            self.pacer.clone(),
         )));
     }
 
@@ -293,8 +375,16 @@ impl LinkHooks for Outbox {
 
 /// Send an org's queued messages in queue order while its link is up. Aborted
 /// by `link_down`; a new one starts from the oldest unacked message on `link_up`.
-async fn dispatch(org: OrgRef, engine: Arc<dyn Engine>, store: Store, wake: Arc<Notify>) {
+async fn dispatch(
+    org: OrgRef,
+    engine: Arc<dyn Engine>,
+    store: Store,
+    wake: Arc<Notify>,
+    pacer: Arc<Pacer>,
+) {
     let mut cursor = 0i64;
+    // The gap before the next send, drawn once per send.
+    let mut gap: Option<i64> = None;
     loop {
         let inc = org.inc;
         let page = match store
@@ -312,13 +402,44 @@ async fn dispatch(org: OrgRef, engine: Arc<dyn Engine>, store: Store, wake: Arc<
             wake.notified().await;
             continue;
         }
-        for m in page {
+        'page: for m in page {
+            // Pacing: wait for this number's next slot, then "typing…".
+            let pacing = pacer.pacing(inc).await;
+            let now = store::now_ms();
+            let since = now - pacing::DAY_MS;
+            let recent = store
+                .read(move |c| store::messages::handed_since(c, inc, since))
+                .await
+                .unwrap_or_default();
+            let g = *gap.get_or_insert_with(|| {
+                let (lo, hi) = (pacing.min_gap_ms, pacing.max_gap_ms.max(pacing.min_gap_ms));
+                if hi > lo {
+                    rand::Rng::gen_range(&mut rand::thread_rng(), lo..=hi)
+                } else {
+                    lo
+                }
+            });
+            let slot = pacing.next_slot(now, recent.last().copied(), &recent, g);
+            if slot > now {
+                tracing::debug!(org = %org.id, id = %m.id, wait_ms = slot - now, "paced");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis((slot - now) as u64)) => {}
+                    _ = wake.notified() => {}
+                }
+                // Read again: it may have been canceled, the policy changed.
+                break 'page;
+            }
+            let typing = pacing.typing_ms(m.text.chars().count());
+            if typing > 0 {
+                engine.typing(&m.to).await;
+                tokio::time::sleep(Duration::from_millis(typing as u64)).await;
+            }
             let (seq, now) = (m.seq, store::now_ms());
             match store
                 .write(move |tx| store::messages::mark_attempt(tx, seq, now))
                 .await
             {
-                Ok(true) => {}
+                Ok(true) => gap = None,
                 Ok(false) => {
                     // Canceled or past its deadline meanwhile: never sent.
                     cursor = m.qpos.unwrap_or(cursor);

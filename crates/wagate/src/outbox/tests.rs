@@ -50,7 +50,7 @@ async fn rig() -> Rig {
         .open("4", &dir.path().join("orgs/4"), tx)
         .await
         .unwrap();
-    let outbox = Outbox::start(store.clone());
+    let outbox = Outbox::start(store.clone(), crate::outbox::pacing::Policy::unpaced("UTC"));
     Rig {
         _dir: dir,
         store,
@@ -460,4 +460,60 @@ async fn a_rescheduled_message_leaves_at_its_new_time() {
             .unwrap(),
         Change::Refused(_)
     ));
+}
+
+#[tokio::test]
+async fn sends_are_paced_by_the_orgs_policy_with_typing_first() {
+    let r = rig().await;
+    let mut policy = pacing::Policy::unpaced("UTC");
+    policy.min_gap_ms = 200;
+    policy.max_gap_ms = 300;
+    policy.typing = true;
+    policy.typing_ms_per_char = 1;
+    policy.typing_max_ms = 20;
+    r.outbox.set_policy(&r.org, policy).await.unwrap();
+    for i in 0..5 {
+        r.accept(i).await;
+    }
+    r.outbox.link_up(&r.org, r.engine.clone());
+    for _ in 0..300 {
+        if r.sent().len() == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(r.sent().len(), 5);
+    let inc = r.org.inc;
+    let handed = r
+        .store
+        .read(move |c| store::messages::handed_since(c, inc, 0))
+        .await
+        .unwrap();
+    assert_eq!(handed.len(), 5);
+    for w in handed.windows(2) {
+        assert!(
+            w[1] - w[0] >= 200,
+            "a gap under the policy's minimum: {handed:?}"
+        );
+    }
+    let typing = r
+        .script
+        .calls_of(|c| matches!(c, crate::engine::scripted::Call::Typing(_)));
+    assert_eq!(typing.len(), 5, "typing… before each send");
+    // A new policy applies from the next send on.
+    r.outbox
+        .set_policy(&r.org, pacing::Policy::unpaced("UTC"))
+        .await
+        .unwrap();
+    for i in 5..10 {
+        r.accept(i).await;
+    }
+    r.wait_sent(10).await;
+    assert_eq!(
+        r.script
+            .calls_of(|c| matches!(c, crate::engine::scripted::Call::Typing(_)))
+            .len(),
+        5,
+        "no typing… under the unpaced policy"
+    );
 }

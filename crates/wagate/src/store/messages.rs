@@ -299,6 +299,17 @@ pub fn unacked(
     rows
 }
 
+/// When `inc`'s messages since `since_ms` were first handed to WhatsApp, ascending.
+pub fn handed_since(c: &Connection, inc: i64, since_ms: i64) -> rusqlite::Result<Vec<i64>> {
+    let rows = c
+        .prepare_cached(
+            "SELECT handed_ms FROM messages WHERE inc = ?1 AND handed_ms IS NOT NULL AND handed_ms > ?2 ORDER BY handed_ms",
+        )?
+        .query_map(params![inc, since_ms], |r| r.get(0))?
+        .collect();
+    rows
+}
+
 /// Scheduled messages (every org) due at `now_ms`, earliest first.
 pub fn due(c: &Connection, now_ms: i64, limit: i64) -> rusqlite::Result<Vec<MessageRow>> {
     let rows = c
@@ -406,7 +417,7 @@ pub fn queued_counts(c: &Connection) -> rusqlite::Result<HashMap<i64, i64>> {
 pub fn mark_attempt(c: &Connection, seq: i64, now_ms: i64) -> rusqlite::Result<bool> {
     let n = c
         .prepare_cached(
-            "UPDATE messages SET attempts = attempts + 1, updated_ms = ?2
+            "UPDATE messages SET attempts = attempts + 1, updated_ms = ?2, handed_ms = COALESCE(handed_ms, ?2)
              WHERE seq = ?1 AND status = 'queued' AND (send_before_ms IS NULL OR send_before_ms > ?2)",
         )?
         .execute(params![seq, now_ms])?;

@@ -13,6 +13,7 @@ pub mod events;
 pub mod inbound;
 pub mod messages;
 pub mod orgs;
+pub mod policies;
 mod schema;
 pub mod signins;
 #[cfg(test)]

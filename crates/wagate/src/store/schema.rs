@@ -9,7 +9,9 @@
 //!
 //! Version 2 adds scheduled sends: `send_at_ms`, `send_before_ms` and a queue
 //! position (`qpos`, from the `counters` table) on messages, and the indexes
-//! the scheduler's one timer reads (the next due time, the next deadline).
+//! the scheduler's one timer reads (the next due time, the next deadline);
+//! and pacing: when each message was first handed to WhatsApp
+//! (`handed_ms`) and each org's sending policy (`policies`).
 //!
 //! Version 0 is the schema before versions existed (rows keyed by the org id).
 
@@ -86,6 +88,13 @@ CREATE INDEX messages_deadline ON messages(send_before_ms)
 CREATE INDEX messages_scheduled ON messages(inc, send_at_ms, seq) WHERE status = 'scheduled';
 CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT INTO counters (name, value) SELECT 'qpos', COALESCE(MAX(seq), 0) FROM messages;
+ALTER TABLE messages ADD COLUMN handed_ms INTEGER;
+CREATE INDEX messages_handed ON messages(inc, handed_ms) WHERE handed_ms IS NOT NULL;
+CREATE TABLE policies (
+    inc INTEGER PRIMARY KEY REFERENCES orgs(inc) ON DELETE CASCADE,
+    body TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
 "#;
 
 /// Version 0 → 1: the old tables are renamed, copied into the new ones (each

@@ -13,6 +13,7 @@ mod http_api;
 mod kill_restart;
 mod lifecycle;
 mod scheduling;
+mod sending_policy;
 mod sse_events;
 mod tenancy;
 mod web_pages;

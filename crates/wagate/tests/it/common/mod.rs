@@ -57,9 +57,18 @@ impl Server {
         Server::start_limited(data, extra, None)
     }
 
+    /// The gateway with exactly these `serve` options (no `--unpaced`).
+    pub fn start_args_raw(data: &Path, extra: &[&str]) -> Server {
+        Server::spawn(data, extra, None, false)
+    }
+
     /// The gateway with its open-file limit (soft and hard) set to `nofile`,
     /// as `ulimit -n` would.
     pub fn start_limited(data: &Path, extra: &[&str], nofile: Option<u64>) -> Server {
+        Server::spawn(data, extra, nofile, true)
+    }
+
+    fn spawn(data: &Path, extra: &[&str], nofile: Option<u64>, unpaced: bool) -> Server {
         let mut cmd = match nofile {
             Some(n) => {
                 let mut c = Command::new("sh");
@@ -72,6 +81,8 @@ impl Server {
         };
         let mut child = cmd
             .args(["serve", "--listen", "127.0.0.1:0", "--restore-rate", "50"])
+            // No pacing unless a test sets a sending policy (or asks for none).
+            .args(unpaced.then_some("--unpaced"))
             .args(extra)
             .arg("--data")
             .arg(data)

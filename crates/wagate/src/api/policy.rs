@@ -1,0 +1,29 @@
+//! `GET/PUT /v1/orgs/{org}/sending-policy`: how the org's number paces its
+//! sends (org or admin token). A PUT names only the fields it changes.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::Json;
+
+use super::error::{ApiError, Body, PathParams};
+use crate::app::App;
+use crate::auth::Caller;
+use crate::outbox::pacing::Policy;
+
+pub async fn get(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    PathParams(org): PathParams<String>,
+) -> Result<Json<Policy>, ApiError> {
+    Ok(Json(app.sending_policy(&caller, &org).await?))
+}
+
+pub async fn put(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    PathParams(org): PathParams<String>,
+    body: Body,
+) -> Result<Json<Policy>, ApiError> {
+    Ok(Json(app.set_sending_policy(&caller, &org, &body.0).await?))
+}

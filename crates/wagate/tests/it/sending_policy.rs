@@ -1,0 +1,96 @@
+//! The sending policy over HTTP (offline): the default, a change that names
+//! a few fields, refusals that name the field, tenancy, and a policy that
+//! survives a restart; the conservative default without `--unpaced`.
+
+use serde_json::json;
+
+use crate::common::{Server, ADMIN};
+
+#[test]
+fn a_policy_is_read_changed_field_by_field_and_kept() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = Server::start(d.path());
+    let tok = s.create_org("4", Some("57"));
+    let (st, p) = s.call("GET", "/v1/orgs/4/sending-policy", Some(&tok), None);
+    assert_eq!(st, 200, "{p}");
+    // The test server runs --unpaced.
+    assert_eq!(p["min_gap_ms"], 0, "{p}");
+    assert!(p["quiet_hours"].is_null(), "{p}");
+    let change = json!({
+        "min_gap_ms": 20_000,
+        "max_gap_ms": 40_000,
+        "hourly_cap": 50,
+        "quiet_hours": {"start": "21:00", "end": "08:00"},
+        "timezone": "America/Bogota",
+        "typing": true
+    });
+    let (st, p) = s.call(
+        "PUT",
+        "/v1/orgs/4/sending-policy",
+        Some(&tok),
+        Some(&change.to_string()),
+    );
+    assert_eq!(st, 200, "{p}");
+    assert_eq!(p["max_gap_ms"], 40_000);
+    assert_eq!(p["quiet_hours"]["end"], "08:00");
+    assert!(p["daily_cap"].is_null(), "kept as it was: {p}");
+    for (body, field) in [
+        (json!({"min_gap_ms": 50_000}), "min_gap_ms"),
+        (json!({"max_gap_ms": 7_200_000}), "max_gap_ms"),
+        (json!({"timezone": "America/Nowhere"}), "timezone"),
+        (
+            json!({"quiet_hours": {"start": "21h", "end": "08:00"}}),
+            "quiet_hours",
+        ),
+        (json!({"hourly_cap": 0}), "hourly_cap"),
+        (json!({"gap": 1}), "gap"),
+    ] {
+        let (st, v) = s.call(
+            "PUT",
+            "/v1/orgs/4/sending-policy",
+            Some(&tok),
+            Some(&body.to_string()),
+        );
+        assert_eq!(st, 422, "{body}: {v}");
+        assert_eq!(v["error"]["code"], "invalid_policy");
+        assert!(
+            v["error"]["message"].as_str().unwrap().starts_with(field),
+            "{body}: {v}"
+        );
+    }
+    // Nothing of the refused changes was stored.
+    let (_, p) = s.call("GET", "/v1/orgs/4/sending-policy", Some(&tok), None);
+    assert_eq!(p["min_gap_ms"], 20_000, "{p}");
+    // Another org's token: 403; the admin's: fine.
+    let other = s.create_org("5", None);
+    let (st, _) = s.call("GET", "/v1/orgs/4/sending-policy", Some(&other), None);
+    assert_eq!(st, 403);
+    let (st, _) = s.call("GET", "/v1/orgs/4/sending-policy", Some(ADMIN), None);
+    assert_eq!(st, 200);
+    // Kept across a restart.
+    s.kill9();
+    let s = Server::start(d.path());
+    let (_, p) = s.call("GET", "/v1/orgs/4/sending-policy", Some(&tok), None);
+    assert_eq!(p["timezone"], "America/Bogota", "{p}");
+    assert_eq!(p["hourly_cap"], 50, "{p}");
+}
+
+#[test]
+fn without_unpaced_an_org_gets_the_conservative_default_in_the_given_zone() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Server::start_args_raw(
+        d.path(),
+        &["--offline", "--default-timezone", "America/Bogota"],
+    );
+    let tok = s.create_org("4", None);
+    let (st, p) = s.call("GET", "/v1/orgs/4/sending-policy", Some(&tok), None);
+    assert_eq!(st, 200, "{p}");
+    assert_eq!(
+        (p["min_gap_ms"].as_i64(), p["max_gap_ms"].as_i64()),
+        (Some(30_000), Some(60_000)),
+        "{p}"
+    );
+    assert_eq!(p["quiet_hours"], json!({"start": "21:00", "end": "08:00"}));
+    assert_eq!(p["timezone"], "America/Bogota");
+    assert_eq!(p["typing"], true);
+}
