@@ -366,3 +366,28 @@ def test_naive_datetimes_and_bad_times_are_refused(gateway: Gateway, linked: Lin
                 linked.org, "3001112233", "x", send_at=soon, send_before=soon - dt.timedelta(minutes=1)
             )
         assert e.value.code == "invalid_send_before"
+
+
+def test_sending_policy_is_read_and_changed_field_by_field(gateway: Gateway) -> None:
+    org, token = gateway.new_org("policy")
+    with gateway.client(token) as c:
+        p = c.get_sending_policy(org)
+        assert p["min_gap_ms"] == 0, "the test gateway runs --unpaced"
+        p = c.set_sending_policy(
+            org,
+            min_gap_ms=30_000,
+            max_gap_ms=60_000,
+            quiet_hours={"start": "21:00", "end": "08:00"},
+            timezone="America/Bogota",
+        )
+        assert p["quiet_hours"] == {"start": "21:00", "end": "08:00"}
+        assert p["timezone"] == "America/Bogota"
+        p = c.set_sending_policy(org, quiet_hours=None)
+        assert p["quiet_hours"] is None
+        assert p["min_gap_ms"] == 30_000, "kept"
+        with pytest.raises(wagate.BadRequestError) as e:
+            c.set_sending_policy(org, timezone="Mars/Olympus")
+        assert e.value.code == "invalid_policy"
+        assert "timezone" in e.value.message
+        with pytest.raises(ValueError):
+            c.set_sending_policy(org)

@@ -206,6 +206,31 @@ def send_call(
     )
 
 
+class SendingPolicy(TypedDict, total=False):
+    """``GET /v1/orgs/{org}/sending-policy``: how the org's number paces its sends."""
+
+    min_gap_ms: int
+    max_gap_ms: int
+    hourly_cap: Optional[int]
+    daily_cap: Optional[int]
+    quiet_hours: Optional[Dict[str, str]]
+    timezone: str
+    typing: bool
+    typing_ms_per_char: int
+    typing_max_ms: int
+
+
+def policy_call(org_id: OrgId) -> Call:
+    return Call("GET", org_path(org_id, "sending-policy"), retry_safe=True)
+
+
+def set_policy_call(org_id: OrgId, changes: Mapping[str, Any]) -> Call:
+    if not changes:
+        raise ValueError("give at least one field to change")
+    # The same change twice leaves the same policy: safe to repeat.
+    return Call("PUT", org_path(org_id, "sending-policy"), json_body=dict(changes), retry_safe=True)
+
+
 def cancel_call(org_id: OrgId, message_id: str) -> Call:
     if not message_id:
         raise ValueError("message_id is empty")

@@ -20,6 +20,7 @@ from ._core import (
     PairCode,
     Phone,
     QrCode,
+    SendingPolicy,
     SessionStatus,
     StateChange,
     When,
@@ -113,6 +114,15 @@ class AsyncClient:
         processes too."""
         call = _core.send_call(org_id, phone, text, idempotency_key, send_at, send_before)
         return cast(Message, await self._run(call))
+
+    async def get_sending_policy(self, org_id: OrgId) -> SendingPolicy:
+        """How the org's number paces its sends (gap, caps, quiet hours …)."""
+        return cast(SendingPolicy, await self._run(_core.policy_call(org_id)))
+
+    async def set_sending_policy(self, org_id: OrgId, **changes: Any) -> SendingPolicy:
+        """Change some fields of the policy (``quiet_hours=None`` turns them
+        off); the rest keep their values. Returns the whole new policy."""
+        return cast(SendingPolicy, await self._run(_core.set_policy_call(org_id, changes)))
 
     async def cancel_message(self, org_id: OrgId, message_id: str) -> Message:
         """Cancel a scheduled message, or a queued one not yet handed to
