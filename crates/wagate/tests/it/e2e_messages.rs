@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::control;
 use crate::common::sim::linked;
+use crate::common::{control, now_ms};
 use serde_json::json;
 
 fn wait_message(
@@ -511,13 +511,6 @@ fn inbox(l: &crate::common::sim::Linked, phone: &str) -> Vec<serde_json::Value> 
         None,
     );
     v["messages"].as_array().cloned().unwrap_or_default()
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 #[test]

@@ -7,14 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::Server;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
+use crate::common::{now_ms, Server};
 
 fn send(s: &Server, tok: &str, body: Value) -> (u16, Value) {
     s.call(

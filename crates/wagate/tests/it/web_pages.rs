@@ -533,7 +533,7 @@ fn the_admin_overview_lists_every_org_with_its_state_and_queue() {
 fn a_scheduled_message_shows_its_due_time_and_can_be_canceled_from_the_page() {
     let (_d, s) = server();
     let token = s.create_org("clinic", Some("57"));
-    let at = chrono_now() * 1000 + 3_600_000;
+    let at = crate::common::now_ms() + 3_600_000;
     let (st, m) = s.call(
         "POST",
         "/v1/orgs/clinic/messages",

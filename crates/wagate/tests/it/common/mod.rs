@@ -397,3 +397,11 @@ pub fn db(data: &Path) -> rusqlite::Connection {
     c.busy_timeout(Duration::from_secs(10)).unwrap();
     c
 }
+
+/// Wall-clock Unix milliseconds (the gateway's own clock for `send_at`).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64
+}
