@@ -694,7 +694,7 @@ def main():
     p.add_argument("--messages", type=int, default=2000, help="sends per throughput run (default 2000)")
     p.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients for sends (default 8)")
     p.add_argument("--sequential", type=int, default=100, help="sequential sends for latency (default 100)")
-    p.add_argument("--link-workers", type=int, default=8, help="orgs linked at once (default 8)")
+    p.add_argument("--link-workers", type=int, default=2, help="orgs linked at once (default 2)")
     p.add_argument("--restore-timeout", type=float, default=300)
     p.add_argument("--only", choices=["wagate", "seed"], help="run one system (no report written)")
     p.add_argument("--quick", action="store_true", help="smoke run: sizes 2,5, short windows, 100 sends")
