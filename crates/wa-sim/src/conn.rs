@@ -197,6 +197,10 @@ async fn handle(link: &mut Link, node: Node) -> anyhow::Result<bool> {
         crate::messaging::on_ack(&link.sim, &link.conn, &node);
         return Ok(true);
     }
+    if node.tag == "chatstate" {
+        crate::messaging::on_chatstate(&link.sim, &link.conn, &node);
+        return Ok(true);
+    }
     if node.tag != "iq" {
         // ib, receipt, presence …: nothing to answer for now.
         return Ok(true);

@@ -32,6 +32,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/control/phones/{phone}/pair-code", post(pair_code))
         .route("/control/phones/{phone}/unlink", post(unlink))
         .route("/control/phones/{phone}/inbox", get(inbox))
+        .route("/control/phones/{phone}/chatstates", get(chatstates))
         .route("/control/phones/{phone}/read", post(read))
         .route("/control/phones/{phone}/send", post(send))
         .route("/control/faults", post(add_fault).delete(heal))
@@ -346,6 +347,21 @@ async fn inbox(State(sim): State<Arc<Sim>>, Path(phone): Path<String>) -> Res {
     let rs = sim.recipients.lock().await;
     let items = rs.get(&phone).map(|r| r.inbox.clone()).unwrap_or_default();
     Ok(Json(json!({"phone": phone, "messages": items})).into_response())
+}
+
+/// The chat states ("typing…") a phone was shown, in arrival order (`t`: ms).
+async fn chatstates(State(sim): State<Arc<Sim>>, Path(phone): Path<String>) -> Res {
+    if !sim.phone_exists(&phone) {
+        return Err(err(StatusCode::NOT_FOUND, "unknown phone"));
+    }
+    let items = sim
+        .chatstates
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&phone)
+        .cloned()
+        .unwrap_or_default();
+    Ok(Json(json!({"phone": phone, "chatstates": items})).into_response())
 }
 
 #[derive(Deserialize)]

@@ -71,6 +71,33 @@ fn text_of(plain: &[u8]) -> Option<String> {
 
 /// A `<message>` from a linked device: ack it, decrypt for each recipient
 /// phone, store in inboxes, send delivery receipts.
+/// A device shows a phone "typing…" (or stops): recorded on the phone, with
+/// when it arrived, so tests can check it came before the message.
+pub fn on_chatstate(sim: &Arc<Sim>, conn: &Arc<Conn>, node: &Node) {
+    let (Some(sender_jid), Some(to)) = (conn_jid(conn), attr(node, "to")) else {
+        return;
+    };
+    let Some(phone) = sim.phone_of(&to) else {
+        return;
+    };
+    let state = children(node)
+        .first()
+        .map(|c| c.tag.to_string())
+        .unwrap_or_default();
+    let (from, _) = split_jid(&sender_jid);
+    tracing::debug!(%phone, %from, %state, "chat state");
+    sim.chatstates
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(phone)
+        .or_default()
+        .push(crate::sim::ChatState {
+            from,
+            state,
+            t: now_ms(),
+        });
+}
+
 pub async fn on_message(sim: &Arc<Sim>, conn: &Arc<Conn>, node: &Node) -> anyhow::Result<()> {
     let id = attr(node, "id").unwrap_or_default();
     let to = attr(node, "to").unwrap_or_default();

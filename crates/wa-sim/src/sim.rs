@@ -109,7 +109,17 @@ pub struct Sim {
     /// Devices just linked, owed the phone's welcome (key share, history)
     /// once they are online and have uploaded their pre-keys.
     pub welcome_due: Mutex<HashMap<String, Welcome>>,
+    /// Chat states ("typing…", paused) each phone was shown, in arrival order.
+    pub chatstates: Mutex<HashMap<String, Vec<ChatState>>>,
     next_id: AtomicU64,
+}
+
+/// One chat state a phone was shown: who, which, and when it arrived.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChatState {
+    pub from: String,
+    pub state: String,
+    pub t: i64,
 }
 
 pub fn now_ms() -> i64 {
@@ -152,6 +162,7 @@ impl Sim {
             sent_log: Default::default(),
             receipts: Default::default(),
             welcome_due: Default::default(),
+            chatstates: Default::default(),
             next_id: AtomicU64::new(1),
         }))
     }

@@ -73,6 +73,8 @@ class Message(TypedDict, total=False):
     updated_ms: int
     send_at_ms: Optional[int]
     send_before_ms: Optional[int]
+    #: A queued or scheduled message: when it is expected to leave (Unix ms).
+    eta_ms: Optional[int]
 
 
 class MessagePage(TypedDict):

@@ -59,14 +59,31 @@ pub async fn send(
     Ok(resp)
 }
 
+/// Rows as JSON, each queued or scheduled one with its `eta_ms`.
+async fn with_etas(
+    app: &App,
+    caller: &Caller,
+    org: &str,
+    rows: &[crate::store::MessageRow],
+) -> Result<Vec<MessageJson>, ApiError> {
+    let etas = app.etas(caller, org, rows).await?;
+    Ok(rows
+        .iter()
+        .map(|r| MessageJson {
+            eta_ms: etas.get(&r.id).copied(),
+            ..MessageJson::from(r)
+        })
+        .collect())
+}
+
 pub async fn get_one(
     State(app): State<Arc<App>>,
     caller: Caller,
     PathParams((org, id)): PathParams<(String, String)>,
 ) -> Result<Json<MessageJson>, ApiError> {
-    Ok(Json(MessageJson::from(
-        &app.message(&caller, &org, &id).await?,
-    )))
+    let row = app.message(&caller, &org, &id).await?;
+    let mut one = with_etas(&app, &caller, &org, std::slice::from_ref(&row)).await?;
+    Ok(Json(one.remove(0)))
 }
 
 /// `DELETE …/messages/{id}`: cancel a message not yet handed to WhatsApp.
@@ -112,7 +129,7 @@ pub async fn list(
     let l = app
         .messages(&caller, &org, q.get("status"), page(&q)?)
         .await?;
-    let rows: Vec<MessageJson> = l.rows.iter().map(MessageJson::from).collect();
+    let rows = with_etas(&app, &caller, &org, &l.rows).await?;
     Ok(Json(
         json!({"messages": rows, "next_cursor": l.next_cursor}),
     ))

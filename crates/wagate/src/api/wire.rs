@@ -71,6 +71,9 @@ pub struct MessageJson {
     pub send_at_ms: Option<i64>,
     /// After this it is never sent.
     pub send_before_ms: Option<i64>,
+    /// When a queued or scheduled message is expected to leave (an estimate
+    /// from the org's pacing); null otherwise.
+    pub eta_ms: Option<i64>,
 }
 
 impl From<&MessageRow> for MessageJson {
@@ -88,6 +91,7 @@ impl From<&MessageRow> for MessageJson {
             updated_ms: m.updated_ms,
             send_at_ms: m.send_at_ms,
             send_before_ms: m.send_before_ms,
+            eta_ms: None,
         }
     }
 }

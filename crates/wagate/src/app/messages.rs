@@ -278,6 +278,17 @@ impl App {
         Ok(Listing { rows, next_cursor })
     }
 
+    /// When each queued or scheduled message of `rows` is expected to leave.
+    pub async fn etas(
+        &self,
+        caller: &Caller,
+        org: &str,
+        rows: &[MessageRow],
+    ) -> Result<std::collections::HashMap<String, i64>, AppError> {
+        let a = self.authorize(caller, org)?;
+        Ok(self.outbox.etas(a.org(), rows).await?)
+    }
+
     /// Cancel a message not yet handed to WhatsApp.
     pub async fn cancel_message(
         &self,

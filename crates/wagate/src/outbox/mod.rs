@@ -39,6 +39,8 @@ use crate::store::{self, MessageRow, MessageStatus, NewMessage, Store, StoreErro
 const PAGE: i64 = 200;
 /// Most acks and receipts applied in one transaction.
 const UPDATE_BATCH: usize = 512;
+/// Queued messages an estimate of leaving looks through (later ones get none).
+const ETA_HORIZON: i64 = 10_000;
 
 struct Link {
     wake: Arc<Notify>,
@@ -281,6 +283,79 @@ impl Outbox {
         Ok(())
     }
 
+    /// When each of `rows` is expected to leave, by id: a queued message from
+    /// its place in the queue and the org's pacing (average gap, caps, quiet
+    /// hours); a scheduled one at its `send_at` (or the end of the quiet hours
+    /// it falls in). An estimate: sends that fail or wait on the link move it.
+    pub async fn etas(
+        &self,
+        org: &OrgRef,
+        rows: &[MessageRow],
+    ) -> Result<HashMap<String, i64>, StoreError> {
+        let mut out = HashMap::new();
+        if !rows
+            .iter()
+            .any(|r| matches!(r.status, MessageStatus::Queued | MessageStatus::Scheduled))
+        {
+            return Ok(out);
+        }
+        let inc = org.inc;
+        let pacing = self.pacer.pacing(inc).await;
+        let now = store::now_ms();
+        for r in rows.iter().filter(|r| r.status == MessageStatus::Scheduled) {
+            if let Some(at) = r.send_at_ms {
+                out.insert(r.id.clone(), pacing.after_quiet(at.max(now)));
+            }
+        }
+        let queued: Vec<&MessageRow> = rows
+            .iter()
+            .filter(|r| r.status == MessageStatus::Queued)
+            .collect();
+        if queued.is_empty() {
+            return Ok(out);
+        }
+        let order = self
+            .store
+            .read(move |c| store::messages::queue_positions(c, inc, ETA_HORIZON))
+            .await?;
+        let mut wanted: Vec<(usize, &str)> = queued
+            .iter()
+            .filter_map(|r| {
+                let k = order.binary_search(&r.qpos?).ok()?;
+                Some((k, r.id.as_str()))
+            })
+            .collect();
+        wanted.sort();
+        let Some(&(last_k, _)) = wanted.last() else {
+            return Ok(out);
+        };
+        let (since, keep) = (now - pacing::DAY_MS, pacing.history_needed());
+        let mut hist: std::collections::VecDeque<i64> = if pacing.is_unpaced() {
+            Default::default()
+        } else {
+            self.store
+                .read(move |c| store::messages::handed_recent(c, inc, since, keep))
+                .await?
+                .into()
+        };
+        let gap = (pacing.min_gap_ms + pacing.max_gap_ms.max(pacing.min_gap_ms)) / 2;
+        let mut t = now;
+        let mut next = wanted.iter().peekable();
+        for k in 0..=last_k {
+            let slots = hist.make_contiguous();
+            let slot = pacing.next_slot(t, slots.last().copied(), slots, gap);
+            while let Some((_, id)) = next.next_if(|(want, _)| *want == k) {
+                out.insert(id.to_string(), slot);
+            }
+            hist.push_back(slot);
+            if hist.len() as i64 > keep {
+                hist.pop_front();
+            }
+            t = slot;
+        }
+        Ok(out)
+    }
+
     fn wake_inc(&self, inc: i64) {
         if let Some(l) = self
             .links
@@ -406,11 +481,18 @@ async fn dispatch(
             // Pacing: wait for this number's next slot, then "typing…".
             let pacing = pacer.pacing(inc).await;
             let now = store::now_ms();
-            let since = now - pacing::DAY_MS;
-            let recent = store
-                .read(move |c| store::messages::handed_since(c, inc, since))
-                .await
-                .unwrap_or_default();
+            // What the caps need: the newest hand-overs of the last 24 h, as
+            // many as the larger finite cap (just the last one without caps);
+            // nothing at all when the org sends unpaced.
+            let recent = if pacing.is_unpaced() {
+                vec![]
+            } else {
+                let (since, keep) = (now - pacing::DAY_MS, pacing.history_needed());
+                store
+                    .read(move |c| store::messages::handed_recent(c, inc, since, keep))
+                    .await
+                    .unwrap_or_default()
+            };
             let g = *gap.get_or_insert_with(|| {
                 let (lo, hi) = (pacing.min_gap_ms, pacing.max_gap_ms.max(pacing.min_gap_ms));
                 if hi > lo {

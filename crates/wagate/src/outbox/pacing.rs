@@ -51,6 +51,26 @@ impl Pacing {
         }
     }
 
+    /// Sends with no gap, cap, quiet hours or typing.
+    pub fn is_unpaced(&self) -> bool {
+        self.max_gap_ms <= 0
+            && self.hourly_cap == usize::MAX
+            && self.daily_cap == usize::MAX
+            && self.quiet.is_none()
+            && !self.typing
+    }
+
+    /// How many of the newest hand-overs `next_slot` needs to see: the
+    /// larger finite cap, or just the last one.
+    pub fn history_needed(&self) -> i64 {
+        [self.hourly_cap, self.daily_cap]
+            .into_iter()
+            .filter(|c| *c != usize::MAX)
+            .max()
+            .unwrap_or(1)
+            .clamp(1, 1_000_000) as i64
+    }
+
     /// The earliest moment at or after `now_ms` at which the next message
     /// may leave: `gap_ms` (drawn by the caller from min..=max) after
     /// `last_ms`, with room under both caps (`recent`: the hand-over times
@@ -378,6 +398,27 @@ mod tests {
         assert_eq!(
             Pacing::none().next_slot(lunch, Some(lunch), &[lunch; 100], 0),
             lunch
+        );
+    }
+
+    #[test]
+    fn only_as_much_history_as_the_caps_need() {
+        assert!(Pacing::none().is_unpaced());
+        assert!(!base().is_unpaced());
+        assert_eq!(base().history_needed(), 5, "the larger cap");
+        let mut p = base();
+        p.hourly_cap = usize::MAX;
+        p.daily_cap = usize::MAX;
+        assert_eq!(p.history_needed(), 1, "just the last send, for the gap");
+        // The newest `history_needed` sends decide the slot as all of them would.
+        let now = 1_800_000_000_000;
+        let all: Vec<i64> = (0..40)
+            .map(|i| now - 20 * HOUR_MS + i * HOUR_MS / 2)
+            .collect();
+        let newest = &all[all.len() - base().history_needed() as usize..];
+        assert_eq!(
+            base().next_slot(now, all.last().copied(), &all, 0),
+            base().next_slot(now, newest.last().copied(), newest, 0)
         );
     }
 

@@ -486,7 +486,7 @@ async fn sends_are_paced_by_the_orgs_policy_with_typing_first() {
     let inc = r.org.inc;
     let handed = r
         .store
-        .read(move |c| store::messages::handed_since(c, inc, 0))
+        .read(move |c| store::messages::handed_recent(c, inc, 0, 100))
         .await
         .unwrap();
     assert_eq!(handed.len(), 5);

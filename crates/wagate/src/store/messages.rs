@@ -299,13 +299,32 @@ pub fn unacked(
     rows
 }
 
-/// When `inc`'s messages since `since_ms` were first handed to WhatsApp, ascending.
-pub fn handed_since(c: &Connection, inc: i64, since_ms: i64) -> rusqlite::Result<Vec<i64>> {
+/// When `inc`'s newest `limit` messages handed to WhatsApp after `since_ms`
+/// were first handed over, ascending.
+pub fn handed_recent(
+    c: &Connection,
+    inc: i64,
+    since_ms: i64,
+    limit: i64,
+) -> rusqlite::Result<Vec<i64>> {
+    let mut rows: Vec<i64> = c
+        .prepare_cached(
+            "SELECT handed_ms FROM messages WHERE inc = ?1 AND handed_ms IS NOT NULL AND handed_ms > ?2
+             ORDER BY handed_ms DESC LIMIT ?3",
+        )?
+        .query_map(params![inc, since_ms, limit], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    rows.reverse();
+    Ok(rows)
+}
+
+/// Queue positions of `inc`'s queued messages, in order (at most `limit`).
+pub fn queue_positions(c: &Connection, inc: i64, limit: i64) -> rusqlite::Result<Vec<i64>> {
     let rows = c
         .prepare_cached(
-            "SELECT handed_ms FROM messages WHERE inc = ?1 AND handed_ms IS NOT NULL AND handed_ms > ?2 ORDER BY handed_ms",
+            "SELECT qpos FROM messages WHERE inc = ?1 AND status = 'queued' ORDER BY qpos LIMIT ?2",
         )?
-        .query_map(params![inc, since_ms], |r| r.get(0))?
+        .query_map(params![inc, limit], |r| r.get(0))?
         .collect();
     rows
 }

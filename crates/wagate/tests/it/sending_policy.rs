@@ -94,3 +94,56 @@ fn without_unpaced_an_org_gets_the_conservative_default_in_the_given_zone() {
     assert_eq!(p["timezone"], "America/Bogota");
     assert_eq!(p["typing"], true);
 }
+
+#[test]
+fn queued_messages_carry_when_they_are_expected_to_leave() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Server::start(d.path());
+    let tok = s.create_org("4", Some("57"));
+    let policy = json!({"min_gap_ms": 60_000, "max_gap_ms": 60_000, "quiet_hours": null,
+                        "hourly_cap": null, "daily_cap": null, "typing": false});
+    let (st, _) = s.call(
+        "PUT",
+        "/v1/orgs/4/sending-policy",
+        Some(&tok),
+        Some(&policy.to_string()),
+    );
+    assert_eq!(st, 200);
+    let t0 = crate::common::now_ms();
+    for i in 0..3 {
+        let (st, _) = s.call(
+            "POST",
+            "/v1/orgs/4/messages",
+            Some(&tok),
+            Some(&json!({"to": "3001112233", "text": format!("m{i}")}).to_string()),
+        );
+        assert_eq!(st, 202);
+    }
+    let at = t0 + 3_600_000;
+    let (_, sched) = s.call(
+        "POST",
+        "/v1/orgs/4/messages",
+        Some(&tok),
+        Some(&json!({"to": "3001112233", "text": "later", "send_at": at}).to_string()),
+    );
+    let (_, l) = s.call("GET", "/v1/orgs/4/messages", Some(&tok), None);
+    let etas: Vec<Option<i64>> = l["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["eta_ms"].as_i64())
+        .collect();
+    // Offline, nothing leaves: the first is due now, then one a minute.
+    let first = etas[0].expect("the first queued message has an eta");
+    assert!(first >= t0, "{etas:?}");
+    assert_eq!(etas[1], Some(first + 60_000), "{etas:?}");
+    assert_eq!(etas[2], Some(first + 120_000), "{etas:?}");
+    assert_eq!(etas[3], Some(at), "a scheduled message leaves at send_at");
+    let (_, one) = s.call(
+        "GET",
+        &format!("/v1/orgs/4/messages/{}", sched["id"].as_str().unwrap()),
+        Some(&tok),
+        None,
+    );
+    assert_eq!(one["eta_ms"], at);
+}
