@@ -31,7 +31,9 @@ pub async fn connect(
 ) -> Result<Response, ApiError> {
     let phone = body.opt_phone("phone_number")?;
     Ok(match app.connect(&caller, &org, phone).await? {
-        Linking::Started(s) => (StatusCode::ACCEPTED, Json(StatusJson::from(&s))).into_response(),
+        Linking::Started(s) => {
+            (StatusCode::ACCEPTED, Json(StatusJson::from(s.as_ref()))).into_response()
+        }
         Linking::PairCode {
             code,
             expires_in_ms,

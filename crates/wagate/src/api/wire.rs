@@ -29,6 +29,7 @@ pub struct StatusJson {
     pub pair_code: Option<String>,
     pub pair_code_expires_in_ms: Option<u64>,
     pub queued_messages: Option<i64>,
+    pub queue_empty_eta_ms: Option<i64>,
     pub decrypt_failures: u64,
 }
 
@@ -49,6 +50,7 @@ impl From<&Status> for StatusJson {
             pair_code: s.pair_code.clone(),
             pair_code_expires_in_ms: s.pair_code_expires_in_ms,
             queued_messages: s.queued_messages,
+            queue_empty_eta_ms: s.queue_empty_eta_ms,
             decrypt_failures: s.decrypt_failures,
         }
     }

@@ -21,7 +21,7 @@ pub const HISTORY: i64 = 50;
 /// What `connect` started.
 pub enum Linking {
     /// Pairing by QR, or a reconnect: the status after the supervisor acted.
-    Started(Status),
+    Started(Box<Status>),
     /// A pairing code to type on the phone.
     PairCode { code: String, expires_in_ms: u64 },
 }
@@ -46,6 +46,20 @@ impl App {
             .read(move |c| store::messages::count_queued(c, inc))
             .await
             .ok();
+        if s.queued_messages.unwrap_or(0) > 0 {
+            let last = self
+                .store
+                .read(move |c| store::messages::last_queued(c, inc))
+                .await;
+            if let Ok(Some(row)) = last {
+                s.queue_empty_eta_ms = self
+                    .outbox
+                    .etas(a.org(), std::slice::from_ref(&row))
+                    .await
+                    .ok()
+                    .and_then(|e| e.get(&row.id).copied());
+            }
+        }
         s
     }
 
@@ -76,7 +90,7 @@ impl App {
                 done,
             })
             .await?;
-            return Ok(Linking::Started(self.status_of(&a).await));
+            return Ok(Linking::Started(Box::new(self.status_of(&a).await)));
         };
         if h.snapshot().state == State::Connected {
             return Err(AppError::new(

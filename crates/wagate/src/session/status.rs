@@ -151,6 +151,8 @@ pub struct Status {
     pub pair_code: Option<String>,
     pub pair_code_expires_in_ms: Option<u64>,
     pub queued_messages: Option<i64>,
+    /// When the last queued message is expected to leave (the org's pacing).
+    pub queue_empty_eta_ms: Option<i64>,
     /// Messages that could not be decrypted since start (the library asks the
     /// senders to resend; the link is kept).
     pub decrypt_failures: u64,
@@ -178,6 +180,7 @@ impl Status {
                 .map(|p| p.expires_at.saturating_duration_since(now).as_millis() as u64),
             pair_code: pair.map(|p| p.code.clone()),
             queued_messages: None,
+            queue_empty_eta_ms: None,
             decrypt_failures: s.decrypt_failures,
         }
     }

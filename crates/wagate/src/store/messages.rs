@@ -318,6 +318,15 @@ pub fn handed_recent(
     Ok(rows)
 }
 
+/// The last message in `inc`'s queue.
+pub fn last_queued(c: &Connection, inc: i64) -> rusqlite::Result<Option<MessageRow>> {
+    c.prepare_cached(&format!(
+        "SELECT {COLS} FROM messages WHERE inc = ?1 AND status = 'queued' ORDER BY qpos DESC LIMIT 1"
+    ))?
+    .query_row([inc], from_row)
+    .optional()
+}
+
 /// Queue positions of `inc`'s queued messages, in order (at most `limit`).
 pub fn queue_positions(c: &Connection, inc: i64, limit: i64) -> rusqlite::Result<Vec<i64>> {
     let rows = c

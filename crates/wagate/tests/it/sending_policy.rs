@@ -139,6 +139,11 @@ fn queued_messages_carry_when_they_are_expected_to_leave() {
     assert_eq!(etas[1], Some(first + 60_000), "{etas:?}");
     assert_eq!(etas[2], Some(first + 120_000), "{etas:?}");
     assert_eq!(etas[3], Some(at), "a scheduled message leaves at send_at");
+    // The status says when the queue should be empty: as the last queued one leaves.
+    let (_, st) = s.call("GET", "/v1/orgs/4/session", Some(&tok), None);
+    assert_eq!(st["queued_messages"], 3, "{st}");
+    let empty = st["queue_empty_eta_ms"].as_i64().expect("an estimate");
+    assert!(empty >= first + 120_000 && empty < first + 180_000, "{st}");
     let (_, one) = s.call(
         "GET",
         &format!("/v1/orgs/4/messages/{}", sched["id"].as_str().unwrap()),
