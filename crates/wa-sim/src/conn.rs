@@ -208,7 +208,9 @@ async fn handle(link: &mut Link, node: Node) -> anyhow::Result<bool> {
     let ty = attr(&node, "type").unwrap_or_default();
     if ty == "result" || ty == "error" {
         let id = attr(&node, "id").unwrap_or_default();
-        if let Some(p) = link.pending.take().filter(|p| p.iq_id == id) {
+        // Only the answer to the pair-success settles it: an answer to any other
+        // IQ (a late one to `pair-device`, say) must not drop the pairing.
+        if let Some(p) = link.pending.take_if(|p| p.iq_id == id) {
             if ty == "result" {
                 finish_pairing(link, &p).await?;
                 return Ok(false);
