@@ -7,6 +7,17 @@ use crate::common::sim::linked;
 use crate::common::{control, now_ms};
 use serde_json::json;
 
+/// A simulated patient's phone.
+fn add_phone(l: &crate::common::sim::Linked, phone: &str) {
+    let (st, v) = control(
+        &l.ctl(),
+        "POST",
+        "/control/phones",
+        Some(json!({"phone": phone, "name": "Paciente"})),
+    );
+    assert_eq!(st, 201, "{v}");
+}
+
 fn wait_message(
     l: &crate::common::sim::Linked,
     org: &str,
@@ -38,13 +49,7 @@ fn wait_message(
 fn a_message_is_encrypted_delivered_and_read() {
     let l = linked(1);
     let to = "573009990001";
-    let (st, _) = control(
-        &l.ctl(),
-        "POST",
-        "/control/phones",
-        Some(json!({"phone": to, "name": "Paciente"})),
-    );
-    assert_eq!(st, 201);
+    add_phone(&l, to);
     let t0 = Instant::now();
     let (st, m) = l.s.call(
         "POST",
@@ -156,13 +161,7 @@ fn recipient(i: usize) -> String {
 fn a_receipt_made_while_the_gateway_is_down_arrives_after_its_restart() {
     let mut l = linked(1);
     let to = "573009990078";
-    let (st, _) = control(
-        &l.ctl(),
-        "POST",
-        "/control/phones",
-        Some(json!({"phone": to})),
-    );
-    assert_eq!(st, 201);
+    add_phone(&l, to);
     let id = send(&l, to, "leído mientras la pasarela estaba caída").expect("accepted");
     wait_all(&l, 1, "delivered", Duration::from_secs(30));
     let wa_id = statuses(&l)[0]["wa_id"].as_str().unwrap().to_string();
@@ -517,13 +516,7 @@ fn inbox(l: &crate::common::sim::Linked, phone: &str) -> Vec<serde_json::Value> 
 fn scheduled_reminders_arrive_once_on_time_across_a_sigkill_and_never_when_canceled_or_expired() {
     let mut l = linked(1);
     let to = "573009990002";
-    let (st, _) = control(
-        &l.ctl(),
-        "POST",
-        "/control/phones",
-        Some(json!({"phone": to, "name": "Paciente"})),
-    );
-    assert_eq!(st, 201);
+    add_phone(&l, to);
     let tok = l.token("o0");
     let post = |l: &crate::common::sim::Linked, body: serde_json::Value| {
         let (st, v) = l.s.call(
@@ -597,13 +590,7 @@ fn scheduled_reminders_arrive_once_on_time_across_a_sigkill_and_never_when_cance
 fn scheduled_reminders_leave_paced_with_typing_before_each() {
     let l = linked(1);
     let to = "573009990003";
-    let (st, _) = control(
-        &l.ctl(),
-        "POST",
-        "/control/phones",
-        Some(json!({"phone": to, "name": "Paciente"})),
-    );
-    assert_eq!(st, 201);
+    add_phone(&l, to);
     let tok = l.token("o0");
     let (min_gap, max_gap) = (400_i64, 800_i64);
     let (st, p) = l.s.call(
