@@ -53,6 +53,8 @@ class SessionStatus(TypedDict, total=False):
     pair_code: Optional[str]
     pair_code_expires_in_ms: Optional[int]
     queued_messages: Optional[int]
+    #: When the last queued message is expected to leave (Unix ms), from the sending policy.
+    queue_empty_eta_ms: Optional[int]
     decrypt_failures: int
 
 
