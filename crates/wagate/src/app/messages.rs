@@ -6,7 +6,7 @@
 //! is refused.
 
 use super::timing::{self, When};
-use super::{App, AppError, ErrorCode};
+use super::{App, AppError, ErrorCode, OrgAccess};
 use crate::auth::Caller;
 use crate::outbox::{Change, Timing};
 use crate::store::inbound::InboundRow;
@@ -227,6 +227,11 @@ impl App {
         id: &str,
     ) -> Result<MessageRow, AppError> {
         let a = self.authorize(caller, org)?;
+        self.row_of(&a, id).await
+    }
+
+    /// Message `id` of an authorized org.
+    async fn row_of(&self, a: &OrgAccess, id: &str) -> Result<MessageRow, AppError> {
         let (inc, mid) = (a.row.inc, id.to_string());
         self.store
             .read(move |c| store::messages::get(c, inc, &mid))
@@ -322,8 +327,8 @@ impl App {
         send_at: Option<When>,
         send_before: Option<When>,
     ) -> Result<MessageRow, AppError> {
-        let current = self.message(caller, org, id).await?;
         let a = self.authorize(caller, org)?;
+        let current = self.row_of(&a, id).await?;
         let refused = |row: &MessageRow| {
             AppError::new(
                 ErrorCode::NotReschedulable,

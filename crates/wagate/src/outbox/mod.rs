@@ -219,7 +219,7 @@ impl Outbox {
                     store::now_ms(),
                 )? {
                     Some(done) => {
-                        schedule::announce(tx, &done)?;
+                        schedule::announce(tx, &o.id, &done)?;
                         Ok(Change::Done(done))
                     }
                     None => Ok(Change::Refused(row)),
@@ -314,9 +314,18 @@ impl Outbox {
         if queued.is_empty() {
             return Ok(out);
         }
+        if pacing.is_unpaced() {
+            // Nothing holds them back: each leaves as soon as the link takes it.
+            out.extend(queued.iter().map(|r| (r.id.clone(), now)));
+            return Ok(out);
+        }
+        // The queue up to the last of these rows, not the whole of it.
+        let Some(upto) = queued.iter().filter_map(|r| r.qpos).max() else {
+            return Ok(out);
+        };
         let order = self
             .store
-            .read(move |c| store::messages::queue_positions(c, inc, ETA_HORIZON))
+            .read(move |c| store::messages::queue_positions(c, inc, upto, ETA_HORIZON))
             .await?;
         let mut wanted: Vec<(usize, &str)> = queued
             .iter()
@@ -330,14 +339,11 @@ impl Outbox {
             return Ok(out);
         };
         let (since, keep) = (now - pacing::DAY_MS, pacing.history_needed());
-        let mut hist: std::collections::VecDeque<i64> = if pacing.is_unpaced() {
-            Default::default()
-        } else {
-            self.store
-                .read(move |c| store::messages::handed_recent(c, inc, since, keep))
-                .await?
-                .into()
-        };
+        let mut hist: std::collections::VecDeque<i64> = self
+            .store
+            .read(move |c| store::messages::handed_recent(c, inc, since, keep))
+            .await?
+            .into();
         let gap = (pacing.min_gap_ms + pacing.max_gap_ms.max(pacing.min_gap_ms)) / 2;
         let mut t = now;
         let mut next = wanted.iter().peekable();

@@ -6,7 +6,7 @@
 //! no poll per message; a gateway that was down at `send_at` does the
 //! overdue work on its first pass.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Weak;
 use std::time::Duration;
 
@@ -67,6 +67,22 @@ pub(super) async fn run(store: Store, outbox: Weak<Outbox>, kick: std::sync::Arc
 
 fn pass(tx: &mut Tx, now: i64) -> rusqlite::Result<Pass> {
     let mut woken = BTreeSet::new();
+    // Org ids by incarnation, looked up once per pass.
+    let mut ids: HashMap<i64, Option<String>> = HashMap::new();
+    let mut moved = |tx: &mut Tx, row: &MessageRow| -> rusqlite::Result<()> {
+        let id = match ids.get(&row.inc) {
+            Some(id) => id.clone(),
+            None => {
+                let id = store::orgs::id_of(tx, row.inc)?;
+                ids.insert(row.inc, id.clone());
+                id
+            }
+        };
+        match id {
+            Some(org) => announce(tx, &org, row),
+            None => Ok(()),
+        }
+    };
     // Deadlines first: a message due and already past its deadline is never sent.
     let overdue = store::messages::overdue(tx, now, BATCH)?;
     let mut more = overdue.len() as i64 == BATCH;
@@ -77,7 +93,7 @@ fn pass(tx: &mut Tx, now: i64) -> rusqlite::Result<Pass> {
         if let Some(row) =
             store::messages::end(tx, m.seq, MessageStatus::Expired, note, store::now_ms())?
         {
-            announce(tx, &row)?;
+            moved(tx, &row)?;
         }
     }
     let due = store::messages::due(tx, now, BATCH)?;
@@ -85,21 +101,18 @@ fn pass(tx: &mut Tx, now: i64) -> rusqlite::Result<Pass> {
     for m in due {
         if let Some(row) = store::messages::enqueue(tx, m.seq, store::now_ms())? {
             woken.insert(row.inc);
-            announce(tx, &row)?;
+            moved(tx, &row)?;
         }
     }
     Ok(Pass { woken, more })
 }
 
-/// The `message.status` event of a scheduled message that moved.
-pub(super) fn announce(tx: &mut Tx, row: &MessageRow) -> rusqlite::Result<()> {
-    let Some(org) = store::orgs::id_of(tx, row.inc)? else {
-        return Ok(());
-    };
+/// The `message.status` event of a scheduled message that moved, in org `org`.
+pub(super) fn announce(tx: &mut Tx, org: &str, row: &MessageRow) -> rusqlite::Result<()> {
     tracing::debug!(org = %org, id = %row.id, status = row.status.as_str(), "scheduled message moved");
     tx.emit(
         row.inc,
-        &org,
+        org,
         "message.status",
         json!({"id": row.id, "status": row.status.as_str(), "to": row.to, "error": row.error}),
     )?;

@@ -327,13 +327,19 @@ pub fn last_queued(c: &Connection, inc: i64) -> rusqlite::Result<Option<MessageR
     .optional()
 }
 
-/// Queue positions of `inc`'s queued messages, in order (at most `limit`).
-pub fn queue_positions(c: &Connection, inc: i64, limit: i64) -> rusqlite::Result<Vec<i64>> {
+/// Queue positions of `inc`'s queued messages up to `upto`, in order (at
+/// most `limit`).
+pub fn queue_positions(
+    c: &Connection,
+    inc: i64,
+    upto: i64,
+    limit: i64,
+) -> rusqlite::Result<Vec<i64>> {
     let rows = c
         .prepare_cached(
-            "SELECT qpos FROM messages WHERE inc = ?1 AND status = 'queued' ORDER BY qpos LIMIT ?2",
+            "SELECT qpos FROM messages WHERE inc = ?1 AND status = 'queued' AND qpos <= ?2 ORDER BY qpos LIMIT ?3",
         )?
-        .query_map(params![inc, limit], |r| r.get(0))?
+        .query_map(params![inc, upto, limit], |r| r.get(0))?
         .collect();
     rows
 }
