@@ -214,6 +214,10 @@ struct FaultBody {
     duration_ms: Option<u64>,
     expire_secs: Option<u64>,
     phone: Option<String>,
+    /// `reachout_timelock`: tell the devices (default true).
+    announce: Option<bool>,
+    /// `message_capping`: new chats allowed in the cycle.
+    total: Option<i64>,
 }
 
 async fn add_fault(State(sim): State<Arc<Sim>>, Json(f): Json<FaultBody>) -> Res {
@@ -287,6 +291,32 @@ async fn add_fault(State(sim): State<Arc<Sim>>, Json(f): Json<FaultBody>) -> Res
             })?;
             sim.faults().bad_mac.insert(phone);
         }
+        "reachout_timelock" => {
+            let (Some(phone), Some(ms)) = (f.phone.clone(), f.duration_ms) else {
+                return Err(err(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "reachout_timelock needs the sending phone and duration_ms",
+                ));
+            };
+            crate::limits::start_reachout(&sim, &phone, ms, f.announce.unwrap_or(true));
+        }
+        "message_capping" => {
+            let (Some(phone), Some(total), Some(ms)) = (f.phone.clone(), f.total, f.duration_ms)
+            else {
+                return Err(err(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "message_capping needs the sending phone, total and duration_ms (the cycle)",
+                ));
+            };
+            sim.faults().capping.insert(
+                phone,
+                crate::limits::Capping {
+                    total,
+                    used: 0,
+                    cycle_end_ms: crate::sim::now_ms() + ms as i64,
+                },
+            );
+        }
         other => {
             return Err(err(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -305,6 +335,8 @@ async fn heal(State(sim): State<Arc<Sim>>) -> Res {
         f.blackhole.clear();
         f.login_failures.clear();
         f.bad_mac.clear();
+        f.reachout.clear();
+        f.capping.clear();
     }
     // A real server would have timed out sockets that stayed silent this
     // long: close them so clients reconnect instead of waiting on replies

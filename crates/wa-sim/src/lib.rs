@@ -6,6 +6,7 @@
 pub mod certs;
 pub mod conn;
 pub mod control;
+pub mod limits;
 pub mod messaging;
 pub mod node;
 pub mod paircode;

@@ -106,6 +106,26 @@ pub async fn on_message(sim: &Arc<Sim>, conn: &Arc<Conn>, node: &Node) -> anyhow
     };
     let (sender_phone, sender_device) = split_jid(&sender_jid);
     let t = (now_ms() / 1000).to_string();
+    // A first message to a new contact meets the number's limits.
+    let recipient = (!to.ends_with("@g.us"))
+        .then(|| sim.phone_of(&to))
+        .flatten()
+        .filter(|r| *r != sender_phone);
+    if let Some(r) = &recipient {
+        if !crate::limits::talks(sim, &sender_phone, r).await
+            && crate::limits::refuses_new_chat(sim, &sender_phone, r).await
+        {
+            let nack = NodeBuilder::new("ack")
+                .attr("class", "message")
+                .attr("id", id.clone())
+                .attr("from", to.clone())
+                .attr("t", t.clone())
+                .attr("error", "463")
+                .build();
+            let _ = conn.tx.send(Out::Node(nack)).await;
+            return Ok(());
+        }
+    }
     let ack = NodeBuilder::new("ack")
         .attr("class", "message")
         .attr("id", id.clone())

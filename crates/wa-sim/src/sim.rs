@@ -81,6 +81,10 @@ pub struct Faults {
     pub login_failures: HashMap<String, LoginFailure>,
     /// Phones whose next message to a linked device carries a bad MAC.
     pub bad_mac: std::collections::HashSet<String>,
+    /// Reach-out timelocks in force, by the number they hold back.
+    pub reachout: HashMap<String, crate::limits::Reachout>,
+    /// New-chat quotas in force, by number.
+    pub capping: HashMap<String, crate::limits::Capping>,
 }
 
 pub struct Sim {

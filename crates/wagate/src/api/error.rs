@@ -48,6 +48,7 @@ pub fn status_of(kind: Kind) -> StatusCode {
         Kind::Conflict => StatusCode::CONFLICT,
         Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Kind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        Kind::TooMany => StatusCode::TOO_MANY_REQUESTS,
         Kind::Timeout => StatusCode::GATEWAY_TIMEOUT,
         Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -57,11 +58,18 @@ pub fn status_of(kind: Kind) -> StatusCode {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = self.0;
-        (
+        let mut r = (
             status_of(e.kind()),
             Json(json!({"error": {"code": e.code.as_str(), "message": e.message}})),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = e.retry_after_s {
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
+        r
     }
 }
 

@@ -59,6 +59,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/v1/orgs/{org}/sending-policy",
             get(policy::get).put(policy::put),
         )
+        .route("/v1/orgs/{org}/contacts/{phone}", get(policy::contact))
         .route("/v1/orgs/{org}/events", get(events::stream))
         .route("/api/status", get(compat::status))
         .route("/api/send-message", post(compat::send_message))

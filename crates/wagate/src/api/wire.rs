@@ -30,7 +30,26 @@ pub struct StatusJson {
     pub pair_code_expires_in_ms: Option<u64>,
     pub queued_messages: Option<i64>,
     pub queue_empty_eta_ms: Option<i64>,
+    /// Queued messages waiting on a sending limit (see `held_reason`).
+    pub held_messages: Option<i64>,
+    /// Until when WhatsApp refuses first messages to new contacts (null: not now).
+    pub reachout_timelock_until: Option<String>,
+    /// The new-chat quota the server last announced (null: never announced).
+    pub message_capping: Option<CappingJson>,
     pub decrypt_failures: u64,
+}
+
+/// WhatsApp's quota of new chats per cycle, as the server announced it.
+#[derive(Debug, Serialize)]
+pub struct CappingJson {
+    pub used: Option<i64>,
+    /// -1: no cap.
+    pub total: Option<i64>,
+    pub cycle_end: Option<String>,
+    /// `NONE`, `FIRST_WARNING`, `SECOND_WARNING` or `CAPPED`.
+    pub status: Option<String>,
+    /// Whether new chats are held now.
+    pub capped: bool,
 }
 
 impl From<&Status> for StatusJson {
@@ -51,6 +70,21 @@ impl From<&Status> for StatusJson {
             pair_code_expires_in_ms: s.pair_code_expires_in_ms,
             queued_messages: s.queued_messages,
             queue_empty_eta_ms: s.queue_empty_eta_ms,
+            held_messages: s.held_messages,
+            reachout_timelock_until: s
+                .limits
+                .as_ref()
+                .and_then(|l| l.reachout_active(crate::store::now_ms()))
+                .map(rfc3339),
+            message_capping: s.limits.as_ref().and_then(|l| {
+                (l.cap_total.is_some() || l.cap_status.is_some()).then(|| CappingJson {
+                    used: l.cap_used,
+                    total: l.cap_total,
+                    cycle_end: l.cap_cycle_end_ms.map(rfc3339),
+                    status: l.cap_status.clone(),
+                    capped: l.capped(crate::store::now_ms()).is_some(),
+                })
+            }),
             decrypt_failures: s.decrypt_failures,
         }
     }
@@ -76,6 +110,11 @@ pub struct MessageJson {
     /// When a queued or scheduled message is expected to leave (an estimate
     /// from the org's pacing); null otherwise.
     pub eta_ms: Option<i64>,
+    /// Why a queued message waits on WhatsApp's limits (`reachout_timelock`,
+    /// `message_cap`, `new_contact_cap`); null when it does not.
+    pub held_reason: Option<String>,
+    /// When a held message is tried again.
+    pub retry_at: Option<String>,
 }
 
 impl From<&MessageRow> for MessageJson {
@@ -94,8 +133,15 @@ impl From<&MessageRow> for MessageJson {
             send_at_ms: m.send_at_ms,
             send_before_ms: m.send_before_ms,
             eta_ms: None,
+            held_reason: held(m).and(m.held_reason.clone()),
+            retry_at: held(m).and(m.retry_at_ms).map(rfc3339),
         }
     }
+}
+
+/// Whether a message waits on a limit (only a queued one can).
+fn held(m: &MessageRow) -> Option<()> {
+    (m.status == crate::store::MessageStatus::Queued && m.retry_at_ms.is_some()).then_some(())
 }
 
 /// One received message.

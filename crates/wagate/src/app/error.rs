@@ -25,6 +25,8 @@ pub enum Kind {
     TooLarge,
     /// A field is wrong (422).
     Invalid,
+    /// Asked too often; try again after a while (429).
+    TooMany,
     /// WhatsApp did not answer in time (504).
     Timeout,
     /// Temporarily unable (503).
@@ -96,6 +98,8 @@ codes! {
     InvalidLimit = "invalid_limit", Invalid, "`limit` is not a whole number from 1 to 1000";
     InvalidCursor = "invalid_cursor", Invalid, "`cursor` is not a value returned as `next_cursor`";
     InvalidFormat = "invalid_format", Invalid, "the QR `format` is not json, svg or png";
+    RateLimited = "rate_limited", TooMany, "too many contact look-ups for this organization; `Retry-After` says when to ask again (bulk look-ups get numbers banned)";
+    NotConnected = "not_connected", Unavailable, "the org's number is not connected now, and the answer needs WhatsApp";
     PairCodeTimeout = "pair_code_timeout", Timeout, "WhatsApp handed out no pairing code within 30 s";
     SessionStopped = "session_stopped", Unavailable, "the org's supervisor is not running (being deleted, or the gateway is stopping)";
     NotReady = "not_ready", Unavailable, "the database cannot be read (`/readyz`)";
@@ -114,6 +118,8 @@ impl fmt::Display for ErrorCode {
 pub struct AppError {
     pub code: ErrorCode,
     pub message: String,
+    /// When asking again makes sense (`rate_limited`), in seconds.
+    pub retry_after_s: Option<u64>,
 }
 
 impl AppError {
@@ -121,7 +127,14 @@ impl AppError {
         AppError {
             code,
             message: message.into(),
+            retry_after_s: None,
         }
+    }
+
+    /// The same refusal, worth asking again after `secs`.
+    pub fn retry_after(mut self, secs: u64) -> AppError {
+        self.retry_after_s = Some(secs);
+        self
     }
 
     /// An internal fault: logged with its cause, answered without it.

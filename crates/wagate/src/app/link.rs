@@ -46,6 +46,19 @@ impl App {
             .read(move |c| store::messages::count_queued(c, inc))
             .await
             .ok();
+        if let Ok((held, limits)) = self
+            .store
+            .read(move |c| {
+                Ok((
+                    store::messages::count_held(c, inc)?,
+                    store::limits::get(c, inc)?,
+                ))
+            })
+            .await
+        {
+            s.held_messages = Some(held);
+            s.limits = Some(limits);
+        }
         if s.queued_messages.unwrap_or(0) > 0 {
             let last = self
                 .store

@@ -354,6 +354,27 @@ impl App {
         }
     }
 
+    /// Up to `n` scheduled messages (soonest first) and up to `n` held ones
+    /// (soonest retry first): what waits to be sent.
+    pub async fn waiting_messages(
+        &self,
+        caller: &Caller,
+        org: &str,
+        n: i64,
+    ) -> Result<(Vec<MessageRow>, Vec<MessageRow>), AppError> {
+        let a = self.authorize(caller, org)?;
+        let inc = a.row.inc;
+        Ok(self
+            .store
+            .read(move |c| {
+                Ok((
+                    store::messages::list_scheduled(c, inc, (i64::MIN, 0), n)?,
+                    store::messages::list_held(c, inc, n)?,
+                ))
+            })
+            .await?)
+    }
+
     /// The `n` newest messages, newest first.
     pub async fn latest_messages(
         &self,

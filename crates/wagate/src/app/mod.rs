@@ -9,6 +9,7 @@
 //! before the existence check (`org_not_found`), so an org token learns
 //! nothing about other organizations.
 
+pub mod contacts;
 pub mod error;
 pub mod events;
 pub mod link;
@@ -43,6 +44,8 @@ pub struct App {
     scopes: Mutex<HashMap<i64, CancellationToken>>,
     /// Cancelled when the gateway begins to stop.
     shutdown: CancellationToken,
+    /// Each org's allowance of contact look-ups.
+    lookups: Mutex<HashMap<i64, contacts::Bucket>>,
 }
 
 /// An org found and authorized: its row and its supervisor.
@@ -73,6 +76,7 @@ impl App {
             directory: RwLock::new(HashMap::new()),
             scopes: Mutex::new(HashMap::new()),
             shutdown,
+            lookups: Mutex::new(HashMap::new()),
         }
     }
 

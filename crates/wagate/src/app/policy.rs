@@ -36,6 +36,7 @@ pub fn apply(mut policy: Policy, change: &Map<String, Value>) -> Result<Policy, 
             "max_gap_ms" => policy.max_gap_ms = int(v, k, 0, MAX_GAP_MS)?,
             "hourly_cap" => policy.hourly_cap = cap(v, k)?,
             "daily_cap" => policy.daily_cap = cap(v, k)?,
+            "new_contacts_per_day" => policy.new_contacts_per_day = cap(v, k)?,
             "typing" => {
                 policy.typing = v
                     .as_bool()
@@ -83,7 +84,7 @@ pub fn apply(mut policy: Policy, change: &Map<String, Value>) -> Result<Policy, 
             other => {
                 return Err(bad(
                     other,
-                    "unknown field (min_gap_ms, max_gap_ms, hourly_cap, daily_cap, quiet_hours, timezone, typing, typing_ms_per_char, typing_max_ms)",
+                    "unknown field (min_gap_ms, max_gap_ms, hourly_cap, daily_cap, new_contacts_per_day, quiet_hours, timezone, typing, typing_ms_per_char, typing_max_ms)",
                 ))
             }
         }

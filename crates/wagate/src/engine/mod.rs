@@ -10,6 +10,7 @@
 //! - The engine never reconnects by itself.
 
 pub mod diagnose;
+pub mod limits;
 #[cfg(test)]
 pub mod scripted;
 pub mod transport;
@@ -83,6 +84,9 @@ pub enum EngineEvent {
         kind: ReceiptKind,
         committed: Commit,
     },
+    /// The server announced a sending limit on this number (a reach-out
+    /// timelock, message capping), or that one lifted.
+    Limit(LimitNotice),
     /// An inbound text message.
     Message {
         wa_id: String,
@@ -95,6 +99,27 @@ pub enum EngineEvent {
     DecryptFailure { from: String },
     /// The attempt is over; see the contract above.
     Closed { reason: CloseReason },
+}
+
+/// A sending limit as the server announces it (`<notification type="mex">`
+/// with `NotificationUserReachoutTimelockUpdate` or
+/// `MessageCappingInfoNotification`; see ARCHITECTURE.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitNotice {
+    /// First messages to new contacts are refused until `until_ms` (`None`
+    /// while active: the server named no end), or no longer (`active: false`).
+    Reachout {
+        active: bool,
+        until_ms: Option<i64>,
+        kind: Option<String>,
+    },
+    /// The quota of new chats in this cycle.
+    Capping {
+        used: Option<i64>,
+        total: Option<i64>,
+        cycle_end_ms: Option<i64>,
+        status: Option<String>,
+    },
 }
 
 /// Tells the engine that an event it reported is durable. The library
@@ -177,6 +202,9 @@ pub trait Engine: Send + Sync {
     fn shutdown(&self) -> BoxFuture<'_, ()>;
     /// Show "typing…" to `to` (best effort: a failure changes nothing).
     fn typing<'a>(&'a self, to: &'a str) -> BoxFuture<'a, ()>;
+    /// Ask the server whether `phone` is on WhatsApp: its jid when it is,
+    /// `None` when it is not; `Err` when the question could not be asked.
+    fn lookup<'a>(&'a self, phone: &'a str) -> BoxFuture<'a, Result<Option<String>, SendFailure>>;
     /// Send a text to the international phone number `to` with WhatsApp id `wa_id`.
     fn send_text<'a>(
         &'a self,

@@ -20,6 +20,7 @@ pub enum Call {
     Close,
     Probe,
     Typing(String),
+    Lookup(String),
     Logout,
     Shutdown,
 }
@@ -37,6 +38,8 @@ pub struct Script {
     pub accept_sends: AtomicBool,
     /// Every successful send: (to, text, wa_id).
     pub sent: Mutex<Vec<(String, String, String)>>,
+    /// Phones a look-up says are not on WhatsApp.
+    pub not_on_whatsapp: Mutex<Vec<String>>,
     pub active: AtomicBool,
     pub last_frame: Mutex<Option<Instant>>,
     /// A probe is answered at once (its pong is a frame), as a healthy server does.
@@ -147,6 +150,23 @@ impl Engine for ScriptEngine {
     }
     fn typing<'a>(&'a self, to: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(async move { self.0.record(Call::Typing(to.to_string())) })
+    }
+
+    fn lookup<'a>(&'a self, phone: &'a str) -> BoxFuture<'a, Result<Option<String>, SendFailure>> {
+        Box::pin(async move {
+            self.0.record(Call::Lookup(phone.to_string()));
+            if !self.0.accept_sends.load(Ordering::SeqCst) {
+                return Err(SendFailure::NotConnected("scripted engine".into()));
+            }
+            let absent = self
+                .0
+                .not_on_whatsapp
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|p| p == phone);
+            Ok((!absent).then(|| format!("{phone}@s.whatsapp.net")))
+        })
     }
 
     fn send_text<'a>(

@@ -209,6 +209,10 @@ impl Shared {
 
 struct Forwarder(Arc<Shared>);
 
+fn now_ms() -> i64 {
+    crate::store::now_ms()
+}
+
 fn phone_of(jid: &Jid) -> String {
     jid.user.to_string()
 }
@@ -291,10 +295,18 @@ impl EventHandler for Forwarder {
                     from: phone_of(&u.info.source.sender),
                 })
             }
-            Event::ServerAck(a) => s.emit(EngineEvent::ServerAck {
-                wa_id: a.id.clone(),
-                error: None,
-            }),
+            Event::ServerAck(a) if a.class.as_deref().is_none_or(|c| c == "message") => {
+                s.emit(EngineEvent::ServerAck {
+                    wa_id: a.id.clone(),
+                    error: a.error.clone(),
+                })
+            }
+            Event::MexNotification(m) => {
+                if let Some(notice) = super::limits::parse(&m.op_name, &m.payload, now_ms()) {
+                    tracing::info!(org = %s.org, ?notice, "sending limit announced");
+                    s.emit(EngineEvent::Limit(notice));
+                }
+            }
             Event::Receipt(r) => {
                 use whatsapp_rust::types::presence::ReceiptType;
                 let kind = match r.r#type {
@@ -509,6 +521,27 @@ impl Engine for WaEngine {
             if let Err(e) = self.client.chatstate().send_composing(&jid).await {
                 tracing::debug!(org = %self.shared.org, error = %e, "typing indicator not sent");
             }
+        })
+    }
+
+    fn lookup<'a>(&'a self, phone: &'a str) -> BoxFuture<'a, Result<Option<String>, SendFailure>> {
+        Box::pin(async move {
+            if !self.client.is_connected() || !self.client.is_logged_in() {
+                return Err(SendFailure::NotConnected("the link is down".into()));
+            }
+            let jid: Jid = format!("{phone}@s.whatsapp.net")
+                .parse()
+                .map_err(|e| SendFailure::Rejected(format!("bad number {phone}: {e}")))?;
+            let found = self
+                .client
+                .contacts()
+                .is_on_whatsapp(std::slice::from_ref(&jid))
+                .await
+                .map_err(|e| SendFailure::NotConnected(format!("look-up failed: {e}")))?;
+            Ok(found
+                .into_iter()
+                .find(|r| r.is_registered)
+                .map(|r| r.jid.to_string()))
         })
     }
 

@@ -15,6 +15,8 @@
 //! send was started — a cancel or its `send_before` passing; a send starts
 //! only after a write that checks the message is still `queued` and in time.
 
+pub mod clock;
+pub mod gate;
 pub mod pacing;
 mod schedule;
 
@@ -45,19 +47,24 @@ const ETA_HORIZON: i64 = 10_000;
 struct Link {
     wake: Arc<Notify>,
     task: Option<JoinHandle<()>>,
+    /// The org's engine while its link is up (for look-ups).
+    engine: Option<Arc<dyn Engine>>,
 }
 
 type Update = (OrgRef, EngineEvent);
 
+type Links = Arc<Mutex<HashMap<i64, Link>>>;
+
 pub struct Outbox {
     store: Store,
-    links: Mutex<HashMap<i64, Link>>,
+    links: Links,
     updates: Mutex<Option<mpsc::UnboundedSender<Update>>>,
     updater: Mutex<Option<JoinHandle<()>>>,
     /// Tells the scheduler that a due time may have moved earlier.
     kick: Arc<Notify>,
     scheduler: Mutex<Option<JoinHandle<()>>>,
     pacer: Arc<Pacer>,
+    clock: clock::Clock,
 }
 
 /// Each org's pacing, read from its stored policy (or the server's default)
@@ -127,12 +134,18 @@ pub enum Change {
 impl Outbox {
     /// The outbox, with `default` as the sending policy of orgs that set none.
     pub fn start(store: Store, default: Policy) -> Arc<Outbox> {
+        Outbox::start_with_clock(store, default, clock::Clock::System)
+    }
+
+    /// The outbox, its dispatchers reading `clock` (tests run it on tokio's).
+    pub fn start_with_clock(store: Store, default: Policy, clock: clock::Clock) -> Arc<Outbox> {
         let (updates, rx) = mpsc::unbounded_channel();
-        let updater = tokio::spawn(update_loop(store.clone(), rx));
+        let links: Links = Arc::new(Mutex::new(HashMap::new()));
+        let updater = tokio::spawn(update_loop(store.clone(), rx, links.clone(), clock.clone()));
         let kick = Arc::new(Notify::new());
         let outbox = Arc::new(Outbox {
             store: store.clone(),
-            links: Mutex::new(HashMap::new()),
+            links,
             updates: Mutex::new(Some(updates)),
             updater: Mutex::new(Some(updater)),
             kick: kick.clone(),
@@ -142,6 +155,7 @@ impl Outbox {
                 default,
                 cache: Mutex::new(HashMap::new()),
             }),
+            clock,
         });
         let task = tokio::spawn(schedule::run(store, Arc::downgrade(&outbox), kick));
         *outbox.scheduler.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
@@ -307,9 +321,15 @@ impl Outbox {
                 out.insert(r.id.clone(), pacing.after_quiet(at.max(now)));
             }
         }
+        // A held message leaves when its hold ends, if the limit lifts then.
+        for r in rows.iter().filter(|r| r.status == MessageStatus::Queued) {
+            if let Some(at) = r.retry_at_ms {
+                out.insert(r.id.clone(), pacing.after_quiet(at.max(now)));
+            }
+        }
         let queued: Vec<&MessageRow> = rows
             .iter()
-            .filter(|r| r.status == MessageStatus::Queued)
+            .filter(|r| r.status == MessageStatus::Queued && r.retry_at_ms.is_none())
             .collect();
         if queued.is_empty() {
             return Ok(out);
@@ -360,6 +380,15 @@ impl Outbox {
             t = slot;
         }
         Ok(out)
+    }
+
+    /// The org's engine while its link is up.
+    pub fn engine(&self, inc: i64) -> Option<Arc<dyn Engine>> {
+        self.links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&inc)
+            .and_then(|l| l.engine.clone())
     }
 
     fn wake_inc(&self, inc: i64) {
@@ -413,7 +442,9 @@ impl LinkHooks for Outbox {
         let link = links.entry(org.inc).or_insert_with(|| Link {
             wake: Arc::new(Notify::new()),
             task: None,
+            engine: None,
         });
+        link.engine = Some(engine.clone());
         if let Some(t) = link.task.take() {
             t.abort();
         }
@@ -423,6 +454,7 @@ impl LinkHooks for Outbox {
             self.store.clone(),
             link.wake.clone(),
             self.pacer.clone(),
+            self.clock.clone(),
         )));
     }
 
@@ -433,6 +465,7 @@ impl LinkHooks for Outbox {
             .unwrap_or_else(|p| p.into_inner())
             .get_mut(&org.inc)
         {
+            l.engine = None;
             if let Some(t) = l.task.take() {
                 t.abort();
             }
@@ -455,23 +488,33 @@ impl LinkHooks for Outbox {
 }
 
 /// Send an org's queued messages in queue order while its link is up. Aborted
-/// by `link_down`; a new one starts from the oldest unacked message on `link_up`.
+/// by `link_down`; a new one starts from the oldest unacked message on
+/// `link_up`. Held messages whose `retry_at` came go before the queue; with
+/// nothing to send it sleeps until the next `retry_at` or a wake-up.
 async fn dispatch(
     org: OrgRef,
     engine: Arc<dyn Engine>,
     store: Store,
     wake: Arc<Notify>,
     pacer: Arc<Pacer>,
+    clock: clock::Clock,
 ) {
+    let inc = org.inc;
     let mut cursor = 0i64;
     // The gap before the next send, drawn once per send.
     let mut gap: Option<i64> = None;
     loop {
-        let inc = org.inc;
-        let page = match store
-            .read(move |c| store::messages::unacked(c, inc, cursor, PAGE))
-            .await
-        {
+        let now = clock.now_ms();
+        let read = store
+            .read(move |c| {
+                let held = store::messages::held_due(c, inc, now, PAGE)?;
+                if !held.is_empty() {
+                    return Ok((held, true));
+                }
+                Ok((store::messages::unacked(c, inc, cursor, PAGE)?, false))
+            })
+            .await;
+        let (page, released) = match read {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(org = %org.id, error = %e, "outbox read failed; retrying");
@@ -480,13 +523,34 @@ async fn dispatch(
             }
         };
         if page.is_empty() {
-            wake.notified().await;
+            let next = store
+                .read(move |c| store::messages::next_retry(c, inc))
+                .await
+                .ok()
+                .flatten();
+            match next {
+                Some(at) => {
+                    let wait =
+                        Duration::from_millis((at - clock.now_ms()).clamp(0, 3_600_000) as u64);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = wake.notified() => {}
+                    }
+                }
+                None => wake.notified().await,
+            }
             continue;
         }
         'page: for m in page {
+            // A released message keeps its old place; the cursor is the queue's.
+            let done = |cursor: &mut i64| {
+                if !released {
+                    *cursor = m.qpos.unwrap_or(*cursor);
+                }
+            };
             // Pacing: wait for this number's next slot, then "typing…".
             let pacing = pacer.pacing(inc).await;
-            let now = store::now_ms();
+            let now = clock.now_ms();
             // What the caps need: the newest hand-overs of the last 24 h, as
             // many as the larger finite cap (just the last one without caps);
             // nothing at all when the org sends unpaced.
@@ -517,20 +581,43 @@ async fn dispatch(
                 // Read again: it may have been canceled, the policy changed.
                 break 'page;
             }
+            // WhatsApp's limits: a new contact is looked up, and may be held.
+            match gate::admit(&org, &*engine, &store, &pacing, &m, now).await {
+                Ok(gate::Verdict::Send) => {}
+                Ok(gate::Verdict::Done) => {
+                    done(&mut cursor);
+                    continue;
+                }
+                Ok(gate::Verdict::Later) => {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    break 'page;
+                }
+                Err(e) => {
+                    tracing::error!(org = %org.id, error = %e, "cannot check sending limits");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    break 'page;
+                }
+            }
             let typing = pacing.typing_ms(m.text.chars().count());
             if typing > 0 {
                 engine.typing(&m.to).await;
                 tokio::time::sleep(Duration::from_millis(typing as u64)).await;
             }
-            let (seq, now) = (m.seq, store::now_ms());
-            match store
-                .write(move |tx| store::messages::mark_attempt(tx, seq, now))
-                .await
-            {
+            let (seq, now, to) = (m.seq, clock.now_ms(), m.to.clone());
+            let marked = store
+                .write(move |tx| {
+                    let ok = store::messages::mark_attempt(tx, seq, now)?;
+                    if ok {
+                        store::contacts::note(tx, inc, &to, store::contacts::First::Try, now)?;
+                    }
+                    Ok(ok)
+                })
+                .await;
+            match marked {
                 Ok(true) => gap = None,
                 Ok(false) => {
                     // Canceled or past its deadline meanwhile: never sent.
-                    cursor = m.qpos.unwrap_or(cursor);
+                    done(&mut cursor);
                     continue;
                 }
                 Err(e) => {
@@ -542,7 +629,7 @@ async fn dispatch(
             match engine.send_text(&m.to, &m.text, &m.wa_id).await {
                 Ok(()) => {
                     tracing::debug!(org = %org.id, id = %m.id, wa_id = %m.wa_id, "message handed to WhatsApp");
-                    cursor = m.qpos.unwrap_or(cursor);
+                    done(&mut cursor);
                 }
                 Err(SendFailure::NotConnected(why)) => {
                     tracing::info!(org = %org.id, id = %m.id, reason = %why, "send deferred; link not ready");
@@ -558,8 +645,12 @@ async fn dispatch(
                     if let Err(e) = moved {
                         tracing::error!(org = %org.id, error = %e, "cannot record a failed message");
                     }
-                    cursor = m.qpos.unwrap_or(cursor);
+                    done(&mut cursor);
                 }
+            }
+            if released {
+                // The queue may hold more released ones; read again.
+                break 'page;
             }
         }
     }
@@ -572,10 +663,10 @@ fn advance(
     wa_id: &str,
     to: MessageStatus,
     error: Option<&str>,
-) -> rusqlite::Result<bool> {
+) -> rusqlite::Result<Option<MessageRow>> {
     let Some(row) = store::messages::advance(tx, org.inc, wa_id, to, error, store::now_ms())?
     else {
-        return Ok(false);
+        return Ok(None);
     };
     tracing::debug!(org = %org.id, id = %row.id, status = row.status.as_str(), "message status");
     tx.emit(
@@ -584,20 +675,74 @@ fn advance(
         "message.status",
         json!({"id": row.id, "status": row.status.as_str(), "error": row.error}),
     )?;
-    Ok(true)
+    Ok(Some(row))
 }
 
-/// Apply one ack, receipt or received message, with its event.
-fn apply(tx: &mut Tx, org: &OrgRef, ev: EngineEvent) -> rusqlite::Result<()> {
+/// The nack code of a send refused for the reach-out timelock (and, as
+/// peers report, for capped new chats).
+const NACK_REACHOUT: &str = "463";
+/// The enforcement type recorded for a timelock inferred from a bare 463.
+const INFERRED: &str = "NACK_463";
+/// How long a message refused with 463 waits when the server named no end:
+/// a minute, doubling with each refusal, at most an hour.
+fn reachout_backoff(attempts: i64) -> i64 {
+    60_000i64
+        .saturating_mul(1 << attempts.clamp(1, 7).saturating_sub(1))
+        .min(3_600_000)
+}
+
+/// Apply one ack, receipt, received message or limit notice, with its
+/// events; whether the org's dispatcher should look at its queue again.
+fn apply(tx: &mut Tx, org: &OrgRef, ev: EngineEvent, now: i64) -> rusqlite::Result<bool> {
     match ev {
         EngineEvent::ServerAck { wa_id, error: None } => {
-            advance(tx, org, &wa_id, MessageStatus::Sent, None)?;
+            if let Some(row) = advance(tx, org, &wa_id, MessageStatus::Sent, None)? {
+                store::contacts::note(tx, org.inc, &row.to, store::contacts::First::Ok, now)?;
+            }
+        }
+        EngineEvent::ServerAck {
+            wa_id,
+            error: Some(e),
+        } if e == NACK_REACHOUT => {
+            let Some(row) = store::messages::by_wa_id(tx, org.inc, &wa_id)? else {
+                return Ok(false);
+            };
+            if row.status != MessageStatus::Queued {
+                return Ok(false);
+            }
+            let limits = store::limits::get(tx, org.inc)?;
+            let (reason, until) = match (limits.capped(now), limits.reachout_active(now)) {
+                (Some(end), None) => (gate::CAPPED, end),
+                (_, Some(until)) => (gate::REACHOUT, until),
+                (None, None) => {
+                    // The server refused without saying until when: hold every
+                    // first message for a while, as if it had.
+                    let until = now + reachout_backoff(row.attempts);
+                    store::limits::set_reachout(tx, org.inc, Some(until), Some(INFERRED), now)?;
+                    (gate::REACHOUT, until)
+                }
+            };
+            tracing::warn!(org = %org.id, id = %row.id, reason, "send refused by WhatsApp (463); message held");
+            gate::hold_in(tx, org, row.seq, reason, until, now)?;
+            tx.emit(
+                org.inc,
+                &org.id,
+                "send.limited",
+                json!({"reason": reason, "active": true, "until": crate::session::status::rfc3339(until), "code": 463, "message_id": row.id}),
+            )?;
+            return Ok(true);
         }
         EngineEvent::ServerAck {
             wa_id,
             error: Some(e),
         } => {
-            advance(tx, org, &wa_id, MessageStatus::Failed, Some(&e))?;
+            advance(
+                tx,
+                org,
+                &wa_id,
+                MessageStatus::Failed,
+                Some(&format!("refused by WhatsApp (error {e})")),
+            )?;
         }
         EngineEvent::Receipt { wa_ids, kind, .. } => {
             let to = match kind {
@@ -611,27 +756,97 @@ fn apply(tx: &mut Tx, org: &OrgRef, ev: EngineEvent) -> rusqlite::Result<()> {
         EngineEvent::Message {
             wa_id, from, text, ..
         } => {
-            if let Some(row) =
-                store::inbound::insert(tx, org.inc, &wa_id, &from, &text, store::now_ms())?
-            {
+            if let Some(row) = store::inbound::insert(tx, org.inc, &wa_id, &from, &text, now)? {
                 tracing::info!(org = %org.id, from = %row.from, "message received");
+                store::contacts::note(tx, org.inc, &row.from, store::contacts::First::In, now)?;
                 tx.emit(
                     org.inc,
                     &org.id,
                     "message.received",
                     json!({"wa_id": row.wa_id, "from": row.from, "text": row.text, "received_ms": row.received_ms}),
                 )?;
+                // Held first messages to this contact may go now.
+                return Ok(true);
             }
         }
+        EngineEvent::Limit(notice) => return apply_limit(tx, org, notice, now),
         _ => {}
     }
-    Ok(())
+    Ok(false)
+}
+
+/// Record a limit the server announced, move the messages it holds, and
+/// publish `send.limited`.
+fn apply_limit(
+    tx: &mut Tx,
+    org: &OrgRef,
+    notice: engine::LimitNotice,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    use engine::LimitNotice;
+    let (reason, until, data) = match notice {
+        LimitNotice::Reachout {
+            active,
+            until_ms,
+            kind,
+        } => {
+            let until = until_ms.filter(|_| active);
+            store::limits::set_reachout(tx, org.inc, until, kind.as_deref(), now)?;
+            (gate::REACHOUT, until, json!({"enforcement_type": kind}))
+        }
+        LimitNotice::Capping {
+            used,
+            total,
+            cycle_end_ms,
+            status,
+        } => {
+            let l = store::limits::Limits {
+                cap_used: used,
+                cap_total: total,
+                cap_cycle_end_ms: cycle_end_ms,
+                cap_status: status.clone(),
+                ..Default::default()
+            };
+            store::limits::set_capping(tx, org.inc, &l, now)?;
+            // A 463 read as a timelock (the server had not said why) was
+            // the cap: the notice can come after the refusal.
+            let before = store::limits::get(tx, org.inc)?;
+            if l.capped(now).is_some() && before.reachout_type.as_deref() == Some(INFERRED) {
+                store::limits::set_reachout(tx, org.inc, None, None, now)?;
+                store::messages::reclassify_held(tx, org.inc, gate::REACHOUT, gate::CAPPED)?;
+            }
+            (
+                gate::CAPPED,
+                l.capped(now),
+                json!({"used": used, "total": total, "cycle_end": cycle_end_ms.map(crate::session::status::rfc3339), "capping_status": status}),
+            )
+        }
+    };
+    // Held messages follow the limit: to its end, or out now it lifted.
+    let moved = store::messages::retime_held(tx, org.inc, reason, until.unwrap_or(now), now)?;
+    tracing::info!(org = %org.id, reason, until, moved = moved.len(), "sending limit recorded");
+    let mut body = json!({
+        "reason": reason,
+        "active": until.is_some(),
+        "until": until.map(crate::session::status::rfc3339),
+        "held": moved.len(),
+    });
+    if let (Some(b), Some(d)) = (body.as_object_mut(), data.as_object()) {
+        b.extend(d.clone());
+    }
+    tx.emit(org.inc, &org.id, "send.limited", body)?;
+    Ok(true)
 }
 
 /// Apply acks, receipts and received messages (for every org) in batches:
 /// one transaction for whatever arrived meanwhile, each update in its own
 /// savepoint (an update for a deleted org fails alone).
-async fn update_loop(store: Store, mut rx: mpsc::UnboundedReceiver<Update>) {
+async fn update_loop(
+    store: Store,
+    mut rx: mpsc::UnboundedReceiver<Update>,
+    links: Links,
+    clock: clock::Clock,
+) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < UPDATE_BATCH {
@@ -652,24 +867,42 @@ async fn update_loop(store: Store, mut rx: mpsc::UnboundedReceiver<Update>) {
                 _ => None,
             })
             .collect();
+        let now = clock.now_ms();
         let result = store
             .write(move |tx| {
+                let mut wake = std::collections::BTreeSet::new();
                 for (org, ev) in batch {
-                    if let Err(e) = tx.attempt(|tx| apply(tx, &org, ev)) {
-                        let gone = StoreError::Sql(e);
-                        if gone.is_org_gone() {
-                            tracing::debug!(org = %org.id, "update for a deleted organization dropped");
-                        } else {
-                            tracing::error!(org = %org.id, error = %gone, "cannot apply a message update");
+                    match tx.attempt(|tx| apply(tx, &org, ev, now)) {
+                        Ok(true) => {
+                            wake.insert(org.inc);
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            let gone = StoreError::Sql(e);
+                            if gone.is_org_gone() {
+                                tracing::debug!(org = %org.id, "update for a deleted organization dropped");
+                            } else {
+                                tracing::error!(org = %org.id, error = %gone, "cannot apply a message update");
+                            }
                         }
                     }
                 }
-                Ok(())
+                Ok(wake)
             })
             .await;
         match result {
-            Ok(()) => notices.iter().for_each(crate::engine::Commit::done),
-            Err(e) => tracing::error!(updates = n, error = %e, "message updates not committed"),
+            Ok(wake) => {
+                notices.iter().for_each(crate::engine::Commit::done);
+                let links = links.lock().unwrap_or_else(|p| p.into_inner());
+                for inc in wake {
+                    if let Some(l) = links.get(&inc) {
+                        l.wake.notify_one();
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(updates = n, error = %e, "message updates not committed")
+            }
         }
     }
 }

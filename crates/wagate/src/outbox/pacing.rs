@@ -28,6 +28,8 @@ pub struct Pacing {
     pub max_gap_ms: i64,
     pub hourly_cap: usize,
     pub daily_cap: usize,
+    /// First messages to new contacts in any 24 hours.
+    pub new_contacts_per_day: usize,
     pub quiet: Option<Quiet>,
     pub tz: TimeZone,
     pub typing: bool,
@@ -43,6 +45,7 @@ impl Pacing {
             max_gap_ms: 0,
             hourly_cap: usize::MAX,
             daily_cap: usize::MAX,
+            new_contacts_per_day: usize::MAX,
             quiet: None,
             tz: TimeZone::UTC,
             typing: false,
@@ -148,6 +151,10 @@ pub struct Policy {
     /// `None`: no cap.
     pub hourly_cap: Option<i64>,
     pub daily_cap: Option<i64>,
+    /// First messages to contacts that never wrote to the number and were
+    /// never sent one, in any 24 hours (`None`: no cap).
+    #[serde(default = "default_new_contacts")]
+    pub new_contacts_per_day: Option<i64>,
     /// `None`: no quiet hours.
     pub quiet_hours: Option<QuietHours>,
     /// An IANA zone name (`America/Bogota`).
@@ -156,6 +163,14 @@ pub struct Policy {
     pub typing_ms_per_char: i64,
     pub typing_max_ms: i64,
 }
+
+/// What a policy stored before the new-contact cap existed gets.
+fn default_new_contacts() -> Option<i64> {
+    Some(DEFAULT_NEW_CONTACTS_PER_DAY)
+}
+
+/// The default cap on first messages to new contacts a day.
+pub const DEFAULT_NEW_CONTACTS_PER_DAY: i64 = 50;
 
 /// `"HH:MM"` local times.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,6 +190,7 @@ impl Policy {
             max_gap_ms: 60_000,
             hourly_cap: Some(60),
             daily_cap: Some(500),
+            new_contacts_per_day: Some(DEFAULT_NEW_CONTACTS_PER_DAY),
             quiet_hours: Some(QuietHours {
                 start: "21:00".into(),
                 end: "08:00".into(),
@@ -193,6 +209,7 @@ impl Policy {
             max_gap_ms: 0,
             hourly_cap: None,
             daily_cap: None,
+            new_contacts_per_day: None,
             quiet_hours: None,
             timezone: timezone.to_string(),
             typing: false,
@@ -220,6 +237,7 @@ impl Policy {
             max_gap_ms: self.max_gap_ms,
             hourly_cap: cap(self.hourly_cap),
             daily_cap: cap(self.daily_cap),
+            new_contacts_per_day: cap(self.new_contacts_per_day),
             quiet,
             tz,
             typing: self.typing,
@@ -282,6 +300,7 @@ mod tests {
             max_gap_ms: 60_000,
             hourly_cap: 3,
             daily_cap: 5,
+            new_contacts_per_day: usize::MAX,
             quiet: Some(Quiet {
                 start: Time::constant(21, 0, 0, 0),
                 end: Time::constant(8, 0, 0, 0),

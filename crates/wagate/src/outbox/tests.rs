@@ -21,6 +21,11 @@ struct Rig {
 }
 
 async fn rig() -> Rig {
+    rig_on(clock::Clock::System).await
+}
+
+/// A rig whose dispatcher reads `clock`.
+async fn rig_on(clock: clock::Clock) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("wagate.db")).unwrap();
     let row = store
@@ -50,7 +55,11 @@ async fn rig() -> Rig {
         .open("4", &dir.path().join("orgs/4"), tx)
         .await
         .unwrap();
-    let outbox = Outbox::start(store.clone(), crate::outbox::pacing::Policy::unpaced("UTC"));
+    let outbox = Outbox::start_with_clock(
+        store.clone(),
+        crate::outbox::pacing::Policy::unpaced("UTC"),
+        clock,
+    );
     Rig {
         _dir: dir,
         store,
@@ -516,4 +525,293 @@ async fn sends_are_paced_by_the_orgs_policy_with_typing_first() {
         5,
         "no typing… under the unpaced policy"
     );
+}
+
+/// Let the other tasks and the database threads work for a while of *real*
+/// time without moving paused tokio time (the test task stays runnable, so
+/// the runtime never idles and never jumps the clock to the next timer).
+async fn settle() {
+    for _ in 0..300 {
+        std::thread::sleep(Duration::from_millis(1));
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Await `f` (a database round trip) without moving paused tokio time: an
+/// await on another thread idles the runtime, which would jump the clock
+/// to the next timer (a dispatcher's hold, say).
+async fn busy<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    loop {
+        let step = std::future::poll_fn(|cx| std::task::Poll::Ready(f.as_mut().poll(cx))).await;
+        if let std::task::Poll::Ready(v) = step {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+        tokio::task::yield_now().await;
+    }
+}
+
+impl Rig {
+    /// Under paused time: wait for `n` sends without moving the clock.
+    async fn settle_until_sent(&self, n: usize) {
+        for _ in 0..20 {
+            if self.sent().len() >= n {
+                return;
+            }
+            settle().await;
+        }
+        panic!("only {} of {n} sends", self.sent().len());
+    }
+
+    /// Under paused time: apply engine events and let them land.
+    async fn apply_settled(&self, evs: Vec<EngineEvent>) {
+        for ev in evs {
+            self.outbox.engine_event(&self.org, ev);
+        }
+        settle().await;
+        busy(self.store.write(|_| Ok(()))).await.unwrap();
+        settle().await;
+    }
+}
+
+fn at(rfc3339: &str) -> i64 {
+    rfc3339
+        .parse::<jiff::Timestamp>()
+        .expect("a time")
+        .as_millisecond()
+}
+
+/// When the rig's first message was handed to WhatsApp (by the rig's clock).
+async fn first_handed(r: &Rig) -> Option<i64> {
+    let inc = r.org.inc;
+    busy(
+        r.store
+            .read(move |c| store::messages::handed_recent(c, inc, 0, 1)),
+    )
+    .await
+    .unwrap()
+    .first()
+    .copied()
+}
+
+/// Run a message queued at `queued_at` (local wall time in `tz`, quiet hours
+/// 21:00–08:00) under paused tokio time; when it was handed over.
+async fn quiet_hours_run(tz: &str, queued_at: &str, expect: &str) {
+    let start = at(queued_at);
+    let r = rig_on(clock::Clock::tokio_at(start)).await;
+    let mut policy = pacing::Policy::unpaced(tz);
+    policy.quiet_hours = Some(pacing::QuietHours {
+        start: "21:00".into(),
+        end: "08:00".into(),
+    });
+    busy(r.outbox.set_policy(&r.org, policy)).await.unwrap();
+    busy(r.accept(1)).await;
+    r.outbox.link_up(&r.org, r.engine.clone());
+    let want = at(expect);
+    // The dispatcher reads its queue and goes to sleep until the window's end.
+    settle().await;
+    let now = r.outbox.clock.now_ms();
+    tokio::time::sleep(Duration::from_millis((want - now - 2_000) as u64)).await;
+    settle().await;
+    assert!(r.sent().is_empty(), "sent during quiet hours");
+    assert_eq!(first_handed(&r).await, None);
+    tokio::time::sleep(Duration::from_millis(2_001)).await;
+    r.settle_until_sent(1).await;
+    let handed = first_handed(&r).await.expect("sent after the quiet hours");
+    assert!(
+        (want..want + 100).contains(&handed),
+        "{tz}: queued {queued_at}, left {} instead of {expect}",
+        jiff::Timestamp::from_millisecond(handed).unwrap()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_message_due_at_night_in_bogota_leaves_at_eight_the_next_morning() {
+    quiet_hours_run(
+        "America/Bogota",
+        "2026-12-01T22:00:00-05:00",
+        "2026-12-02T08:00:00-05:00",
+    )
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn quiet_hours_follow_the_clocks_across_daylight_saving_changes() {
+    // New York springs forward at 02:00 on 8 March 2026: the night is an
+    // hour shorter, and 08:00 is 12:00 UTC, not 13:00.
+    quiet_hours_run(
+        "America/New_York",
+        "2026-03-07T22:00:00-05:00",
+        "2026-03-08T08:00:00-04:00",
+    )
+    .await;
+    // …and falls back on 1 November 2026: an hour longer.
+    quiet_hours_run(
+        "America/New_York",
+        "2026-10-31T22:00:00-04:00",
+        "2026-11-01T08:00:00-05:00",
+    )
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_send_refused_with_463_is_held_then_sent_again_with_the_same_id() {
+    let start = at("2026-12-01T10:00:00-05:00");
+    let r = rig_on(clock::Clock::tokio_at(start)).await;
+    let m = busy(r.accept(1)).await;
+    r.outbox.link_up(&r.org, r.engine.clone());
+    r.settle_until_sent(1).await;
+    r.apply_settled(vec![EngineEvent::ServerAck {
+        wa_id: m.wa_id.clone(),
+        error: Some("463".into()),
+    }])
+    .await;
+    let (inc, id) = (r.org.inc, m.id.clone());
+    let row = busy(r.store.read(move |c| store::messages::get(c, inc, &id)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.status, MessageStatus::Queued, "held, not failed");
+    assert_eq!(row.held_reason.as_deref(), Some(gate::REACHOUT));
+    let retry_at = row.retry_at_ms.unwrap();
+    let lock = busy(r.store.read(move |c| store::limits::get(c, inc)))
+        .await
+        .unwrap();
+    assert_eq!(
+        lock.reachout_until_ms,
+        Some(retry_at),
+        "the org is held back as a whole"
+    );
+    // No end named by the server: a minute's backoff.
+    assert!(
+        (start + 60_000..start + 60_100).contains(&retry_at),
+        "{}",
+        retry_at - start
+    );
+    // Another new contact waits unsent; a known one goes.
+    r.apply_settled(vec![EngineEvent::Message {
+        wa_id: "in1".into(),
+        from: "573009998888".into(),
+        text: "hola".into(),
+        committed: Default::default(),
+    }])
+    .await;
+    let other = busy(r.accept(2)).await;
+    let (inc2, known) = (r.org.inc, "573009998888".to_string());
+    let to_known = match busy(r.outbox.accept(
+        &r.org,
+        known.clone(),
+        "cita".into(),
+        None,
+        Timing::default(),
+    ))
+    .await
+    .unwrap()
+    {
+        Inserted::New(row) => row,
+        Inserted::Existing(_) => unreachable!(),
+    };
+    r.settle_until_sent(2).await;
+    settle().await;
+    assert_eq!(r.sent(), vec![m.wa_id.clone(), to_known.wa_id.clone()]);
+    let other_id = other.id.clone();
+    let held = busy(
+        r.store
+            .read(move |c| store::messages::get(c, inc2, &other_id)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(held.held_reason.as_deref(), Some(gate::REACHOUT));
+    assert_eq!(held.attempts, 0);
+    // After the backoff both go out; the refused one with its first id.
+    assert_eq!(r.sent().len(), 2, "nothing before the backoff ends");
+    let now = r.outbox.clock.now_ms();
+    tokio::time::sleep(Duration::from_millis((retry_at - now + 1) as u64)).await;
+    r.settle_until_sent(4).await;
+    let sent = r.sent();
+    assert_eq!(sent[2..], [m.wa_id.clone(), other.wa_id.clone()]);
+    assert!(busy(r.status_events())
+        .await
+        .iter()
+        .all(|(_, s)| s != "failed"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timelock_notice_moves_held_messages_to_its_end_and_its_lifting_frees_them() {
+    let start = at("2026-12-01T10:00:00-05:00");
+    let r = rig_on(clock::Clock::tokio_at(start)).await;
+    r.outbox.link_up(&r.org, r.engine.clone());
+    let end = start + 3_600_000;
+    r.apply_settled(vec![EngineEvent::Limit(
+        crate::engine::LimitNotice::Reachout {
+            active: true,
+            until_ms: Some(end),
+            kind: Some("DEFAULT".into()),
+        },
+    )])
+    .await;
+    let m = busy(r.accept(1)).await;
+    settle().await;
+    assert!(
+        r.sent().is_empty(),
+        "a first message waits out the timelock"
+    );
+    let (inc, id) = (r.org.inc, m.id.clone());
+    let row = busy(r.store.read(move |c| store::messages::get(c, inc, &id)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.retry_at_ms, Some(end));
+    // The server lifts it early: the message goes at once.
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    r.apply_settled(vec![EngineEvent::Limit(
+        crate::engine::LimitNotice::Reachout {
+            active: false,
+            until_ms: None,
+            kind: None,
+        },
+    )])
+    .await;
+    r.settle_until_sent(1).await;
+    let handed = first_handed(&r).await.unwrap();
+    assert!(
+        handed - start < 601_000,
+        "left {} s after the start",
+        (handed - start) / 1000
+    );
+    let limited = busy(
+        r.store
+            .read(move |c| store::events::after(c, inc, "4", 0, 100)),
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .filter(|e| e.kind == "send.limited")
+    .count();
+    assert_eq!(limited, 2, "one event when it began, one when it lifted");
+}
+
+#[tokio::test]
+async fn a_number_not_on_whatsapp_fails_without_being_sent() {
+    let r = rig().await;
+    r.script
+        .not_on_whatsapp
+        .lock()
+        .unwrap()
+        .push("573001110001".into());
+    let m = r.accept(1).await;
+    let ok = r.accept(2).await;
+    r.outbox.link_up(&r.org, r.engine.clone());
+    r.wait_sent(1).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(r.sent(), vec![ok.wa_id.clone()]);
+    let (inc, id) = (r.org.inc, m.id.clone());
+    let row = busy(r.store.read(move |c| store::messages::get(c, inc, &id)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.status, MessageStatus::Failed);
+    assert_eq!(row.error.as_deref(), Some(gate::NOT_ON_WHATSAPP));
 }

@@ -153,6 +153,10 @@ pub struct Status {
     pub queued_messages: Option<i64>,
     /// When the last queued message is expected to leave (the org's pacing).
     pub queue_empty_eta_ms: Option<i64>,
+    /// Queued messages held by a sending limit.
+    pub held_messages: Option<i64>,
+    /// The sending limits WhatsApp last announced for the number.
+    pub limits: Option<crate::store::limits::Limits>,
     /// Messages that could not be decrypted since start (the library asks the
     /// senders to resend; the link is kept).
     pub decrypt_failures: u64,
@@ -181,6 +185,8 @@ impl Status {
             pair_code: pair.map(|p| p.code.clone()),
             queued_messages: None,
             queue_empty_eta_ms: None,
+            held_messages: None,
+            limits: None,
             decrypt_failures: s.decrypt_failures,
         }
     }

@@ -108,6 +108,10 @@ pub struct MessageRow {
     pub send_before_ms: Option<i64>,
     /// Position in the send queue, from when it became `queued`.
     pub qpos: Option<i64>,
+    /// Why a queued message waits (`reachout_timelock`, `message_cap`,
+    /// `new_contact_cap`), until `retry_at_ms`.
+    pub held_reason: Option<String>,
+    pub retry_at_ms: Option<i64>,
 }
 
 pub struct NewMessage {
@@ -123,7 +127,7 @@ pub struct NewMessage {
     pub send_before_ms: Option<i64>,
 }
 
-const COLS: &str = "seq, id, inc, phone, text, status, error, wa_id, idem_key, attempts, created_ms, updated_ms, send_at_ms, send_before_ms, qpos";
+const COLS: &str = "seq, id, inc, phone, text, status, error, wa_id, idem_key, attempts, created_ms, updated_ms, send_at_ms, send_before_ms, qpos, held_reason, retry_at_ms";
 
 fn from_row(r: &Row) -> rusqlite::Result<MessageRow> {
     let status: String = r.get(5)?;
@@ -143,6 +147,8 @@ fn from_row(r: &Row) -> rusqlite::Result<MessageRow> {
         send_at_ms: r.get(12)?,
         send_before_ms: r.get(13)?,
         qpos: r.get(14)?,
+        held_reason: r.get(15)?,
+        retry_at_ms: r.get(16)?,
     })
 }
 
@@ -215,6 +221,8 @@ pub fn insert(c: &Connection, m: &NewMessage) -> rusqlite::Result<Inserted> {
         send_at_ms: m.send_at_ms,
         send_before_ms: m.send_before_ms,
         qpos,
+        held_reason: None,
+        retry_at_ms: None,
     }))
 }
 
@@ -283,7 +291,7 @@ pub fn latest(c: &Connection, inc: i64, limit: i64) -> rusqlite::Result<Vec<Mess
 }
 
 /// Messages of `inc` still waiting for a server ack, in queue order, after
-/// queue position `after_qpos`.
+/// queue position `after_qpos` (held ones wait for `held_due`).
 pub fn unacked(
     c: &Connection,
     inc: i64,
@@ -292,9 +300,99 @@ pub fn unacked(
 ) -> rusqlite::Result<Vec<MessageRow>> {
     let rows = c
         .prepare_cached(&format!(
-            "SELECT {COLS} FROM messages WHERE inc = ?1 AND status = 'queued' AND qpos > ?2 ORDER BY qpos LIMIT ?3"
+            "SELECT {COLS} FROM messages WHERE inc = ?1 AND status = 'queued' AND qpos > ?2 AND retry_at_ms IS NULL ORDER BY qpos LIMIT ?3"
         ))?
         .query_map(params![inc, after_qpos, limit], from_row)?
+        .collect();
+    rows
+}
+
+/// Held messages of `inc` whose `retry_at` has come, in queue order.
+pub fn held_due(
+    c: &Connection,
+    inc: i64,
+    now_ms: i64,
+    limit: i64,
+) -> rusqlite::Result<Vec<MessageRow>> {
+    let rows = c
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM messages WHERE inc = ?1 AND status = 'queued' AND retry_at_ms IS NOT NULL
+             AND retry_at_ms <= ?2 ORDER BY qpos LIMIT ?3"
+        ))?
+        .query_map(params![inc, now_ms, limit], from_row)?
+        .collect();
+    rows
+}
+
+/// `inc`'s held messages, soonest retry first (at most `limit`).
+pub fn list_held(c: &Connection, inc: i64, limit: i64) -> rusqlite::Result<Vec<MessageRow>> {
+    let rows = c
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM messages WHERE inc = ?1 AND status = 'queued' AND retry_at_ms IS NOT NULL
+             ORDER BY retry_at_ms, qpos LIMIT ?2"
+        ))?
+        .query_map(params![inc, limit], from_row)?
+        .collect();
+    rows
+}
+
+/// The earliest `retry_at` among `inc`'s held messages.
+pub fn next_retry(c: &Connection, inc: i64) -> rusqlite::Result<Option<i64>> {
+    c.prepare_cached(
+        "SELECT MIN(retry_at_ms) FROM messages WHERE inc = ?1 AND status = 'queued' AND retry_at_ms IS NOT NULL",
+    )?
+    .query_row([inc], |r| r.get(0))
+}
+
+/// Hold a queued message until `retry_at_ms`, for `reason`.
+pub fn hold(
+    c: &Connection,
+    seq: i64,
+    reason: &str,
+    retry_at_ms: i64,
+    now_ms: i64,
+) -> rusqlite::Result<Option<MessageRow>> {
+    c.prepare_cached(&format!(
+        "UPDATE messages SET held_reason = ?2, retry_at_ms = ?3, updated_ms = ?4
+         WHERE seq = ?1 AND status = 'queued' RETURNING {COLS}"
+    ))?
+    .query_row(params![seq, reason, retry_at_ms, now_ms], from_row)
+    .optional()
+}
+
+/// The message of `inc` with WhatsApp id `wa_id`.
+pub fn by_wa_id(c: &Connection, inc: i64, wa_id: &str) -> rusqlite::Result<Option<MessageRow>> {
+    c.prepare_cached(&format!(
+        "SELECT {COLS} FROM messages WHERE inc = ?1 AND wa_id = ?2"
+    ))?
+    .query_row(params![inc, wa_id], from_row)
+    .optional()
+}
+
+/// Hold every message of `inc` held for `from` for `to` instead.
+pub fn reclassify_held(c: &Connection, inc: i64, from: &str, to: &str) -> rusqlite::Result<usize> {
+    c.prepare_cached(
+        "UPDATE messages SET held_reason = ?3
+         WHERE inc = ?1 AND status = 'queued' AND held_reason = ?2 AND retry_at_ms IS NOT NULL",
+    )?
+    .execute(params![inc, from, to])
+}
+
+/// Move every message of `inc` held for `reason` to `retry_at_ms`; the rows moved.
+pub fn retime_held(
+    c: &Connection,
+    inc: i64,
+    reason: &str,
+    retry_at_ms: i64,
+    now_ms: i64,
+) -> rusqlite::Result<Vec<MessageRow>> {
+    let rows = c
+        .prepare_cached(&format!(
+            "UPDATE messages SET retry_at_ms = ?3, updated_ms = ?4
+             WHERE inc = ?1 AND status = 'queued' AND held_reason = ?2 AND retry_at_ms IS NOT NULL
+             AND retry_at_ms != ?3 RETURNING {COLS}"
+        ))?
+        .query_map(params![inc, reason, retry_at_ms, now_ms], from_row)?
         .collect();
     rows
 }
@@ -435,6 +533,14 @@ pub fn count_queued(c: &Connection, inc: i64) -> rusqlite::Result<i64> {
     )
 }
 
+/// Queued messages of `inc` held by a sending limit.
+pub fn count_held(c: &Connection, inc: i64) -> rusqlite::Result<i64> {
+    c.prepare_cached(
+        "SELECT COUNT(*) FROM messages WHERE inc = ?1 AND status = 'queued' AND retry_at_ms IS NOT NULL",
+    )?
+    .query_row([inc], |r| r.get(0))
+}
+
 /// Queued messages per org incarnation, in one query (orgs with none are absent).
 pub fn queued_counts(c: &Connection) -> rusqlite::Result<HashMap<i64, i64>> {
     let mut st = c.prepare_cached(
@@ -451,7 +557,8 @@ pub fn queued_counts(c: &Connection) -> rusqlite::Result<HashMap<i64, i64>> {
 pub fn mark_attempt(c: &Connection, seq: i64, now_ms: i64) -> rusqlite::Result<bool> {
     let n = c
         .prepare_cached(
-            "UPDATE messages SET attempts = attempts + 1, updated_ms = ?2, handed_ms = COALESCE(handed_ms, ?2)
+            "UPDATE messages SET attempts = attempts + 1, updated_ms = ?2, handed_ms = COALESCE(handed_ms, ?2),
+                held_reason = NULL, retry_at_ms = NULL
              WHERE seq = ?1 AND status = 'queued' AND (send_before_ms IS NULL OR send_before_ms > ?2)",
         )?
         .execute(params![seq, now_ms])?;

@@ -9,8 +9,10 @@
 //! the commit, in sequence order, so an event is never lost and never seen
 //! before it is durable. It knows nothing of WhatsApp.
 
+pub mod contacts;
 pub mod events;
 pub mod inbound;
+pub mod limits;
 pub mod messages;
 pub mod orgs;
 pub mod policies;

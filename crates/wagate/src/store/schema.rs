@@ -13,12 +13,19 @@
 //! and pacing: when each message was first handed to WhatsApp
 //! (`handed_ms`) and each org's sending policy (`policies`).
 //!
+//! Version 3 adds WhatsApp's sending limits: a queued message may be held
+//! (`held_reason`, `retry_at_ms`) until a limit lifts; `contacts` keeps, per
+//! org and phone, whether the number is on WhatsApp (a cached look-up) and
+//! when it first wrote to us, was first handed a message and first accepted
+//! one; `account_limits` keeps the reach-out timelock and message capping
+//! the server last announced for the org's number.
+//!
 //! Version 0 is the schema before versions existed (rows keyed by the org id).
 
 use rusqlite::Connection;
 
 /// The version this code writes.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 pub(super) const V1: &str = r#"
 CREATE TABLE orgs (
@@ -93,6 +100,46 @@ CREATE INDEX messages_handed ON messages(inc, handed_ms) WHERE handed_ms IS NOT 
 CREATE TABLE policies (
     inc INTEGER PRIMARY KEY REFERENCES orgs(inc) ON DELETE CASCADE,
     body TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+"#;
+
+/// Version 2 → 3: sending limits. Contacts are filled from what the tables
+/// already know: who wrote to the org, who was handed or sent a message.
+const V2_TO_V3: &str = r#"
+ALTER TABLE messages ADD COLUMN held_reason TEXT;
+ALTER TABLE messages ADD COLUMN retry_at_ms INTEGER;
+CREATE INDEX messages_held ON messages(inc, retry_at_ms)
+    WHERE status = 'queued' AND retry_at_ms IS NOT NULL;
+CREATE TABLE contacts (
+    inc INTEGER NOT NULL REFERENCES orgs(inc) ON DELETE CASCADE,
+    phone TEXT NOT NULL,
+    on_whatsapp INTEGER,
+    jid TEXT,
+    checked_ms INTEGER,
+    first_in_ms INTEGER,
+    first_try_ms INTEGER,
+    first_ok_ms INTEGER,
+    PRIMARY KEY (inc, phone)
+) WITHOUT ROWID;
+CREATE INDEX contacts_reach ON contacts(inc, first_try_ms) WHERE first_try_ms IS NOT NULL;
+INSERT INTO contacts (inc, phone, first_in_ms)
+    SELECT inc, sender, MIN(received_ms) FROM inbound GROUP BY inc, sender;
+INSERT INTO contacts (inc, phone, first_try_ms, first_ok_ms)
+    SELECT inc, phone, MIN(COALESCE(handed_ms, updated_ms)),
+           MIN(CASE WHEN status IN ('sent', 'delivered', 'read') THEN updated_ms END)
+    FROM messages WHERE attempts > 0 OR status IN ('sent', 'delivered', 'read')
+    GROUP BY inc, phone
+    ON CONFLICT(inc, phone) DO UPDATE SET
+        first_try_ms = excluded.first_try_ms, first_ok_ms = excluded.first_ok_ms;
+CREATE TABLE account_limits (
+    inc INTEGER PRIMARY KEY REFERENCES orgs(inc) ON DELETE CASCADE,
+    reachout_until_ms INTEGER,
+    reachout_type TEXT,
+    cap_used INTEGER,
+    cap_total INTEGER,
+    cap_cycle_end_ms INTEGER,
+    cap_status TEXT,
     updated_ms INTEGER NOT NULL
 );
 "#;
@@ -174,7 +221,10 @@ pub fn migrate(c: &Connection) -> rusqlite::Result<()> {
         if version >= 1 {
             tracing::info!("migrating wagate.db from schema version {version} to {VERSION}");
         }
-        c.execute_batch(V1_TO_V2)?;
+        if version < 2 {
+            c.execute_batch(V1_TO_V2)?;
+        }
+        c.execute_batch(V2_TO_V3)?;
         let broken: i64 =
             c.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
                 r.get(0)

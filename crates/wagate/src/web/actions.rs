@@ -281,3 +281,62 @@ pub async fn reset(
 ) -> Reply {
     confirmed(app, org, headers, form, "reset").await
 }
+
+/// A number of seconds from the policy form as milliseconds.
+fn form_ms(v: &str) -> Option<serde_json::Value> {
+    let secs: f64 = v.trim().parse().ok()?;
+    (secs.is_finite() && (0.0..=1e9).contains(&secs))
+        .then(|| serde_json::Value::from((secs * 1000.0).round() as i64))
+}
+
+/// A cap from the policy form: empty is no cap.
+fn form_cap(v: Option<&String>) -> Option<serde_json::Value> {
+    match v.map(|s| s.trim()).unwrap_or("") {
+        "" => Some(serde_json::Value::Null),
+        s => s.parse::<i64>().ok().map(serde_json::Value::from),
+    }
+}
+
+/// Save the sending policy from the org page's form (the same checks as the API).
+pub async fn policy(
+    State(app): State<Arc<App>>,
+    OrgPath(org): OrgPath,
+    headers: HeaderMap,
+    form: Fields,
+) -> Reply {
+    let f = fields(form);
+    let s = org_action(&app, &headers, &org, &f).await?;
+    let get = |k: &str| f.get(k).map(String::as_str).unwrap_or("");
+    let bad = |field: &str| back(&org, &format!("e=invalid_policy&f={field}#policy-card"));
+    let mut change = serde_json::Map::new();
+    for (field, key) in [("min_gap_s", "min_gap_ms"), ("max_gap_s", "max_gap_ms")] {
+        match form_ms(get(field)) {
+            Some(v) => change.insert(key.into(), v),
+            None => return Ok(bad(key)),
+        };
+    }
+    for key in ["hourly_cap", "daily_cap", "new_contacts_per_day"] {
+        match form_cap(f.get(key)) {
+            Some(v) => change.insert(key.into(), v),
+            None => return Ok(bad(key)),
+        };
+    }
+    let (qs, qe) = (get("quiet_start").trim(), get("quiet_end").trim());
+    let quiet = match (qs.is_empty(), qe.is_empty()) {
+        (true, true) => serde_json::Value::Null,
+        _ => serde_json::json!({"start": qs, "end": qe}),
+    };
+    change.insert("quiet_hours".into(), quiet);
+    change.insert("timezone".into(), get("timezone").trim().into());
+    change.insert("typing".into(), (get("typing") == "on").into());
+    Ok(
+        match app.set_sending_policy(&s.caller, &org, &change).await {
+            Ok(_) => back(&org, "ok=policy#policy-card"),
+            Err(e) if e.code == ErrorCode::InvalidPolicy => {
+                let field = e.message.split(':').next().unwrap_or("").to_string();
+                bad(&field)
+            }
+            Err(e) => refused(s.lang, &org, e),
+        },
+    )
+}

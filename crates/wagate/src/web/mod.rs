@@ -57,6 +57,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/ui/orgs/{org}/pair-code", post(actions::pair_code))
         .route("/ui/orgs/{org}/send", post(actions::send))
         .route("/ui/orgs/{org}/cancel", post(actions::cancel))
+        .route("/ui/orgs/{org}/policy", post(actions::policy))
         .route("/ui/orgs/{org}/logout", post(actions::unlink))
         .route("/ui/orgs/{org}/reset", post(actions::reset))
         .route("/ui/assets/app.js", get(app_js))
@@ -311,6 +312,7 @@ fn page_status(kind: Kind) -> StatusCode {
         Kind::Conflict => StatusCode::CONFLICT,
         Kind::BadRequest | Kind::Invalid | Kind::TooLarge => StatusCode::UNPROCESSABLE_ENTITY,
         Kind::Timeout | Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Kind::TooMany => StatusCode::TOO_MANY_REQUESTS,
         Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

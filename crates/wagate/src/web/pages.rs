@@ -27,6 +27,8 @@ type Q = Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryR
 
 /// Messages listed on an org page.
 const LAST_MESSAGES: i64 = 20;
+/// Scheduled and held messages listed on an org page (each).
+const WAITING: i64 = 50;
 
 fn layout(lang: Lang, title: &str, s: Option<&Session>, page: &str, body: Markup) -> Markup {
     // The script reads its words from a JSON block (not executed, so the
@@ -213,6 +215,9 @@ struct OrgPage {
     status: Status,
     changes: Vec<StateChange>,
     messages: Vec<MessageRow>,
+    scheduled: Vec<MessageRow>,
+    held: Vec<MessageRow>,
+    policy: crate::outbox::pacing::Policy,
     qr: Option<(String, u64)>,
     seen: i64,
 }
@@ -222,11 +227,15 @@ async fn org_page(app: &App, caller: &Caller, org: &str) -> Result<OrgPage, AppE
     // this, so a change landing while the page renders is replayed, not lost.
     let seen = app.last_event(caller, org).await?;
     let summary = app.get_org(caller, org).await?;
+    let waiting = app.waiting_messages(caller, org, WAITING).await?;
     Ok(OrgPage {
         name: summary.row.name.clone(),
         status: summary.status,
         changes: app.history(caller, org).await?,
         messages: app.latest_messages(caller, org, LAST_MESSAGES).await?,
+        scheduled: waiting.0,
+        held: waiting.1,
+        policy: app.sending_policy(caller, org).await?,
         qr: app.qr(caller, org).ok(),
         seen,
     })
@@ -256,14 +265,24 @@ pub async fn org(
             "reset" => Some("org.done_reset"),
             "connect" => Some("org.done_connect"),
             "cancel" => Some("org.done_cancel"),
+            "policy" => Some("org.done_policy"),
             _ => None,
         })
         .map(|k| lang.t(k).to_string());
     // Only our own codes name a sentence; anything else gets the generic one.
     let error = q.get("e").map(|code| {
-        lang.get(&format!("err.{code}"))
+        let text = lang
+            .get(&format!("err.{code}"))
             .unwrap_or(lang.t("err.server"))
-            .to_string()
+            .to_string();
+        // A refused policy names its field (one of ours: letters and `_`).
+        match q
+            .get("f")
+            .filter(|f| f.len() <= 32 && f.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        {
+            Some(f) if code == "invalid_policy" => format!("{text} ({f})"),
+            _ => text,
+        }
     });
     let confirm = q.get("confirm").map(String::as_str);
     let body = org_body(&s, &org, &p, notice, error, confirm, q.get("sent"));
@@ -308,6 +327,14 @@ fn org_body(
                     }
                     @if v.decrypt_failures > 0 {
                         dt { (lang.t("org.decrypt_failures")) } dd { (v.decrypt_failures) }
+                    }
+                    @if let Some(until) = v.limits.as_ref().and_then(|l| l.reachout_active(crate::store::now_ms())) {
+                        dt #reachout-label { (lang.t("org.reachout_until")) }
+                        dd #reachout { time.at datetime=(rfc3339(until)) { (rfc3339(until)) } }
+                    }
+                    @if let Some(l) = v.limits.as_ref().filter(|l| l.cap_total.is_some()) {
+                        dt { (lang.t("org.capping")) }
+                        dd #capping { (l.cap_used.unwrap_or(0)) " / " (l.cap_total.unwrap_or(-1)) }
                     }
                 }
             }
@@ -368,6 +395,9 @@ fn org_body(
                                     @if let (MessageStatus::Scheduled, Some(at)) = (m.status, m.send_at_ms) {
                                         " " span.due { (lang.t("org.due")) " " time.at datetime=(rfc3339(at)) { (rfc3339(at)) } }
                                     }
+                                    @if let (MessageStatus::Queued, Some(r), Some(at)) = (m.status, m.held_reason.as_deref(), m.retry_at_ms) {
+                                        " " span.held title=(lang.t(&format!("held.{r}"))) { (lang.t("org.held")) " · " (lang.t("org.retry_at")) " " time.at datetime=(rfc3339(at)) { (rfc3339(at)) } }
+                                    }
                                     @if m.status == MessageStatus::Scheduled || (m.status == MessageStatus::Queued && m.attempts == 0) {
                                         form.inline.cancel method="post" action={ "/ui/orgs/" (org) "/cancel" } {
                                             input type="hidden" name="csrf" value=(s.csrf);
@@ -382,6 +412,8 @@ fn org_body(
                 } }
                 p #no-messages.muted hidden[!msgs.is_empty()] { (lang.t("org.no_messages")) }
             }
+            (waiting_card(s, org, p))
+            (policy_card(s, org, &p.policy))
             section.card #history-card {
                 h2 { (lang.t("org.history")) }
                 div.table-wrap { table #history {
@@ -417,6 +449,110 @@ fn org_body(
                         a.button.danger #reset href={ "/ui/orgs/" (org) "?confirm=reset#danger-card" } { (lang.t("org.reset")) }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// What waits to be sent: scheduled messages (by due time) and messages held
+/// by a WhatsApp limit (with the reason and when they are tried again), each
+/// cancelable.
+fn waiting_card(s: &Session, org: &str, p: &OrgPage) -> Markup {
+    let lang = s.lang;
+    let cancel = |m: &MessageRow| {
+        html! {
+            form.inline.cancel method="post" action={ "/ui/orgs/" (org) "/cancel" } {
+                input type="hidden" name="csrf" value=(s.csrf);
+                input type="hidden" name="id" value=(m.id);
+                button.link type="submit" { (lang.t("org.cancel_message")) }
+            }
+        }
+    };
+    html! {
+        section.card #waiting-card {
+            h2 { (lang.t("org.waiting")) }
+            @if p.scheduled.is_empty() && p.held.is_empty() {
+                p #no-waiting.muted { (lang.t("org.no_waiting")) }
+            }
+            @if !p.held.is_empty() {
+                h3 { (lang.t("org.held_title")) }
+                div.table-wrap { table #held {
+                    thead { tr { th { (lang.t("org.to")) } th { (lang.t("org.text")) } th { (lang.t("org.reason")) } th { (lang.t("org.retry_at")) } th {} } }
+                    tbody {
+                        @for m in &p.held {
+                            @let reason = m.held_reason.as_deref().unwrap_or("");
+                            tr id={ "h-" (m.id) } data-reason=(reason) {
+                                td { "+" (m.to) }
+                                td.text { (m.text) }
+                                td { (lang.t(&format!("held.{reason}"))) }
+                                td { @if let Some(at) = m.retry_at_ms { time.at datetime=(rfc3339(at)) { (rfc3339(at)) } } }
+                                td { @if m.attempts == 0 { (cancel(m)) } }
+                            }
+                        }
+                    }
+                } }
+            }
+            @if !p.scheduled.is_empty() {
+                h3 { (lang.t("org.scheduled_title")) }
+                div.table-wrap { table #scheduled {
+                    thead { tr { th { (lang.t("org.due")) } th { (lang.t("org.to")) } th { (lang.t("org.text")) } th {} } }
+                    tbody {
+                        @for m in &p.scheduled {
+                            tr id={ "s-" (m.id) } {
+                                td { @if let Some(at) = m.send_at_ms { time.at datetime=(rfc3339(at)) { (rfc3339(at)) } } }
+                                td { "+" (m.to) }
+                                td.text { (m.text) }
+                                td { (cancel(m)) }
+                            }
+                        }
+                    }
+                } }
+            }
+        }
+    }
+}
+
+/// The sending policy, editable: gaps in seconds, caps (empty: none), quiet
+/// hours (empty: none), time zone, "typing…".
+fn policy_card(s: &Session, org: &str, p: &crate::outbox::pacing::Policy) -> Markup {
+    let lang = s.lang;
+    let cap = |c: Option<i64>| c.map(|n| n.to_string()).unwrap_or_default();
+    let secs = |ms: i64| {
+        if ms % 1000 == 0 {
+            (ms / 1000).to_string()
+        } else {
+            format!("{:.3}", ms as f64 / 1000.0)
+        }
+    };
+    let (qs, qe) = p
+        .quiet_hours
+        .as_ref()
+        .map(|q| (q.start.clone(), q.end.clone()))
+        .unwrap_or_default();
+    html! {
+        section.card #policy-card {
+            h2 { (lang.t("org.policy")) }
+            form.grid #policy method="post" action={ "/ui/orgs/" (org) "/policy" } {
+                input type="hidden" name="csrf" value=(s.csrf);
+                label for="min_gap_s" { (lang.t("pol.min_gap")) }
+                input #min_gap_s name="min_gap_s" type="number" min="0" max="3600" step="any" required value=(secs(p.min_gap_ms));
+                label for="max_gap_s" { (lang.t("pol.max_gap")) }
+                input #max_gap_s name="max_gap_s" type="number" min="0" max="3600" step="any" required value=(secs(p.max_gap_ms));
+                label for="hourly_cap" { (lang.t("pol.hourly")) }
+                input #hourly_cap name="hourly_cap" type="number" min="1" value=(cap(p.hourly_cap));
+                label for="daily_cap" { (lang.t("pol.daily")) }
+                input #daily_cap name="daily_cap" type="number" min="1" value=(cap(p.daily_cap));
+                label for="new_contacts_per_day" { (lang.t("pol.new_contacts")) }
+                input #new_contacts_per_day name="new_contacts_per_day" type="number" min="1" value=(cap(p.new_contacts_per_day));
+                label for="quiet_start" { (lang.t("pol.quiet_start")) }
+                input #quiet_start name="quiet_start" type="time" value=(qs);
+                label for="quiet_end" { (lang.t("pol.quiet_end")) }
+                input #quiet_end name="quiet_end" type="time" value=(qe);
+                label for="timezone" { (lang.t("pol.timezone")) }
+                input #timezone name="timezone" type="text" required value=(p.timezone) placeholder="America/Bogota";
+                label for="typing" { (lang.t("pol.typing")) }
+                input #typing name="typing" type="checkbox" value="on" checked[p.typing];
+                button #save-policy type="submit" { (lang.t("pol.save")) }
             }
         }
     }

@@ -23,6 +23,8 @@ mod e2e_dashboard;
 #[cfg(feature = "sim")]
 mod e2e_faults;
 #[cfg(feature = "sim")]
+mod e2e_limits;
+#[cfg(feature = "sim")]
 mod e2e_link;
 #[cfg(feature = "sim")]
 mod e2e_messages;

@@ -589,3 +589,79 @@ fn a_scheduled_message_shows_its_due_time_and_can_be_canceled_from_the_page() {
     let p = post_form(&url, Some(&cookie), &[("id", &id)], &[]);
     assert_ne!(p.status, 303);
 }
+
+#[test]
+fn the_sending_policy_is_edited_from_the_org_page_and_a_bad_value_is_named() {
+    let (_d, s) = server();
+    let token = s.create_org("clinic", Some("57"));
+    let cookie = sign_in(&s.base, &token);
+    let page = get(
+        &format!("{}/ui/orgs/clinic", s.base),
+        Some(&cookie),
+        &[("Accept-Language", "es")],
+    );
+    assert!(page.body.contains("id=\"policy-card\""), "{}", page.body);
+    assert!(page.body.contains("Política de envío"));
+    assert!(page.body.contains("id=\"scheduled\"") || page.body.contains("id=\"no-waiting\""));
+    let csrf = page.csrf().unwrap();
+    let url = format!("{}/ui/orgs/clinic/policy", s.base);
+    let form = |min: &'static str, tz: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("min_gap_s", min.to_string()),
+            ("max_gap_s", "90".to_string()),
+            ("hourly_cap", "".to_string()),
+            ("daily_cap", "300".to_string()),
+            ("new_contacts_per_day", "20".to_string()),
+            ("quiet_start", "20:30".to_string()),
+            ("quiet_end", "07:45".to_string()),
+            ("timezone", tz.to_string()),
+        ]
+    };
+    let fields = form("45", "America/Bogota");
+    let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let p = post_form(&url, Some(&cookie), &pairs, &[]);
+    assert_eq!(p.status, 303);
+    assert_eq!(
+        p.header("location"),
+        Some("/ui/orgs/clinic?ok=policy#policy-card")
+    );
+    let (_, pol) = s.call("GET", "/v1/orgs/clinic/sending-policy", Some(&token), None);
+    assert_eq!(pol["min_gap_ms"], 45_000, "{pol}");
+    assert_eq!(pol["max_gap_ms"], 90_000, "{pol}");
+    assert!(pol["hourly_cap"].is_null(), "empty is no cap: {pol}");
+    assert_eq!(pol["daily_cap"], 300);
+    assert_eq!(pol["new_contacts_per_day"], 20);
+    assert_eq!(pol["quiet_hours"]["start"], "20:30");
+    assert_eq!(pol["typing"], false, "an unticked box turns typing off");
+    // The page shows what was saved.
+    let page = get(&format!("{}/ui/orgs/clinic", s.base), Some(&cookie), &[]);
+    assert!(page.body.contains("value=\"45\""), "{}", page.body);
+    assert!(page.body.contains("value=\"20:30\""));
+    // A minimum over the maximum and an unknown zone are refused, by name,
+    // and nothing changes.
+    for (min, tz, field) in [
+        ("120", "America/Bogota", "min_gap_ms"),
+        ("45", "Mars/Olympus", "timezone"),
+        ("-3", "UTC", "min_gap_ms"),
+    ] {
+        let fields = form(min, tz);
+        let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let p = post_form(&url, Some(&cookie), &pairs, &[]);
+        assert_eq!(p.status, 303);
+        let loc = p.header("location").unwrap().to_string();
+        assert_eq!(
+            loc,
+            format!("/ui/orgs/clinic?e=invalid_policy&f={field}#policy-card")
+        );
+        let shown = get(
+            &format!("{}{loc}", s.base),
+            Some(&cookie),
+            &[("Accept-Language", "es")],
+        );
+        assert!(shown.body.contains("no se guardó"), "{}", shown.body);
+        assert!(shown.body.contains(&format!("({field})")));
+    }
+    let (_, after) = s.call("GET", "/v1/orgs/clinic/sending-policy", Some(&token), None);
+    assert_eq!(after, pol, "refused changes leave the policy as it was");
+}

@@ -232,6 +232,37 @@ impl Server {
         )
     }
 
+    /// A GET with its response headers (names lower-cased).
+    pub fn get_with_headers(&self, path: &str, token: &str) -> (u16, Vec<(String, String)>, Value) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        let resp = agent
+            .get(format!("{}{}", self.base, path))
+            .header("Authorization", format!("Bearer {token}"))
+            .call()
+            .expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_lowercase(),
+                    v.to_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        let text = resp.into_body().read_to_string().unwrap_or_default();
+        (
+            status,
+            headers,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
     /// Create an org as admin; returns its token.
     pub fn create_org(&self, id: &str, cc: Option<&str>) -> String {
         let body = match cc {
