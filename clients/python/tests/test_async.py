@@ -52,6 +52,17 @@ def test_async_error_codes(gateway: Gateway, linked: Linked) -> None:
     run(go())
 
 
+def test_async_check_contact(gateway: Gateway, linked: Linked, recipient: str) -> None:
+    async def go() -> None:
+        async with wagate.AsyncClient(gateway.url, linked.token) as c:
+            found = await c.check_contact(linked.org, recipient)
+            assert found["on_whatsapp"] is True and found["cached"] is False
+            again = await c.check_contact(linked.org, recipient)
+            assert again["cached"] is True and again["jid"] == found["jid"]
+
+    run(go())
+
+
 def test_async_events_see_a_state_change(gateway: Gateway) -> None:
     org, token = gateway.new_org("async")
 

@@ -391,3 +391,42 @@ def test_sending_policy_is_read_and_changed_field_by_field(gateway: Gateway) -> 
         assert "timezone" in e.value.message
         with pytest.raises(ValueError):
             c.set_sending_policy(org)
+
+
+def test_check_contact_is_cached_and_rate_limited(gateway: Gateway, linked: Linked, recipient: str) -> None:
+    with gateway.client(linked.token) as c:
+        found = c.check_contact(linked.org, "+" + recipient)
+        assert found["on_whatsapp"] is True
+        assert found["phone"] == recipient
+        assert found["jid"] and found["jid"].startswith(recipient)
+        assert c.check_contact(linked.org, recipient)["cached"] is True
+        # Fresh numbers each ask WhatsApp: a few at once, then 429.
+        answers = []
+        with pytest.raises(wagate.RateLimitError) as e:
+            for i in range(10):
+                answers.append(c.check_contact(linked.org, f"5730077{i:05d}"))
+        assert all(a["on_whatsapp"] is False for a in answers)
+        assert 1 <= len(answers) <= 5
+        assert e.value.code == "rate_limited"
+        assert e.value.status == 429
+        assert e.value.retry_after is not None and 1 <= e.value.retry_after <= 6
+        with pytest.raises(wagate.BadRequestError) as bad:
+            c.check_contact(linked.org, "hola")
+        assert bad.value.code == "invalid_phone"
+        with pytest.raises(ValueError):
+            c.check_contact(linked.org, "")
+
+
+def test_a_number_not_on_whatsapp_ends_failed_and_is_never_sent(gateway: Gateway, linked: Linked) -> None:
+    with gateway.client(linked.token) as c:
+        m = c.send_message(linked.org, "573009876543", "Recordatorio")
+        deadline = time.monotonic() + 15
+        while m["status"] == "queued" and time.monotonic() < deadline:
+            time.sleep(0.1)
+            m = c.get_message(linked.org, m["id"])
+        assert m["status"] == "failed"
+        assert m["error"] == "not_on_whatsapp"
+        assert m.get("held_reason") is None
+        s = c.get_status(linked.org)
+        assert s["held_messages"] == 0
+        assert s["reachout_timelock_until"] is None

@@ -8,6 +8,7 @@
 holds the drop-in for the old ``whatsapp_baileys_client``."""
 
 from ._core import (
+    Contact,
     Event,
     InboundMessage,
     InboundPage,
@@ -30,6 +31,7 @@ from .errors import (
     ConflictError,
     NotFoundError,
     PermissionDeniedError,
+    RateLimitError,
     ServerError,
     TimeoutError,
     TransportError,
@@ -45,6 +47,7 @@ __all__ = [
     "BadRequestError",
     "Client",
     "ConflictError",
+    "Contact",
     "Event",
     "InboundMessage",
     "InboundPage",
@@ -55,6 +58,7 @@ __all__ = [
     "PairCode",
     "PermissionDeniedError",
     "QrCode",
+    "RateLimitError",
     "SendingPolicy",
     "ServerError",
     "SessionStatus",

@@ -55,6 +55,13 @@ class SessionStatus(TypedDict, total=False):
     queued_messages: Optional[int]
     #: When the last queued message is expected to leave (Unix ms), from the sending policy.
     queue_empty_eta_ms: Optional[int]
+    #: Queued messages held by a WhatsApp limit (see ``Message.held_reason``).
+    held_messages: Optional[int]
+    #: Until when WhatsApp refuses first messages to new contacts (RFC 3339), or ``None``.
+    reachout_timelock_until: Optional[str]
+    #: WhatsApp's new-chat quota as last announced: ``used``, ``total``,
+    #: ``cycle_end``, ``status``, ``capped``; ``None`` if never announced.
+    message_capping: Optional[Dict[str, Any]]
     decrypt_failures: int
 
 
@@ -77,6 +84,11 @@ class Message(TypedDict, total=False):
     send_before_ms: Optional[int]
     #: A queued or scheduled message: when it is expected to leave (Unix ms).
     eta_ms: Optional[int]
+    #: A queued message waiting on a WhatsApp limit: ``reachout_timelock``,
+    #: ``message_cap`` or ``new_contact_cap``; ``None`` otherwise.
+    held_reason: Optional[str]
+    #: When a held message is tried again (RFC 3339).
+    retry_at: Optional[str]
 
 
 class MessagePage(TypedDict):
@@ -133,7 +145,7 @@ class Event:
     """One Server-Sent Event from ``GET /v1/orgs/{org}/events``.
 
     ``event`` is its kind (``status``, ``state``, ``qr``, ``pair_code``,
-    ``message.status``, ``message.received``, ``decrypt_failure``,
+    ``message.status``, ``message.received``, ``send.limited``, ``decrypt_failure``,
     ``lagged``); ``data`` its JSON payload
     (the raw text when it is not JSON); ``id`` its sequence number, or
     ``None`` for the snapshot a fresh stream starts with.
@@ -217,11 +229,29 @@ class SendingPolicy(TypedDict, total=False):
     max_gap_ms: int
     hourly_cap: Optional[int]
     daily_cap: Optional[int]
+    new_contacts_per_day: Optional[int]
     quiet_hours: Optional[Dict[str, str]]
     timezone: str
     typing: bool
     typing_ms_per_char: int
     typing_max_ms: int
+
+
+class Contact(TypedDict):
+    """``GET /v1/orgs/{org}/contacts/{phone}``: whether a number is on WhatsApp."""
+
+    phone: str
+    on_whatsapp: bool
+    jid: Optional[str]
+    checked_at: str
+    #: Answered from the org's 7-day cache (no question to WhatsApp).
+    cached: bool
+
+
+def contact_call(org_id: OrgId, phone: Phone) -> Call:
+    if isinstance(phone, bool) or not isinstance(phone, (str, int)) or not str(phone).strip():
+        raise ValueError("phone must be a non-empty number")
+    return Call("GET", org_path(org_id, "contacts", quote(str(phone), safe="")), retry_safe=True)
 
 
 def policy_call(org_id: OrgId) -> Call:
@@ -287,7 +317,9 @@ def _json(text: str) -> Any:
         return None
 
 
-def error_for(status: int, text: str, method: str, path: str) -> errors.ApiError:
+def error_for(
+    status: int, text: str, method: str, path: str, retry_after: Optional[str] = None
+) -> errors.ApiError:
     """The exception for an error answer, with the server's code and
     sentence when it sent them (``{"error": {"code", "message"}}``)."""
     body = _json(text)
@@ -295,7 +327,9 @@ def error_for(status: int, text: str, method: str, path: str) -> errors.ApiError
     if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
         code = str(body["error"].get("code", code))
         message = str(body["error"].get("message", message))
-    return errors.for_status(status, code, message, body if body is not None else text[:500])
+    return errors.for_status(
+        status, code, message, body if body is not None else text[:500], retry_after
+    )
 
 
 def decode(status: int, text: str, call: Call) -> Any:

@@ -12,6 +12,7 @@ import httpx
 from . import _core
 from ._core import (
     Call,
+    Contact,
     Event,
     InboundPage,
     Message,
@@ -136,6 +137,13 @@ class Client:
         processes too."""
         call = _core.send_call(org_id, phone, text, idempotency_key, send_at, send_before)
         return cast(Message, self._run(call))
+
+    def check_contact(self, org_id: OrgId, phone: Phone) -> Contact:
+        """Whether ``phone`` is on WhatsApp (``on_whatsapp``, ``jid``), from the
+        org's 7-day cache or by asking WhatsApp through the org's number. Look-ups
+        are rate-limited per org (bulk look-ups get numbers banned):
+        ``RateLimitError`` with ``retry_after`` when asked too often."""
+        return cast(Contact, self._run(_core.contact_call(org_id, phone)))
 
     def get_sending_policy(self, org_id: OrgId) -> SendingPolicy:
         """How the org's number paces its sends (gap, caps, quiet hours …)."""
@@ -290,6 +298,8 @@ class Client:
             if r.status_code in call.ok:
                 return r
             if not _core.should_retry(call, r.status_code, attempt, self.retries):
-                raise _core.error_for(r.status_code, r.text, call.method, call.path)
+                raise _core.error_for(
+                    r.status_code, r.text, call.method, call.path, r.headers.get("retry-after")
+                )
             time.sleep(_core.retry_delay(attempt, r.headers.get("retry-after")))
             attempt += 1

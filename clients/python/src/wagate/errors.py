@@ -63,6 +63,13 @@ class ConflictError(ApiError):
     """409: the request does not fit the current state (no QR on offer …)."""
 
 
+class RateLimitError(ApiError):
+    """429: asked too often (contact look-ups); ``retry_after`` is the
+    seconds the server said to wait (``None`` if it did not say)."""
+
+    retry_after: Optional[float] = None
+
+
 class ServerError(ApiError):
     """5xx: the gateway failed or is not ready."""
 
@@ -76,9 +83,18 @@ class TimeoutError(TransportError):
     """The gateway did not answer within the client's timeout."""
 
 
-def for_status(status: int, code: str, message: str, body: Any) -> ApiError:
+def for_status(
+    status: int, code: str, message: str, body: Any, retry_after: Optional[str] = None
+) -> ApiError:
     """The exception class that matches an HTTP error status."""
     cls: type[ApiError]
+    if status == 429:
+        e = RateLimitError(message, code=code, status=status, body=body)
+        try:
+            e.retry_after = float(retry_after) if retry_after is not None else None
+        except ValueError:
+            e.retry_after = None
+        return e
     if status in (400, 413, 422):
         cls = BadRequestError
     elif status == 401:
