@@ -224,6 +224,42 @@ pub fn cancel(api: &Api, org: &str, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether `phone` is on WhatsApp, as the org's number sees it.
+pub fn contact(api: &Api, org: &str, phone: &str) -> anyhow::Result<()> {
+    // The number goes in the path: every byte but letters and digits escaped.
+    let escaped: String = phone
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let v = api.get(&format!("/v1/orgs/{org}/contacts/{escaped}"))?;
+    let source = if v["cached"] == true {
+        "cached"
+    } else {
+        "asked now"
+    };
+    if v["on_whatsapp"] == true {
+        println!(
+            "+{} is on WhatsApp ({}; {source}, {})",
+            s(&v["phone"]),
+            s(&v["jid"]),
+            s(&v["checked_at"])
+        );
+    } else {
+        println!(
+            "+{} is not on WhatsApp ({source}, {})",
+            s(&v["phone"]),
+            s(&v["checked_at"])
+        );
+    }
+    Ok(())
+}
+
 /// Start pairing, print each QR (or the pairing code) and wait until linked.
 pub fn pair(api: &Api, org: &str, phone: Option<String>, wait: Duration) -> anyhow::Result<()> {
     if let Some(p) = phone {

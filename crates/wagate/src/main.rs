@@ -98,6 +98,8 @@ enum Cmd {
     },
     /// Cancel a scheduled message (or a queued one not yet handed to WhatsApp).
     Cancel { org: String, id: String },
+    /// Whether a number is on WhatsApp (cached 7 days; fresh look-ups are rate-limited).
+    Contact { org: String, phone: String },
     /// Link an organization: shows QR codes in the terminal until linked.
     Pair {
         org: String,
@@ -222,6 +224,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             before,
         } => cli::send(&api, &org, &phone, &text, at, before),
         Cmd::Cancel { org, id } => cli::cancel(&api, &org, &id),
+        Cmd::Contact { org, phone } => cli::contact(&api, &org, &phone),
         Cmd::Pair { org, phone, wait } => cli::pair(&api, &org, phone, Duration::from_secs(wait)),
         Cmd::Reset { org, all } => cli::reset(&api, org, all),
         Cmd::Sessions => cli::sessions(&api),

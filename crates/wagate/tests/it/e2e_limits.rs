@@ -290,6 +290,33 @@ fn numbers_not_on_whatsapp_fail_and_lookups_are_cached_and_rate_limited() {
     let (st, _) =
         l.s.call("GET", "/v1/orgs/o0/contacts/573009990399", Some(&tok), None);
     assert_eq!(st, 200);
+    // The CLI asks the same question.
+    let cli = |phone: &str| {
+        let out = std::process::Command::new(crate::common::bin())
+            .args(["--url", &l.s.base, "--token", &tok, "contact", "o0", phone])
+            .output()
+            .expect("run wagate");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = cli("+57 300 999 0301");
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.starts_with("+573009990301 is on WhatsApp (573009990301@s.whatsapp.net; cached"),
+        "{out}"
+    );
+    let (ok, out, _) = cli("573009990399");
+    assert!(ok);
+    assert!(
+        out.starts_with("+573009990399 is not on WhatsApp (cached"),
+        "{out}"
+    );
+    let (ok, out, err) = cli("57300888999");
+    assert!(!ok, "a sixth fresh look-up is refused: {out}");
+    assert!(err.contains("rate_limited"), "{err}");
     // A bad number is the caller's mistake, not a look-up.
     let (st, v) =
         l.s.call("GET", "/v1/orgs/o0/contacts/hola", Some(&tok), None);
