@@ -528,12 +528,13 @@ fn scheduled_reminders_arrive_once_on_time_across_a_sigkill_and_never_when_cance
         assert_eq!(st, 202, "{v}");
         v
     };
-    // Ten reminders due in 4 s, one of them canceled, one with a deadline
-    // that passes while the gateway is down; then SIGKILL, down across send_at.
+    // 51 reminders due in 4 s, one of them canceled (50 stay scheduled), one
+    // more with a deadline that passes while the gateway is down; then
+    // SIGKILL, down across send_at.
     let t0 = now_ms();
     let at = t0 + 4_000;
     let mut ids = vec![];
-    for i in 0..10 {
+    for i in 0..51 {
         let v = post(
             &l,
             json!({"to": to, "text": format!("cita {i}"), "send_at": at}),
@@ -562,7 +563,7 @@ fn scheduled_reminders_arrive_once_on_time_across_a_sigkill_and_never_when_cance
     }
     let got = inbox(&l, to);
     let texts: Vec<&str> = got.iter().map(|m| m["text"].as_str().unwrap()).collect();
-    assert_eq!(got.len(), 9, "nine reminders, each once: {texts:?}");
+    assert_eq!(got.len(), 50, "fifty reminders, each once: {texts:?}");
     for m in &got {
         assert_eq!(m["copies"], 1, "sent once: {m}");
         assert!(
@@ -581,18 +582,18 @@ fn scheduled_reminders_arrive_once_on_time_across_a_sigkill_and_never_when_cance
     );
     assert_eq!(v["status"], "expired", "{v}");
     println!(
-        "9 scheduled reminders delivered once after a SIGKILL across send_at; last arrival {} ms after send_at",
+        "50 scheduled reminders delivered once after a SIGKILL across send_at; last arrival {} ms after send_at",
         got.iter().map(|m| m["t"].as_i64().unwrap()).max().unwrap() - at
     );
 }
 
 #[test]
-fn scheduled_reminders_leave_paced_with_typing_before_each() {
+fn a_hundred_reminders_leave_on_time_paced_with_typing_before_each() {
     let l = linked(1);
-    let to = "573009990003";
-    add_phone(&l, to);
+    let patients: Vec<String> = (0..10).map(|i| format!("5730099905{i:02}")).collect();
+    patients.iter().for_each(|p| add_phone(&l, p));
     let tok = l.token("o0");
-    let (min_gap, max_gap) = (400_i64, 800_i64);
+    let (min_gap, max_gap, typing_max) = (200_i64, 400_i64, 100_i64);
     let (st, p) = l.s.call(
         "PUT",
         "/v1/orgs/o0/sending-policy",
@@ -601,37 +602,59 @@ fn scheduled_reminders_leave_paced_with_typing_before_each() {
             &json!({
                 "min_gap_ms": min_gap, "max_gap_ms": max_gap, "hourly_cap": null,
                 "daily_cap": null, "quiet_hours": null, "typing": true,
-                "typing_ms_per_char": 5, "typing_max_ms": 100
+                "typing_ms_per_char": 5, "typing_max_ms": typing_max
             })
             .to_string(),
         ),
     );
     assert_eq!(st, 200, "{p}");
-    let at = now_ms() + 3_000;
-    let n = 10;
+    let at = now_ms() + 20_000;
+    let n = 100;
     let mut ids = vec![];
     for i in 0..n {
+        let to = &patients[i % patients.len()];
         let (st, v) = l.s.call(
             "POST",
             "/v1/orgs/o0/messages",
             Some(&tok),
             Some(
-                &json!({"to": to, "text": format!("Recordatorio {i}"), "send_at": at}).to_string(),
+                &json!({"to": to, "text": format!("Recordatorio {i}: cita mañana"), "send_at": at})
+                    .to_string(),
             ),
         );
         assert_eq!(st, 202, "{v}");
+        assert_eq!(v["status"], "scheduled");
         ids.push(v["id"].as_str().unwrap().to_string());
     }
+    assert!(now_ms() < at, "all scheduled before they were due");
     for id in &ids {
-        wait_message(&l, "o0", id, "delivered", Duration::from_secs(60));
+        wait_message(&l, "o0", id, "delivered", Duration::from_secs(120));
     }
-    let mut got = inbox(&l, to);
-    got.sort_by_key(|m| m["t"].as_i64().unwrap());
-    assert_eq!(got.len(), n, "each once");
-    let times: Vec<i64> = got.iter().map(|m| m["t"].as_i64().unwrap()).collect();
+    // Every arrival at wa-sim, from every patient's inbox, in order.
+    let mut got: Vec<(i64, String)> = vec![];
+    for p in &patients {
+        let msgs = inbox(&l, p);
+        assert_eq!(msgs.len(), n / patients.len(), "{p}: {msgs:?}");
+        for m in msgs {
+            assert_eq!(m["copies"], 1, "each once: {m}");
+            got.push((m["t"].as_i64().unwrap(), p.clone()));
+        }
+    }
+    got.sort();
+    let times: Vec<i64> = got.iter().map(|g| g.0).collect();
     assert!(times[0] >= at, "the first left {} ms early", at - times[0]);
+    assert!(
+        times[0] - at < 3_000,
+        "the first left {} ms late",
+        times[0] - at
+    );
     let gaps: Vec<i64> = times.windows(2).map(|w| w[1] - w[0]).collect();
-    println!("arrival gaps at wa-sim (policy {min_gap}-{max_gap} ms + typing ≤ 100 ms): {gaps:?}");
+    let (lo, hi) = (gaps.iter().min().unwrap(), gaps.iter().max().unwrap());
+    println!(
+        "100 reminders: first {} ms after send_at, last {} ms after; gaps at wa-sim {lo}–{hi} ms (policy {min_gap}–{max_gap} ms + typing ≤ {typing_max} ms)",
+        times[0] - at,
+        times[n - 1] - at
+    );
     for g in &gaps {
         // Delivery itself varies by a few milliseconds either way; the
         // hand-over times are paced exactly (outbox unit test).
@@ -640,33 +663,35 @@ fn scheduled_reminders_leave_paced_with_typing_before_each() {
             "a gap under the policy's minimum: {gaps:?}"
         );
         assert!(
-            *g <= max_gap + 100 + 1_500,
+            *g <= max_gap + typing_max + 1_500,
             "a gap far over the policy's maximum: {gaps:?}"
         );
     }
-    // "typing…" reached the patient before each message, after the previous one.
-    let (_, cs) = control(
-        &l.ctl(),
-        "GET",
-        &format!("/control/phones/{to}/chatstates"),
-        None,
-    );
-    let typing: Vec<i64> = cs["chatstates"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["state"] == "composing")
-        .map(|c| c["t"].as_i64().unwrap())
-        .collect();
-    assert_eq!(typing.len(), n, "{cs}");
-    for (i, t) in times.iter().enumerate() {
-        assert!(typing[i] <= *t, "typing after message {i}");
-        if i > 0 {
-            assert!(
-                typing[i] >= times[i - 1],
-                "typing for {i} before message {}",
-                i - 1
-            );
-        }
+    // "typing…" reached each patient before each message to them, after the
+    // number's previous message.
+    let mut typing: std::collections::HashMap<String, Vec<i64>> = Default::default();
+    for p in &patients {
+        let (_, cs) = control(
+            &l.ctl(),
+            "GET",
+            &format!("/control/phones/{p}/chatstates"),
+            None,
+        );
+        let t: Vec<i64> = cs["chatstates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["state"] == "composing")
+            .map(|c| c["t"].as_i64().unwrap())
+            .collect();
+        assert_eq!(t.len(), n / patients.len(), "{p}: {cs}");
+        typing.insert(p.clone(), t);
+    }
+    for (k, (t, p)) in got.iter().enumerate() {
+        let after = if k == 0 { at } else { got[k - 1].0 };
+        assert!(
+            typing[p].iter().any(|c| *c <= *t && *c >= after),
+            "no typing… to {p} between the previous message ({after}) and this one ({t})"
+        );
     }
 }
