@@ -76,6 +76,11 @@ enum Cmd {
         /// e.g. America/Bogota); default: the server's own, else UTC.
         #[arg(long, env = "WAGATE_DEFAULT_TIMEZONE")]
         default_timezone: Option<String>,
+        /// The sending policy of orgs that set none, as the conservative
+        /// defaults changed by a JSON object with the fields of
+        /// `PUT …/sending-policy`, e.g. '{"min_gap_ms": 20000, "daily_cap": 300}'.
+        #[arg(long, env = "WAGATE_DEFAULT_POLICY")]
+        default_policy: Option<String>,
     },
     /// Manage organizations (admin token).
     Org {
@@ -167,6 +172,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         idle_timeout,
         unpaced,
         default_timezone,
+        default_policy,
     } = cli.cmd
     {
         let rt = runtime_with_logs("info,whatsapp_rust=warn,wacore=warn")?;
@@ -179,6 +185,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             offline,
             unpaced,
             default_timezone,
+            default_policy,
             http: HttpLimits {
                 max_connections: max_connections as usize,
                 header_timeout: Duration::from_secs(header_timeout),

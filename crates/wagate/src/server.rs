@@ -48,6 +48,9 @@ pub struct ServeOptions {
     pub unpaced: bool,
     /// Time zone of orgs that set none (an IANA name); default: the server's.
     pub default_timezone: Option<String>,
+    /// Changes to the conservative default policy (JSON, the fields of
+    /// `PUT …/sending-policy`); checked at start-up.
+    pub default_policy: Option<String>,
     pub http: HttpLimits,
     /// Told the bound address once the API listens (for `wagate demo`).
     pub ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
@@ -66,6 +69,7 @@ impl Default for ServeOptions {
             offline: false,
             unpaced: false,
             default_timezone: None,
+            default_policy: None,
             http: HttpLimits::default(),
             ready: None,
             stop: CancellationToken::new(),
@@ -168,12 +172,19 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let store =
         Store::open(&opts.data.join("wagate.db")).context("opening the gateway database")?;
     let tz = crate::outbox::pacing::default_timezone(opts.default_timezone.as_deref())?;
-    let policy = if opts.unpaced {
+    let mut policy = if opts.unpaced {
         tracing::warn!("--unpaced: orgs without a sending policy send as fast as the link allows");
         crate::outbox::pacing::Policy::unpaced(&tz)
     } else {
         crate::outbox::pacing::Policy::conservative(&tz)
     };
+    if let Some(json) = &opts.default_policy {
+        let change: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
+            .map_err(|e| anyhow::anyhow!("--default-policy is not a JSON object: {e}"))?;
+        policy = crate::app::policy::apply(policy, &change)
+            .map_err(|e| anyhow::anyhow!("--default-policy: {}", e.message))?;
+        tracing::info!(?policy, "default sending policy set by --default-policy");
+    }
     tracing::info!(timezone = %tz, "default time zone of sending policies");
     let outbox = Outbox::start(store.clone(), policy);
     let factory: Arc<dyn EngineFactory> = Arc::new(WaFactory::new(wa));

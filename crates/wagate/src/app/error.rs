@@ -76,7 +76,7 @@ codes! {
     NoQr = "no_qr", Conflict, "no QR code is on offer now (start pairing with `session/connect`)";
     AlreadyLinked = "already_linked", Conflict, "a pairing code was asked for an org that is linked and connected";
     NoPairCode = "no_pair_code", Conflict, "WhatsApp gave no pairing code (the link went elsewhere; see `detail`)";
-    NotCancelable = "not_cancelable", Conflict, "the message was already handed to WhatsApp (or has ended); only `scheduled` and unsent `queued` messages can be canceled";
+    NotCancelable = "not_cancelable", Conflict, "the message was already handed to WhatsApp (or has ended); only `scheduled`, unsent `queued` and held messages can be canceled";
     NotReschedulable = "not_reschedulable", Conflict, "only a `scheduled` message can be given a new `send_at`";
     PayloadTooLarge = "payload_too_large", TooLarge, "the body (or its declared `Content-Length`) is over 64 KiB";
     InvalidBody = "invalid_body", Invalid, "the body is JSON but not an object";

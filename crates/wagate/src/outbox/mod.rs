@@ -211,8 +211,8 @@ impl Outbox {
         Ok(inserted)
     }
 
-    /// Cancel a message not yet handed to WhatsApp (`scheduled`, or `queued`
-    /// with no send started).
+    /// Cancel a message not yet handed to WhatsApp (`scheduled`, `queued`
+    /// with no send started, or held after WhatsApp refused it).
     pub async fn cancel(&self, org: &OrgRef, id: &str) -> Result<Change, StoreError> {
         let (o, id) = (org.clone(), id.to_string());
         self.store
@@ -220,8 +220,11 @@ impl Outbox {
                 let Some(row) = store::messages::get(tx, o.inc, &id)? else {
                     return Ok(Change::NotFound);
                 };
+                // A held message may have been tried and refused (463): the
+                // server did not take it, so it can still be called back.
                 let cancelable = row.status == MessageStatus::Scheduled
-                    || (row.status == MessageStatus::Queued && row.attempts == 0);
+                    || (row.status == MessageStatus::Queued
+                        && (row.attempts == 0 || row.retry_at_ms.is_some()));
                 if !cancelable {
                     return Ok(Change::Refused(row));
                 }

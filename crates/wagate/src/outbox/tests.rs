@@ -815,3 +815,28 @@ async fn a_number_not_on_whatsapp_fails_without_being_sent() {
     assert_eq!(row.status, MessageStatus::Failed);
     assert_eq!(row.error.as_deref(), Some(gate::NOT_ON_WHATSAPP));
 }
+
+#[tokio::test]
+async fn a_message_refused_with_463_can_still_be_canceled() {
+    let r = rig().await;
+    let m = r.accept(1).await;
+    r.outbox.link_up(&r.org, r.engine.clone());
+    r.wait_sent(1).await;
+    // Tried, not yet answered: WhatsApp may take it, so no cancel.
+    assert!(matches!(
+        r.outbox.cancel(&r.org, &m.id).await.unwrap(),
+        Change::Refused(_)
+    ));
+    r.apply(vec![EngineEvent::ServerAck {
+        wa_id: m.wa_id.clone(),
+        error: Some("463".into()),
+    }])
+    .await;
+    match r.outbox.cancel(&r.org, &m.id).await.unwrap() {
+        Change::Done(row) => {
+            assert_eq!(row.status, MessageStatus::Canceled);
+            assert_eq!(row.attempts, 1, "it was tried once and refused");
+        }
+        other => panic!("a held message stays cancelable: {other:?}"),
+    }
+}

@@ -398,7 +398,7 @@ fn org_body(
                                     @if let (MessageStatus::Queued, Some(r), Some(at)) = (m.status, m.held_reason.as_deref(), m.retry_at_ms) {
                                         " " span.held title=(lang.t(&format!("held.{r}"))) { (lang.t("org.held")) " · " (lang.t("org.retry_at")) " " time.at datetime=(rfc3339(at)) { (rfc3339(at)) } }
                                     }
-                                    @if m.status == MessageStatus::Scheduled || (m.status == MessageStatus::Queued && m.attempts == 0) {
+                                    @if m.status == MessageStatus::Scheduled || (m.status == MessageStatus::Queued && (m.attempts == 0 || m.retry_at_ms.is_some())) {
                                         form.inline.cancel method="post" action={ "/ui/orgs/" (org) "/cancel" } {
                                             input type="hidden" name="csrf" value=(s.csrf);
                                             input type="hidden" name="id" value=(m.id);
@@ -486,7 +486,7 @@ fn waiting_card(s: &Session, org: &str, p: &OrgPage) -> Markup {
                                 td.text { (m.text) }
                                 td { (lang.t(&format!("held.{reason}"))) }
                                 td { @if let Some(at) = m.retry_at_ms { time.at datetime=(rfc3339(at)) { (rfc3339(at)) } } }
-                                td { @if m.attempts == 0 { (cancel(m)) } }
+                                td { (cancel(m)) }
                             }
                         }
                     }

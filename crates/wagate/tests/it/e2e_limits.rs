@@ -211,6 +211,19 @@ fn new_chats_past_the_servers_cap_are_held_until_the_cycle_ends() {
         (rfc_ms(&held["retry_at"]) - cycle_end).abs() < 2_000,
         "{held}"
     );
+    // A fourth new chat is held too; a held one can be called back.
+    add_phone(&l, "573009990204");
+    let fourth = send(&l, "573009990204", "Recordatorio de cita");
+    wait_for(&l, &fourth, Duration::from_secs(10), |m| {
+        m["held_reason"] == "message_cap"
+    });
+    let (st, v) = l.s.call(
+        "DELETE",
+        &format!("/v1/orgs/o0/messages/{}", ids[2]),
+        Some(&l.token("o0")),
+        None,
+    );
+    assert_eq!((st, v["status"].as_str()), (200, Some("canceled")), "{v}");
     let st = l.status("o0");
     let cap = &st["message_capping"];
     assert_eq!(
@@ -219,12 +232,13 @@ fn new_chats_past_the_servers_cap_are_held_until_the_cycle_ends() {
         "{st}"
     );
     assert_eq!(cap["capped"], true, "{st}");
-    let m = wait_for(&l, &ids[2], Duration::from_secs(30), |m| {
+    let m = wait_for(&l, &fourth, Duration::from_secs(30), |m| {
         m["status"] == "delivered"
     });
-    let got = inbox(&l, phones[2]);
+    let got = inbox(&l, "573009990204");
     assert_eq!(got.len(), 1, "{got:?}");
     assert!(got[0]["t"].as_i64().unwrap() >= cycle_end - 1_000, "{m}");
+    assert!(inbox(&l, phones[2]).is_empty(), "the canceled one never arrived");
 }
 
 #[test]

@@ -93,6 +93,57 @@ fn without_unpaced_an_org_gets_the_conservative_default_in_the_given_zone() {
     assert_eq!(p["quiet_hours"], json!({"start": "21:00", "end": "08:00"}));
     assert_eq!(p["timezone"], "America/Bogota");
     assert_eq!(p["typing"], true);
+    assert_eq!(p["new_contacts_per_day"], 50);
+}
+
+#[test]
+fn the_server_wide_default_policy_is_set_at_start_and_checked() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Server::start_args_raw(
+        d.path(),
+        &[
+            "--offline",
+            "--default-policy",
+            r#"{"min_gap_ms": 20000, "daily_cap": 300, "quiet_hours": null}"#,
+        ],
+    );
+    let tok = s.create_org("4", None);
+    let (_, p) = s.call("GET", "/v1/orgs/4/sending-policy", Some(&tok), None);
+    assert_eq!(p["min_gap_ms"], 20_000, "{p}");
+    assert_eq!(p["max_gap_ms"], 60_000, "the rest stays conservative: {p}");
+    assert_eq!(p["daily_cap"], 300);
+    assert!(p["quiet_hours"].is_null());
+    drop(s);
+    // A bad default stops the start with a sentence naming the field.
+    for (bad, says) in [
+        (r#"{"min_gap_ms": 90000}"#, "min_gap_ms"),
+        (r#"{"timezone": "Mars/Olympus"}"#, "timezone"),
+        ("[1, 2]", "not a JSON object"),
+    ] {
+        let out = std::process::Command::new(crate::common::bin())
+            .args([
+                "serve",
+                "--offline",
+                "--listen",
+                "127.0.0.1:0",
+                "--default-policy",
+                bad,
+            ])
+            .arg("--data")
+            .arg(d.path())
+            .output()
+            .expect("run wagate");
+        assert!(!out.status.success(), "{bad} was accepted");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("--default-policy") && text.contains(says),
+            "{bad}: {text}"
+        );
+    }
 }
 
 #[test]
