@@ -575,10 +575,15 @@ async fn dispatch(
                 }
             });
             let slot = pacing.next_slot(now, recent.last().copied(), &recent, g);
-            if slot > now {
-                tracing::debug!(org = %org.id, id = %m.id, wait_ms = slot - now, "paced");
+            // "typing…" runs up to the slot: it starts that long before it,
+            // so the hand-over lands on the slot and the gap between two
+            // messages is the drawn one, typing included.
+            let typing = pacing.typing_ms(m.text.chars().count());
+            let start = slot - typing;
+            if start > now {
+                tracing::debug!(org = %org.id, id = %m.id, wait_ms = start - now, "paced");
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis((slot - now) as u64)) => {}
+                    _ = tokio::time::sleep(Duration::from_millis((start - now) as u64)) => {}
                     _ = wake.notified() => {}
                 }
                 // Read again: it may have been canceled, the policy changed.
@@ -601,7 +606,6 @@ async fn dispatch(
                     break 'page;
                 }
             }
-            let typing = pacing.typing_ms(m.text.chars().count());
             if typing > 0 {
                 engine.typing(&m.to).await;
                 tokio::time::sleep(Duration::from_millis(typing as u64)).await;

@@ -840,3 +840,50 @@ async fn a_message_refused_with_463_can_still_be_canceled() {
         other => panic!("a held message stays cancelable: {other:?}"),
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn typing_runs_inside_the_gap_so_hand_overs_keep_the_policys_spacing() {
+    let start = at("2026-12-01T10:00:00-05:00");
+    let r = rig_on(clock::Clock::tokio_at(start)).await;
+    let mut policy = pacing::Policy::unpaced("UTC");
+    policy.min_gap_ms = 2_000;
+    policy.max_gap_ms = 2_000;
+    policy.typing = true;
+    policy.typing_ms_per_char = 1_000;
+    policy.typing_max_ms = 1_500;
+    busy(r.outbox.set_policy(&r.org, policy)).await.unwrap();
+    for i in 0..4 {
+        busy(r.accept(i)).await;
+    }
+    r.outbox.link_up(&r.org, r.engine.clone());
+    // Time moves in 50 ms steps, each followed by real time for the
+    // database threads (a long sleep would let the runtime jump the clock
+    // while the dispatcher waits on a read).
+    for _ in 0..200 {
+        if r.sent().len() == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for _ in 0..5 {
+            std::thread::sleep(Duration::from_millis(1));
+            tokio::task::yield_now().await;
+        }
+    }
+    let inc = r.org.inc;
+    let handed = busy(
+        r.store
+            .read(move |c| store::messages::handed_recent(c, inc, 0, 10)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(handed.len(), 4);
+    let gaps: Vec<i64> = handed.windows(2).map(|w| w[1] - w[0]).collect();
+    // 2 s apart with 1.5 s of "typing…" in each gap (3.5 s if it were added).
+    for g in &gaps {
+        assert!((2_000..2_200).contains(g), "{gaps:?}");
+    }
+    let typing = r
+        .script
+        .calls_of(|c| matches!(c, crate::engine::scripted::Call::Typing(_)));
+    assert_eq!(typing.len(), 4);
+}

@@ -238,7 +238,10 @@ fn new_chats_past_the_servers_cap_are_held_until_the_cycle_ends() {
     let got = inbox(&l, "573009990204");
     assert_eq!(got.len(), 1, "{got:?}");
     assert!(got[0]["t"].as_i64().unwrap() >= cycle_end - 1_000, "{m}");
-    assert!(inbox(&l, phones[2]).is_empty(), "the canceled one never arrived");
+    assert!(
+        inbox(&l, phones[2]).is_empty(),
+        "the canceled one never arrived"
+    );
 }
 
 #[test]

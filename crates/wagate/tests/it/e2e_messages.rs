@@ -651,20 +651,18 @@ fn a_hundred_reminders_leave_on_time_paced_with_typing_before_each() {
     let gaps: Vec<i64> = times.windows(2).map(|w| w[1] - w[0]).collect();
     let (lo, hi) = (gaps.iter().min().unwrap(), gaps.iter().max().unwrap());
     println!(
-        "100 reminders: first {} ms after send_at, last {} ms after; gaps at wa-sim {lo}–{hi} ms (policy {min_gap}–{max_gap} ms + typing ≤ {typing_max} ms)",
+        "100 reminders: first {} ms after send_at, last {} ms after; gaps at wa-sim {lo}–{hi} ms (policy {min_gap}–{max_gap} ms, typing ≤ {typing_max} ms inside it)",
         times[0] - at,
         times[n - 1] - at
     );
     for g in &gaps {
-        // Delivery itself varies by a few milliseconds either way; the
-        // hand-over times are paced exactly (outbox unit test).
+        // "typing…" runs inside the gap, so the gap is the policy's. Delivery
+        // itself varies by a few milliseconds either way (the hand-over times
+        // are paced exactly: outbox unit test); 50 ms under and 250 ms over
+        // allow for that on a loaded 2-core machine.
         assert!(
-            *g >= min_gap - 25,
-            "a gap under the policy's minimum: {gaps:?}"
-        );
-        assert!(
-            *g <= max_gap + typing_max + 1_500,
-            "a gap far over the policy's maximum: {gaps:?}"
+            (min_gap - 50..=max_gap + 250).contains(g),
+            "a gap outside the policy's {min_gap}–{max_gap} ms: {gaps:?}"
         );
     }
     // "typing…" reached each patient before each message to them, after the
