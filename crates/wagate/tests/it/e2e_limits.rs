@@ -5,19 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::sim::{linked, phone, Linked};
+use crate::common::sim::{add_phone, inbox, linked, phone, Linked};
 use crate::common::{control, db, now_ms};
 use serde_json::{json, Value};
-
-fn add_phone(l: &Linked, phone: &str) {
-    let (st, v) = control(
-        &l.ctl(),
-        "POST",
-        "/control/phones",
-        Some(json!({"phone": phone, "name": "Paciente"})),
-    );
-    assert_eq!(st, 201, "{v}");
-}
 
 fn send(l: &Linked, to: &str, text: &str) -> String {
     let (st, v) = l.s.call(
@@ -52,16 +42,6 @@ fn wait_for(l: &Linked, id: &str, within: Duration, pred: impl Fn(&Value) -> boo
         assert!(start.elapsed() < within, "message {id} stuck at {m}");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn inbox(l: &Linked, phone: &str) -> Vec<Value> {
-    let (_, v) = control(
-        &l.ctl(),
-        "GET",
-        &format!("/control/phones/{phone}/inbox"),
-        None,
-    );
-    v["messages"].as_array().cloned().unwrap_or_default()
 }
 
 fn rfc_ms(v: &Value) -> i64 {

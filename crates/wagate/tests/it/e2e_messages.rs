@@ -3,20 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::sim::linked;
+use crate::common::sim::{add_phone, inbox, linked};
 use crate::common::{control, now_ms};
 use serde_json::json;
-
-/// A simulated patient's phone.
-fn add_phone(l: &crate::common::sim::Linked, phone: &str) {
-    let (st, v) = control(
-        &l.ctl(),
-        "POST",
-        "/control/phones",
-        Some(json!({"phone": phone, "name": "Paciente"})),
-    );
-    assert_eq!(st, 201, "{v}");
-}
 
 fn wait_message(
     l: &crate::common::sim::Linked,
@@ -500,16 +489,6 @@ fn a_bad_mac_from_one_contact_disturbs_no_one_else() {
         recovered,
         "the library's retry receipt should bring a2 back: {texts:?}"
     );
-}
-
-fn inbox(l: &crate::common::sim::Linked, phone: &str) -> Vec<serde_json::Value> {
-    let (_, v) = control(
-        &l.ctl(),
-        "GET",
-        &format!("/control/phones/{phone}/inbox"),
-        None,
-    );
-    v["messages"].as_array().cloned().unwrap_or_default()
 }
 
 #[test]

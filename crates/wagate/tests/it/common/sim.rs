@@ -188,3 +188,25 @@ pub fn phone(i: usize) -> String {
 pub fn jid(i: usize) -> String {
     format!("{}:1@s.whatsapp.net", phone(i))
 }
+
+/// A simulated patient's phone, made in wa-sim.
+pub fn add_phone(l: &Linked, phone: &str) {
+    let (st, v) = control(
+        &l.ctl(),
+        "POST",
+        "/control/phones",
+        Some(json!({"phone": phone, "name": "Paciente"})),
+    );
+    assert_eq!(st, 201, "{v}");
+}
+
+/// What a simulated phone received, with arrival times (`t`) and copies.
+pub fn inbox(l: &Linked, phone: &str) -> Vec<Value> {
+    let (_, v) = control(
+        &l.ctl(),
+        "GET",
+        &format!("/control/phones/{phone}/inbox"),
+        None,
+    );
+    v["messages"].as_array().cloned().unwrap_or_default()
+}
