@@ -52,6 +52,13 @@ impl Capping {
     }
 }
 
+/// Whether a limit is in force for `sender` (the rest of the checks cost a
+/// scan of the recipient's inbox, so they run only then).
+pub fn limited(sim: &Sim, sender: &str) -> bool {
+    let f = sim.faults();
+    f.reachout.contains_key(sender) || f.capping.contains_key(sender)
+}
+
 /// Whether `recipient` already talks with `sender`: it wrote to the number,
 /// or the number's message reached it before.
 pub async fn talks(sim: &Sim, sender: &str, recipient: &str) -> bool {

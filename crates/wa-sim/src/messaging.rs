@@ -111,9 +111,9 @@ pub async fn on_message(sim: &Arc<Sim>, conn: &Arc<Conn>, node: &Node) -> anyhow
         .then(|| sim.phone_of(&to))
         .flatten()
         .filter(|r| *r != sender_phone);
-    if let Some(r) = &recipient {
-        if !crate::limits::talks(sim, &sender_phone, r).await
-            && crate::limits::refuses_new_chat(sim, &sender_phone, r).await
+    if let Some(r) = recipient.filter(|_| crate::limits::limited(sim, &sender_phone)) {
+        if !crate::limits::talks(sim, &sender_phone, &r).await
+            && crate::limits::refuses_new_chat(sim, &sender_phone, &r).await
         {
             let nack = NodeBuilder::new("ack")
                 .attr("class", "message")
