@@ -17,3 +17,4 @@ pub mod server;
 pub mod session;
 pub mod store;
 pub mod web;
+pub mod webhook;

@@ -81,6 +81,19 @@ enum Cmd {
         /// `PUT …/sending-policy`, e.g. '{"min_gap_ms": 20000, "daily_cap": 300}'.
         #[arg(long, env = "WAGATE_DEFAULT_POLICY")]
         default_policy: Option<String>,
+        /// Hosts and networks webhooks may reach although they are not public
+        /// (loopback, private, link-local): comma-separated names, addresses
+        /// and CIDRs, e.g. "127.0.0.1,10.0.0.0/8,app.internal".
+        #[arg(long, env = "WAGATE_WEBHOOK_ALLOW")]
+        webhook_allow: Option<String>,
+        /// Hours a webhook delivery is retried (backoff up to an hour) before it fails.
+        #[arg(long, env = "WAGATE_WEBHOOK_MAX_AGE_HOURS", default_value_t = 24,
+              value_parser = clap::value_parser!(u64).range(1..=720))]
+        webhook_max_age_hours: u64,
+        /// Milliseconds before the first webhook retry (then doubling); for tests.
+        #[arg(long, env = "WAGATE_WEBHOOK_FIRST_RETRY_MS", default_value_t = 10_000, hide = true,
+              value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+        webhook_first_retry_ms: u64,
     },
     /// Manage organizations (admin token).
     Org {
@@ -173,6 +186,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         unpaced,
         default_timezone,
         default_policy,
+        webhook_allow,
+        webhook_max_age_hours,
+        webhook_first_retry_ms,
     } = cli.cmd
     {
         let rt = runtime_with_logs("info,whatsapp_rust=warn,wacore=warn")?;
@@ -186,6 +202,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             unpaced,
             default_timezone,
             default_policy,
+            webhook_allow,
+            webhook_max_age_hours,
+            webhook_first_retry_ms,
             http: HttpLimits {
                 max_connections: max_connections as usize,
                 header_timeout: Duration::from_secs(header_timeout),

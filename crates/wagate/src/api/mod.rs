@@ -10,6 +10,7 @@ pub mod messages;
 pub mod orgs;
 pub mod policy;
 pub mod session;
+pub mod webhooks;
 pub mod wire;
 pub mod words;
 
@@ -60,6 +61,30 @@ pub fn router(app: Arc<App>) -> Router {
             get(policy::get).put(policy::put),
         )
         .route("/v1/orgs/{org}/contacts/{phone}", get(policy::contact))
+        .route(
+            "/v1/orgs/{org}/webhooks",
+            post(webhooks::create).get(webhooks::list),
+        )
+        .route(
+            "/v1/orgs/{org}/webhooks/{id}",
+            get(webhooks::get_one).delete(webhooks::delete),
+        )
+        .route(
+            "/v1/orgs/{org}/webhooks/{id}/rotate-secret",
+            post(webhooks::rotate),
+        )
+        .route(
+            "/v1/orgs/{org}/webhooks/{id}/deliveries",
+            get(webhooks::deliveries),
+        )
+        .route(
+            "/v1/orgs/{org}/webhooks/{id}/deliveries/{delivery}/retry",
+            post(webhooks::retry),
+        )
+        .route(
+            "/v1/orgs/{org}/webhooks/{id}/replay",
+            post(webhooks::replay),
+        )
         .route("/v1/orgs/{org}/events", get(events::stream))
         .route("/api/status", get(compat::status))
         .route("/api/send-message", post(compat::send_message))

@@ -71,12 +71,16 @@ codes! {
     NotFound = "not_found", NotFound, "no such endpoint";
     OrgNotFound = "org_not_found", NotFound, "no organization with that id (admin token)";
     MessageNotFound = "message_not_found", NotFound, "no message with that id in this organization";
+    WebhookNotFound = "webhook_not_found", NotFound, "no webhook with that id in this organization";
+    DeliveryNotFound = "delivery_not_found", NotFound, "no delivery with that id for this webhook";
     MethodNotAllowed = "method_not_allowed", MethodNotAllowed, "the endpoint exists but not with that method";
     OrgExists = "org_exists", Conflict, "an organization with that id exists";
     NoQr = "no_qr", Conflict, "no QR code is on offer now (start pairing with `session/connect`)";
     AlreadyLinked = "already_linked", Conflict, "a pairing code was asked for an org that is linked and connected";
     NoPairCode = "no_pair_code", Conflict, "WhatsApp gave no pairing code (the link went elsewhere; see `detail`)";
     NotCancelable = "not_cancelable", Conflict, "the message was already handed to WhatsApp (or has ended); only `scheduled`, unsent `queued` and held messages can be canceled";
+    WebhookDisabled = "webhook_disabled", Conflict, "the webhook was disabled (its receiver answered 410 Gone); add it again";
+    TooManyWebhooks = "too_many_webhooks", Conflict, "an organization has at most 10 webhooks";
     NotReschedulable = "not_reschedulable", Conflict, "only a `scheduled` message can be given a new `send_at`";
     PayloadTooLarge = "payload_too_large", TooLarge, "the body (or its declared `Content-Length`) is over 64 KiB";
     InvalidBody = "invalid_body", Invalid, "the body is JSON but not an object";
@@ -93,6 +97,7 @@ codes! {
     IdempotencyKeyReused = "idempotency_key_reused", Invalid, "the idempotency key was used for a different message";
     InvalidStatus = "invalid_status", Invalid, "`status` is not a message status";
     InvalidSendAt = "invalid_send_at", Invalid, "`send_at` is not RFC 3339 with an offset nor Unix milliseconds, or lies more than a year ahead (a PATCH with nothing to change also says so)";
+    InvalidWebhookUrl = "invalid_webhook_url", Invalid, "the webhook URL is not http(s)://host/…, or its host resolves only to loopback, private, link-local or other non-public addresses (allow them with `--webhook-allow`)";
     InvalidPolicy = "invalid_policy", Invalid, "a sending-policy field is out of range or unknown (the message names it)";
     InvalidSendBefore = "invalid_send_before", Invalid, "`send_before` does not parse, has passed, or is not later than `send_at`";
     InvalidLimit = "invalid_limit", Invalid, "`limit` is not a whole number from 1 to 1000";

@@ -18,6 +18,7 @@ pub mod orgs;
 pub mod policy;
 pub mod signin;
 pub mod timing;
+pub mod webhooks;
 
 pub use error::{AppError, ErrorCode, Kind};
 
@@ -46,6 +47,10 @@ pub struct App {
     shutdown: CancellationToken,
     /// Each org's allowance of contact look-ups.
     lookups: Mutex<HashMap<i64, contacts::Bucket>>,
+    /// Where webhooks may be sent.
+    webhook_guard: RwLock<crate::webhook::target::Guard>,
+    /// Tells the delivery task that deliveries were queued again.
+    webhook_wake: Arc<tokio::sync::Notify>,
 }
 
 /// An org found and authorized: its row and its supervisor.
@@ -77,7 +82,29 @@ impl App {
             scopes: Mutex::new(HashMap::new()),
             shutdown,
             lookups: Mutex::new(HashMap::new()),
+            webhook_guard: RwLock::new(Default::default()),
+            webhook_wake: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// What the webhook delivery task waits on besides new events.
+    pub fn webhook_wake(&self) -> Arc<tokio::sync::Notify> {
+        self.webhook_wake.clone()
+    }
+
+    /// Let webhooks reach these non-public hosts and networks (`--webhook-allow`).
+    pub fn set_webhook_guard(&self, guard: crate::webhook::target::Guard) {
+        *self
+            .webhook_guard
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = guard;
+    }
+
+    pub(crate) fn webhook_guard(&self) -> crate::webhook::target::Guard {
+        self.webhook_guard
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Load every organization from the store and start its supervisor.

@@ -20,6 +20,7 @@ mod schema;
 pub mod signins;
 #[cfg(test)]
 mod tests;
+pub mod webhooks;
 
 pub use events::EventRow;
 pub use messages::{MessageRow, MessageStatus, NewMessage};
@@ -84,6 +85,8 @@ impl Tx<'_> {
     ) -> rusqlite::Result<i64> {
         let ts_ms = now_ms();
         let seq = events::insert(self.conn, inc, kind, &data, ts_ms)?;
+        // Its webhooks' deliveries commit with it, or not at all.
+        webhooks::fan_out(self.conn, inc, kind, seq, ts_ms)?;
         self.events.push(EventRow {
             seq,
             inc,

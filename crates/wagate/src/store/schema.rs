@@ -20,12 +20,16 @@
 //! one; `account_limits` keeps the reach-out timelock and message capping
 //! the server last announced for the org's number.
 //!
+//! Version 4 adds webhooks: each org's endpoints (`webhooks`) and one
+//! `deliveries` row per event and endpoint, written in the transaction of
+//! the event (`Tx::emit`), so an event's webhooks are as durable as it is.
+//!
 //! Version 0 is the schema before versions existed (rows keyed by the org id).
 
 use rusqlite::Connection;
 
 /// The version this code writes.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 pub(super) const V1: &str = r#"
 CREATE TABLE orgs (
@@ -144,6 +148,36 @@ CREATE TABLE account_limits (
 );
 "#;
 
+/// Version 3 → 4: webhooks and their deliveries.
+const V3_TO_V4: &str = r#"
+CREATE TABLE webhooks (
+    id TEXT PRIMARY KEY,
+    inc INTEGER NOT NULL REFERENCES orgs(inc) ON DELETE CASCADE,
+    url TEXT NOT NULL,
+    events TEXT,
+    secret TEXT NOT NULL,
+    prev_secret TEXT,
+    prev_until_ms INTEGER,
+    disabled TEXT,
+    created_ms INTEGER NOT NULL
+);
+CREATE INDEX webhooks_inc ON webhooks(inc);
+CREATE TABLE deliveries (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    webhook TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+    event INTEGER NOT NULL REFERENCES events(seq) ON DELETE CASCADE,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    due_ms INTEGER,
+    last_error TEXT,
+    last_code INTEGER,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+CREATE INDEX deliveries_due ON deliveries(due_ms) WHERE status = 'pending';
+CREATE INDEX deliveries_webhook ON deliveries(webhook, seq);
+"#;
+
 /// Version 0 → 1: the old tables are renamed, copied into the new ones (each
 /// row gets its org's incarnation; sequence numbers and the counters behind
 /// them are kept, so cursors and `Last-Event-ID`s stay valid and no number
@@ -224,7 +258,10 @@ pub fn migrate(c: &Connection) -> rusqlite::Result<()> {
         if version < 2 {
             c.execute_batch(V1_TO_V2)?;
         }
-        c.execute_batch(V2_TO_V3)?;
+        if version < 3 {
+            c.execute_batch(V2_TO_V3)?;
+        }
+        c.execute_batch(V3_TO_V4)?;
         let broken: i64 =
             c.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
                 r.get(0)

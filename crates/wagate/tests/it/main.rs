@@ -17,6 +17,7 @@ mod sending_policy;
 mod sse_events;
 mod tenancy;
 mod web_pages;
+mod webhooks;
 
 #[cfg(feature = "sim")]
 mod e2e_dashboard;

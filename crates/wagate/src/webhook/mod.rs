@@ -1,0 +1,350 @@
+//! Webhook deliveries: one task for the whole gateway sends every pending
+//! delivery (written with its event, so nothing is lost to a crash), signs
+//! it, and records what the receiver said. A 2xx delivers it; anything else
+//! is tried again after 10 s, doubling to an hour, with jitter, until the
+//! delivery is `max_age` old (24 h by default), then it fails (the dead
+//! letter, listed and replayable by the API). A `410 Gone` disables the
+//! endpoint. At most `concurrency` requests are in flight, at most
+//! `PER_ENDPOINT` to one endpoint, so a slow receiver holds back only its own
+//! deliveries — and never a WhatsApp send, which does not wait on any of this.
+
+pub mod sign;
+pub mod target;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::store::webhooks::{self as rows, Delivery, Outcome, Webhook};
+use crate::store::{self, Store};
+use target::Guard;
+
+/// Most requests in flight to one endpoint.
+pub const PER_ENDPOINT: usize = 8;
+/// The first retry's delay by default; it doubles up to `MAX_BACKOFF_MS`.
+pub const FIRST_BACKOFF_MS: i64 = 10_000;
+const MAX_BACKOFF_MS: i64 = 3_600_000;
+/// Pending deliveries read per pass.
+const BATCH: i64 = 256;
+
+/// How deliveries are made.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub guard: Guard,
+    /// A delivery not made within this long fails.
+    pub max_age_ms: i64,
+    /// One request's time limit.
+    pub timeout: Duration,
+    /// Most requests in flight in all.
+    pub concurrency: usize,
+    /// The first retry's delay (doubling from there).
+    pub first_backoff_ms: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            guard: Guard::default(),
+            max_age_ms: 24 * 3_600_000,
+            timeout: Duration::from_secs(10),
+            concurrency: 32,
+            first_backoff_ms: FIRST_BACKOFF_MS,
+        }
+    }
+}
+
+/// The wait before try number `tries + 1`, with jitter (50–100 %).
+pub fn backoff_ms(first: i64, tries: i64) -> i64 {
+    let full = first
+        .saturating_mul(1i64 << tries.clamp(1, 20).saturating_sub(1))
+        .min(MAX_BACKOFF_MS);
+    let jitter: f64 = rand::Rng::gen_range(&mut rand::thread_rng(), 0.5..=1.0);
+    (full as f64 * jitter) as i64
+}
+
+/// What is in flight.
+#[derive(Default)]
+struct Flight {
+    deliveries: HashSet<i64>,
+    per_endpoint: HashMap<String, usize>,
+}
+
+/// Start the delivery task; `wake` tells it that deliveries were queued
+/// again (a retry, a replay) without a new event.
+pub fn start(store: Store, settings: Settings, wake: Arc<Notify>) -> JoinHandle<()> {
+    tokio::spawn(run(store, Arc::new(settings), wake))
+}
+
+async fn run(store: Store, settings: Arc<Settings>, wake: Arc<Notify>) {
+    let mut live = store.subscribe();
+    let flight = Arc::new(Mutex::new(Flight::default()));
+    let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+    let finished = Arc::new(Notify::new());
+    loop {
+        let now = store::now_ms();
+        let due = match store.read(move |c| rows::due(c, now, BATCH)).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read webhook deliveries; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let mut waiting = false;
+        for d in due {
+            {
+                let mut f = flight.lock().unwrap_or_else(|p| p.into_inner());
+                if f.deliveries.contains(&d.seq) {
+                    continue;
+                }
+                if f.per_endpoint.get(&d.webhook).copied().unwrap_or(0) >= PER_ENDPOINT {
+                    waiting = true;
+                    continue;
+                }
+                f.deliveries.insert(d.seq);
+                *f.per_endpoint.entry(d.webhook.clone()).or_default() += 1;
+            }
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                return;
+            };
+            let (store, settings, flight, finished) = (
+                store.clone(),
+                settings.clone(),
+                flight.clone(),
+                finished.clone(),
+            );
+            tokio::spawn(async move {
+                let (seq, hook) = (d.seq, d.webhook.clone());
+                attempt(&store, &settings, d).await;
+                {
+                    let mut f = flight.lock().unwrap_or_else(|p| p.into_inner());
+                    f.deliveries.remove(&seq);
+                    if let Some(n) = f.per_endpoint.get_mut(&hook) {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            f.per_endpoint.remove(&hook);
+                        }
+                    }
+                }
+                drop(permit);
+                finished.notify_one();
+            });
+        }
+        let next = store.read(rows::next_due).await.ok().flatten();
+        let busy = !flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .deliveries
+            .is_empty();
+        let wait = match next {
+            // Due now but in flight or held back: wait for a try to finish.
+            Some(t) if t <= store::now_ms() && (busy || waiting) => Duration::from_secs(60),
+            Some(t) => Duration::from_millis((t - store::now_ms()).clamp(0, 60_000) as u64),
+            None => Duration::from_secs(60),
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = finished.notified() => {}
+            _ = wake.notified() => {}
+            r = live.recv() => {
+                // A new event may have made deliveries; take every queued notice at once.
+                if matches!(r, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                    return;
+                }
+                while live.try_recv().is_ok() {}
+            }
+        }
+    }
+}
+
+/// The body a receiver gets for a delivery.
+pub fn body(d: &Delivery) -> Vec<u8> {
+    let data: serde_json::Value = serde_json::from_str(&d.data).unwrap_or(serde_json::Value::Null);
+    json!({
+        "id": format!("evt_{}", d.event),
+        "type": d.kind,
+        "org": d.org,
+        "created_at": crate::session::status::rfc3339(d.event_ms),
+        "data": data,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// The secrets that sign now: the current one, and the previous one while
+/// its grace period lasts.
+pub fn signing_secrets(w: &Webhook, now_ms: i64) -> Vec<&str> {
+    let mut s = vec![w.secret.as_str()];
+    if let (Some(p), Some(until)) = (&w.prev_secret, w.prev_until_ms) {
+        if until > now_ms {
+            s.push(p.as_str());
+        }
+    }
+    s
+}
+
+/// Try one delivery and record the outcome.
+async fn attempt(store: &Store, settings: &Settings, d: Delivery) {
+    // The list it came from may be older than a try that just ended: go
+    // only if it is still pending and due.
+    let (hook_id, seq) = (d.webhook.clone(), d.seq);
+    let fresh = store
+        .read(move |c| rows::get_delivery(c, &hook_id, seq))
+        .await;
+    match fresh {
+        Ok(Some(f))
+            if f.status == rows::DeliveryStatus::Pending
+                && f.due_ms.is_some_and(|t| t <= store::now_ms()) => {}
+        Ok(_) => return,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read a webhook delivery");
+            return;
+        }
+    }
+    let hook_id = d.webhook.clone();
+    let hook = match store.read(move |c| rows::by_id(c, &hook_id)).await {
+        Ok(Some(w)) => w,
+        Ok(None) => return, // deleted meanwhile: its deliveries went with it
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read a webhook");
+            return;
+        }
+    };
+    let now = store::now_ms();
+    let outcome = if let Some(why) = &hook.disabled {
+        Outcome::Failed {
+            code: None,
+            error: format!("the endpoint is disabled: {why}"),
+        }
+    } else {
+        send(settings, &hook, &d, now).await
+    };
+    match &outcome {
+        Outcome::Delivered { code } => {
+            tracing::debug!(webhook = %hook.id, delivery = d.seq, code, "webhook delivered")
+        }
+        Outcome::Retry { error, .. } => {
+            tracing::info!(webhook = %hook.id, delivery = d.seq, %error, "webhook not delivered; will retry")
+        }
+        Outcome::Failed { error, .. } => {
+            tracing::warn!(webhook = %hook.id, delivery = d.seq, %error, "webhook delivery failed for good")
+        }
+    }
+    let gone = matches!(
+        outcome,
+        Outcome::Failed {
+            code: Some(410),
+            ..
+        }
+    );
+    let (seq, id) = (d.seq, hook.id.clone());
+    let written = store
+        .write(move |tx| {
+            rows::record(tx, seq, &outcome, store::now_ms())?;
+            if gone {
+                rows::disable(tx, &id, "the receiver answered 410 Gone", store::now_ms())?;
+            }
+            Ok(())
+        })
+        .await;
+    if let Err(e) = written {
+        tracing::error!(error = %e, "cannot record a webhook delivery (it will be tried again)");
+    }
+}
+
+async fn send(settings: &Settings, hook: &Webhook, d: &Delivery, now: i64) -> Outcome {
+    let body = body(d);
+    let t = now / 1000;
+    let headers = [
+        ("wagate-event-id", format!("evt_{}", d.event)),
+        ("wagate-event-type", d.kind.clone()),
+        ("wagate-delivery-id", format!("dlv_{}", d.seq)),
+        (
+            "wagate-signature",
+            sign::header(&signing_secrets(hook, now), t, &body),
+        ),
+    ];
+    let tries = d.attempts + 1;
+    let result = match target::parse_url(&hook.url) {
+        Ok(target) => {
+            target::post(&settings.guard, &target, &headers, body, settings.timeout).await
+        }
+        Err(e) => Err(e),
+    };
+    let (code, error) = match result {
+        Ok(a) if (200..300).contains(&a.status) => return Outcome::Delivered { code: a.status },
+        Ok(a) if a.status == 410 => {
+            return Outcome::Failed {
+                code: Some(410),
+                error: "the receiver answered 410 Gone; the endpoint is disabled".into(),
+            }
+        }
+        Ok(a) => (
+            Some(a.status),
+            format!(
+                "HTTP {}{}",
+                a.status,
+                if a.body.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", a.body)
+                }
+            ),
+        ),
+        Err(e) => (None, e),
+    };
+    let retry_at = store::now_ms() + backoff_ms(settings.first_backoff_ms, tries);
+    if retry_at - d.created_ms > settings.max_age_ms {
+        Outcome::Failed {
+            code,
+            error: format!(
+                "{error} (try {tries}; no more tries past {} h)",
+                settings.max_age_ms / 3_600_000
+            ),
+        }
+    } else {
+        Outcome::Retry {
+            code,
+            error,
+            retry_at_ms: retry_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_ten_seconds_to_an_hour_with_jitter() {
+        for _ in 0..100 {
+            let b1 = backoff_ms(FIRST_BACKOFF_MS, 1);
+            assert!((5_000..=10_000).contains(&b1), "{b1}");
+            let b3 = backoff_ms(FIRST_BACKOFF_MS, 3);
+            assert!((20_000..=40_000).contains(&b3), "{b3}");
+            let b20 = backoff_ms(FIRST_BACKOFF_MS, 20);
+            assert!((1_800_000..=3_600_000).contains(&b20), "{b20}");
+        }
+    }
+
+    #[test]
+    fn the_previous_secret_signs_only_during_its_grace() {
+        let w = Webhook {
+            id: "w".into(),
+            inc: 1,
+            url: "https://x/".into(),
+            events: None,
+            secret: "new".into(),
+            prev_secret: Some("old".into()),
+            prev_until_ms: Some(1_000),
+            disabled: None,
+            created_ms: 0,
+        };
+        assert_eq!(signing_secrets(&w, 999), vec!["new", "old"]);
+        assert_eq!(signing_secrets(&w, 1_000), vec!["new"]);
+    }
+}

@@ -1,0 +1,408 @@
+//! Where a webhook may be sent, and sending it there. A URL is `http` or
+//! `https` with a host; its name is resolved at every try and only the
+//! addresses that pass the guard are dialled — the check is on the address
+//! actually connected to, so a name that resolves to a public address when
+//! the endpoint is created and to 127.0.0.1 later (DNS rebinding) is still
+//! refused. By default loopback, private, link-local (cloud metadata at
+//! 169.254.169.254), shared, multicast and unspecified addresses are
+//! refused; `--webhook-allow` names hosts and networks that may be reached
+//! anyway (a Django app on the same host or LAN).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// The longest a URL may be.
+pub const MAX_URL: usize = 2048;
+
+/// Hosts and networks that may be reached though not public.
+#[derive(Debug, Clone, Default)]
+pub struct Guard {
+    hosts: Vec<String>,
+    nets: Vec<(IpAddr, u8)>,
+}
+
+impl Guard {
+    /// A comma-separated list of host names, addresses and CIDR networks
+    /// (`app.internal, 127.0.0.1, 10.0.0.0/8, ::1`).
+    pub fn parse(list: &str) -> Result<Guard, String> {
+        let mut g = Guard::default();
+        for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (addr, bits) = match item.split_once('/') {
+                Some((a, b)) => (a, Some(b)),
+                None => (item, None),
+            };
+            match addr
+                .trim_matches(|c| c == '[' || c == ']')
+                .parse::<IpAddr>()
+            {
+                Ok(ip) => {
+                    let max = if ip.is_ipv4() { 32 } else { 128 };
+                    let bits = match bits {
+                        None => max,
+                        Some(b) => b.parse::<u8>().ok().filter(|b| *b <= max).ok_or_else(|| {
+                            format!("'{item}': the prefix length must be 0–{max}")
+                        })?,
+                    };
+                    g.nets.push((ip, bits));
+                }
+                Err(_) if bits.is_none() && valid_host(item) => {
+                    g.hosts.push(item.to_ascii_lowercase())
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "'{item}' is not a host name, an address or a network"
+                    ))
+                }
+            }
+        }
+        Ok(g)
+    }
+
+    /// May `ip` (what `host` resolved to) be dialled?
+    pub fn allows(&self, host: &str, ip: IpAddr) -> bool {
+        is_public(ip)
+            || self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
+            || self
+                .nets
+                .iter()
+                .any(|(net, bits)| contains(*net, *bits, ip))
+    }
+}
+
+fn valid_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+fn contains(net: IpAddr, bits: u8, ip: IpAddr) -> bool {
+    let ip = unmap(ip);
+    match (unmap(net), ip) {
+        (IpAddr::V4(n), IpAddr::V4(a)) => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            u32::from(n) & mask == u32::from(a) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
+            u128::from(n) & mask == u128::from(a) & mask
+        }
+        _ => false,
+    }
+}
+
+/// An IPv4 address written as IPv6 (`::ffff:127.0.0.1`) is that IPv4 address.
+fn unmap(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+/// Whether an address is on the public internet (not loopback, private,
+/// link-local, shared, documentation, multicast, broadcast or unspecified).
+pub fn is_public(ip: IpAddr) -> bool {
+    match unmap(ip) {
+        IpAddr::V4(a) => public_v4(a),
+        IpAddr::V6(a) => public_v6(a),
+    }
+}
+
+fn public_v4(a: Ipv4Addr) -> bool {
+    let o = a.octets();
+    !(a.is_loopback()
+        || a.is_private()
+        || a.is_link_local()
+        || a.is_multicast()
+        || a.is_broadcast()
+        || a.is_unspecified()
+        || a.is_documentation()
+        || o[0] == 0
+        || (o[0] == 100 && (64..128).contains(&o[1])) // shared (CGNAT) 100.64/10
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments
+        || (o[0] == 198 && (18..20).contains(&o[1])) // benchmarking 198.18/15
+        || o[0] >= 240) // reserved
+}
+
+fn public_v6(a: Ipv6Addr) -> bool {
+    let s = a.segments();
+    !(a.is_loopback()
+        || a.is_unspecified()
+        || a.is_multicast()
+        || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
+        || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+        || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+        || (s[0] == 0x0064 && s[1] == 0xff9b) // NAT64, maps to IPv4 behind it
+        || a.to_ipv4().is_some_and(|v4| !public_v4(v4)))
+}
+
+/// A webhook URL, read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub https: bool,
+    pub host: String,
+    pub port: u16,
+    /// Path and query, at least `/`.
+    pub path: String,
+}
+
+/// Read a webhook URL: `http(s)://host[:port][/path][?query]`, no user
+/// info, no fragment.
+pub fn parse_url(url: &str) -> Result<Target, String> {
+    if url.len() > MAX_URL {
+        return Err(format!("the URL is longer than {MAX_URL} characters"));
+    }
+    let uri: http::Uri = url.parse().map_err(|_| {
+        "the URL cannot be read (e.g. https://app.example.com/hooks/wagate)".to_string()
+    })?;
+    let https = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err("the URL must start with http:// or https://".into()),
+    };
+    let auth = uri.authority().ok_or("the URL has no host")?;
+    if auth.as_str().contains('@') {
+        return Err("the URL must not carry a user or password".into());
+    }
+    if url.contains('#') {
+        return Err("the URL must not have a #fragment".into());
+    }
+    let host = auth
+        .host()
+        .trim_matches(|c| c == '[' || c == ']')
+        .to_string();
+    if host.is_empty() {
+        return Err("the URL has no host".into());
+    }
+    Ok(Target {
+        https,
+        port: auth.port_u16().unwrap_or(if https { 443 } else { 80 }),
+        path: uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "/".into()),
+        host,
+    })
+}
+
+/// The addresses of `t` the guard lets us dial; an error says why none.
+pub async fn resolve(guard: &Guard, t: &Target) -> Result<Vec<SocketAddr>, String> {
+    let found: Vec<SocketAddr> = match t.host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, t.port)],
+        Err(_) => tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::lookup_host((t.host.as_str(), t.port)),
+        )
+        .await
+        .map_err(|_| format!("resolving {} took over 5 s", t.host))?
+        .map_err(|e| format!("cannot resolve {}: {e}", t.host))?
+        .collect(),
+    };
+    let ok: Vec<SocketAddr> = found
+        .iter()
+        .copied()
+        .filter(|a| guard.allows(&t.host, a.ip()))
+        .collect();
+    if ok.is_empty() {
+        let shown: Vec<String> = found.iter().map(|a| a.ip().to_string()).collect();
+        return Err(format!(
+            "{} resolves to {} — loopback, private, link-local or otherwise non-public addresses are refused unless listed in --webhook-allow",
+            t.host,
+            if shown.is_empty() { "nothing".into() } else { shown.join(", ") }
+        ));
+    }
+    Ok(ok)
+}
+
+/// What the receiver answered.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    /// The start of its body, for the delivery's `last_error`.
+    pub body: String,
+}
+
+/// POST `body` to `t` (through the guard), with `headers`, within `timeout`.
+pub async fn post(
+    guard: &Guard,
+    t: &Target,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<Answer, String> {
+    tokio::time::timeout(timeout, post_inner(guard, t, headers, body))
+        .await
+        .map_err(|_| format!("no answer within {} s", timeout.as_secs()))?
+}
+
+async fn post_inner(
+    guard: &Guard,
+    t: &Target,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> Result<Answer, String> {
+    let addrs = resolve(guard, t).await?;
+    let mut last = String::new();
+    let mut tcp = None;
+    for a in addrs {
+        match TcpStream::connect(a).await {
+            Ok(s) => {
+                tcp = Some(s);
+                break;
+            }
+            Err(e) => last = format!("cannot connect to {a}: {e}"),
+        }
+    }
+    let tcp = tcp.ok_or(last)?;
+    let _ = tcp.set_nodelay(true);
+    let connector = if t.https {
+        whatsapp_rust::transport::default_tls_connector()
+    } else {
+        tokio_websockets::Connector::Plain
+    };
+    let io = connector
+        .wrap(&t.host, tcp)
+        .await
+        .map_err(|e| format!("TLS with {} failed: {e}", t.host))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| format!("HTTP with {} failed: {e}", t.host))?;
+    let conn = tokio::spawn(conn);
+    let host = if (t.https && t.port == 443) || (!t.https && t.port == 80) {
+        t.host.clone()
+    } else if t.host.contains(':') {
+        format!("[{}]:{}", t.host, t.port)
+    } else {
+        format!("{}:{}", t.host, t.port)
+    };
+    let mut req = hyper::Request::post(t.path.as_str())
+        .header(hyper::header::HOST, host)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header(
+            hyper::header::USER_AGENT,
+            concat!("wagate/", env!("CARGO_PKG_VERSION")),
+        );
+    for (k, v) in headers {
+        req = req.header(*k, v.as_str());
+    }
+    let req = req
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| format!("cannot build the request: {e}"))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| format!("the request to {} failed: {e}", t.host))?;
+    let status = resp.status().as_u16();
+    // Read a little of the body for the record; never a large one.
+    let mut text = Vec::new();
+    let mut b = resp.into_body();
+    while text.len() < 512 {
+        match b.frame().await {
+            Some(Ok(f)) => {
+                if let Some(d) = f.data_ref() {
+                    text.extend_from_slice(&d[..d.len().min(512 - text.len())]);
+                }
+            }
+            _ => break,
+        }
+    }
+    conn.abort();
+    Ok(Answer {
+        status,
+        body: String::from_utf8_lossy(&text).chars().take(300).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn only_public_addresses_pass_by_default() {
+        for bad in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "172.16.5.4",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.1.2.3",
+            "255.255.255.255",
+            "224.0.0.1",
+            "64:ff9b::7f00:1",
+        ] {
+            assert!(!Guard::default().allows("h", ip(bad)), "{bad} passed");
+        }
+        for good in ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"] {
+            assert!(Guard::default().allows("h", ip(good)), "{good} refused");
+        }
+    }
+
+    #[test]
+    fn the_allow_list_opens_hosts_and_networks() {
+        let g = Guard::parse("app.internal, 127.0.0.1, 10.0.0.0/8, [::1]").unwrap();
+        assert!(g.allows("x", ip("127.0.0.1")));
+        assert!(!g.allows("x", ip("127.0.0.2")), "a single address is /32");
+        assert!(g.allows("x", ip("10.200.3.4")));
+        assert!(g.allows("x", ip("::1")));
+        assert!(
+            g.allows("APP.internal", ip("192.168.7.7")),
+            "a named host, any address"
+        );
+        assert!(!g.allows("other", ip("192.168.7.7")));
+        assert!(Guard::parse("10.0.0.0/33").is_err());
+        assert!(Guard::parse("not a host!").is_err());
+        assert!(Guard::parse("").unwrap().hosts.is_empty());
+    }
+
+    #[test]
+    fn urls_are_read_strictly() {
+        let t = parse_url("https://app.example.com/hooks/wagate?x=1").unwrap();
+        assert_eq!(
+            (t.https, t.host.as_str(), t.port, t.path.as_str()),
+            (true, "app.example.com", 443, "/hooks/wagate?x=1")
+        );
+        let t = parse_url("http://[::1]:8000").unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.path.as_str()),
+            ("::1", 8000, "/")
+        );
+        for bad in [
+            "ftp://x/",
+            "https://user:pw@x/",
+            "x.com/hook",
+            "https://x/#frag",
+            "",
+            "http://",
+        ] {
+            assert!(parse_url(bad).is_err(), "{bad} read");
+        }
+        assert!(parse_url(&format!("https://x/{}", "a".repeat(MAX_URL))).is_err());
+    }
+}
