@@ -175,6 +175,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
             ws_url,
             # No pacing unless a test sets a sending policy.
             "--unpaced",
+            # Webhooks to a receiver the tests run on loopback.
+            "--webhook-allow",
+            "127.0.0.1",
         ],
         {"WAGATE_ADMIN_TOKEN": ADMIN, "WAGATE_LOG": os.environ.get("WAGATE_LOG", "warn")},
         "wagate listening on ",

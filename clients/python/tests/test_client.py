@@ -430,3 +430,61 @@ def test_a_number_not_on_whatsapp_ends_failed_and_is_never_sent(gateway: Gateway
         s = c.get_status(linked.org)
         assert s["held_messages"] == 0
         assert s["reachout_timelock_until"] is None
+
+
+def test_webhooks_arrive_signed_and_verify(gateway: Gateway, linked: Linked, recipient: str) -> None:
+    import http.server
+    import json as _json
+
+    from wagate.webhooks import InvalidSignature, sign, verify
+
+    got: List[Dict[str, Any]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            got.append({"body": body, "sig": self.headers["Wagate-Signature"], "id": self.headers["Wagate-Event-Id"]})
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        with gateway.client(linked.token) as c:
+            hook = c.create_webhook(
+                linked.org, f"http://127.0.0.1:{srv.server_address[1]}/hook", events=["message.status"]
+            )
+            secret = hook["secret"]
+            assert [w["id"] for w in c.list_webhooks(linked.org)].count(hook["id"]) == 1
+            m = c.send_message(linked.org, recipient, "Recordatorio con webhook")
+            wait_for(lambda: any(_json.loads(g["body"])["data"].get("status") == "read"
+                                 and _json.loads(g["body"])["data"]["id"] == m["id"] for g in got), 30,
+                     "the read status by webhook")
+            for g in got:
+                event = verify(g["body"], g["sig"], secret)
+                assert event["id"] == g["id"] and event["type"] == "message.status"
+            first = got[0]
+            with pytest.raises(InvalidSignature):
+                verify(first["body"] + b" ", first["sig"], secret)
+            with pytest.raises(InvalidSignature):
+                verify(first["body"], first["sig"], "whsec_wrong")
+            t = int(first["sig"].split(",")[0][2:])
+            with pytest.raises(InvalidSignature):
+                verify(first["body"], first["sig"], secret, now=t + 301)
+            assert verify(first["body"], f"t={t},v1=00,v1={sign(first['body'], secret, t)}", secret)
+            ds = c.list_deliveries(linked.org, hook["id"], status="delivered")
+            assert len(ds) == len(got)
+            before = len(got)
+            c.retry_delivery(linked.org, hook["id"], ds[-1]["id"])
+            wait_for(lambda: len(got) == before + 1, 15, "the retried delivery")
+            assert c.replay_webhook(linked.org, hook["id"], 0) == len(ds)
+            with pytest.raises(wagate.BadRequestError) as e:
+                c.create_webhook(linked.org, "http://10.0.0.1/hook")
+            assert e.value.code == "invalid_webhook_url"
+            c.delete_webhook(linked.org, hook["id"])
+            assert all(w["id"] != hook["id"] for w in c.list_webhooks(linked.org))
+    finally:
+        srv.shutdown()

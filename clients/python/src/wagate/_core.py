@@ -254,6 +254,24 @@ def contact_call(org_id: OrgId, phone: Phone) -> Call:
     return Call("GET", org_path(org_id, "contacts", quote(str(phone), safe="")), retry_safe=True)
 
 
+def webhook_create_call(
+    org_id: OrgId, url: str, events: Optional[List[str]], secret: Optional[str]
+) -> Call:
+    body: Dict[str, Any] = {"url": url}
+    if events is not None:
+        body["events"] = list(events)
+    if secret is not None:
+        body["secret"] = secret
+    # Each POST adds an endpoint: never repeated by the client.
+    return Call("POST", org_path(org_id, "webhooks"), json_body=body)
+
+
+def webhook_path(org_id: OrgId, webhook_id: str, *rest: str) -> str:
+    if not webhook_id:
+        raise ValueError("webhook_id is empty")
+    return org_path(org_id, "webhooks", quote(webhook_id, safe=""), *rest)
+
+
 def policy_call(org_id: OrgId) -> Call:
     return Call("GET", org_path(org_id, "sending-policy"), retry_safe=True)
 
