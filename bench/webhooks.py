@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Webhook benchmark: how fast events reach a receiver, and that a slow receiver
+does not slow WhatsApp sends. Prints figures and writes
+bench/results/webhooks-<time>.json; asserts nothing.
+
+    python3 bench/webhooks.py              # 3,000 sends per run (about 10,000 events)
+    python3 bench/webhooks.py --sends 300  # a smoke run
+
+Three runs, each on a fresh wa-sim and gateway (release sim build, its own
+process) with one org linked through wa-sim and `--unpaced`: no webhook; a
+webhook to a loopback receiver that answers at once; a webhook to one that
+takes --slow-s per request. Each posts --sends messages to one patient and
+measures how fast the gateway got them server-acked (sends per second). With a
+receiver, every `message.status` event is delivered to it: deliveries per
+second and event → delivery latency (the receiver's arrival time minus the
+event's `created_at`, one clock).
+"""
+
+import argparse
+import datetime as dt
+import http.server
+import json
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "compare"))
+import run as common  # noqa: E402  (the side-by-side benchmark's helpers)
+
+
+class Receiver:
+    """A loopback receiver; records (event id, created_at ms, arrival ms)."""
+
+    def __init__(self, delay_s):
+        self.got = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):  # noqa: N802 (the stdlib's name)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if delay_s:
+                    time.sleep(delay_s)
+                now = time.time() * 1000
+                try:
+                    ev = json.loads(body)
+                    created = dt.datetime.fromisoformat(ev["created_at"].replace("Z", "+00:00")).timestamp() * 1000
+                    with outer.lock:
+                        outer.got.append((ev["id"], created, now))
+                except (ValueError, KeyError):
+                    pass
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.srv.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}/hook"
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.srv.shutdown()
+
+
+class Gateway(common.Wagate):
+    """The side-by-side benchmark's wagate, allowed to post to loopback."""
+
+    def start(self):
+        self.logf = open(self.work / "wagate.log", "a")
+        self.proc = common.subprocess.Popen(
+            [str(self.binary), "serve", "--data", str(self.data), "--listen", f"127.0.0.1:{self.port}",
+             "--admin-token", common.ADMIN, "--wa-url", self.sim.ws, "--unpaced", "--webhook-allow", "127.0.0.1"],
+            stdout=self.logf, stderr=common.subprocess.STDOUT, env=dict(common.os.environ, RUST_LOG="warn"))
+        common.wait_until(lambda: common.http("GET", f"{self.base}/healthz")[0] == 200, 60, "wagate start")
+
+
+def acked(gw):
+    db = sqlite3.connect(f"file:{gw.data / 'wagate.db'}?mode=ro", uri=True, timeout=30)
+    try:
+        return db.execute("SELECT COUNT(*) FROM messages WHERE status IN ('sent', 'delivered', 'read')").fetchone()[0]
+    finally:
+        db.close()
+
+
+def one_run(mode, args, wagate_bin, sim_bin, work):
+    sim = common.WaSim(sim_bin, work)
+    gw = Gateway(wagate_bin, work, sim)
+    gw.start()
+    rec = None
+    try:
+        sim.phone("573110000001", "Clinica")
+        gw.link(1, "573110000001")
+        org, tok = gw.org_id(1), gw.tokens[gw.org_id(1)]
+        if mode != "none":
+            rec = Receiver(args.slow_s if mode == "slow" else 0)
+            st, b = common.http("POST", f"{gw.base}/v1/orgs/{org}/webhooks",
+                                {"url": rec.url, "events": ["message.status"]}, tok)
+            if st != 201:
+                raise RuntimeError(f"webhook: {st} {b}")
+        t0 = time.monotonic()
+        secs, failed = post_sends(gw, org, args)
+        common.wait_until(lambda: acked(gw) >= args.sends - failed, 600, "every send acked", step=0.2)
+        send_s = time.monotonic() - t0
+        res = {"mode": mode, "sends": args.sends - failed, "accept_s": round(secs, 2),
+               "acked_per_s": round((args.sends - failed) / send_s, 1)}
+        common.log(f"  {mode}: {args.sends - failed} sends acked in {send_s:.1f} s ({res['acked_per_s']}/s)")
+        if rec is not None:
+            window = args.slow_window if mode == "slow" else 300
+            db = sqlite3.connect(f"file:{gw.data / 'wagate.db'}?mode=ro", uri=True, timeout=30)
+            events = db.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0]
+            db.close()
+            t1 = time.monotonic()
+            while time.monotonic() - t1 < window and len(rec.got) < events:
+                time.sleep(0.2)
+            with rec.lock:
+                got = list(rec.got)
+            lat = sorted(a - c for _, c, a in got)
+            span = (max(a for _, _, a in got) - min(c for _, c, _ in got)) / 1000 if got else 0
+            res.update({
+                "events": events, "delivered": len(got),
+                "distinct": len({i for i, _, _ in got}),
+                "deliveries_per_s": round(len(got) / span, 1) if span else None,
+                "latency_ms": {"p50": round(common.pct(lat, 0.5)), "p99": round(common.pct(lat, 0.99)),
+                               "max": round(max(lat))} if lat else None,
+                "waited_s": round(time.monotonic() - t1, 1),
+            })
+            common.log(f"  {mode}: {len(got)}/{events} events delivered; {res['deliveries_per_s']}/s; "
+                       f"latency {res['latency_ms']} ms")
+        return res
+    finally:
+        if rec:
+            rec.stop()
+        gw.stop()
+        sim.stop()
+
+
+def post_sends(gw, org, args):
+    import concurrent.futures as cf
+    tok = gw.tokens[org]
+    t0 = time.monotonic()
+
+    def one(i):
+        st, _ = common.http("POST", f"{gw.base}/v1/orgs/{org}/messages",
+                            {"to": common.PATIENT, "text": f"Recordatorio {i}"}, tok)
+        return st == 202
+
+    with cf.ThreadPoolExecutor(args.clients) as ex:
+        ok = sum(ex.map(one, range(args.sends), chunksize=32))
+    return time.monotonic() - t0, args.sends - ok
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sends", type=int, default=3000)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--slow-s", type=float, default=1.0, help="the slow receiver's time per request")
+    ap.add_argument("--slow-window", type=int, default=30, help="seconds to watch the slow receiver after the sends")
+    ap.add_argument("--target", default=common.os.environ.get("CARGO_TARGET_DIR", str(HERE.parent / "target")))
+    args = ap.parse_args()
+    wagate_bin, sim_bin = common.build_binaries(Path(args.target))
+    out = {"when": dt.datetime.now().isoformat(timespec="seconds"), "args": vars(args), "runs": []}
+    with tempfile.TemporaryDirectory(prefix="wagate-webhooks-") as tmp:
+        for mode in ("none", "fast", "slow"):
+            common.log(f"run: {mode}")
+            w = Path(tmp) / mode
+            w.mkdir()
+            out["runs"].append(one_run(mode, args, wagate_bin, sim_bin, w))
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    path = results / f"webhooks-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(out, indent=2))
+    print(json.dumps(out, indent=2))
+    common.log(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
