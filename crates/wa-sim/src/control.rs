@@ -416,7 +416,16 @@ async fn read(
 #[derive(Deserialize)]
 struct SendBody {
     to: String,
+    /// The text, or a reaction's emoji.
+    #[serde(default)]
     text: String,
+    /// Address the message by the phone's LID (with its number beside it).
+    #[serde(default)]
+    as_lid: bool,
+    /// Quote this message (a WhatsApp id) of the number `to`.
+    quote: Option<String>,
+    /// React with `text` to this message (a WhatsApp id) instead of writing.
+    react_to: Option<String>,
 }
 
 async fn send(
@@ -427,7 +436,22 @@ async fn send(
     if !sim.phone_exists(&phone) {
         return Err(err(StatusCode::NOT_FOUND, "unknown phone"));
     }
-    match crate::messaging::send_from_phone(&sim, &phone, &b.to, &b.text).await {
+    use crate::messaging::Compose;
+    if b.react_to.is_none() && b.text.is_empty() {
+        return Err(err(StatusCode::UNPROCESSABLE_ENTITY, "text is required"));
+    }
+    let what = match (b.react_to, b.quote) {
+        (Some(target), _) => Compose::React {
+            emoji: b.text,
+            target,
+        },
+        (None, Some(quoted)) => Compose::Quote {
+            text: b.text,
+            quoted,
+        },
+        (None, None) => Compose::Text(b.text),
+    };
+    match crate::messaging::send_from_phone(&sim, &phone, &b.to, what, b.as_lid).await {
         Ok((id, devices)) => Ok(Json(json!({"id": id, "devices": devices})).into_response()),
         Err(e) => Err(err(StatusCode::CONFLICT, e.to_string())),
     }

@@ -67,7 +67,7 @@ pub async fn talks(sim: &Sim, sender: &str, recipient: &str) -> bool {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .values()
-        .any(|(from, to, _)| from == recipient && to == sender);
+        .any(|s| s.from == recipient && s.to == sender);
     if wrote {
         return true;
     }

@@ -444,17 +444,49 @@ pub fn parse_upload(iq: &Node) -> Option<Uploaded> {
     })
 }
 
-/// A phone sends `text` to every connected device of the number `to`.
+/// What a phone writes: text, a reply quoting a message, or a reaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compose {
+    Text(String),
+    /// A reply that quotes message `quoted` (its WhatsApp id) of the number.
+    Quote {
+        text: String,
+        quoted: String,
+    },
+    /// A reaction (`emoji`; empty takes it back) to message `target`.
+    React {
+        emoji: String,
+        target: String,
+    },
+}
+
+/// A message a phone sent, kept for retry receipts and "who wrote to whom".
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub from: String,
+    pub to: String,
+    pub what: Compose,
+    /// Addressed by the sender's LID (with its number beside it).
+    pub by_lid: bool,
+}
+
+/// A phone sends `what` to every connected device of the number `to`,
+/// addressed by its phone number or (`by_lid`) by its LID.
 pub async fn send_from_phone(
     sim: &Sim,
     phone: &str,
     to: &str,
-    text: &str,
+    what: Compose,
+    by_lid: bool,
 ) -> anyhow::Result<(String, Vec<String>)> {
     let id = format!("3EB0{:016X}", rand::random::<u64>());
-    send_with_id(sim, phone, to, text, &id)
-        .await
-        .map(|d| (id, d))
+    let sent = Sent {
+        from: phone.to_string(),
+        to: to.to_string(),
+        what,
+        by_lid,
+    };
+    send_with_id(sim, &sent, &id).await.map(|d| (id, d))
 }
 
 /// The gateway's device could not decrypt message `id` and asked for it
@@ -466,21 +498,52 @@ pub async fn on_retry_receipt(sim: &Sim, id: &str) {
         .unwrap_or_else(|p| p.into_inner())
         .get(id)
         .cloned();
-    if let Some((phone, to, text)) = entry {
-        tracing::info!(%phone, %id, "retry receipt: sending the message again");
-        if let Err(e) = send_with_id(sim, &phone, &to, &text, id).await {
-            tracing::warn!(%phone, %id, error = %e, "re-send failed");
+    if let Some(sent) = entry {
+        tracing::info!(phone = %sent.from, %id, "retry receipt: sending the message again");
+        if let Err(e) = send_with_id(sim, &sent, id).await {
+            tracing::warn!(phone = %sent.from, %id, error = %e, "re-send failed");
         }
     }
 }
 
-async fn send_with_id(
-    sim: &Sim,
-    phone: &str,
-    to: &str,
-    text: &str,
-    id: &str,
-) -> anyhow::Result<Vec<String>> {
+/// The protobuf of what a phone writes to the number `to`.
+fn body_of(what: &Compose, to: &str) -> wa::Message {
+    match what {
+        Compose::Text(text) => wa::Message {
+            conversation: Some(text.clone()),
+            ..Default::default()
+        },
+        Compose::Quote { text, quoted } => wa::Message {
+            extended_text_message: buffa::MessageField::some(wa::message::ExtendedTextMessage {
+                text: Some(text.clone()),
+                context_info: buffa::MessageField::some(wa::ContextInfo {
+                    stanza_id: Some(quoted.clone()),
+                    participant: Some(format!("{to}@s.whatsapp.net")),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Compose::React { emoji, target } => wa::Message {
+            reaction_message: buffa::MessageField::some(wa::message::ReactionMessage {
+                key: buffa::MessageField::some(wa::MessageKey {
+                    remote_jid: Some(format!("{to}@s.whatsapp.net")),
+                    from_me: Some(false),
+                    id: Some(target.clone()),
+                    ..Default::default()
+                }),
+                text: Some(emoji.clone()),
+                sender_timestamp_ms: Some(now_ms()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    }
+}
+
+async fn send_with_id(sim: &Sim, sent: &Sent, id: &str) -> anyhow::Result<Vec<String>> {
+    let (phone, to) = (sent.from.as_str(), sent.to.as_str());
     let targets: Vec<(Arc<Conn>, String)> = sim
         .conns()
         .into_iter()
@@ -491,22 +554,20 @@ async fn send_with_id(
     sim.sent_log
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .insert(
-            id.to_string(),
-            (phone.to_string(), to.to_string(), text.to_string()),
-        );
+        .insert(id.to_string(), sent.clone());
     let corrupt = sim.faults().bad_mac.remove(phone);
-    let body = wa::Message {
-        conversation: Some(text.to_string()),
-        ..Default::default()
-    };
-    encrypt_to(sim, phone, targets, &body, id, Peer::No, corrupt).await
+    let body = body_of(&sent.what, to);
+    let peer = if sent.by_lid { Peer::ByLid } else { Peer::No };
+    encrypt_to(sim, phone, targets, &body, id, peer, corrupt).await
 }
 
 /// Whether a phone's message goes to another account or to its own devices.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Peer {
     No,
+    /// To another account, the sender named by its LID (`from="LID@lid"`)
+    /// with its number beside it (`sender_pn`), as LID-migrated chats are.
+    ByLid,
     /// To the phone's own linked devices (`category="peer"`: key shares,
     /// history-sync notifications).
     Yes,
@@ -626,6 +687,8 @@ async fn encrypt_to(
     peer: Peer,
     corrupt: bool,
 ) -> anyhow::Result<Vec<String>> {
+    // A reaction goes as `type="reaction"`, everything else as text.
+    let sent_kind = body.reaction_message.is_set();
     use wacore_libsignal::protocol::{
         message_encrypt, process_prekey_bundle, CiphertextMessage, IdentityKey, PreKeyBundle,
         PublicKey, UsePQRatchet,
@@ -694,13 +757,24 @@ async fn encrypt_to(
             corrupt_mac(&ct, &mut wire);
             tracing::info!(%phone, %id, "bad MAC injected");
         }
+        let from = match (peer, sim.lid_of(phone)) {
+            (Peer::ByLid, Some(lid)) => format!("{lid}@lid"),
+            _ => format!("{phone}@s.whatsapp.net"),
+        };
+        let kind_attr = match sent_kind {
+            true => "reaction",
+            false => "text",
+        };
         let mut node = NodeBuilder::new("message")
-            .attr("from", format!("{phone}@s.whatsapp.net"))
+            .attr("from", from)
             .attr("id", id.to_string())
-            .attr("type", "text")
+            .attr("type", kind_attr)
             .attr("t", (now_ms() / 1000).to_string());
         node = match peer {
             Peer::No => node.attr("notify", name.clone()),
+            Peer::ByLid => node
+                .attr("notify", name.clone())
+                .attr("sender_pn", format!("{phone}@s.whatsapp.net")),
             Peer::Yes => node.attr("category", "peer"),
         };
         let node = node

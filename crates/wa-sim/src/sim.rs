@@ -105,8 +105,9 @@ pub struct Sim {
     pub recipients: tokio::sync::Mutex<HashMap<String, crate::signal::Recipient>>,
     /// Pre-keys each linked device uploaded, by device jid.
     pub uploads: Mutex<HashMap<String, crate::messaging::Uploaded>>,
-    /// What phones sent, by message id: (phone, to, text), for retry receipts.
-    pub sent_log: Mutex<HashMap<String, (String, String, String)>>,
+    /// What phones sent, by message id, for retry receipts and for who
+    /// wrote to whom.
+    pub sent_log: Mutex<HashMap<String, crate::messaging::Sent>>,
     /// Receipts for each device jid that it has not acked yet: sent again at
     /// its next login, as WhatsApp keeps them for a device that was away.
     pub receipts: Mutex<HashMap<String, Vec<PendingReceipt>>>,

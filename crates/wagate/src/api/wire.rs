@@ -148,9 +148,20 @@ fn held(m: &MessageRow) -> Option<()> {
 #[derive(Debug, Serialize)]
 pub struct InboundJson {
     pub wa_id: String,
+    /// The sender's phone number (its LID only when WhatsApp gave none).
     pub from: String,
+    pub from_lid: Option<String>,
+    /// The text; for a reaction, its emoji.
     pub text: String,
     pub received_ms: i64,
+    /// Our message it quotes.
+    pub in_reply_to: Option<String>,
+    /// Our latest message to this contact within 72 h, when it quotes none.
+    pub last_outbound_id: Option<String>,
+    /// The WhatsApp id it quotes (ours or not).
+    pub quoted_wa_id: Option<String>,
+    /// A reaction: the message reacted to.
+    pub reaction_to: Option<String>,
 }
 
 impl From<&InboundRow> for InboundJson {
@@ -158,8 +169,13 @@ impl From<&InboundRow> for InboundJson {
         InboundJson {
             wa_id: r.wa_id.clone(),
             from: r.from.clone(),
+            from_lid: r.from_lid.clone(),
             text: r.text.clone(),
             received_ms: r.received_ms,
+            in_reply_to: r.in_reply_to.clone(),
+            last_outbound_id: r.last_outbound_id.clone(),
+            quoted_wa_id: r.quoted_wa_id.clone(),
+            reaction_to: r.reaction_to.clone(),
         }
     }
 }

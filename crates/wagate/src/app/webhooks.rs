@@ -17,9 +17,10 @@ pub const MAX_ENDPOINTS: usize = 10;
 /// How long a rotated-out secret keeps signing.
 pub const ROTATION_GRACE_MS: i64 = 24 * 3_600_000;
 /// The event kinds an endpoint can ask for.
-pub const EVENT_KINDS: [&str; 6] = [
+pub const EVENT_KINDS: [&str; 7] = [
     "message.status",
     "message.received",
+    "message.reaction",
     "send.limited",
     "state",
     "decrypt_failure",

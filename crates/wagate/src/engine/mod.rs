@@ -10,6 +10,7 @@
 //! - The engine never reconnects by itself.
 
 pub mod diagnose;
+pub mod inbound;
 pub mod limits;
 #[cfg(test)]
 pub mod scripted;
@@ -87,11 +88,21 @@ pub enum EngineEvent {
     /// The server announced a sending limit on this number (a reach-out
     /// timelock, message capping), or that one lifted.
     Limit(LimitNotice),
-    /// An inbound text message.
+    /// An inbound message: its text (a caption, the text of a quoting or
+    /// disappearing message), or a reaction's emoji.
     Message {
         wa_id: String,
+        /// The sender's phone number; its LID only when WhatsApp addressed
+        /// it by LID and gave no number for it.
         from: String,
+        /// The sender's LID, when known.
+        from_lid: Option<String>,
         text: String,
+        /// The WhatsApp id of the message it quotes.
+        quoted: Option<String>,
+        /// A reaction: the WhatsApp id of the message reacted to (`text` is
+        /// the emoji; empty when a reaction is taken back).
+        reaction_to: Option<String>,
         committed: Commit,
     },
     /// A message from `from` could not be decrypted (bad MAC, no session…);

@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+
+use super::inbound;
 use tokio::time::Instant;
 use whatsapp_rust::bot::Bot;
 use whatsapp_rust::http::{HttpClient, HttpRequest, HttpResponse};
@@ -327,22 +329,22 @@ impl EventHandler for Forwarder {
                     if m.info.source.is_from_me {
                         continue;
                     }
-                    let text = m.message.conversation.clone().or_else(|| {
-                        m.message
-                            .extended_text_message
-                            .as_option()
-                            .and_then(|t| t.text.clone())
+                    let Some(content) = inbound::read(&m.message) else {
+                        continue;
+                    };
+                    let (from, from_lid) =
+                        inbound::sender(&m.info.source.sender, m.info.source.sender_alt.as_ref());
+                    let (committed, done) = Commit::new();
+                    s.emit(EngineEvent::Message {
+                        wa_id: m.info.id.to_string(),
+                        from,
+                        from_lid,
+                        text: content.text,
+                        quoted: content.quoted,
+                        reaction_to: content.reaction_to,
+                        committed,
                     });
-                    if let Some(text) = text {
-                        let (committed, done) = Commit::new();
-                        s.emit(EngineEvent::Message {
-                            wa_id: m.info.id.to_string(),
-                            from: phone_of(&m.info.source.sender),
-                            text,
-                            committed,
-                        });
-                        wait_committed(done);
-                    }
+                    wait_committed(done);
                 }
             }
             _ => {}

@@ -761,17 +761,39 @@ fn apply(tx: &mut Tx, org: &OrgRef, ev: EngineEvent, now: i64) -> rusqlite::Resu
             }
         }
         EngineEvent::Message {
-            wa_id, from, text, ..
+            wa_id,
+            from,
+            from_lid,
+            text,
+            quoted,
+            reaction_to,
+            ..
         } => {
-            if let Some(row) = store::inbound::insert(tx, org.inc, &wa_id, &from, &text, now)? {
+            let m = store::inbound::NewInbound {
+                wa_id: &wa_id,
+                from: &from,
+                from_lid: from_lid.as_deref(),
+                text: &text,
+                quoted: quoted.as_deref(),
+                reaction_to: reaction_to.as_deref(),
+            };
+            if let Some(row) = store::inbound::insert(tx, org.inc, &m, now)? {
                 tracing::info!(org = %org.id, from = %row.from, "message received");
                 store::contacts::note(tx, org.inc, &row.from, store::contacts::First::In, now)?;
-                tx.emit(
-                    org.inc,
-                    &org.id,
-                    "message.received",
-                    json!({"wa_id": row.wa_id, "from": row.from, "text": row.text, "received_ms": row.received_ms}),
-                )?;
+                let (kind, data) = match &row.reaction_to {
+                    Some(target) => (
+                        "message.reaction",
+                        json!({"wa_id": row.wa_id, "from": row.from, "from_lid": row.from_lid,
+                               "emoji": row.text, "message_id": target, "received_ms": row.received_ms}),
+                    ),
+                    None => (
+                        "message.received",
+                        json!({"wa_id": row.wa_id, "from": row.from, "from_lid": row.from_lid, "text": row.text,
+                               "in_reply_to": row.in_reply_to, "last_outbound_id": row.last_outbound_id,
+                               "quoted_wa_id": row.quoted_wa_id, "received_ms": row.received_ms}),
+                    ),
+                };
+                tx.emit(org.inc, &org.id, kind, data)?;
                 // Held first messages to this contact may go now.
                 return Ok(true);
             }

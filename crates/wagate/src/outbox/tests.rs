@@ -693,7 +693,10 @@ async fn a_send_refused_with_463_is_held_then_sent_again_with_the_same_id() {
     r.apply_settled(vec![EngineEvent::Message {
         wa_id: "in1".into(),
         from: "573009998888".into(),
+        from_lid: None,
         text: "hola".into(),
+        quoted: None,
+        reaction_to: None,
         committed: Default::default(),
     }])
     .await;

@@ -1,16 +1,30 @@
 //! Rows of the `inbound` table: messages patients sent to an organization.
 //! Keyed by WhatsApp id per org incarnation, so a redelivery is stored once.
+//! A row also says what it answers: the message of ours it quotes
+//! (`in_reply_to`), else our latest message to that contact within 72 h
+//! (`last_outbound_id`); a reaction names the message reacted to.
 
-use rusqlite::{params, Connection, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundRow {
     pub seq: i64,
     pub wa_id: String,
     pub from: String,
+    pub from_lid: Option<String>,
     pub text: String,
     pub received_ms: i64,
+    /// The WhatsApp id it quotes (ours or not).
+    pub quoted_wa_id: Option<String>,
+    /// Our message it quotes (its id).
+    pub in_reply_to: Option<String>,
+    /// Our latest message to this contact within 72 h, when it quotes none.
+    pub last_outbound_id: Option<String>,
+    /// A reaction: the message reacted to (ours: its id; else its WhatsApp id).
+    pub reaction_to: Option<String>,
 }
+
+const COLS: &str = "seq, wa_id, sender, text, received_ms, sender_lid, quoted_wa_id, in_reply_to, last_outbound_id, reaction_to";
 
 fn from_row(r: &Row) -> rusqlite::Result<InboundRow> {
     Ok(InboundRow {
@@ -19,31 +33,92 @@ fn from_row(r: &Row) -> rusqlite::Result<InboundRow> {
         from: r.get(2)?,
         text: r.get(3)?,
         received_ms: r.get(4)?,
+        from_lid: r.get(5)?,
+        quoted_wa_id: r.get(6)?,
+        in_reply_to: r.get(7)?,
+        last_outbound_id: r.get(8)?,
+        reaction_to: r.get(9)?,
     })
 }
 
-/// Store a received message; `None` when this id was stored before.
+/// How long after our last message a reply is taken to answer it.
+pub const REPLY_WINDOW_MS: i64 = 72 * 3_600_000;
+
+/// A received message as the engine reported it.
+pub struct NewInbound<'a> {
+    pub wa_id: &'a str,
+    pub from: &'a str,
+    pub from_lid: Option<&'a str>,
+    pub text: &'a str,
+    pub quoted: Option<&'a str>,
+    pub reaction_to: Option<&'a str>,
+}
+
+/// Our message of `inc` with WhatsApp id `wa_id` (its id).
+fn ours(c: &Connection, inc: i64, wa_id: &str) -> rusqlite::Result<Option<String>> {
+    c.prepare_cached("SELECT id FROM messages WHERE inc = ?1 AND wa_id = ?2")?
+        .query_row(params![inc, wa_id], |r| r.get(0))
+        .optional()
+}
+
+/// Store a received message, with what it answers; `None` when this id was
+/// stored before.
 pub fn insert(
     c: &Connection,
     inc: i64,
-    wa_id: &str,
-    from: &str,
-    text: &str,
+    m: &NewInbound,
     now_ms: i64,
 ) -> rusqlite::Result<Option<InboundRow>> {
-    let n = c.execute(
-        "INSERT OR IGNORE INTO inbound (inc, wa_id, sender, text, received_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![inc, wa_id, from, text, now_ms],
-    )?;
+    let in_reply_to = match m.quoted {
+        Some(q) => ours(c, inc, q)?,
+        None => None,
+    };
+    let last_outbound_id: Option<String> = if in_reply_to.is_none() && m.reaction_to.is_none() {
+        c.prepare_cached(
+            "SELECT id FROM messages WHERE inc = ?1 AND phone = ?2 AND status IN ('sent', 'delivered', 'read')
+             AND updated_ms > ?3 ORDER BY seq DESC LIMIT 1",
+        )?
+        .query_row(params![inc, m.from, now_ms - REPLY_WINDOW_MS], |r| r.get(0))
+        .optional()?
+    } else {
+        None
+    };
+    let reaction_to = match m.reaction_to {
+        Some(w) => Some(ours(c, inc, w)?.unwrap_or_else(|| w.to_string())),
+        None => None,
+    };
+    let n = c
+        .prepare_cached(
+            "INSERT OR IGNORE INTO inbound (inc, wa_id, sender, text, received_ms, sender_lid, quoted_wa_id,
+                in_reply_to, last_outbound_id, reaction_to)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+            inc,
+            m.wa_id,
+            m.from,
+            m.text,
+            now_ms,
+            m.from_lid,
+            m.quoted,
+            in_reply_to,
+            last_outbound_id,
+            reaction_to
+        ])?;
     if n == 0 {
         return Ok(None);
     }
     Ok(Some(InboundRow {
         seq: c.last_insert_rowid(),
-        wa_id: wa_id.to_string(),
-        from: from.to_string(),
-        text: text.to_string(),
+        wa_id: m.wa_id.to_string(),
+        from: m.from.to_string(),
+        from_lid: m.from_lid.map(str::to_string),
+        text: m.text.to_string(),
         received_ms: now_ms,
+        quoted_wa_id: m.quoted.map(str::to_string),
+        in_reply_to,
+        last_outbound_id,
+        reaction_to,
     }))
 }
 
@@ -54,9 +129,9 @@ pub fn list(
     after_seq: i64,
     limit: i64,
 ) -> rusqlite::Result<Vec<InboundRow>> {
-    let mut st = c.prepare_cached(
-        "SELECT seq, wa_id, sender, text, received_ms FROM inbound WHERE inc = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-    )?;
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {COLS} FROM inbound WHERE inc = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+    ))?;
     let rows = st.query_map(params![inc, after_seq, limit], from_row)?;
     rows.collect()
 }

@@ -22,7 +22,10 @@
 //!
 //! Version 4 adds webhooks: each org's endpoints (`webhooks`) and one
 //! `deliveries` row per event and endpoint, written in the transaction of
-//! the event (`Tx::emit`), so an event's webhooks are as durable as it is.
+//! the event (`Tx::emit`), so an event's webhooks are as durable as it is;
+//! and what a reply answers: an inbound message's sender LID, the message
+//! it quotes (`in_reply_to`: ours), our latest message to that contact
+//! (`last_outbound_id`), and for a reaction the message reacted to.
 //!
 //! Version 0 is the schema before versions existed (rows keyed by the org id).
 
@@ -176,6 +179,12 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_due ON deliveries(due_ms) WHERE status = 'pending';
 CREATE INDEX deliveries_webhook ON deliveries(webhook, seq);
+ALTER TABLE inbound ADD COLUMN sender_lid TEXT;
+ALTER TABLE inbound ADD COLUMN quoted_wa_id TEXT;
+ALTER TABLE inbound ADD COLUMN in_reply_to TEXT;
+ALTER TABLE inbound ADD COLUMN last_outbound_id TEXT;
+ALTER TABLE inbound ADD COLUMN reaction_to TEXT;
+CREATE INDEX messages_phone ON messages(inc, phone, seq);
 "#;
 
 /// Version 0 → 1: the old tables are renamed, copied into the new ones (each

@@ -30,4 +30,6 @@ mod e2e_link;
 #[cfg(feature = "sim")]
 mod e2e_messages;
 #[cfg(feature = "sim")]
+mod e2e_replies;
+#[cfg(feature = "sim")]
 mod e2e_scale;

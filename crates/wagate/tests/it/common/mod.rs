@@ -50,8 +50,9 @@ impl Server {
     }
 
     /// The gateway (sim build) talking to a wa-sim at `ws_url`.
+    /// Webhooks may reach loopback (the tests' receivers).
     pub fn start_sim(data: &Path, ws_url: &str) -> Server {
-        Server::start_args(data, &["--wa-url", ws_url])
+        Server::start_args(data, &["--wa-url", ws_url, "--webhook-allow", "127.0.0.1"])
     }
 
     pub fn start_args(data: &Path, extra: &[&str]) -> Server {
