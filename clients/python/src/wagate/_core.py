@@ -96,10 +96,23 @@ class MessagePage(TypedDict):
     next_cursor: Optional[str]
 
 
-#: A message a patient sent to the org; ``from`` is the sender's number.
+#: A message a patient sent to the org; ``from`` is the sender's number (also
+#: when WhatsApp addressed it by LID: ``from_lid``); ``in_reply_to`` is our
+#: message it quotes, else ``last_outbound_id`` our latest to that contact
+#: within 72 h; a reaction has ``reaction_to`` and its emoji as ``text``.
 InboundMessage = TypedDict(
     "InboundMessage",
-    {"wa_id": str, "from": str, "text": str, "received_ms": int},
+    {
+        "wa_id": str,
+        "from": str,
+        "from_lid": Optional[str],
+        "text": str,
+        "received_ms": int,
+        "in_reply_to": Optional[str],
+        "last_outbound_id": Optional[str],
+        "quoted_wa_id": Optional[str],
+        "reaction_to": Optional[str],
+    },
     total=False,
 )
 
@@ -145,7 +158,7 @@ class Event:
     """One Server-Sent Event from ``GET /v1/orgs/{org}/events``.
 
     ``event`` is its kind (``status``, ``state``, ``qr``, ``pair_code``,
-    ``message.status``, ``message.received``, ``send.limited``, ``decrypt_failure``,
+    ``message.status``, ``message.received``, ``message.reaction``, ``send.limited``, ``decrypt_failure``,
     ``lagged``); ``data`` its JSON payload
     (the raw text when it is not JSON); ``id`` its sequence number, or
     ``None`` for the snapshot a fresh stream starts with.
