@@ -340,3 +340,24 @@ pub async fn policy(
         },
     )
 }
+
+/// Send one webhook delivery again, from the org page.
+pub async fn retry_delivery(
+    State(app): State<Arc<App>>,
+    Path((org, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    form: Fields,
+) -> Reply {
+    let f = fields(form);
+    let s = org_action(&app, &headers, &org, &f).await?;
+    let Some(seq) = f.get("delivery").and_then(|d| d.parse::<i64>().ok()) else {
+        return Ok(back(&org, "e=delivery_not_found"));
+    };
+    Ok(
+        match app.redeliver(&s.caller, &org, &id, Some(seq), None).await {
+            Ok(_) => back(&org, "ok=retry#webhooks-card"),
+            Err(e) if e.code == ErrorCode::DeliveryNotFound => back(&org, "e=delivery_not_found"),
+            Err(e) => refused(s.lang, &org, e),
+        },
+    )
+}

@@ -58,6 +58,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/ui/orgs/{org}/send", post(actions::send))
         .route("/ui/orgs/{org}/cancel", post(actions::cancel))
         .route("/ui/orgs/{org}/policy", post(actions::policy))
+        .route(
+            "/ui/orgs/{org}/webhooks/{id}/retry",
+            post(actions::retry_delivery),
+        )
         .route("/ui/orgs/{org}/logout", post(actions::unlink))
         .route("/ui/orgs/{org}/reset", post(actions::reset))
         .route("/ui/assets/app.js", get(app_js))

@@ -29,6 +29,8 @@ type Q = Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryR
 const LAST_MESSAGES: i64 = 20;
 /// Scheduled and held messages listed on an org page (each).
 const WAITING: i64 = 50;
+/// Deliveries listed per webhook on an org page.
+const RECENT_DELIVERIES: i64 = 5;
 
 fn layout(lang: Lang, title: &str, s: Option<&Session>, page: &str, body: Markup) -> Markup {
     // The script reads its words from a JSON block (not executed, so the
@@ -218,6 +220,11 @@ struct OrgPage {
     scheduled: Vec<MessageRow>,
     held: Vec<MessageRow>,
     policy: crate::outbox::pacing::Policy,
+    /// Each webhook with its newest deliveries.
+    webhooks: Vec<(
+        crate::app::webhooks::WebhookView,
+        Vec<crate::store::webhooks::Delivery>,
+    )>,
     qr: Option<(String, u64)>,
     seen: i64,
 }
@@ -236,6 +243,16 @@ async fn org_page(app: &App, caller: &Caller, org: &str) -> Result<OrgPage, AppE
         scheduled: waiting.0,
         held: waiting.1,
         policy: app.sending_policy(caller, org).await?,
+        webhooks: {
+            let mut out = Vec::new();
+            for w in app.webhooks(caller, org).await? {
+                let recent = app
+                    .deliveries(caller, org, &w.hook.id, None, None, RECENT_DELIVERIES)
+                    .await?;
+                out.push((w, recent));
+            }
+            out
+        },
         qr: app.qr(caller, org).ok(),
         seen,
     })
@@ -266,6 +283,7 @@ pub async fn org(
             "connect" => Some("org.done_connect"),
             "cancel" => Some("org.done_cancel"),
             "policy" => Some("org.done_policy"),
+            "retry" => Some("org.done_retry"),
             _ => None,
         })
         .map(|k| lang.t(k).to_string());
@@ -414,6 +432,7 @@ fn org_body(
             }
             (waiting_card(s, org, p))
             (policy_card(s, org, &p.policy))
+            (webhooks_card(s, org, p))
             section.card #history-card {
                 h2 { (lang.t("org.history")) }
                 div.table-wrap { table #history {
@@ -553,6 +572,63 @@ fn policy_card(s: &Session, org: &str, p: &crate::outbox::pacing::Policy) -> Mar
                 label for="typing" { (lang.t("pol.typing")) }
                 input #typing name="typing" type="checkbox" value="on" checked[p.typing];
                 button #save-policy type="submit" { (lang.t("pol.save")) }
+            }
+        }
+    }
+}
+
+/// The org's webhook endpoints, each with its delivery counts and newest
+/// deliveries (status, tries, last error), a failed or pending one with a
+/// button that sends it again.
+fn webhooks_card(s: &Session, org: &str, p: &OrgPage) -> Markup {
+    let lang = s.lang;
+    html! {
+        section.card #webhooks-card {
+            h2 { (lang.t("org.webhooks")) }
+            @if p.webhooks.is_empty() {
+                p #no-webhooks.muted { (lang.t("wh.none")) }
+            }
+            @for (w, recent) in &p.webhooks {
+                div.webhook id={ "w-" (w.hook.id) } data-disabled=[w.hook.disabled.as_ref().map(|_| "yes")] {
+                    p {
+                        code { (w.hook.url) } " "
+                        @if w.hook.disabled.is_some() {
+                            span.badge.s-logged_out { (lang.t("wh.disabled")) }
+                        } @else {
+                            span.badge.s-connected { (lang.t("wh.active")) }
+                        }
+                    }
+                    p.muted {
+                        (lang.t("wh.delivered")) " " (w.delivered) " · "
+                        (lang.t("wh.pending")) " " (w.pending) " · "
+                        (lang.t("wh.failed")) " " (w.failed)
+                    }
+                    @if !recent.is_empty() {
+                        div.table-wrap { table.deliveries {
+                            thead { tr { th { (lang.t("org.when")) } th { (lang.t("wh.event")) } th { (lang.t("org.status")) } th { (lang.t("wh.attempts")) } th { (lang.t("wh.last_error")) } th {} } }
+                            tbody {
+                                @for d in recent {
+                                    tr id={ "d-" (d.seq) } data-status=(d.status.as_str()) {
+                                        td { time.at datetime=(rfc3339(d.created_ms)) { (rfc3339(d.created_ms)) } }
+                                        td { (d.kind) }
+                                        td { (lang.t(&format!("wh.{}", d.status.as_str()))) }
+                                        td { (d.attempts) }
+                                        td.text { (d.last_error.clone().unwrap_or_default()) }
+                                        td {
+                                            @if d.status != crate::store::webhooks::DeliveryStatus::Delivered && w.hook.disabled.is_none() {
+                                                form.inline method="post" action={ "/ui/orgs/" (org) "/webhooks/" (w.hook.id) "/retry" } {
+                                                    input type="hidden" name="csrf" value=(s.csrf);
+                                                    input type="hidden" name="delivery" value=(d.seq);
+                                                    button.link type="submit" { (lang.t("wh.retry")) }
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        } }
+                    }
+                }
             }
         }
     }

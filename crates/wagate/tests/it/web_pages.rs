@@ -665,3 +665,91 @@ fn the_sending_policy_is_edited_from_the_org_page_and_a_bad_value_is_named() {
     let (_, after) = s.call("GET", "/v1/orgs/clinic/sending-policy", Some(&token), None);
     assert_eq!(after, pol, "refused changes leave the policy as it was");
 }
+
+#[test]
+fn the_org_page_lists_webhooks_with_their_deliveries_and_retries_one() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Server::start_args(d.path(), &["--offline", "--webhook-allow", "127.0.0.1"]);
+    let token = s.create_org("clinic", Some("57"));
+    let cookie = sign_in(&s.base, &token);
+    let page = get(&format!("{}/ui/orgs/clinic", s.base), Some(&cookie), &[]);
+    assert!(page.body.contains("id=\"no-webhooks\""), "{}", page.body);
+    // A receiver that is not there: every delivery fails and waits.
+    let (st, hook) = s.call(
+        "POST",
+        "/v1/orgs/clinic/webhooks",
+        Some(&token),
+        Some(
+            &serde_json::json!({"url": "http://127.0.0.1:9/hook", "events": ["message.status"]})
+                .to_string(),
+        ),
+    );
+    assert_eq!(st, 201, "{hook}");
+    let id = hook["id"].as_str().unwrap().to_string();
+    let (st, _) = s.call(
+        "POST",
+        "/v1/orgs/clinic/messages",
+        Some(&token),
+        Some(&serde_json::json!({"to": "3001112233", "text": "cita"}).to_string()),
+    );
+    assert_eq!(st, 202);
+    let t0 = std::time::Instant::now();
+    let page = loop {
+        let page = get(
+            &format!("{}/ui/orgs/clinic", s.base),
+            Some(&cookie),
+            &[("Accept-Language", "es")],
+        );
+        if page.body.contains("data-status=\"pending\"") && page.body.contains("127.0.0.1:9") {
+            break page;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "{}",
+            page.body
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(page.body.contains(&format!("id=\"w-{id}\"")));
+    assert!(
+        page.body.contains("Enviar de nuevo"),
+        "a retry button in Spanish"
+    );
+    assert!(
+        !page.body.contains("whsec_"),
+        "the secret is never on the page"
+    );
+    let csrf = page.csrf().unwrap();
+    let seq = page
+        .body
+        .split("name=\"delivery\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a delivery to retry")
+        .to_string();
+    let url = format!("{}/ui/orgs/clinic/webhooks/{id}/retry", s.base);
+    let p = post_form(
+        &url,
+        Some(&cookie),
+        &[("csrf", &csrf), ("delivery", &seq)],
+        &[],
+    );
+    assert_eq!(p.status, 303);
+    assert_eq!(
+        p.header("location"),
+        Some("/ui/orgs/clinic?ok=retry#webhooks-card")
+    );
+    let p = post_form(
+        &url,
+        Some(&cookie),
+        &[("csrf", &csrf), ("delivery", "999999")],
+        &[],
+    );
+    assert_eq!(
+        p.header("location"),
+        Some("/ui/orgs/clinic?e=delivery_not_found")
+    );
+    // Without the CSRF field nothing happens.
+    let p = post_form(&url, Some(&cookie), &[("delivery", &seq)], &[]);
+    assert_ne!(p.status, 303);
+}
