@@ -71,6 +71,9 @@ pub fn backoff_ms(first: i64, tries: i64) -> i64 {
 struct Flight {
     deliveries: HashSet<i64>,
     per_endpoint: HashMap<String, usize>,
+    /// Tries recorded since the current batch was read: that batch may
+    /// still list them as pending, so they are skipped.
+    ended: HashSet<i64>,
 }
 
 /// Start the delivery task; `wake` tells it that deliveries were queued
@@ -86,6 +89,12 @@ async fn run(store: Store, settings: Arc<Settings>, wake: Arc<Notify>) {
     let finished = Arc::new(Notify::new());
     loop {
         let now = store::now_ms();
+        // Tries recorded before this read are in it; later ones go in `ended`.
+        flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .ended
+            .clear();
         let due = match store.read(move |c| rows::due(c, now, BATCH)).await {
             Ok(d) => d,
             Err(e) => {
@@ -98,7 +107,7 @@ async fn run(store: Store, settings: Arc<Settings>, wake: Arc<Notify>) {
         for d in due {
             {
                 let mut f = flight.lock().unwrap_or_else(|p| p.into_inner());
-                if f.deliveries.contains(&d.seq) {
+                if f.deliveries.contains(&d.seq) || f.ended.contains(&d.seq) {
                     continue;
                 }
                 if f.per_endpoint.get(&d.webhook).copied().unwrap_or(0) >= PER_ENDPOINT {
@@ -123,6 +132,7 @@ async fn run(store: Store, settings: Arc<Settings>, wake: Arc<Notify>) {
                 {
                     let mut f = flight.lock().unwrap_or_else(|p| p.into_inner());
                     f.deliveries.remove(&seq);
+                    f.ended.insert(seq);
                     if let Some(n) = f.per_endpoint.get_mut(&hook) {
                         *n = n.saturating_sub(1);
                         if *n == 0 {
@@ -187,24 +197,9 @@ pub fn signing_secrets(w: &Webhook, now_ms: i64) -> Vec<&str> {
     s
 }
 
-/// Try one delivery and record the outcome.
+/// Try one delivery and record the outcome (the caller makes sure it is
+/// not in flight and was not tried since its batch was read).
 async fn attempt(store: &Store, settings: &Settings, d: Delivery) {
-    // The list it came from may be older than a try that just ended: go
-    // only if it is still pending and due.
-    let (hook_id, seq) = (d.webhook.clone(), d.seq);
-    let fresh = store
-        .read(move |c| rows::get_delivery(c, &hook_id, seq))
-        .await;
-    match fresh {
-        Ok(Some(f))
-            if f.status == rows::DeliveryStatus::Pending
-                && f.due_ms.is_some_and(|t| t <= store::now_ms()) => {}
-        Ok(_) => return,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read a webhook delivery");
-            return;
-        }
-    }
     let hook_id = d.webhook.clone();
     let hook = match store.read(move |c| rows::by_id(c, &hook_id)).await {
         Ok(Some(w)) => w,
