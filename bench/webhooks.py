@@ -106,13 +106,16 @@ def one_run(mode, args, wagate_bin, sim_bin, work):
                                 {"url": rec.url, "events": ["message.status"]}, tok)
             if st != 201:
                 raise RuntimeError(f"webhook: {st} {b}")
-        t0 = time.monotonic()
+        t0, c0, s0 = time.monotonic(), common.cpu_s(gw.proc.pid), common.cpu_s(sim.proc.pid)
         secs, failed = post_sends(gw, org, args)
         common.wait_until(lambda: acked(gw) >= args.sends - failed, 600, "every send acked", step=0.2)
         send_s = time.monotonic() - t0
         res = {"mode": mode, "sends": args.sends - failed, "accept_s": round(secs, 2),
-               "acked_per_s": round((args.sends - failed) / send_s, 1)}
-        common.log(f"  {mode}: {args.sends - failed} sends acked in {send_s:.1f} s ({res['acked_per_s']}/s)")
+               "acked_per_s": round((args.sends - failed) / send_s, 1),
+               "gateway_cpu_s": round(common.cpu_s(gw.proc.pid) - c0, 1),
+               "wa_sim_cpu_s": round(common.cpu_s(sim.proc.pid) - s0, 1)}
+        common.log(f"  {mode}: {args.sends - failed} sends acked in {send_s:.1f} s ({res['acked_per_s']}/s); "
+                   f"CPU gateway {res['gateway_cpu_s']} s, wa-sim {res['wa_sim_cpu_s']} s")
         if rec is not None:
             window = args.slow_window if mode == "slow" else 300
             db = sqlite3.connect(f"file:{gw.data / 'wagate.db'}?mode=ro", uri=True, timeout=30)

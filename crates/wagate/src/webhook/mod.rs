@@ -30,6 +30,9 @@ pub const FIRST_BACKOFF_MS: i64 = 10_000;
 const MAX_BACKOFF_MS: i64 = 3_600_000;
 /// Pending deliveries read per pass.
 const BATCH: i64 = 256;
+/// The shortest time between two passes: a burst of events (thousands a
+/// second while messages go out) wakes one pass, not one each.
+const PASS_GAP: Duration = Duration::from_millis(25);
 
 /// How deliveries are made.
 #[derive(Debug, Clone)]
@@ -87,39 +90,52 @@ async fn run(store: Store, settings: Arc<Settings>, wake: Arc<Notify>) {
     let flight = Arc::new(Mutex::new(Flight::default()));
     let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     let finished = Arc::new(Notify::new());
+    // Due deliveries read but not started yet (their endpoint was at its
+    // cap, or every permit was taken), in due order: started as tries end,
+    // without reading them again.
+    let mut queue: std::collections::VecDeque<Delivery> = Default::default();
+    let mut read = true;
     loop {
-        let now = store::now_ms();
-        // Tries recorded before this read are in it; later ones go in `ended`.
-        flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .ended
-            .clear();
-        let due = match store.read(move |c| rows::due(c, now, BATCH)).await {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read webhook deliveries; retrying in 1 s");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
+        if read {
+            let now = store::now_ms();
+            // Tries recorded before this read are in it; later ones go in `ended`.
+            flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .ended
+                .clear();
+            match store.read(move |c| rows::due(c, now, BATCH)).await {
+                Ok(d) => queue = d.into(),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read webhook deliveries; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
             }
-        };
-        let mut waiting = false;
-        for d in due {
+        }
+        // Start what the caps allow; keep the rest, in order.
+        let mut kept = std::collections::VecDeque::new();
+        while let Some(d) = queue.pop_front() {
             {
-                let mut f = flight.lock().unwrap_or_else(|p| p.into_inner());
+                let f = flight.lock().unwrap_or_else(|p| p.into_inner());
                 if f.deliveries.contains(&d.seq) || f.ended.contains(&d.seq) {
                     continue;
                 }
                 if f.per_endpoint.get(&d.webhook).copied().unwrap_or(0) >= PER_ENDPOINT {
-                    waiting = true;
+                    kept.push_back(d);
                     continue;
                 }
+            }
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                kept.push_back(d);
+                kept.extend(queue.drain(..));
+                break;
+            };
+            {
+                let mut f = flight.lock().unwrap_or_else(|p| p.into_inner());
                 f.deliveries.insert(d.seq);
                 *f.per_endpoint.entry(d.webhook.clone()).or_default() += 1;
             }
-            let Ok(permit) = permits.clone().acquire_owned().await else {
-                return;
-            };
             let (store, settings, flight, finished) = (
                 store.clone(),
                 settings.clone(),
@@ -144,30 +160,45 @@ async fn run(store: Store, settings: Arc<Settings>, wake: Arc<Notify>) {
                 finished.notify_one();
             });
         }
-        let next = store.read(rows::next_due).await.ok().flatten();
-        let busy = !flight
+        queue = kept;
+        // With work in hand, wait for a try to end; otherwise for the next
+        // due time, a new event or a retry asked for.
+        let wait = if queue.is_empty() {
+            match store.read(rows::next_due).await.ok().flatten() {
+                Some(t) => Duration::from_millis((t - store::now_ms()).clamp(0, 60_000) as u64),
+                None => Duration::from_secs(60),
+            }
+        } else {
+            Duration::from_secs(60)
+        };
+        let in_flight = !flight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .deliveries
             .is_empty();
-        let wait = match next {
-            // Due now but in flight or held back: wait for a try to finish.
-            Some(t) if t <= store::now_ms() && (busy || waiting) => Duration::from_secs(60),
-            Some(t) => Duration::from_millis((t - store::now_ms()).clamp(0, 60_000) as u64),
-            None => Duration::from_secs(60),
+        // Due now with nothing in hand and everything in flight: a try's end wakes us.
+        let wait = if wait.is_zero() && queue.is_empty() && in_flight {
+            Duration::from_secs(60)
+        } else {
+            wait
         };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = finished.notified() => {}
-            _ = wake.notified() => {}
+        read = tokio::select! {
+            _ = tokio::time::sleep(wait) => true,
+            // A try ended: start the next in hand; read again once none is left.
+            _ = finished.notified() => queue.is_empty(),
+            _ = wake.notified() => true,
             r = live.recv() => {
-                // A new event may have made deliveries; take every queued notice at once.
                 if matches!(r, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
                     return;
                 }
+                // A new event may have made deliveries: gather what else comes
+                // in the next moment, then read once for all of them (later,
+                // when the ones in hand are started first).
+                tokio::time::sleep(PASS_GAP).await;
                 while live.try_recv().is_ok() {}
+                queue.is_empty()
             }
-        }
+        };
     }
 }
 
