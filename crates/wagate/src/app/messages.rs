@@ -408,6 +408,47 @@ impl App {
     }
 }
 
+/// A received message with the text of the message of ours it answers
+/// (quoted, reacted to, or our last one to that contact).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub row: InboundRow,
+    pub answers: Option<MessageRow>,
+}
+
+impl App {
+    /// The `n` newest received messages, newest first, each with what it answers.
+    pub async fn latest_replies(
+        &self,
+        caller: &Caller,
+        org: &str,
+        n: i64,
+    ) -> Result<Vec<Reply>, AppError> {
+        let a = self.authorize(caller, org)?;
+        let inc = a.row.inc;
+        Ok(self
+            .store
+            .read(move |c| {
+                store::inbound::latest(c, inc, n)?
+                    .into_iter()
+                    .map(|row| {
+                        let target = row
+                            .in_reply_to
+                            .clone()
+                            .or_else(|| row.reaction_to.clone())
+                            .or_else(|| row.last_outbound_id.clone());
+                        let answers = match target {
+                            Some(id) => store::messages::get(c, inc, &id)?,
+                            None => None,
+                        };
+                        Ok(Reply { row, answers })
+                    })
+                    .collect()
+            })
+            .await?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -135,3 +135,14 @@ pub fn list(
     let rows = st.query_map(params![inc, after_seq, limit], from_row)?;
     rows.collect()
 }
+
+/// The `limit` newest received messages of `inc`, newest first.
+pub fn latest(c: &Connection, inc: i64, limit: i64) -> rusqlite::Result<Vec<InboundRow>> {
+    let rows = c
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM inbound WHERE inc = ?1 ORDER BY seq DESC LIMIT ?2"
+        ))?
+        .query_map(params![inc, limit], from_row)?
+        .collect();
+    rows
+}

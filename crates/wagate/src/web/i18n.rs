@@ -680,6 +680,11 @@ pub const TABLE: &[(&str, &str, &str)] = &[
         "La política de envío no se guardó: un valor está fuera de rango o no es válido",
     ),
     ("org.webhooks", "Webhooks", "Webhooks"),
+    ("org.replies", "What patients sent", "Lo que enviaron los pacientes"),
+    ("org.no_replies", "Nothing received yet.", "Aún no se ha recibido nada."),
+    ("org.from", "From", "De"),
+    ("org.answers", "Answers", "Responde a"),
+    ("org.reacted", "reacted", "reaccionó"),
     (
         "wh.none",
         "No webhooks yet. Add one through the API: POST /v1/orgs/{org}/webhooks.",

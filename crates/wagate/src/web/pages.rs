@@ -220,6 +220,8 @@ struct OrgPage {
     scheduled: Vec<MessageRow>,
     held: Vec<MessageRow>,
     policy: crate::outbox::pacing::Policy,
+    /// The newest received messages, with what each answers.
+    replies: Vec<crate::app::messages::Reply>,
     /// Each webhook with its newest deliveries.
     webhooks: Vec<(
         crate::app::webhooks::WebhookView,
@@ -243,6 +245,7 @@ async fn org_page(app: &App, caller: &Caller, org: &str) -> Result<OrgPage, AppE
         scheduled: waiting.0,
         held: waiting.1,
         policy: app.sending_policy(caller, org).await?,
+        replies: app.latest_replies(caller, org, LAST_MESSAGES).await?,
         webhooks: {
             let mut out = Vec::new();
             for w in app.webhooks(caller, org).await? {
@@ -430,6 +433,7 @@ fn org_body(
                 } }
                 p #no-messages.muted hidden[!msgs.is_empty()] { (lang.t("org.no_messages")) }
             }
+            (replies_card(s.lang, p))
             (waiting_card(s, org, p))
             (policy_card(s, org, &p.policy))
             (webhooks_card(s, org, p))
@@ -629,6 +633,41 @@ fn webhooks_card(s: &Session, org: &str, p: &OrgPage) -> Markup {
                         } }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// What patients sent, newest first: a reply with the message of ours it
+/// answers (the one it quotes, else our last one to that contact), a
+/// reaction with the message it marks.
+fn replies_card(lang: Lang, p: &OrgPage) -> Markup {
+    html! {
+        section.card #replies-card {
+            h2 { (lang.t("org.replies")) }
+            @if p.replies.is_empty() {
+                p #no-replies.muted { (lang.t("org.no_replies")) }
+            } @else {
+                div.table-wrap { table #replies {
+                    thead { tr { th { (lang.t("org.when")) } th { (lang.t("org.from")) } th { (lang.t("org.text")) } th { (lang.t("org.answers")) } } }
+                    tbody {
+                        @for r in &p.replies {
+                            tr id={ "r-" (r.row.wa_id) } {
+                                td { time.at datetime=(rfc3339(r.row.received_ms)) { (rfc3339(r.row.received_ms)) } }
+                                td { "+" (r.row.from) }
+                                td.text {
+                                    @if r.row.reaction_to.is_some() { (lang.t("org.reacted")) " " }
+                                    (r.row.text)
+                                }
+                                td.text {
+                                    @if let Some(m) = &r.answers {
+                                        span.answers data-message=(m.id) data-quoted=[r.row.in_reply_to.as_ref().map(|_| "yes")] { "“" (m.text) "”" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                } }
             }
         }
     }

@@ -152,4 +152,22 @@ fn a_quoted_lid_addressed_reply_reaches_the_webhook_tied_to_its_reminder() {
         .find(|m| m["text"] == "👍")
         .expect("the reaction stored");
     assert_eq!(thumbs["reaction_to"], reminder.as_str());
+    // The org page shows each reply with the reminder it answers.
+    let cookie = crate::common::web::sign_in(&l.s.base, &tok);
+    let page = crate::common::web::get(
+        &format!("{}/ui/orgs/o0", l.s.base),
+        Some(&cookie),
+        &[("Accept-Language", "es")],
+    );
+    let row = page
+        .body
+        .split("<tr id=\"r-")
+        .find(|r| r.contains(">SÍ<"))
+        .expect("the SÍ on the page");
+    assert!(
+        row.contains(&format!("data-message=\"{reminder}\" data-quoted=\"yes\""))
+            && row.contains("¿Confirma?"),
+        "{row}"
+    );
+    assert!(page.body.contains("Responde a") && page.body.contains("reaccionó"));
 }
