@@ -285,6 +285,38 @@ def webhook_path(org_id: OrgId, webhook_id: str, *rest: str) -> str:
     return org_path(org_id, "webhooks", quote(webhook_id, safe=""), *rest)
 
 
+def webhooks_call(org_id: OrgId) -> Call:
+    return Call("GET", org_path(org_id, "webhooks"), retry_safe=True)
+
+
+def webhook_delete_call(org_id: OrgId, webhook_id: str) -> Call:
+    return Call("DELETE", webhook_path(org_id, webhook_id), retry_safe=True)
+
+
+def rotate_secret_call(org_id: OrgId, webhook_id: str) -> Call:
+    # Each rotation makes a new secret: never repeated by the client.
+    return Call("POST", webhook_path(org_id, webhook_id, "rotate-secret"))
+
+
+def deliveries_call(org_id: OrgId, webhook_id: str, status: Optional[str], limit: int) -> Call:
+    params: Dict[str, Any] = {"limit": limit}
+    if status is not None:
+        params["status"] = status
+    return Call("GET", webhook_path(org_id, webhook_id, "deliveries"), params=params, retry_safe=True)
+
+
+def retry_delivery_call(org_id: OrgId, webhook_id: str, delivery_id: str) -> Call:
+    if not delivery_id:
+        raise ValueError("delivery_id is empty")
+    path = webhook_path(org_id, webhook_id, "deliveries", quote(delivery_id, safe=""), "retry")
+    return Call("POST", path, retry_safe=True)
+
+
+def replay_call(org_id: OrgId, webhook_id: str, since: When) -> Call:
+    body = {"since": when_value(since, "since")}
+    return Call("POST", webhook_path(org_id, webhook_id, "replay"), json_body=body, retry_safe=True)
+
+
 def policy_call(org_id: OrgId) -> Call:
     return Call("GET", org_path(org_id, "sending-policy"), retry_safe=True)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any, Dict, AsyncIterator, List, Optional, Union, cast
-from urllib.parse import quote
 
 import httpx
 
@@ -138,38 +137,31 @@ class AsyncClient:
 
     async def list_webhooks(self, org_id: OrgId) -> List[Dict[str, Any]]:
         """The org's endpoints with their delivery counts."""
-        body = await self._run(_core.Call("GET", _core.org_path(org_id, "webhooks"), retry_safe=True))
+        body = await self._run(_core.webhooks_call(org_id))
         return cast(List[Dict[str, Any]], body["webhooks"])
 
     async def delete_webhook(self, org_id: OrgId, webhook_id: str) -> None:
         """Remove an endpoint and its deliveries."""
-        await self._run(_core.Call("DELETE", _core.webhook_path(org_id, webhook_id), retry_safe=True))
+        await self._run(_core.webhook_delete_call(org_id, webhook_id))
 
     async def rotate_webhook_secret(self, org_id: OrgId, webhook_id: str) -> Dict[str, Any]:
         """A new ``secret`` (shown once); the old one signs too for 24 h."""
-        call = _core.Call("POST", _core.webhook_path(org_id, webhook_id, "rotate-secret"))
-        return cast(Dict[str, Any], await self._run(call))
+        return cast(Dict[str, Any], await self._run(_core.rotate_secret_call(org_id, webhook_id)))
 
     async def list_deliveries(
         self, org_id: OrgId, webhook_id: str, *, status: Optional[str] = None, limit: int = 100
     ) -> List[Dict[str, Any]]:
         """An endpoint's newest deliveries (``status``: pending, delivered, failed)."""
-        params: Dict[str, Any] = {"limit": limit}
-        if status is not None:
-            params["status"] = status
-        call = _core.Call("GET", _core.webhook_path(org_id, webhook_id, "deliveries"), params=params, retry_safe=True)
+        call = _core.deliveries_call(org_id, webhook_id, status, limit)
         return cast(List[Dict[str, Any]], (await self._run(call))["deliveries"])
 
     async def retry_delivery(self, org_id: OrgId, webhook_id: str, delivery_id: str) -> None:
         """Send one delivery again now."""
-        path = _core.webhook_path(org_id, webhook_id, "deliveries", quote(delivery_id, safe=""), "retry")
-        await self._run(_core.Call("POST", path, retry_safe=True))
+        await self._run(_core.retry_delivery_call(org_id, webhook_id, delivery_id))
 
     async def replay_webhook(self, org_id: OrgId, webhook_id: str, since: When) -> int:
         """Send again every delivery made since ``since``; how many."""
-        body = {"since": _core.when_value(since, "since")}
-        call = _core.Call("POST", _core.webhook_path(org_id, webhook_id, "replay"), json_body=body, retry_safe=True)
-        return int((await self._run(call))["queued"])
+        return int((await self._run(_core.replay_call(org_id, webhook_id, since)))["queued"])
 
     async def get_sending_policy(self, org_id: OrgId) -> SendingPolicy:
         """How the org's number paces its sends (gap, caps, quiet hours …)."""

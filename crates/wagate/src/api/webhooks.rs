@@ -13,6 +13,8 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::error::{ApiError, Body, PathParams, QueryMap};
+use crate::app::messages::Page;
+use crate::app::timing;
 use crate::app::webhooks::{NewWebhook, WebhookView};
 use crate::app::{App, ErrorCode};
 use crate::auth::Caller;
@@ -128,19 +130,7 @@ pub async fn deliveries(
     PathParams((org, id)): PathParams<(String, String)>,
     q: QueryMap,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = match q.get("limit") {
-        None => 100,
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::InvalidLimit,
-                    "limit must be a whole number from 1 to 1000",
-                )
-            })?,
-    };
+    let limit = Page::parse(q.get("limit"), None)?.limit;
     let before = match q.get("before") {
         None => None,
         Some(b) => Some(delivery_seq(b).map_err(|_| {
@@ -178,28 +168,13 @@ pub async fn replay(
     PathParams((org, id)): PathParams<(String, String)>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let since = match body.0.get("since") {
-        Some(Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
-            .map(|t| t.timestamp_millis())
-            .map_err(|_| {
-                ApiError::new(
-                    ErrorCode::InvalidField,
-                    "since must be an RFC 3339 time with its offset, or Unix milliseconds",
-                )
-            })?,
-        Some(Value::Number(n)) => n.as_i64().ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidField,
-                "since must be whole Unix milliseconds",
-            )
-        })?,
-        _ => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidField,
-                "since is required: an RFC 3339 time with its offset, or Unix milliseconds",
-            ))
-        }
-    };
+    let since = body.opt_when("since").ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidField,
+            "since is required: an RFC 3339 time with its offset, or Unix milliseconds",
+        )
+    })?;
+    let since = timing::read(&since, "since", ErrorCode::InvalidField)?;
     let n = app.redeliver(&caller, &org, &id, None, Some(since)).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"queued": n}))).into_response())
 }

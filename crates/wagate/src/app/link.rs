@@ -41,21 +41,18 @@ impl App {
     pub(crate) async fn status_of(&self, a: &OrgAccess) -> Status {
         let mut s = a.handle.status();
         let inc = a.row.inc;
-        s.queued_messages = self
-            .store
-            .read(move |c| store::messages::count_queued(c, inc))
-            .await
-            .ok();
-        if let Ok((held, limits)) = self
+        if let Ok((queued, held, limits)) = self
             .store
             .read(move |c| {
                 Ok((
+                    store::messages::count_queued(c, inc)?,
                     store::messages::count_held(c, inc)?,
                     store::limits::get(c, inc)?,
                 ))
             })
             .await
         {
+            s.queued_messages = Some(queued);
             s.held_messages = Some(held);
             s.limits = Some(limits);
         }

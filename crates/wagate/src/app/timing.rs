@@ -26,7 +26,8 @@ pub enum When {
 
 const FORMAT: &str = "an RFC 3339 time with its offset (e.g. \"2026-12-01T09:00:00-05:00\") or Unix milliseconds (e.g. 1796130000000)";
 
-fn read(w: &When, field: &str, code: ErrorCode) -> Result<i64, AppError> {
+/// A moment as Unix milliseconds; a refusal names `field` and carries `code`.
+pub fn read(w: &When, field: &str, code: ErrorCode) -> Result<i64, AppError> {
     let bad = |why: String| AppError::new(code, why);
     match w {
         When::UnixMs(ms) if (0..=LAST_MS).contains(ms) => Ok(*ms),

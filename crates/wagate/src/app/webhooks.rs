@@ -168,10 +168,24 @@ impl App {
         org: &str,
         id: &str,
     ) -> Result<WebhookView, AppError> {
-        self.webhooks(caller, org)
+        let hook = self.hook(caller, org, id).await?;
+        let h = hook.id.clone();
+        let (pending, delivered, failed) = self.store.read(move |c| rows::counts(c, &h)).await?;
+        Ok(WebhookView {
+            hook,
+            pending,
+            delivered,
+            failed,
+        })
+    }
+
+    /// One of the org's endpoints, without its counts.
+    async fn hook(&self, caller: &Caller, org: &str, id: &str) -> Result<Webhook, AppError> {
+        let a = self.authorize(caller, org)?;
+        let (inc, i) = (a.row.inc, id.to_string());
+        self.store
+            .read(move |c| rows::get(c, inc, &i))
             .await?
-            .into_iter()
-            .find(|w| w.hook.id == id)
             .ok_or_else(|| not_found(id))
     }
 
@@ -227,7 +241,7 @@ impl App {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<Delivery>, AppError> {
-        let hook = self.webhook(caller, org, id).await?.hook;
+        let hook = self.hook(caller, org, id).await?;
         let status = match status {
             None => None,
             Some(s) => Some(DeliveryStatus::parse(s).ok_or_else(|| {
@@ -254,7 +268,7 @@ impl App {
         delivery: Option<i64>,
         since_ms: Option<i64>,
     ) -> Result<usize, AppError> {
-        let hook = self.webhook(caller, org, id).await?.hook;
+        let hook = self.hook(caller, org, id).await?;
         if hook.disabled.is_some() {
             return Err(AppError::new(
                 ErrorCode::WebhookDisabled,

@@ -575,13 +575,7 @@ pub fn advance(
     error: Option<&str>,
     now_ms: i64,
 ) -> rusqlite::Result<Option<MessageRow>> {
-    let Some(row) = c
-        .prepare_cached(&format!(
-            "SELECT {COLS} FROM messages WHERE inc = ?1 AND wa_id = ?2"
-        ))?
-        .query_row(params![inc, wa_id], from_row)
-        .optional()?
-    else {
+    let Some(row) = by_wa_id(c, inc, wa_id)? else {
         return Ok(None);
     };
     if !row.status.may_become(to) {

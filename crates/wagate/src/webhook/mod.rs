@@ -161,26 +161,23 @@ async fn run(store: Store, settings: Arc<Settings>, wake: Arc<Notify>) {
             });
         }
         queue = kept;
-        // With work in hand, wait for a try to end; otherwise for the next
-        // due time, a new event or a retry asked for.
-        let wait = if queue.is_empty() {
-            match store.read(rows::next_due).await.ok().flatten() {
-                Some(t) => Duration::from_millis((t - store::now_ms()).clamp(0, 60_000) as u64),
-                None => Duration::from_secs(60),
-            }
-        } else {
-            Duration::from_secs(60)
-        };
+        // With work in hand, or everything due already in flight, a try's
+        // end wakes us; otherwise the next due time, a new event or a retry.
         let in_flight = !flight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .deliveries
             .is_empty();
-        // Due now with nothing in hand and everything in flight: a try's end wakes us.
-        let wait = if wait.is_zero() && queue.is_empty() && in_flight {
-            Duration::from_secs(60)
+        let next = if queue.is_empty() {
+            store.read(rows::next_due).await.ok().flatten()
         } else {
-            wait
+            None
+        };
+        let wait = match next {
+            Some(t) if t > store::now_ms() || !in_flight => {
+                Duration::from_millis((t - store::now_ms()).clamp(0, 60_000) as u64)
+            }
+            _ => Duration::from_secs(60),
         };
         read = tokio::select! {
             _ = tokio::time::sleep(wait) => true,
