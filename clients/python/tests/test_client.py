@@ -455,7 +455,8 @@ def test_webhooks_arrive_signed_and_verify(gateway: Gateway, linked: Linked, rec
     try:
         with gateway.client(linked.token) as c:
             hook = c.create_webhook(
-                linked.org, f"http://127.0.0.1:{srv.server_address[1]}/hook", events=["message.status"]
+                linked.org, f"http://127.0.0.1:{srv.server_address[1]}/hook",
+                events=["message.status", "message.received"],
             )
             secret = hook["secret"]
             assert [w["id"] for w in c.list_webhooks(linked.org)].count(hook["id"]) == 1
@@ -463,9 +464,21 @@ def test_webhooks_arrive_signed_and_verify(gateway: Gateway, linked: Linked, rec
             wait_for(lambda: any(_json.loads(g["body"])["data"].get("status") == "read"
                                  and _json.loads(g["body"])["data"]["id"] == m["id"] for g in got), 30,
                      "the read status by webhook")
+            # The patient answers "SÍ", quoting the reminder, addressed by LID.
+            wa_id = c.get_message(linked.org, m["id"])["wa_id"]
+            st, v = gateway.sim.control("POST", f"/control/phones/{recipient}/send",
+                                        {"to": linked.phone, "text": "SÍ", "quote": wa_id, "as_lid": True})
+            assert st == 200, v
+            wait_for(lambda: any(_json.loads(g["body"])["type"] == "message.received" for g in got), 30,
+                     "the reply by webhook")
             for g in got:
                 event = verify(g["body"], g["sig"], secret)
-                assert event["id"] == g["id"] and event["type"] == "message.status"
+                assert event["id"] == g["id"] and event["type"] in ("message.status", "message.received")
+            reply = next(verify(g["body"], g["sig"], secret) for g in got
+                         if _json.loads(g["body"])["type"] == "message.received")
+            assert reply["data"]["text"] == "SÍ"
+            assert reply["data"]["from"] == recipient and reply["data"]["from_lid"] not in (None, recipient)
+            assert reply["data"]["in_reply_to"] == m["id"]
             first = got[0]
             with pytest.raises(InvalidSignature):
                 verify(first["body"] + b" ", first["sig"], secret)

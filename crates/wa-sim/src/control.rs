@@ -422,6 +422,10 @@ struct SendBody {
     /// Address the message by the phone's LID (with its number beside it).
     #[serde(default)]
     as_lid: bool,
+    /// With `as_lid`: leave the number out (`sender_pn`), so the receiver
+    /// must know it from earlier.
+    #[serde(default)]
+    without_pn: bool,
     /// Quote this message (a WhatsApp id) of the number `to`.
     quote: Option<String>,
     /// React with `text` to this message (a WhatsApp id) instead of writing.
@@ -451,7 +455,19 @@ async fn send(
         },
         (None, None) => Compose::Text(b.text),
     };
-    match crate::messaging::send_from_phone(&sim, &phone, &b.to, what, b.as_lid).await {
+    use crate::messaging::Addressed;
+    let by = match (b.as_lid, b.without_pn) {
+        (false, false) => Addressed::Phone,
+        (true, false) => Addressed::Lid,
+        (true, true) => Addressed::LidOnly,
+        (false, true) => {
+            return Err(err(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "without_pn needs as_lid: a message by phone number always carries it",
+            ))
+        }
+    };
+    match crate::messaging::send_from_phone(&sim, &phone, &b.to, what, by).await {
         Ok((id, devices)) => Ok(Json(json!({"id": id, "devices": devices})).into_response()),
         Err(e) => Err(err(StatusCode::CONFLICT, e.to_string())),
     }

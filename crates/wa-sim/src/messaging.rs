@@ -466,25 +466,37 @@ pub struct Sent {
     pub from: String,
     pub to: String,
     pub what: Compose,
-    /// Addressed by the sender's LID (with its number beside it).
-    pub by_lid: bool,
+    pub by: Addressed,
+}
+
+/// How a phone's message names its sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addressed {
+    /// By phone number (`…@s.whatsapp.net`).
+    Phone,
+    /// By LID, with the number beside it (`sender_pn`), as LID-migrated
+    /// chats usually are.
+    Lid,
+    /// By LID alone: the receiver must know the number from earlier (a
+    /// contact look-up, a message that carried it).
+    LidOnly,
 }
 
 /// A phone sends `what` to every connected device of the number `to`,
-/// addressed by its phone number or (`by_lid`) by its LID.
+/// its sender named as `by` says.
 pub async fn send_from_phone(
     sim: &Sim,
     phone: &str,
     to: &str,
     what: Compose,
-    by_lid: bool,
+    by: Addressed,
 ) -> anyhow::Result<(String, Vec<String>)> {
     let id = format!("3EB0{:016X}", rand::random::<u64>());
     let sent = Sent {
         from: phone.to_string(),
         to: to.to_string(),
         what,
-        by_lid,
+        by,
     };
     send_with_id(sim, &sent, &id).await.map(|d| (id, d))
 }
@@ -557,7 +569,11 @@ async fn send_with_id(sim: &Sim, sent: &Sent, id: &str) -> anyhow::Result<Vec<St
         .insert(id.to_string(), sent.clone());
     let corrupt = sim.faults().bad_mac.remove(phone);
     let body = body_of(&sent.what, to);
-    let peer = if sent.by_lid { Peer::ByLid } else { Peer::No };
+    let peer = match sent.by {
+        Addressed::Phone => Peer::No,
+        Addressed::Lid => Peer::ByLid { with_pn: true },
+        Addressed::LidOnly => Peer::ByLid { with_pn: false },
+    };
     encrypt_to(sim, phone, targets, &body, id, peer, corrupt).await
 }
 
@@ -565,9 +581,11 @@ async fn send_with_id(sim: &Sim, sent: &Sent, id: &str) -> anyhow::Result<Vec<St
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Peer {
     No,
-    /// To another account, the sender named by its LID (`from="LID@lid"`)
-    /// with its number beside it (`sender_pn`), as LID-migrated chats are.
-    ByLid,
+    /// To another account, the sender named by its LID (`from="LID@lid"`),
+    /// with its number beside it (`sender_pn`) or not.
+    ByLid {
+        with_pn: bool,
+    },
     /// To the phone's own linked devices (`category="peer"`: key shares,
     /// history-sync notifications).
     Yes,
@@ -758,7 +776,7 @@ async fn encrypt_to(
             tracing::info!(%phone, %id, "bad MAC injected");
         }
         let from = match (peer, sim.lid_of(phone)) {
-            (Peer::ByLid, Some(lid)) => format!("{lid}@lid"),
+            (Peer::ByLid { .. }, Some(lid)) => format!("{lid}@lid"),
             _ => format!("{phone}@s.whatsapp.net"),
         };
         let kind_attr = match sent_kind {
@@ -772,9 +790,10 @@ async fn encrypt_to(
             .attr("t", (now_ms() / 1000).to_string());
         node = match peer {
             Peer::No => node.attr("notify", name.clone()),
-            Peer::ByLid => node
+            Peer::ByLid { with_pn: true } => node
                 .attr("notify", name.clone())
                 .attr("sender_pn", format!("{phone}@s.whatsapp.net")),
+            Peer::ByLid { with_pn: false } => node.attr("notify", name.clone()),
             Peer::Yes => node.attr("category", "peer"),
         };
         let node = node

@@ -332,8 +332,16 @@ impl EventHandler for Forwarder {
                     let Some(content) = inbound::read(&m.message) else {
                         continue;
                     };
-                    let (from, from_lid) =
+                    let (mut from, from_lid) =
                         inbound::sender(&m.info.source.sender, m.info.source.sender_alt.as_ref());
+                    if from_lid.as_deref() == Some(from.as_str()) {
+                        // A LID with no number beside it: the number as the
+                        // client learnt it earlier (a contact look-up, an
+                        // earlier message), if it did.
+                        if let Some(phone) = phone_for_lid(s, &m.info.source.sender) {
+                            from = phone;
+                        }
+                    }
                     let (committed, done) = Commit::new();
                     s.emit(EngineEvent::Message {
                         wa_id: m.info.id.to_string(),
@@ -349,6 +357,27 @@ impl EventHandler for Forwarder {
             }
             _ => {}
         }
+    }
+}
+
+/// The phone number the client's LID↔phone store holds for a LID.
+fn phone_for_lid(s: &Shared, lid: &Jid) -> Option<String> {
+    let client = s.client.get().and_then(|w| w.upgrade())?;
+    let look = || {
+        tokio::runtime::Handle::current().block_on(async {
+            match client.get_lid_pn_entry(lid).await {
+                Ok(e) => e.map(|e| e.phone_number.to_string()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the LID↔phone store");
+                    None
+                }
+            }
+        })
+    };
+    // Only a multi-threaded runtime's worker may block on it here.
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(look),
+        _ => None,
     }
 }
 

@@ -72,6 +72,14 @@ fn a_quoted_lid_addressed_reply_reaches_the_webhook_tied_to_its_reminder() {
             .then(|| v["wa_id"].as_str().unwrap().to_string())
     });
 
+    // "Confirmo" by the patient's LID alone, with no number beside it, before
+    // any message that carries the number: the gateway names the patient
+    // from what the client learnt when it looked the number up to send.
+    patient_writes(
+        &l,
+        patient,
+        json!({"to": clinic, "text": "Confirmo", "as_lid": true, "without_pn": true}),
+    );
     // "SÍ", quoting the reminder, addressed by the patient's LID.
     patient_writes(
         &l,
@@ -88,17 +96,27 @@ fn a_quoted_lid_addressed_reply_reaches_the_webhook_tied_to_its_reminder() {
 
     let got: Vec<Value> = wait(
         Duration::from_secs(30),
-        "the three replies by webhook",
+        "the four replies by webhook",
         || {
             let got: Vec<Value> = r.received().iter().map(|x| x.json()).collect();
             let n = got
                 .iter()
                 .filter(|e| e["type"] == "message.received" || e["type"] == "message.reaction")
                 .count();
-            (n >= 3).then_some(got)
+            (n >= 4).then_some(got)
         },
     );
+    let status = event_of(&got, "message.status", |d| {
+        d["id"] == reminder.as_str() && d["status"] == "delivered"
+    });
+    assert!(
+        status.is_some(),
+        "the reminder's status by webhook: {got:?}"
+    );
+    let bare = event_of(&got, "message.received", |d| d["text"] == "Confirmo").expect("Confirmo");
+    assert_eq!(bare["data"]["from"], patient, "{bare}");
     let si = event_of(&got, "message.received", |d| d["text"] == "SÍ").expect("the SÍ");
+    assert_eq!(bare["data"]["from_lid"], si["data"]["from_lid"], "{bare}");
     assert_eq!(
         si["data"]["from"], patient,
         "the phone number, not the LID: {si}"
