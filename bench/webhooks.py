@@ -3,10 +3,12 @@
 does not slow WhatsApp sends. Prints figures and writes
 bench/results/webhooks-<time>.json; asserts nothing.
 
-    python3 bench/webhooks.py              # 3,000 sends per run (about 10,000 events)
-    python3 bench/webhooks.py --sends 300  # a smoke run
+    python3 bench/webhooks.py              # 3 rounds of 4,600 sends per run (about 10,000 events)
+    python3 bench/webhooks.py --sends 300 --rounds 1  # a smoke run
 
-Three runs, each on a fresh wa-sim and gateway (release sim build, its own
+Three kinds of run, repeated --rounds times in turn (none, fast, slow, none, …)
+so that a slow minute of the machine does not fall on one kind only, and the
+median of each kind is printed at the end. Each run is on a fresh wa-sim and gateway (release sim build, its own
 process) with one org linked through wa-sim and `--unpaced`: no webhook; a
 webhook to a loopback receiver that answers at once; a webhook to one that
 takes --slow-s per request. Each posts --sends messages to one patient and
@@ -14,6 +16,11 @@ measures how fast the gateway got them server-acked (sends per second). With a
 receiver, every `message.status` event is delivered to it: deliveries per
 second and event → delivery latency (the receiver's arrival time minus the
 event's `created_at`, one clock).
+
+On a machine with two or more cores the gateway runs alone on core 0 and
+everything else (wa-sim, the load generator, the receiver) on core 1
+(--no-pin to turn it off), so that the receiver's own CPU does not count
+against the gateway and a change in sends per second is the gateway's.
 """
 
 import argparse
@@ -71,13 +78,16 @@ class Receiver:
         self.srv.shutdown()
 
 
+PIN = []  # the command prefix that pins the gateway to its core
+
+
 class Gateway(common.Wagate):
     """The side-by-side benchmark's wagate, allowed to post to loopback."""
 
     def start(self):
         self.logf = open(self.work / "wagate.log", "a")
         self.proc = common.subprocess.Popen(
-            [str(self.binary), "serve", "--data", str(self.data), "--listen", f"127.0.0.1:{self.port}",
+            PIN + [str(self.binary), "serve", "--data", str(self.data), "--listen", f"127.0.0.1:{self.port}",
              "--admin-token", common.ADMIN, "--wa-url", self.sim.ws, "--unpaced", "--webhook-allow", "127.0.0.1"],
             stdout=self.logf, stderr=common.subprocess.STDOUT, env=dict(common.os.environ, RUST_LOG="warn"))
         common.wait_until(lambda: common.http("GET", f"{self.base}/healthz")[0] == 200, 60, "wagate start")
@@ -161,22 +171,52 @@ def post_sends(gw, org, args):
     return time.monotonic() - t0, args.sends - ok
 
 
+def medians(runs):
+    """Each kind's median of the figures that compare runs."""
+    import statistics
+    keys = ("acked_per_s", "gateway_cpu_s", "deliveries_per_s")
+    out = {}
+    for mode in ("none", "fast", "slow"):
+        mine = [r for r in runs if r["mode"] == mode]
+        out[mode] = {k: statistics.median(r[k] for r in mine) for k in keys
+                     if mine and all(r.get(k) is not None for r in mine)}
+        p50 = [r["latency_ms"]["p50"] for r in mine if r.get("latency_ms")]
+        p99 = [r["latency_ms"]["p99"] for r in mine if r.get("latency_ms")]
+        if p50:
+            out[mode]["latency_p50_ms"] = statistics.median(p50)
+            out[mode]["latency_p99_ms"] = statistics.median(p99)
+        common.log(f"median {mode}: {out[mode]}")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sends", type=int, default=3000)
+    ap.add_argument("--sends", type=int, default=4600, help="messages per run (about 2.2 status events each)")
     ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=3, help="how many times each kind of run is made")
     ap.add_argument("--slow-s", type=float, default=1.0, help="the slow receiver's time per request")
     ap.add_argument("--slow-window", type=int, default=30, help="seconds to watch the slow receiver after the sends")
+    ap.add_argument("--no-pin", action="store_true", help="let every process run on every core")
     ap.add_argument("--target", default=common.os.environ.get("CARGO_TARGET_DIR", str(HERE.parent / "target")))
     args = ap.parse_args()
     wagate_bin, sim_bin = common.build_binaries(Path(args.target))
-    out = {"when": dt.datetime.now().isoformat(timespec="seconds"), "args": vars(args), "runs": []}
+    pinned = not args.no_pin and (common.os.cpu_count() or 1) >= 2
+    if pinned:
+        # This process's threads and children (wa-sim) on core 1; the
+        # gateway is started on core 0 alone.
+        common.os.sched_setaffinity(0, {1})
+        PIN[:] = ["taskset", "-c", "0"]
+        common.log("pinned: the gateway on core 0; wa-sim, the load and the receiver on core 1")
+    out = {"when": dt.datetime.now().isoformat(timespec="seconds"), "args": vars(args), "pinned": pinned,
+           "runs": []}
     with tempfile.TemporaryDirectory(prefix="wagate-webhooks-") as tmp:
-        for mode in ("none", "fast", "slow"):
-            common.log(f"run: {mode}")
-            w = Path(tmp) / mode
-            w.mkdir()
-            out["runs"].append(one_run(mode, args, wagate_bin, sim_bin, w))
+        for r in range(args.rounds):
+            for mode in ("none", "fast", "slow"):
+                common.log(f"round {r + 1}/{args.rounds}, run: {mode}")
+                w = Path(tmp) / f"{mode}-{r}"
+                w.mkdir()
+                out["runs"].append(one_run(mode, args, wagate_bin, sim_bin, w))
+    out["median"] = medians(out["runs"])
     results = HERE / "results"
     results.mkdir(exist_ok=True)
     path = results / f"webhooks-{time.strftime('%Y%m%d-%H%M%S')}.json"

@@ -291,6 +291,18 @@ pub fn record(c: &Connection, seq: i64, outcome: &Outcome, now_ms: i64) -> rusql
     Ok(())
 }
 
+/// The endpoint answered again after failing: its deliveries waiting out a
+/// backoff are due now instead of minutes later. How many. (Read through
+/// the pending rows' due index — only the backlog —, not every delivery
+/// the endpoint ever had: `+webhook` keeps its index out.)
+pub fn release_backoffs(c: &Connection, webhook: &str, now_ms: i64) -> rusqlite::Result<usize> {
+    c.prepare_cached(
+        "UPDATE deliveries SET due_ms = ?2
+         WHERE status = 'pending' AND due_ms > ?2 AND +webhook = ?1 AND attempts > 0",
+    )?
+    .execute(params![webhook, now_ms])
+}
+
 /// Send deliveries of `webhook` again now: one (`seq`), or every one made
 /// since `since_ms`. Returns how many were queued.
 pub fn requeue(

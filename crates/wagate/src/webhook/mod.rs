@@ -3,8 +3,9 @@
 //! it, and records what the receiver said. A 2xx delivers it; anything else
 //! is tried again after 10 s, doubling to an hour, with jitter, until the
 //! delivery is `max_age` old (24 h by default), then it fails (the dead
-//! letter, listed and replayable by the API). A `410 Gone` disables the
-//! endpoint. At most `concurrency` requests are in flight, at most
+//! letter, listed and replayable by the API). When a retry gets through,
+//! the endpoint's other deliveries waiting out a backoff are due at once.
+//! A `410 Gone` disables the endpoint. At most `concurrency` requests are in flight, at most
 //! `PER_ENDPOINT` to one endpoint, so a slow receiver holds back only its own
 //! deliveries — and never a WhatsApp send, which does not wait on any of this.
 
@@ -46,6 +47,8 @@ pub struct Settings {
     pub concurrency: usize,
     /// The first retry's delay (doubling from there).
     pub first_backoff_ms: i64,
+    /// Kept connections to receivers.
+    pub pool: target::Pool,
 }
 
 impl Default for Settings {
@@ -56,6 +59,7 @@ impl Default for Settings {
             timeout: Duration::from_secs(10),
             concurrency: 32,
             first_backoff_ms: FIRST_BACKOFF_MS,
+            pool: target::Pool::default(),
         }
     }
 }
@@ -77,6 +81,8 @@ struct Flight {
     /// Tries recorded since the current batch was read: that batch may
     /// still list them as pending, so they are skipped.
     ended: HashSet<i64>,
+    /// Endpoints whose last answer was a failure (deliveries in backoff).
+    failing: HashSet<String>,
 }
 
 /// Start the delivery task; `wake` tells it that deliveries were queued
@@ -136,15 +142,16 @@ async fn run(store: Store, settings: Arc<Settings>, wake: Arc<Notify>) {
                 f.deliveries.insert(d.seq);
                 *f.per_endpoint.entry(d.webhook.clone()).or_default() += 1;
             }
-            let (store, settings, flight, finished) = (
+            let (store, settings, flight, finished, wake) = (
                 store.clone(),
                 settings.clone(),
                 flight.clone(),
                 finished.clone(),
+                wake.clone(),
             );
             tokio::spawn(async move {
                 let (seq, hook) = (d.seq, d.webhook.clone());
-                attempt(&store, &settings, d).await;
+                attempt(&store, &settings, &wake, &flight, d).await;
                 {
                     let mut f = flight.lock().unwrap_or_else(|p| p.into_inner());
                     f.deliveries.remove(&seq);
@@ -227,7 +234,13 @@ pub fn signing_secrets(w: &Webhook, now_ms: i64) -> Vec<&str> {
 
 /// Try one delivery and record the outcome (the caller makes sure it is
 /// not in flight and was not tried since its batch was read).
-async fn attempt(store: &Store, settings: &Settings, d: Delivery) {
+async fn attempt(
+    store: &Store,
+    settings: &Settings,
+    wake: &Notify,
+    flight: &Mutex<Flight>,
+    d: Delivery,
+) {
     let hook_id = d.webhook.clone();
     let hook = match store.read(move |c| rows::by_id(c, &hook_id)).await {
         Ok(Some(w)) => w,
@@ -264,6 +277,20 @@ async fn attempt(store: &Store, settings: &Settings, d: Delivery) {
             ..
         }
     );
+    // A retry that got through, or any delivery to an endpoint that was
+    // failing: the receiver is back, so the rest of its deliveries in
+    // backoff need not wait out their timers.
+    let back = {
+        let mut f = flight.lock().unwrap_or_else(|p| p.into_inner());
+        match outcome {
+            Outcome::Delivered { .. } => f.failing.remove(&hook.id) || d.attempts > 0,
+            Outcome::Retry { .. } => {
+                f.failing.insert(hook.id.clone());
+                false
+            }
+            Outcome::Failed { .. } => false,
+        }
+    };
     let (seq, id) = (d.seq, hook.id.clone());
     let written = store
         .write(move |tx| {
@@ -271,11 +298,21 @@ async fn attempt(store: &Store, settings: &Settings, d: Delivery) {
             if gone {
                 rows::disable(tx, &id, "the receiver answered 410 Gone", store::now_ms())?;
             }
-            Ok(())
+            if back {
+                return rows::release_backoffs(tx, &id, store::now_ms());
+            }
+            Ok(0)
         })
         .await;
-    if let Err(e) = written {
-        tracing::error!(error = %e, "cannot record a webhook delivery (it will be tried again)");
+    match written {
+        Ok(released) if released > 0 => {
+            tracing::info!(webhook = %hook.id, released, "webhook receiver answers again; its waiting deliveries are due now");
+            wake.notify_one();
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "cannot record a webhook delivery (it will be tried again)")
+        }
     }
 }
 
@@ -294,7 +331,15 @@ async fn send(settings: &Settings, hook: &Webhook, d: &Delivery, now: i64) -> Ou
     let tries = d.attempts + 1;
     let result = match target::parse_url(&hook.url) {
         Ok(target) => {
-            target::post(&settings.guard, &target, &headers, body, settings.timeout).await
+            target::post(
+                &settings.guard,
+                &settings.pool,
+                &target,
+                &headers,
+                body,
+                settings.timeout,
+            )
+            .await
         }
         Err(e) => Err(e),
     };

@@ -8,11 +8,14 @@
 //! refused; `--webhook-allow` names hosts and networks that may be reached
 //! anyway (a Django app on the same host or LAN).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
+use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
@@ -239,25 +242,120 @@ pub struct Answer {
     pub body: String,
 }
 
-/// POST `body` to `t` (through the guard), with `headers`, within `timeout`.
+/// Idle keep-alive connections by endpoint (scheme, host, port), so a
+/// burst of deliveries to one receiver reuses a few connections instead of
+/// dialling one each. Only connections dialled through the guard go in,
+/// and an idle one is dropped after `IDLE_FOR`, so a name that now resolves
+/// elsewhere is looked up again within that time.
+#[derive(Clone, Default)]
+pub struct Pool {
+    idle: Arc<Mutex<HashMap<Endpoint, Vec<Idle>>>>,
+}
+
+/// (https, host, port).
+type Endpoint = (bool, String, u16);
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pool")
+    }
+}
+
+struct Idle {
+    sender: http1::SendRequest<Full<Bytes>>,
+    since: Instant,
+}
+
+/// How long an idle connection is kept.
+pub const IDLE_FOR: Duration = Duration::from_secs(30);
+/// Most idle connections kept to one endpoint.
+const IDLE_MAX: usize = 8;
+/// The most of an answer's body read to keep its connection; a longer
+/// body closes it.
+const DRAIN_MAX: usize = 64 * 1024;
+
+impl Pool {
+    fn key(t: &Target) -> Endpoint {
+        (t.https, t.host.to_ascii_lowercase(), t.port)
+    }
+
+    /// A live idle connection to `t`, if one is kept.
+    fn take(&self, t: &Target) -> Option<http1::SendRequest<Full<Bytes>>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = idle.get_mut(&Pool::key(t))?;
+        while let Some(c) = list.pop() {
+            if c.since.elapsed() < IDLE_FOR && c.sender.is_ready() {
+                return Some(c.sender);
+            }
+        }
+        None
+    }
+
+    fn put(&self, t: &Target, sender: http1::SendRequest<Full<Bytes>>) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        // Forget what went stale anywhere, so the map does not grow with
+        // endpoints that were deleted.
+        idle.retain(|_, l| {
+            l.retain(|c| c.since.elapsed() < IDLE_FOR && !c.sender.is_closed());
+            !l.is_empty()
+        });
+        let list = idle.entry(Pool::key(t)).or_default();
+        if list.len() < IDLE_MAX {
+            list.push(Idle {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// Idle connections kept (for tests).
+    pub fn idle(&self) -> usize {
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(Vec::len)
+            .sum()
+    }
+}
+
+/// POST `body` to `t` (through the guard), with `headers`, within `timeout`,
+/// on a kept connection when there is one.
 pub async fn post(
     guard: &Guard,
+    pool: &Pool,
     t: &Target,
     headers: &[(&str, String)],
     body: Vec<u8>,
     timeout: Duration,
 ) -> Result<Answer, String> {
-    tokio::time::timeout(timeout, post_inner(guard, t, headers, body))
+    tokio::time::timeout(timeout, post_inner(guard, pool, t, headers, body))
         .await
         .map_err(|_| format!("no answer within {} s", timeout.as_secs()))?
 }
 
 async fn post_inner(
     guard: &Guard,
+    pool: &Pool,
     t: &Target,
     headers: &[(&str, String)],
     body: Vec<u8>,
 ) -> Result<Answer, String> {
+    let body = Bytes::from(body);
+    if let Some(sender) = pool.take(t) {
+        // A kept connection the receiver closed meanwhile fails at once;
+        // then the request goes on a new one (the receiver may, rarely, get
+        // it twice: deliveries are at-least-once, with the event id).
+        if let Ok(a) = exchange(pool, t, sender, headers, body.clone()).await {
+            return Ok(a);
+        }
+    }
+    let sender = dial(guard, t).await?;
+    exchange(pool, t, sender, headers, body).await
+}
+
+/// A new connection to `t`, to an address the guard allows.
+async fn dial(guard: &Guard, t: &Target) -> Result<http1::SendRequest<Full<Bytes>>, String> {
     let addrs = resolve(guard, t).await?;
     let mut last = String::new();
     let mut tcp = None;
@@ -281,10 +379,29 @@ async fn post_inner(
         .wrap(&t.host, tcp)
         .await
         .map_err(|e| format!("TLS with {} failed: {e}", t.host))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+    let (sender, conn) = http1::handshake(TokioIo::new(io))
         .await
         .map_err(|e| format!("HTTP with {} failed: {e}", t.host))?;
-    let conn = tokio::spawn(conn);
+    // The connection lives until its sender is dropped or the peer closes.
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// One request on `sender`; the connection goes back to the pool when the
+/// answer was read whole and the receiver keeps it open.
+async fn exchange(
+    pool: &Pool,
+    t: &Target,
+    mut sender: http1::SendRequest<Full<Bytes>>,
+    headers: &[(&str, String)],
+    body: Bytes,
+) -> Result<Answer, String> {
+    sender
+        .ready()
+        .await
+        .map_err(|e| format!("the connection to {} closed: {e}", t.host))?;
     let host = if (t.https && t.port == 443) || (!t.https && t.port == 80) {
         t.host.clone()
     } else if t.host.contains(':') {
@@ -303,27 +420,38 @@ async fn post_inner(
         req = req.header(*k, v.as_str());
     }
     let req = req
-        .body(Full::new(Bytes::from(body)))
+        .body(Full::new(body))
         .map_err(|e| format!("cannot build the request: {e}"))?;
     let resp = sender
         .send_request(req)
         .await
         .map_err(|e| format!("the request to {} failed: {e}", t.host))?;
     let status = resp.status().as_u16();
-    // Read a little of the body for the record; never a large one.
+    // Keep a little of the body for the record; read the rest (up to a
+    // limit) so that the connection can carry the next request.
     let mut text = Vec::new();
+    let (mut read, mut whole) = (0usize, false);
     let mut b = resp.into_body();
-    while text.len() < 512 {
+    while read <= DRAIN_MAX {
         match b.frame().await {
             Some(Ok(f)) => {
                 if let Some(d) = f.data_ref() {
-                    text.extend_from_slice(&d[..d.len().min(512 - text.len())]);
+                    read += d.len();
+                    if text.len() < 512 {
+                        text.extend_from_slice(&d[..d.len().min(512 - text.len())]);
+                    }
                 }
             }
-            _ => break,
+            Some(Err(_)) => break,
+            None => {
+                whole = true;
+                break;
+            }
         }
     }
-    conn.abort();
+    if whole && !sender.is_closed() {
+        pool.put(t, sender);
+    }
     Ok(Answer {
         status,
         body: String::from_utf8_lossy(&text).chars().take(300).collect(),
@@ -404,5 +532,129 @@ mod tests {
             assert!(parse_url(bad).is_err(), "{bad} read");
         }
         assert!(parse_url(&format!("https://x/{}", "a".repeat(MAX_URL))).is_err());
+    }
+
+    /// A loopback receiver that answers every request 200 and keeps the
+    /// connection open unless `close` is set; counts connections accepted.
+    async fn receiver(close: bool) -> (Target, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let n = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                n.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut r = BufReader::new(s);
+                    loop {
+                        let mut len = 0usize;
+                        let mut line = String::new();
+                        loop {
+                            line.clear();
+                            if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let l = line.trim_end().to_ascii_lowercase();
+                            if l.is_empty() {
+                                break;
+                            }
+                            if let Some(v) = l.strip_prefix("content-length:") {
+                                len = v.trim().parse().unwrap();
+                            }
+                        }
+                        let mut body = vec![0; len];
+                        r.read_exact(&mut body).await.unwrap();
+                        let conn = if close { "connection: close\r\n" } else { "" };
+                        let answer =
+                            format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n{conn}\r\nok");
+                        r.get_mut().write_all(answer.as_bytes()).await.unwrap();
+                        if close {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let t = parse_url(&format!("http://127.0.0.1:{port}/hook")).unwrap();
+        (t, accepted)
+    }
+
+    fn loopback() -> Guard {
+        Guard::parse("127.0.0.1").unwrap()
+    }
+
+    #[tokio::test]
+    async fn requests_to_one_receiver_reuse_a_kept_connection() {
+        let (t, accepted) = receiver(false).await;
+        let pool = Pool::default();
+        for i in 0..5 {
+            let a = post(
+                &loopback(),
+                &pool,
+                &t,
+                &[],
+                format!("{i}").into_bytes(),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+            assert_eq!((a.status, a.body.as_str()), (200, "ok"));
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(pool.idle(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_receiver_that_closes_gets_a_new_connection_each_time() {
+        let (t, accepted) = receiver(true).await;
+        let pool = Pool::default();
+        for _ in 0..3 {
+            let a = post(
+                &loopback(),
+                &pool,
+                &t,
+                &[],
+                b"{}".to_vec(),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+            assert_eq!(a.status, 200);
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+        assert_eq!(pool.idle(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_connection_idle_past_its_time_is_not_reused() {
+        let (t, accepted) = receiver(false).await;
+        let pool = Pool::default();
+        post(
+            &loopback(),
+            &pool,
+            &t,
+            &[],
+            b"{}".to_vec(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(pool.idle(), 1);
+        if let Some(l) = pool.idle.lock().unwrap().values_mut().next() {
+            l[0].since = Instant::now() - IDLE_FOR;
+        }
+        post(
+            &loopback(),
+            &pool,
+            &t,
+            &[],
+            b"{}".to_vec(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }

@@ -284,6 +284,93 @@ fn deliveries_pending_at_a_sigkill_all_arrive_after_the_restart() {
     });
     let got = got_ids(&r);
     let dups: usize = ids.iter().map(|m| got[m] - 1).sum();
-    println!("200 deliveries pending at SIGKILL: 200 arrived after the restart, {dups} duplicates (same event ids)");
+    let (requests, events) = event_ids(&r);
+    // A duplicate is the same event again: as many distinct event ids as messages.
+    assert_eq!(events, ids.len());
+    println!(
+        "200 deliveries pending at SIGKILL: 200 arrived after the restart; {requests} requests, \
+         {events} distinct event ids, {dups} duplicates"
+    );
     drop(s);
+}
+
+/// Requests received, and the distinct event ids among them.
+fn event_ids(r: &Receiver) -> (usize, usize) {
+    let got = r.received();
+    let ids: std::collections::HashSet<String> = got
+        .iter()
+        .map(|x| x.header("wagate-event-id").unwrap_or("").to_string())
+        .collect();
+    (got.len(), ids.len())
+}
+
+/// The receiver is down for two whole minutes while messages are accepted,
+/// with the gateway's default retry schedule (10 s, doubling, jittered):
+/// once it is up again, every event arrives.
+#[test]
+fn a_receiver_down_for_two_minutes_gets_every_event_once_it_is_up() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Server::start_args_raw(
+        d.path(),
+        &["--offline", "--webhook-allow", "127.0.0.1", "--unpaced"],
+    );
+    let tok = s.create_org("4", Some("57"));
+    let r = Receiver::start();
+    r.answer(0); // down: every connection closes without an answer
+    let (st, hook) = add_hook(
+        &s,
+        &tok,
+        json!({"url": r.url, "events": ["message.status"]}),
+    );
+    assert_eq!(st, 201, "{hook}");
+    let down = Instant::now();
+    let mut ids: Vec<String> = (0..20).map(|i| send(&s, &tok, &format!("a{i}"))).collect();
+    // More events through the two minutes, one every 10 s; none in the last
+    // ten, so that what comes through first once it is up is a retry.
+    while down.elapsed() < Duration::from_secs(100) {
+        std::thread::sleep(Duration::from_secs(10));
+        ids.push(send(&s, &tok, &format!("b{}", ids.len())));
+    }
+    std::thread::sleep(Duration::from_secs(120).saturating_sub(down.elapsed()));
+    assert!(r.received().is_empty(), "nothing got through while down");
+    let (_, pending) = s.call(
+        "GET",
+        &format!(
+            "/v1/orgs/4/webhooks/{}/deliveries?status=pending",
+            hook["id"].as_str().unwrap()
+        ),
+        Some(&tok),
+        None,
+    );
+    let tried = pending["deliveries"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .filter(|x| x["attempts"].as_i64() > Some(1))
+                .count()
+        })
+        .unwrap_or(0);
+    assert!(tried > 0, "deliveries were retried while down: {pending}");
+    r.answer(200);
+    let up = Instant::now();
+    // The first retry that comes due gets through; the rest of the backlog
+    // is then due at once rather than at its own time (up to 160 s away at
+    // this point of the schedule).
+    wait_until(
+        Duration::from_secs(240),
+        "every event after the receiver is up",
+        || {
+            let got = got_ids(&r);
+            ids.iter().all(|m| got.contains_key(m))
+        },
+    );
+    let (requests, events) = event_ids(&r);
+    assert_eq!(events, ids.len());
+    println!(
+        "receiver down {:.0} s, {} events: all arrived within {:.1} s of it coming up; \
+         {requests} requests, {events} distinct event ids",
+        up.duration_since(down).as_secs_f64(),
+        ids.len(),
+        up.elapsed().as_secs_f64()
+    );
 }
