@@ -13,6 +13,7 @@ pub mod listener;
 pub mod outbox;
 pub mod phone;
 pub mod qr;
+pub mod retention;
 pub mod server;
 pub mod session;
 pub mod store;

@@ -94,6 +94,12 @@ enum Cmd {
         #[arg(long, env = "WAGATE_WEBHOOK_FIRST_RETRY_MS", default_value_t = 10_000, hide = true,
               value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
         webhook_first_retry_ms: u64,
+        /// Days events are kept (the event stream's replay, webhook replay and
+        /// the delivery lists); older ones are deleted hourly, except events
+        /// whose webhook delivery is still pending.
+        #[arg(long, env = "WAGATE_RETENTION_DAYS", default_value_t = 30,
+              value_parser = clap::value_parser!(u64).range(1..=3650))]
+        retention_days: u64,
     },
     /// Manage organizations (admin token).
     Org {
@@ -189,6 +195,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         webhook_allow,
         webhook_max_age_hours,
         webhook_first_retry_ms,
+        retention_days,
     } = cli.cmd
     {
         let rt = runtime_with_logs("info,whatsapp_rust=warn,wacore=warn")?;
@@ -205,6 +212,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             webhook_allow,
             webhook_max_age_hours,
             webhook_first_retry_ms,
+            retention_days,
             http: HttpLimits {
                 max_connections: max_connections as usize,
                 header_timeout: Duration::from_secs(header_timeout),

@@ -57,6 +57,8 @@ pub struct ServeOptions {
     pub webhook_max_age_hours: u64,
     /// The first webhook retry's delay (tests shorten it).
     pub webhook_first_retry_ms: u64,
+    /// Days events (and their finished webhook deliveries) are kept.
+    pub retention_days: u64,
     pub http: HttpLimits,
     /// Told the bound address once the API listens (for `wagate demo`).
     pub ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
@@ -79,6 +81,7 @@ impl Default for ServeOptions {
             webhook_allow: None,
             webhook_max_age_hours: 24,
             webhook_first_retry_ms: crate::webhook::FIRST_BACKOFF_MS as u64,
+            retention_days: 30,
             http: HttpLimits::default(),
             ready: None,
             stop: CancellationToken::new(),
@@ -227,6 +230,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         },
         app.webhook_wake(),
     );
+    let retention = crate::retention::start(store.clone(), opts.retention_days.clamp(1, 3650));
     let orgs = app.load().await.context("reading organizations")?;
     let need = datadir::descriptors_needed(orgs, http_limits.max_connections);
     match fd_limit {
@@ -289,6 +293,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         }
     }
     deliveries.abort();
+    retention.abort();
     if !outbox.close(FLUSH).await {
         tracing::warn!("the outbox did not finish applying updates in time");
     }

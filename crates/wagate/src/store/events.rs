@@ -3,7 +3,7 @@
 //! written only through `Tx::emit`, in the transaction of the change they
 //! report.
 
-use rusqlite::{params, Connection, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventRow {
@@ -90,4 +90,28 @@ pub fn count(c: &Connection, inc: i64, kind: &str) -> rusqlite::Result<i64> {
         params![inc, kind],
         |r| r.get(0),
     )
+}
+
+/// Delete up to `limit` events older than `before_ms`, with their webhook
+/// deliveries, except events a delivery still waits to deliver; how many
+/// were deleted. Sequence numbers follow time, so the old events are the
+/// ones before the first recent one, and only they are read.
+pub fn prune(c: &Connection, before_ms: i64, limit: i64) -> rusqlite::Result<usize> {
+    let cut: Option<i64> = c
+        .prepare_cached("SELECT seq FROM events WHERE ts_ms >= ?1 ORDER BY seq LIMIT 1")?
+        .query_row([before_ms], |r| r.get(0))
+        .optional()?;
+    let cut = match cut {
+        Some(s) => s,
+        None => c.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| {
+            r.get(0)
+        })?,
+    };
+    c.prepare_cached(
+        "DELETE FROM events WHERE seq IN (
+             SELECT seq FROM events e WHERE seq < ?1
+               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event = e.seq AND d.status = 'pending')
+             ORDER BY seq LIMIT ?2)",
+    )?
+    .execute(params![cut, limit])
 }

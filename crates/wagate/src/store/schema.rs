@@ -32,7 +32,7 @@
 use rusqlite::Connection;
 
 /// The version this code writes.
-pub const VERSION: i64 = 4;
+pub const VERSION: i64 = 5;
 
 pub(super) const V1: &str = r#"
 CREATE TABLE orgs (
@@ -187,6 +187,12 @@ ALTER TABLE inbound ADD COLUMN reaction_to TEXT;
 CREATE INDEX messages_phone ON messages(inc, phone, seq);
 "#;
 
+/// Version 4 → 5: deliveries by event, so that deleting an old event (the
+/// retention task) finds its deliveries without a scan.
+const V4_TO_V5: &str = r#"
+CREATE INDEX deliveries_event ON deliveries(event);
+"#;
+
 /// Version 0 → 1: the old tables are renamed, copied into the new ones (each
 /// row gets its org's incarnation; sequence numbers and the counters behind
 /// them are kept, so cursors and `Last-Event-ID`s stay valid and no number
@@ -270,7 +276,10 @@ pub fn migrate(c: &Connection) -> rusqlite::Result<()> {
         if version < 3 {
             c.execute_batch(V2_TO_V3)?;
         }
-        c.execute_batch(V3_TO_V4)?;
+        if version < 4 {
+            c.execute_batch(V3_TO_V4)?;
+        }
+        c.execute_batch(V4_TO_V5)?;
         let broken: i64 =
             c.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
                 r.get(0)

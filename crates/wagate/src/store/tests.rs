@@ -349,3 +349,167 @@ fn status_moves_forward_and_ends_stay_ended() {
         assert_eq!(from.may_become(to), ok, "{from:?} → {to:?}");
     }
 }
+
+#[tokio::test]
+async fn retention_deletes_old_events_and_their_finished_deliveries_only() {
+    use super::webhooks::{self as hooks, Outcome, Webhook};
+    let (_d, store) = open();
+    let org = add_org(&store, "4").await;
+    let inc = org.inc;
+    let day = 86_400_000;
+    let now = now_ms();
+    // Old events: one delivered, one failed, one still pending, one with no
+    // webhook; and a recent one.
+    let seqs = store
+        .write(move |tx| {
+            hooks::insert(
+                tx,
+                &Webhook {
+                    id: "wh_1".into(),
+                    inc,
+                    url: "https://app.example/hook".into(),
+                    events: None,
+                    secret: "s".into(),
+                    prev_secret: None,
+                    prev_until_ms: None,
+                    disabled: None,
+                    created_ms: now - 40 * day,
+                },
+            )?;
+            let mut seqs = vec![];
+            for (i, age) in [40, 39, 38, 37, 1].iter().enumerate() {
+                let ts = now - age * day;
+                let seq = events::insert(tx, inc, "message.status", &json!({"i": i}), ts)?;
+                if i < 3 {
+                    hooks::fan_out(tx, inc, "message.status", seq, ts)?;
+                }
+                seqs.push(seq);
+            }
+            Ok(seqs)
+        })
+        .await
+        .unwrap();
+    let delivery = |event: i64| {
+        let s = store.clone();
+        async move {
+            s.read(move |c| {
+                c.query_row(
+                    "SELECT seq FROM deliveries WHERE event = ?1",
+                    [event],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let (d0, d1) = (delivery(seqs[0]).await, delivery(seqs[1]).await);
+    store
+        .write(move |tx| {
+            hooks::record(tx, d0, &Outcome::Delivered { code: 200 }, now)?;
+            hooks::record(
+                tx,
+                d1,
+                &Outcome::Failed {
+                    code: Some(500),
+                    error: "HTTP 500".into(),
+                },
+                now,
+            )
+        })
+        .await
+        .unwrap();
+
+    let deleted = crate::retention::prune(&store, 30 * day).await.unwrap();
+    assert_eq!(
+        deleted, 3,
+        "the delivered, the failed and the hookless old events"
+    );
+    let (left, deliveries): (Vec<i64>, Vec<String>) = store
+        .read(move |c| {
+            let left = c
+                .prepare("SELECT seq FROM events WHERE inc = ?1 ORDER BY seq")?
+                .query_map([inc], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let d = c
+                .prepare("SELECT status FROM deliveries ORDER BY seq")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok((left, d))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        left,
+        vec![seqs[2], seqs[4]],
+        "the pending one and the recent one stay"
+    );
+    assert_eq!(deliveries, vec!["pending".to_string()]);
+    // Nothing more to delete: a second pass deletes nothing.
+    assert_eq!(crate::retention::prune(&store, 30 * day).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_receiver_back_releases_only_its_own_deliveries_in_backoff() {
+    use super::webhooks::{self as hooks, Outcome, Webhook};
+    let (_d, store) = open();
+    let inc = add_org(&store, "4").await.inc;
+    let now = now_ms();
+    let later = now + 600_000;
+    store
+        .write(move |tx| {
+            for id in ["wh_a", "wh_b"] {
+                hooks::insert(
+                    tx,
+                    &Webhook {
+                        id: id.into(),
+                        inc,
+                        url: "https://app.example/hook".into(),
+                        events: None,
+                        secret: "s".into(),
+                        prev_secret: None,
+                        prev_until_ms: None,
+                        disabled: None,
+                        created_ms: now,
+                    },
+                )?;
+            }
+            for i in 0..3 {
+                let seq = events::insert(tx, inc, "message.status", &json!({"i": i}), now)?;
+                hooks::fan_out(tx, inc, "message.status", seq, now)?;
+            }
+            // Every delivery failed once and waits ten minutes.
+            let retry = Outcome::Retry {
+                code: Some(503),
+                error: "HTTP 503".into(),
+                retry_at_ms: later,
+            };
+            let seqs: Vec<i64> = tx
+                .prepare("SELECT seq FROM deliveries")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for d in seqs {
+                hooks::record(tx, d, &retry, now)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let released = store
+        .write(move |tx| hooks::release_backoffs(tx, "wh_a", now))
+        .await
+        .unwrap();
+    assert_eq!(released, 3);
+    let due: Vec<(String, i64)> = store
+        .read(|c| {
+            c.prepare("SELECT webhook, due_ms FROM deliveries ORDER BY webhook, seq")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .await
+        .unwrap();
+    for (hook, at) in due {
+        let want = if hook == "wh_a" { now } else { later };
+        assert_eq!(at, want, "{hook}");
+    }
+}

@@ -1,0 +1,57 @@
+//! Retention: events older than `--retention-days` are deleted, with the
+//! webhook deliveries made for them (delivered or failed), an hour apart and
+//! in small batches so that the one writer keeps serving sends. An event
+//! whose delivery is still pending stays until it is delivered or fails.
+//! Messages and inbound messages are kept: they are the org's record.
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::store::{self, events, Store, StoreError};
+
+/// Events deleted per transaction.
+const BATCH: i64 = 2_000;
+/// The first pass, after start-up has settled; then one an hour.
+const FIRST: Duration = Duration::from_secs(60);
+const EVERY: Duration = Duration::from_secs(3_600);
+
+/// Delete what is older than `keep_ms`; how many events went.
+pub async fn prune(store: &Store, keep_ms: i64) -> Result<usize, StoreError> {
+    let before = store::now_ms() - keep_ms;
+    let mut total = 0;
+    loop {
+        let n = store
+            .write(move |tx| events::prune(tx, before, BATCH))
+            .await?;
+        total += n;
+        if (n as i64) < BATCH {
+            return Ok(total);
+        }
+        // Let sends and acks through between batches.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Start the hourly pass.
+pub fn start(store: Store, keep_days: u64) -> JoinHandle<()> {
+    let keep_ms = (keep_days as i64).saturating_mul(86_400_000);
+    tokio::spawn(async move {
+        tokio::time::sleep(FIRST).await;
+        loop {
+            match prune(&store, keep_ms).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    events = n,
+                    keep_days,
+                    "deleted events (and their webhook deliveries) past the retention time"
+                ),
+                Err(StoreError::Closed) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot delete old events; trying again in an hour")
+                }
+            }
+            tokio::time::sleep(EVERY).await;
+        }
+    })
+}
