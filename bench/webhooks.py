@@ -3,7 +3,7 @@
 does not slow WhatsApp sends. Prints figures and writes
 bench/results/webhooks-<time>.json; asserts nothing.
 
-    python3 bench/webhooks.py              # 3 rounds of 4,600 sends per run (about 10,000 events)
+    python3 bench/webhooks.py              # 3 rounds of 4,800 sends per run (over 10,000 events each)
     python3 bench/webhooks.py --sends 300 --rounds 1  # a smoke run
 
 Three kinds of run, repeated --rounds times in turn (none, fast, slow, none, …)
@@ -191,7 +191,7 @@ def medians(runs):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sends", type=int, default=4600, help="messages per run (about 2.2 status events each)")
+    ap.add_argument("--sends", type=int, default=4800, help="messages per run (about 2.1 status events each)")
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3, help="how many times each kind of run is made")
     ap.add_argument("--slow-s", type=float, default=1.0, help="the slow receiver's time per request")
