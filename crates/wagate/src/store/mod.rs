@@ -134,29 +134,58 @@ pub struct Store {
     thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
-pub(crate) fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
+/// What a database file holds: its schema, and how much a commit survives.
+pub struct Kind {
+    /// The writer thread's name.
+    pub writer: &'static str,
+    pub migrate: fn(&Connection) -> rusqlite::Result<()>,
+    /// `PRAGMA synchronous`: `FULL` survives power loss; `NORMAL` (in WAL)
+    /// survives a killed process, with no fsync per commit.
+    pub synchronous: &'static str,
+    /// Page cache per connection, KiB.
+    pub cache_kib: u32,
+    /// Committed events kept for live subscribers (1 for a database
+    /// without events).
+    pub live_events: usize,
+}
+
+/// The gateway's own database: FULL, since an accepted send must survive
+/// power loss; group commit keeps the cost at one fsync per batch.
+pub const GATEWAY: Kind = Kind {
+    writer: "wagate-db-writer",
+    migrate: schema::migrate,
+    synchronous: "FULL",
+    cache_kib: 2048,
+    live_events: LIVE_EVENTS,
+};
+
+pub(crate) fn open_conn(path: &Path, kind: &Kind) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    // FULL: a commit survives power loss, not only a killed process. Group
-    // commit keeps the cost at one fsync per batch.
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "synchronous", kind.synchronous)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "cache_size", -(kind.cache_kib as i64))?;
     Ok(conn)
 }
 
 impl Store {
-    /// Open (creating or migrating if needed) the database at `path` and
-    /// start the writer thread.
+    /// Open (creating or migrating if needed) the gateway database at
+    /// `path` and start the writer thread.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let writer_conn = open_conn(path)?;
-        schema::migrate(&writer_conn)?;
-        let reader = open_conn(path)?;
+        Store::open_kind(path, &GATEWAY)
+    }
+
+    /// Open a database of `kind` at `path` and start its writer thread.
+    pub fn open_kind(path: &Path, kind: &Kind) -> Result<Store, StoreError> {
+        let writer_conn = open_conn(path, kind)?;
+        (kind.migrate)(&writer_conn)?;
+        let reader = open_conn(path, kind)?;
         let (tx, rx) = mpsc::channel::<Job>();
-        let (live, _) = broadcast::channel(LIVE_EVENTS);
+        let (live, _) = broadcast::channel(kind.live_events.max(1));
         let out = live.clone();
         let thread = std::thread::Builder::new()
-            .name("wagate-db-writer".into())
+            .name(kind.writer.into())
             .spawn(move || writer_loop(writer_conn, rx, out))
             .map_err(|e| StoreError::Commit(format!("cannot start writer thread: {e}")))?;
         Ok(Store {

@@ -1,0 +1,238 @@
+//! One database for every org's WhatsApp client state (`data/devices.db`):
+//! one file, one writer thread with group commit and one reader, whatever
+//! the number of orgs. Each org is a device number in it (`dev`, its
+//! incarnation); `OrgDevice` is the client library's storage backend for
+//! one org, every query scoped to its `dev`. Commits are `synchronous =
+//! NORMAL` in WAL, as the library's own SQLite store does: they survive a
+//! killed process without an fsync each.
+//!
+//! `copy.rs` moves one device's rows to and from a file of its own (the
+//! copy kept aside, a restore, the per-org `wa.db` of earlier versions).
+
+mod appsync;
+pub mod copy;
+mod protocol;
+mod schema;
+mod secrets;
+mod signal;
+#[cfg(test)]
+mod tests;
+pub mod upgrade;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use whatsapp_rust::wacore::store::error::{Result, StoreError as WaError};
+use whatsapp_rust::wacore::store::traits::DeviceStore;
+
+use crate::store::{Kind, Store, StoreError};
+
+pub use schema::TABLES;
+
+const DEVICES: Kind = Kind {
+    writer: "wagate-devices-writer",
+    migrate: schema::migrate,
+    synchronous: "NORMAL",
+    cache_kib: 4096,
+    live_events: 1,
+};
+
+/// Handle to `devices.db`; cheap to clone.
+#[derive(Clone)]
+pub struct Devices {
+    db: Store,
+    path: PathBuf,
+    /// The flag shared by the handles given out for each device.
+    live: Arc<Mutex<HashMap<i64, Arc<AtomicBool>>>>,
+}
+
+impl Devices {
+    /// Open (creating or migrating) the database at `path`.
+    pub fn open(path: &Path) -> std::result::Result<Devices, StoreError> {
+        Ok(Devices {
+            db: Store::open_kind(path, &DEVICES)?,
+            path: path.to_path_buf(),
+            live: Arc::default(),
+        })
+    }
+
+    /// The storage backend of device `dev` (every handle given out until
+    /// the next `retire` of `dev` shares one flag).
+    pub fn device(&self, dev: i64) -> OrgDevice {
+        let retired = self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(dev)
+            .or_default()
+            .clone();
+        OrgDevice {
+            db: self.db.clone(),
+            dev,
+            retired,
+        }
+    }
+
+    /// Refuse every later write through the handles of `dev` given out so
+    /// far: a client that is shutting down cannot write its device back
+    /// after it was set aside. Writes queued before this still apply first.
+    pub fn retire(&self, dev: i64) {
+        if let Some(flag) = self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&dev)
+        {
+            flag.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Is there a device row for `dev` (an org that was ever opened)?
+    pub async fn has_device(&self, dev: i64) -> std::result::Result<bool, StoreError> {
+        self.db
+            .read(move |c| {
+                c.query_row("SELECT 1 FROM device WHERE dev = ?1", [dev], |_| Ok(()))
+                    .optional()
+                    .map(|r| r.is_some())
+            })
+            .await
+    }
+
+    /// Wait until every write queued so far is committed.
+    pub async fn flush(&self) -> std::result::Result<(), StoreError> {
+        self.db.write(|_| Ok(())).await
+    }
+
+    /// Delete every row of `dev`.
+    pub async fn delete(&self, dev: i64) -> std::result::Result<(), StoreError> {
+        self.db
+            .write(move |tx| {
+                for t in TABLES {
+                    tx.execute(&format!("DELETE FROM {t} WHERE dev = ?1"), [dev])?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Where the file is (copies in and out open it beside the writer).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Commit what is queued and stop the writer.
+    pub async fn close(&self, within: std::time::Duration) -> bool {
+        self.db.close(within).await
+    }
+}
+
+/// One org's client state: the library's `Backend`.
+#[derive(Clone)]
+pub struct OrgDevice {
+    db: Store,
+    dev: i64,
+    /// Set aside: writes are refused.
+    retired: Arc<AtomicBool>,
+}
+
+fn db_err(e: StoreError) -> WaError {
+    WaError::Database(Box::new(e))
+}
+
+fn json_err(e: serde_json::Error) -> WaError {
+    WaError::Serialization(Box::new(e))
+}
+
+impl OrgDevice {
+    pub fn dev(&self) -> i64 {
+        self.dev
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, i64) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let dev = self.dev;
+        self.db.read(move |c| f(c, dev)).await.map_err(db_err)
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, i64) -> rusqlite::Result<T> + Send + 'static,
+    {
+        if self.retired.load(Ordering::SeqCst) {
+            return Err(WaError::Validation(format!(
+                "device {} was set aside; this client may no longer write it",
+                self.dev
+            )));
+        }
+        let dev = self.dev;
+        self.db.write(move |tx| f(tx, dev)).await.map_err(db_err)
+    }
+}
+
+/// A device as the library keeps it, read back from its JSON: the parts
+/// that are not stored (the properties sent at login, the client profile)
+/// are set as the library's own store sets them.
+fn device_from_json(text: &str) -> Result<whatsapp_rust::wacore::store::Device> {
+    let mut d: whatsapp_rust::wacore::store::Device =
+        serde_json::from_str(text).map_err(json_err)?;
+    d.device_props = Arc::new(whatsapp_rust::wacore::store::device::DEVICE_PROPS.clone());
+    d.client_profile = whatsapp_rust::ClientProfile::web();
+    Ok(d)
+}
+
+#[async_trait::async_trait]
+impl DeviceStore for OrgDevice {
+    async fn save(&self, device: &whatsapp_rust::wacore::store::Device) -> Result<()> {
+        let text = serde_json::to_string(device).map_err(json_err)?;
+        self.write(move |c, dev| {
+            c.prepare_cached(
+                "INSERT INTO device (dev, data, updated_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(dev) DO UPDATE SET data = excluded.data, updated_ms = excluded.updated_ms",
+            )?
+            .execute(params![dev, text, crate::store::now_ms()])
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn load(&self) -> Result<Option<whatsapp_rust::wacore::store::Device>> {
+        let text: Option<String> = self
+            .read(|c, dev| {
+                c.prepare_cached("SELECT data FROM device WHERE dev = ?1")?
+                    .query_row([dev], |r| r.get(0))
+                    .optional()
+            })
+            .await?;
+        text.map(|t| device_from_json(&t)).transpose()
+    }
+
+    async fn exists(&self) -> Result<bool> {
+        self.read(|c, dev| {
+            c.prepare_cached("SELECT 1 FROM device WHERE dev = ?1")?
+                .query_row([dev], |_| Ok(()))
+                .optional()
+                .map(|r| r.is_some())
+        })
+        .await
+    }
+
+    async fn create(&self) -> Result<i32> {
+        let fresh = whatsapp_rust::wacore::store::Device::new();
+        let text = serde_json::to_string(&fresh).map_err(json_err)?;
+        self.write(move |c, dev| {
+            c.prepare_cached(
+                "INSERT INTO device (dev, data, updated_ms) VALUES (?1, ?2, ?3) ON CONFLICT(dev) DO NOTHING",
+            )?
+            .execute(params![dev, text, crate::store::now_ms()])?;
+            Ok(dev as i32)
+        })
+        .await
+    }
+}
