@@ -141,6 +141,40 @@ pub fn org_delete(api: &Api, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Without `name`: the copies of `org`'s credentials kept aside. With it:
+/// put that copy back (the current credentials are set aside as `replaced`).
+pub fn restore_credentials(api: &Api, org: &str, name: Option<String>) -> anyhow::Result<()> {
+    let Some(name) = name else {
+        let v = api.get(&format!("/v1/orgs/{org}/credentials"))?;
+        let kept = v["aside"].as_array().cloned().unwrap_or_default();
+        if kept.is_empty() {
+            println!("no credentials of {org} are kept aside");
+            return Ok(());
+        }
+        println!("{:<52} {:<12} {:>10}", "NAME", "REASON", "BYTES");
+        for k in kept {
+            println!(
+                "{:<52} {:<12} {:>10}",
+                s(&k["name"]),
+                s(&k["reason"]),
+                s(&k["bytes"])
+            );
+        }
+        println!("restore one with: wagate org restore-credentials {org} NAME");
+        return Ok(());
+    };
+    let v = api.post(
+        &format!("/v1/orgs/{org}/credentials/restore"),
+        Some(serde_json::json!({ "name": name })),
+    )?;
+    println!("restored {name} as {org}'s credentials");
+    if let Some(r) = v["replaced_aside"].as_str() {
+        println!("the ones it replaced are kept aside as {r}");
+    }
+    println!("state: {}", s(&v["status"]["state"]));
+    Ok(())
+}
+
 pub fn status(api: &Api, org: Option<String>) -> anyhow::Result<()> {
     match org {
         Some(o) => {

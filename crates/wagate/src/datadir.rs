@@ -140,9 +140,9 @@ pub fn raise_fd_limit() -> Option<u64> {
     None
 }
 
-/// Descriptors each org may hold: its device store's 3 files (`wa.db`,
-/// `-wal`, `-shm`) and its WhatsApp socket when linked.
-pub const PER_ORG: u64 = 4;
+/// Descriptors each org may hold: its WhatsApp socket when linked (every
+/// org's device state is in the one `devices.db`).
+pub const PER_ORG: u64 = 1;
 /// Descriptors the gateway itself needs (its database, listener, runtime).
 pub const BASE: u64 = 64;
 
@@ -197,9 +197,10 @@ mod tests {
 
     #[test]
     fn the_descriptor_budget_leaves_room_for_the_api() {
-        assert_eq!(budget(1024, 1024), (256, 176));
-        assert_eq!(budget(256, 1024), (64, 32));
-        assert_eq!(budget(20_000, 1024), (1024, 4728));
+        // One descriptor per org (its socket): the device store is shared.
+        assert_eq!(budget(1024, 1024), (256, 704));
+        assert_eq!(budget(256, 1024), (64, 128));
+        assert_eq!(budget(20_000, 1024), (1024, 18_912));
         assert_eq!(budget(10, 1024), (2, 0));
         let (c, o) = budget(1024, 1024);
         assert!(descriptors_needed(o, c) <= 1024);

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod datadir;
 #[cfg(feature = "sim")]
 pub mod demo;
+pub mod devstore;
 pub mod engine;
 pub mod listener;
 pub mod outbox;

@@ -100,6 +100,10 @@ enum Cmd {
         #[arg(long, env = "WAGATE_RETENTION_DAYS", default_value_t = 30,
               value_parser = clap::value_parser!(u64).range(1..=3650))]
         retention_days: u64,
+        /// Keep device state in data/orgs/<org>/wa.db as earlier versions did
+        /// (for the upgrade test).
+        #[arg(long, hide = true)]
+        legacy_org_files: bool,
     },
     /// Manage organizations (admin token).
     Org {
@@ -168,6 +172,14 @@ enum OrgCmd {
     Delete {
         id: String,
     },
+    /// List the copies of an org's WhatsApp credentials kept aside (logged
+    /// out, reset, corrupt, deleted, replaced, migrated), or put one back by
+    /// name: the org reconnects with it, no QR (admin token).
+    RestoreCredentials {
+        id: String,
+        /// The copy to restore, as listed; without it, the list.
+        name: Option<String>,
+    },
 }
 
 fn main() {
@@ -196,6 +208,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         webhook_max_age_hours,
         webhook_first_retry_ms,
         retention_days,
+        legacy_org_files,
     } = cli.cmd
     {
         let rt = runtime_with_logs("info,whatsapp_rust=warn,wacore=warn")?;
@@ -213,6 +226,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             webhook_max_age_hours,
             webhook_first_retry_ms,
             retention_days,
+            legacy_org_files,
             http: HttpLimits {
                 max_connections: max_connections as usize,
                 header_timeout: Duration::from_secs(header_timeout),
@@ -249,6 +263,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Org {
             cmd: OrgCmd::Delete { id },
         } => cli::org_delete(&api, &id),
+        Cmd::Org {
+            cmd: OrgCmd::RestoreCredentials { id, name },
+        } => cli::restore_credentials(&api, &id, name),
         Cmd::Status { org } => cli::status(&api, org),
         Cmd::Send {
             org,

@@ -59,6 +59,9 @@ pub struct ServeOptions {
     pub webhook_first_retry_ms: u64,
     /// Days events (and their finished webhook deliveries) are kept.
     pub retention_days: u64,
+    /// Keep device state in earlier versions' one-file-per-org layout
+    /// (hidden; the upgrade test makes such a data dir with it).
+    pub legacy_org_files: bool,
     pub http: HttpLimits,
     /// Told the bound address once the API listens (for `wagate demo`).
     pub ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
@@ -82,6 +85,7 @@ impl Default for ServeOptions {
             webhook_max_age_hours: 24,
             webhook_first_retry_ms: crate::webhook::FIRST_BACKOFF_MS as u64,
             retention_days: 30,
+            legacy_org_files: false,
             http: HttpLimits::default(),
             ready: None,
             stop: CancellationToken::new(),
@@ -199,7 +203,19 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     }
     tracing::info!(timezone = %tz, "default time zone of sending policies");
     let outbox = Outbox::start(store.clone(), policy);
-    let factory: Arc<dyn EngineFactory> = Arc::new(WaFactory::new(wa));
+    let devices = crate::devstore::Devices::open(&opts.data.join("devices.db"))
+        .context("opening the WhatsApp device store (devices.db)")?;
+    let factory: Arc<dyn EngineFactory> = if opts.legacy_org_files {
+        tracing::warn!("--legacy-org-files: device state in data/orgs/<org>/wa.db, as before 0.2");
+        Arc::new(WaFactory::legacy(
+            wa,
+            opts.data.join("orgs"),
+            opts.data.join("aside"),
+        ))
+    } else {
+        upgrade_org_folders(&store, &devices, &opts.data).await?;
+        Arc::new(WaFactory::new(wa, devices.clone(), opts.data.join("aside")))
+    };
     let sessions = Arc::new(Sessions::new(Deps {
         factory,
         journal: Arc::new(store.clone()),
@@ -300,7 +316,46 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     if !store.close(FLUSH).await {
         tracing::warn!("the database writer did not finish in time");
     }
+    if !devices.close(FLUSH).await {
+        tracing::warn!("the device store's writer did not finish in time");
+    }
     tracing::info!(ms = begun.elapsed().as_millis() as u64, "stopped");
+    Ok(())
+}
+
+/// Carry the per-org folders of earlier versions into `devices.db` (once;
+/// a data dir without them is left as it is).
+async fn upgrade_org_folders(
+    store: &Store,
+    devices: &crate::devstore::Devices,
+    data: &std::path::Path,
+) -> anyhow::Result<()> {
+    let orgs_dir = data.join("orgs");
+    if !orgs_dir.is_dir() {
+        return Ok(());
+    }
+    let orgs: Vec<(String, i64)> = store
+        .read(crate::store::orgs::list)
+        .await
+        .context("reading organizations")?
+        .into_iter()
+        .map(|o| (o.id, o.inc))
+        .collect();
+    let t0 = std::time::Instant::now();
+    let done =
+        crate::devstore::upgrade::from_org_folders(devices, &orgs, &orgs_dir, &data.join("aside"))
+            .await;
+    if done != Default::default() {
+        tracing::info!(
+            carried = done.carried,
+            linked = done.linked,
+            set_aside = done.set_aside,
+            ms = t0.elapsed().as_millis() as u64,
+            "per-org WhatsApp files carried into devices.db; the old folders are in data/aside"
+        );
+    }
+    // An empty `orgs` folder is what is left of the old layout.
+    let _ = std::fs::remove_dir(&orgs_dir);
     Ok(())
 }
 

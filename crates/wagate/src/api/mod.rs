@@ -85,6 +85,11 @@ pub fn router(app: Arc<App>) -> Router {
             "/v1/orgs/{org}/webhooks/{id}/replay",
             post(webhooks::replay),
         )
+        .route("/v1/orgs/{org}/credentials", get(session::credentials))
+        .route(
+            "/v1/orgs/{org}/credentials/restore",
+            post(session::restore_credentials),
+        )
         .route("/v1/orgs/{org}/events", get(events::stream))
         .route("/api/status", get(compat::status))
         .route("/api/send-message", post(compat::send_message))

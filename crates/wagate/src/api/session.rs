@@ -107,3 +107,39 @@ pub async fn history(
         .collect();
     Ok(Json(json!({ "changes": changes })))
 }
+
+/// Copies of the org's credentials kept aside (admin token).
+pub async fn credentials(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    PathParams(org): PathParams<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let kept: Vec<serde_json::Value> = app
+        .aside_copies(&caller, &org)?
+        .into_iter()
+        .map(|k| json!({"name": k.name, "reason": k.reason, "at": k.at, "bytes": k.bytes}))
+        .collect();
+    Ok(Json(json!({ "aside": kept })))
+}
+
+/// Put a copy kept aside back as the org's credentials (admin token); the
+/// current ones are set aside as `replaced`.
+pub async fn restore_credentials(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    PathParams(org): PathParams<String>,
+    body: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Some(name) = body.opt_str("name")? else {
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            "'name' is required: the copy to restore (GET /v1/orgs/{org}/credentials lists them)",
+        ));
+    };
+    let (replaced, status) = app.restore_credentials(&caller, &org, &name).await?;
+    Ok(Json(json!({
+        "restored": name,
+        "replaced_aside": replaced,
+        "status": StatusJson::from(&status),
+    })))
+}

@@ -73,6 +73,8 @@ codes! {
     MessageNotFound = "message_not_found", NotFound, "no message with that id in this organization";
     WebhookNotFound = "webhook_not_found", NotFound, "no webhook with that id in this organization";
     DeliveryNotFound = "delivery_not_found", NotFound, "no delivery with that id for this webhook";
+    CopyNotFound = "copy_not_found", NotFound, "no copy of this organization's credentials by that name in the aside folder";
+    RestoreFailed = "restore_failed", Invalid, "the copy could not be restored (the current credentials were put back)";
     MethodNotAllowed = "method_not_allowed", MethodNotAllowed, "the endpoint exists but not with that method";
     OrgExists = "org_exists", Conflict, "an organization with that id exists";
     NoQr = "no_qr", Conflict, "no QR code is on offer now (start pairing with `session/connect`)";

@@ -123,7 +123,7 @@ mod tests {
         let store = Store::open(&dir.path().join("wagate.db")).unwrap();
         let outbox = Outbox::start(store.clone(), crate::outbox::pacing::Policy::unpaced("UTC"));
         let sessions = Arc::new(Sessions::new(Deps {
-            factory: Arc::new(ScriptFactory(Script::new(false))),
+            factory: Arc::new(ScriptFactory::new(Script::new(false), dir.path())),
             journal: Arc::new(store.clone()),
             hooks: outbox.clone(),
             orgs_dir: dir.path().join("orgs"),

@@ -10,6 +10,7 @@
 //! nothing about other organizations.
 
 pub mod contacts;
+pub mod credentials;
 pub mod error;
 pub mod events;
 pub mod link;

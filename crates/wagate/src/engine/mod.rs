@@ -18,7 +18,7 @@ pub mod transport;
 pub mod wa;
 
 use std::future::Future;
-use std::path::Path;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -227,14 +227,42 @@ pub trait Engine: Send + Sync {
 
 /// Opens engines for organizations.
 pub trait EngineFactory: Send + Sync {
-    /// Open the device stored in `dir` (created if missing); events go to
-    /// `events` (unbounded: acks and receipts are never dropped).
+    /// Open org `org`'s device, number `dev` (created if missing); events go
+    /// to `events` (unbounded: acks and receipts are never dropped).
     fn open<'a>(
         &'a self,
         org: &'a str,
-        dir: &'a Path,
+        dev: i64,
         events: mpsc::UnboundedSender<EngineEvent>,
     ) -> BoxFuture<'a, Result<Arc<dyn Engine>, EngineError>>;
+
+    /// Keep a copy of device `dev`'s state in the aside folder, named after
+    /// `org` and `why`, then clear it, so that the next `open` starts a fresh
+    /// device. Returns where the copy went (`None`: there was nothing to
+    /// keep). What could not be copied is never cleared.
+    fn set_aside<'a>(
+        &'a self,
+        org: &'a str,
+        dev: i64,
+        why: &'a str,
+    ) -> BoxFuture<'a, Result<Option<PathBuf>, String>>;
+
+    /// Make the copy at `from` (one `set_aside` made, or an earlier
+    /// version's `wa.db` folder) device `dev`'s state, replacing what it
+    /// has (the caller set that aside first).
+    fn reinstate<'a>(
+        &'a self,
+        org: &'a str,
+        dev: i64,
+        from: &'a std::path::Path,
+    ) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// The name of a copy set aside now: `<org>-<why>-<UTC time>` (plus the
+/// extension the engine gives it).
+pub fn aside_name(org: &str, why: &str) -> String {
+    let ts = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+    format!("{org}-{why}-{ts}")
 }
 
 /// A fresh WhatsApp message id in the form WhatsApp Web uses (`3EB0` + 16 hex).

@@ -1,7 +1,7 @@
 //! A scripted engine for unit tests of the supervisor: it records every call
 //! and lets the test play the events a real engine would emit. Test-only.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -189,34 +189,87 @@ impl Engine for ScriptEngine {
     }
 }
 
-pub struct ScriptFactory(pub Arc<Script>);
+/// Scripted engines whose "credentials" are a file `creds` in
+/// `data/orgs/<org>/`, set aside by moving that folder to `data/aside/`.
+pub struct ScriptFactory {
+    pub script: Arc<Script>,
+    pub data: PathBuf,
+}
+
+impl ScriptFactory {
+    pub fn new(script: Arc<Script>, data: &Path) -> ScriptFactory {
+        ScriptFactory {
+            script,
+            data: data.to_path_buf(),
+        }
+    }
+}
 
 impl EngineFactory for ScriptFactory {
     fn open<'a>(
         &'a self,
-        _org: &'a str,
-        dir: &'a Path,
+        org: &'a str,
+        _dev: i64,
         events: mpsc::UnboundedSender<EngineEvent>,
     ) -> BoxFuture<'a, Result<Arc<dyn Engine>, EngineError>> {
         Box::pin(async move {
-            std::fs::create_dir_all(dir).map_err(|e| EngineError::Unavailable(e.to_string()))?;
-            self.0.record(Call::Open);
-            let left = self.0.unavailable_opens.load(Ordering::SeqCst);
+            let dir = self.data.join("orgs").join(org);
+            std::fs::create_dir_all(&dir).map_err(|e| EngineError::Unavailable(e.to_string()))?;
+            let s = &self.script;
+            s.record(Call::Open);
+            let left = s.unavailable_opens.load(Ordering::SeqCst);
             if left > 0 {
-                self.0.unavailable_opens.store(left - 1, Ordering::SeqCst);
+                s.unavailable_opens.store(left - 1, Ordering::SeqCst);
                 return Err(EngineError::Unavailable(
                     "Too many open files (os error 24)".into(),
                 ));
             }
-            if self.0.corrupt_next_open.swap(false, Ordering::SeqCst) {
+            if s.corrupt_next_open.swap(false, Ordering::SeqCst) {
                 return Err(EngineError::Corrupt("file is not a database".into()));
             }
             // A fresh device after a move-aside has no credentials.
             if !dir.join("creds").exists() {
-                self.0.creds.store(false, Ordering::SeqCst);
+                s.creds.store(false, Ordering::SeqCst);
             }
-            *self.0.events.lock().unwrap() = Some(events);
-            Ok(Arc::new(ScriptEngine(self.0.clone())) as Arc<dyn Engine>)
+            *s.events.lock().unwrap() = Some(events);
+            Ok(Arc::new(ScriptEngine(s.clone())) as Arc<dyn Engine>)
+        })
+    }
+
+    fn set_aside<'a>(
+        &'a self,
+        org: &'a str,
+        _dev: i64,
+        why: &'a str,
+    ) -> BoxFuture<'a, Result<Option<PathBuf>, String>> {
+        Box::pin(async move {
+            let dir = self.data.join("orgs").join(org);
+            if !dir.exists() {
+                return Ok(None);
+            }
+            let aside = self.data.join("aside");
+            let target = aside.join(super::aside_name(org, why));
+            std::fs::create_dir_all(&aside)
+                .and_then(|_| std::fs::rename(&dir, &target))
+                .map_err(|e| e.to_string())?;
+            Ok(Some(target))
+        })
+    }
+
+    fn reinstate<'a>(
+        &'a self,
+        org: &'a str,
+        _dev: i64,
+        from: &'a Path,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let dir = self.data.join("orgs").join(org);
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::rename(from, &dir).map_err(|e| e.to_string())?;
+            self.script
+                .creds
+                .store(dir.join("creds").exists(), Ordering::SeqCst);
+            Ok(())
         })
     }
 }

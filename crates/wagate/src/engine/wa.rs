@@ -1,9 +1,9 @@
 //! The engine over `whatsapp-rust`: one library client per organization, its
-//! device state in `data/orgs/<org>/wa.db` (the library's SQLite backend), its
-//! auto-reconnect switched off. Library events are translated into our own
+//! device state in the one device store for every org (`devstore`, device
+//! number = the org's incarnation), its auto-reconnect switched off. Library events are translated into our own
 //! `EngineEvent`s here and nowhere else.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,9 +15,11 @@ use tokio::time::Instant;
 use whatsapp_rust::bot::Bot;
 use whatsapp_rust::http::{HttpClient, HttpRequest, HttpResponse};
 use whatsapp_rust::pair_code::PairCodeOptions;
-use whatsapp_rust::store::SqliteStore;
 use whatsapp_rust::types::events::{Event, EventHandler};
+use whatsapp_rust::wacore::store::traits::DeviceStore as _;
 use whatsapp_rust::{Client, Jid, SendOptions, TokioRuntime};
+
+use crate::devstore::Devices;
 
 use super::{
     diagnose, BoxFuture, CloseReason, Commit, Engine, EngineError, EngineEvent, EngineFactory,
@@ -40,86 +42,100 @@ pub struct WaConfig {
 
 pub struct WaFactory {
     cfg: WaConfig,
+    layout: Layout,
+    aside_dir: PathBuf,
+}
+
+/// Where device state lives.
+enum Layout {
+    /// Every org in `devices.db`.
+    Devices(Devices),
+    /// Earlier versions' layout, one library store per org in
+    /// `<dir>/<org>/wa.db` (hidden `--legacy-org-files`: the upgrade test
+    /// makes a data dir as an earlier version did).
+    OrgFiles(PathBuf),
 }
 
 impl WaFactory {
-    pub fn new(cfg: WaConfig) -> WaFactory {
-        WaFactory { cfg }
+    /// Engines whose device state lives in `devices`; copies set aside go
+    /// to `aside_dir`.
+    pub fn new(cfg: WaConfig, devices: Devices, aside_dir: PathBuf) -> WaFactory {
+        WaFactory {
+            cfg,
+            layout: Layout::Devices(devices),
+            aside_dir,
+        }
     }
-}
 
-/// SQLite's file header; anything else in `wa.db` is not a database.
-const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+    /// Engines in earlier versions' one-file-per-org layout under `orgs_dir`.
+    pub fn legacy(cfg: WaConfig, orgs_dir: PathBuf, aside_dir: PathBuf) -> WaFactory {
+        WaFactory {
+            cfg,
+            layout: Layout::OrgFiles(orgs_dir),
+            aside_dir,
+        }
+    }
 
-/// Does `wa.db` exist with content? Its first bytes must be SQLite's header.
-/// Only a wrong or short header is the file's fault; any other failure to
-/// read it is the machine's (see `diagnose`).
-fn precheck(db: &Path) -> Result<bool, EngineError> {
-    let meta = match std::fs::metadata(db) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(diagnose::io("wa.db cannot be examined", &e)),
-    };
-    if meta.len() == 0 {
-        return Ok(false);
+    /// The backend for `org`/`dev`, and whether it held a device already.
+    async fn backend(
+        &self,
+        org: &str,
+        dev: i64,
+    ) -> Result<(Arc<dyn whatsapp_rust::wacore::store::traits::Backend>, bool), EngineError> {
+        let unavailable = |e: &dyn std::fmt::Display| {
+            EngineError::Unavailable(format!("the device store cannot be read: {e}"))
+        };
+        match &self.layout {
+            Layout::Devices(devices) => {
+                let device = devices.device(dev);
+                let existed = device.exists().await.map_err(|e| unavailable(&e))?;
+                if existed {
+                    // Rows the library cannot read are this org's corruption;
+                    // the other orgs in the file are not touched.
+                    if let Err(e) = device.load().await {
+                        use whatsapp_rust::wacore::store::error::StoreError as E;
+                        return Err(match e {
+                            E::Serialization(_) | E::Validation(_) => EngineError::Corrupt(
+                                format!("the stored device cannot be read: {e:#}"),
+                            ),
+                            other => unavailable(&other),
+                        });
+                    }
+                }
+                Ok((Arc::new(device), existed))
+            }
+            Layout::OrgFiles(dir) => {
+                let dir = dir.join(org);
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| diagnose::io(&format!("cannot create {}", dir.display()), &e))?;
+                let db = dir.join("wa.db");
+                let existed = db.metadata().map(|m| m.len() > 0).unwrap_or(false);
+                let path = db
+                    .to_str()
+                    .ok_or_else(|| EngineError::Unavailable("data path is not UTF-8".into()))?;
+                let store = whatsapp_rust::store::SqliteStore::new(path)
+                    .await
+                    .map_err(|e| {
+                        diagnose::library("cannot open wa.db", &format!("{e:#}"), existed)
+                    })?;
+                Ok((Arc::new(store), existed))
+            }
+        }
     }
-    let mut head = [0u8; 16];
-    use std::io::Read;
-    let read = std::fs::File::open(db).and_then(|mut f| f.read_exact(&mut head));
-    match read {
-        Ok(()) if &head == SQLITE_MAGIC => Ok(true),
-        Ok(()) => Err(EngineError::Corrupt(
-            "wa.db is not a SQLite database".into(),
-        )),
-        Err(e) => Err(diagnose::io("wa.db cannot be read", &e)),
-    }
-}
-
-/// Check the database pages, not just the header: a truncated file opens
-/// fine and fails later, mid-login. Read-only; run before the library opens it.
-fn integrity(db: &Path) -> Result<(), EngineError> {
-    let conn = rusqlite::Connection::open_with_flags(
-        db,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| diagnose::sqlite("wa.db cannot be opened", &e))?;
-    let verdict: String = conn
-        .query_row("PRAGMA quick_check", [], |r| r.get(0))
-        .map_err(|e| diagnose::sqlite("wa.db cannot be checked", &e))?;
-    if verdict != "ok" {
-        return Err(EngineError::Corrupt(format!("wa.db is damaged: {verdict}")));
-    }
-    Ok(())
 }
 
 impl EngineFactory for WaFactory {
     fn open<'a>(
         &'a self,
         org: &'a str,
-        dir: &'a Path,
+        dev: i64,
         events: mpsc::UnboundedSender<EngineEvent>,
     ) -> BoxFuture<'a, Result<Arc<dyn Engine>, EngineError>> {
         Box::pin(async move {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| diagnose::io(&format!("cannot create {}", dir.display()), &e))?;
-            let db = dir.join("wa.db");
-            let existed = precheck(&db)?;
-            if existed {
-                let db2 = db.clone();
-                tokio::task::spawn_blocking(move || integrity(&db2))
-                    .await
-                    .map_err(|e| EngineError::Unavailable(e.to_string()))??;
-            }
-            let db_str = db
-                .to_str()
-                .ok_or_else(|| EngineError::Unavailable("data path is not UTF-8".into()))?;
-            // Our own checks passed: a failure now is the library's. It is
-            // corruption only when the file existed and the library says the
-            // data is bad, and never while the machine is out of descriptors.
+            let (backend, existed) = self.backend(org, dev).await?;
+            // A failure now is the library's. It is corruption only when the
+            // device existed and the library says the data is bad.
             let classify = |what: &str, e: String| diagnose::library(what, &e, existed);
-            let store = SqliteStore::new(db_str)
-                .await
-                .map_err(|e| classify("cannot open wa.db", format!("{e:#}")))?;
             let shared = Arc::new(Shared {
                 org: org.to_string(),
                 tx: events,
@@ -130,7 +146,7 @@ impl EngineFactory for WaFactory {
             });
             let transport = super::transport::NoDelayTransportFactory::new(self.cfg.ws_url.clone());
             let mut builder = Bot::builder()
-                .with_backend(store)
+                .with_backend_arc(backend)
                 .with_transport_factory(transport)
                 .with_http_client(GatedHttp {
                     inner: (!self.cfg.no_http).then(whatsapp_rust::http::UreqHttpClient::new),
@@ -160,6 +176,75 @@ impl EngineFactory for WaFactory {
                 bot: Mutex::new(Some(bot)),
                 shared,
             }) as Arc<dyn Engine>)
+        })
+    }
+
+    fn set_aside<'a>(
+        &'a self,
+        org: &'a str,
+        dev: i64,
+        why: &'a str,
+    ) -> BoxFuture<'a, Result<Option<PathBuf>, String>> {
+        Box::pin(async move {
+            let devices = match &self.layout {
+                Layout::Devices(d) => d,
+                Layout::OrgFiles(dir) => {
+                    let dir = dir.join(org);
+                    if !dir.exists() {
+                        return Ok(None);
+                    }
+                    let target = self.aside_dir.join(super::aside_name(org, why));
+                    std::fs::create_dir_all(&self.aside_dir)
+                        .and_then(|_| std::fs::rename(&dir, &target))
+                        .map_err(|e| e.to_string())?;
+                    return Ok(Some(target));
+                }
+            };
+            // No client may write the device from here on; what it queued
+            // before is committed first, so the copy is whole.
+            devices.retire(dev);
+            devices.flush().await.map_err(|e| e.to_string())?;
+            std::fs::create_dir_all(&self.aside_dir)
+                .map_err(|e| format!("cannot create {}: {e}", self.aside_dir.display()))?;
+            let path = self
+                .aside_dir
+                .join(format!("{}.db", super::aside_name(org, why)));
+            let rows = crate::devstore::copy::export(devices, dev, &path).await?;
+            if rows == 0 {
+                let _ = std::fs::remove_file(&path);
+                return Ok(None);
+            }
+            devices
+                .delete(dev)
+                .await
+                .map_err(|e| format!("copied aside to {} but not cleared: {e}", path.display()))?;
+            Ok(Some(path))
+        })
+    }
+
+    fn reinstate<'a>(
+        &'a self,
+        org: &'a str,
+        dev: i64,
+        from: &'a std::path::Path,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            match &self.layout {
+                Layout::Devices(devices) => {
+                    // Whatever handle the last client had stays retired.
+                    devices.retire(dev);
+                    crate::devstore::copy::restore(devices, from, dev)
+                        .await
+                        .map(|_| ())
+                }
+                Layout::OrgFiles(dir) => {
+                    let dir = dir.join(org);
+                    if dir.exists() {
+                        return Err(format!("{} is in the way", dir.display()));
+                    }
+                    std::fs::rename(from, &dir).map_err(|e| e.to_string())
+                }
+            }
         })
     }
 }

@@ -51,8 +51,8 @@ async fn rig_on(clock: clock::Clock) -> Rig {
     let script = Script::new(true);
     script.accept_sends.store(true, Ordering::SeqCst);
     let (tx, _rx) = mpsc::unbounded_channel();
-    let engine = ScriptFactory(script.clone())
-        .open("4", &dir.path().join("orgs/4"), tx)
+    let engine = ScriptFactory::new(script.clone(), dir.path())
+        .open("4", org.inc, tx)
         .await
         .unwrap();
     let outbox = Outbox::start_with_clock(

@@ -119,6 +119,11 @@ impl Sessions {
         h
     }
 
+    /// Where credentials set aside are kept.
+    pub fn aside_dir(&self) -> &std::path::Path {
+        &self.deps.aside_dir
+    }
+
     pub fn get(&self, org: &str) -> Option<Handle> {
         self.orgs
             .read()

@@ -6,7 +6,7 @@
 //! of the org's status and the only caller of the engine's lifecycle methods.
 
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{sleep_until, Instant};
@@ -33,6 +33,14 @@ pub enum Command {
     Logout { done: oneshot::Sender<()> },
     /// The old "clean session": move credentials aside and pair afresh.
     Reset { done: oneshot::Sender<()> },
+    /// Put back credentials kept aside (`from`, a copy in the aside
+    /// folder): the current ones are set aside as `replaced`, then the org
+    /// reconnects with the restored ones. Answers where the replaced ones
+    /// went, or why the restore failed (the current ones are then back).
+    Reinstate {
+        from: PathBuf,
+        done: oneshot::Sender<Result<Option<PathBuf>, String>>,
+    },
     /// Stop for good (org deleted, gateway stopping); optionally move the
     /// credentials aside first.
     Stop {
@@ -56,7 +64,8 @@ pub struct Deps {
     pub factory: Arc<dyn EngineFactory>,
     pub journal: Arc<dyn Journal>,
     pub hooks: Arc<dyn LinkHooks>,
-    /// `data/orgs`: each org's device state lives in `orgs_dir/<org>/`.
+    /// `data/orgs`: the one-folder-per-org layout of earlier versions (a
+    /// folder left there under a new org's id is set aside).
     pub orgs_dir: PathBuf,
     /// `data/aside`: credentials moved aside (logged out, reset, corrupt).
     pub aside_dir: PathBuf,
@@ -97,7 +106,6 @@ enum Timer {
 pub struct Supervisor {
     org: OrgRef,
     deps: Arc<Deps>,
-    dir: PathBuf,
     engine: Option<Arc<dyn Engine>>,
     slot: EngineSlot,
     events: Option<mpsc::UnboundedReceiver<EngineEvent>>,
@@ -133,7 +141,6 @@ impl Supervisor {
             watch::channel(Snapshot::initial(State::Starting, Reason::Starting));
         let slot: EngineSlot = Arc::new(Mutex::new(None));
         let sup = Supervisor {
-            dir: deps.orgs_dir.join(&org.id),
             org,
             deps,
             engine: None,
@@ -263,7 +270,7 @@ impl Supervisor {
                 let (tx, rx) = mpsc::unbounded_channel();
                 self.deps
                     .factory
-                    .open(&self.org.id, &self.dir, tx)
+                    .open(&self.org.id, self.org.inc, tx)
                     .await
                     .map(|e| (e, rx))
             }
@@ -338,11 +345,11 @@ impl Supervisor {
 
     /// Credentials unreadable: move them aside as `corrupt`, open a fresh device.
     async fn quarantine(&mut self, why: String) {
-        let aside = self.move_dir_aside("corrupt");
+        let aside = self.set_aside("corrupt").await;
         tracing::warn!(org = %self.org.id, reason = %why, aside = ?aside, "credentials quarantined");
         let aside = aside.map(|p| p.display().to_string());
         let (tx, rx) = mpsc::unbounded_channel();
-        let fresh_failed = match self.deps.factory.open(&self.org.id, &self.dir, tx).await {
+        let fresh_failed = match self.deps.factory.open(&self.org.id, self.org.inc, tx).await {
             Ok(e) => {
                 self.install(e, rx);
                 None
@@ -378,35 +385,67 @@ impl Supervisor {
         self.permit = None;
     }
 
-    /// Rename the org's device folder into the aside folder; never deletes.
-    fn move_dir_aside(&self, why: &str) -> Option<PathBuf> {
-        if !self.dir.exists() {
-            return None;
-        }
-        let ts = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
-        let target = self
+    /// Keep a copy of the org's device state aside and clear it; never
+    /// deletes what it could not copy.
+    async fn set_aside(&self, why: &str) -> Option<PathBuf> {
+        match self
             .deps
-            .aside_dir
-            .join(format!("{}-{why}-{ts}", self.org.id));
-        if let Err(e) = std::fs::create_dir_all(&self.deps.aside_dir)
-            .and_then(|_| std::fs::rename(&self.dir, &target))
+            .factory
+            .set_aside(&self.org.id, self.org.inc, why)
+            .await
         {
-            tracing::error!(org = %self.org.id, error = %e, "could not move credentials aside");
-            return None;
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(org = %self.org.id, error = %e, "could not move credentials aside");
+                None
+            }
         }
-        Some(target)
     }
 
     /// Shut the engine, move its credentials aside and open a fresh device.
     async fn set_aside_and_reopen(&mut self, why: &str) -> Option<PathBuf> {
         self.drop_engine().await;
-        let aside = self.move_dir_aside(why);
+        let aside = self.set_aside(why).await;
         if let Some(p) = &aside {
             tracing::info!(org = %self.org.id, aside = %p.display(), "credentials moved aside ({why})");
         }
         self.status.send_modify(|s| s.phone_number = None);
         self.open_engine().await;
         aside
+    }
+
+    /// Set the current credentials aside as `replaced`, put `from` in their
+    /// place, and reconnect with them. If `from` cannot be read, the
+    /// replaced ones are put back.
+    async fn reinstate(&mut self, from: &Path) -> Result<Option<PathBuf>, String> {
+        self.timer = None;
+        self.deps.hooks.link_down(&self.org);
+        self.drop_engine().await;
+        let replaced = self.set_aside("replaced").await;
+        let (id, dev) = (self.org.id.clone(), self.org.inc);
+        let result = match self.deps.factory.reinstate(&id, dev, from).await {
+            Ok(()) => {
+                tracing::info!(org = %id, from = %from.display(), "credentials restored");
+                Ok(replaced)
+            }
+            Err(e) => {
+                tracing::error!(org = %id, from = %from.display(), error = %e, "cannot restore credentials");
+                if let Some(p) = &replaced {
+                    if let Err(back) = self.deps.factory.reinstate(&id, dev, p).await {
+                        tracing::error!(org = %id, error = %back, "cannot put the replaced credentials back; they stay aside");
+                    }
+                }
+                Err(e)
+            }
+        };
+        self.status.send_modify(|s| s.phone_number = None);
+        self.attempt = 0;
+        self.qr_rounds = 0;
+        self.opts = StartOptions::default();
+        if self.open_engine().await && self.engine.as_ref().is_some_and(|e| e.has_credentials()) {
+            self.begin();
+        }
+        result
     }
 
     /// Begin one connection attempt.
@@ -541,6 +580,10 @@ impl Supervisor {
                     let _ = done.send(());
                 }
             }
+            Command::Reinstate { from, done } => {
+                let r = self.reinstate(&from).await;
+                let _ = done.send(r);
+            }
             Command::Stop { done, .. } => {
                 let _ = done.send(());
             }
@@ -583,7 +626,7 @@ impl Supervisor {
         self.deps.hooks.link_down(&self.org);
         self.drop_engine().await;
         if move_aside {
-            if let Some(p) = self.move_dir_aside("deleted") {
+            if let Some(p) = self.set_aside("deleted").await {
                 tracing::info!(org = %self.org.id, aside = %p.display(), "credentials moved aside (org deleted)");
             }
         }

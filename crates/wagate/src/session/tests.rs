@@ -51,7 +51,7 @@ fn sessions_over(
     open_budget: Option<Arc<tokio::sync::Semaphore>>,
 ) -> Sessions {
     Sessions::new(Deps {
-        factory: Arc::new(ScriptFactory(script.clone())),
+        factory: Arc::new(ScriptFactory::new(script.clone(), data)),
         journal,
         hooks: Arc::new(NoHooks),
         orgs_dir: data.join("orgs"),

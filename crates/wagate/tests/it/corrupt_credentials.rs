@@ -1,6 +1,6 @@
-//! A truncated credentials database on disk, through the real engine (the
-//! library's own SQLite file): start-up quarantines it, the org asks for a QR,
-//! and the server keeps serving every other organization.
+//! An org's credentials damaged in the one device store (`devices.db`),
+//! through the real engine: start-up keeps a copy of that org's rows aside,
+//! the org asks for a QR, and every other organization keeps working.
 
 use std::time::{Duration, Instant};
 
@@ -22,38 +22,61 @@ fn wait_state(s: &Server, org: &str, want: &str) -> serde_json::Value {
     }
 }
 
+/// The device number (incarnation) of `org`.
+fn dev_of(data: &std::path::Path, org: &str) -> i64 {
+    let c = rusqlite::Connection::open(data.join("wagate.db")).unwrap();
+    c.query_row("SELECT inc FROM orgs WHERE id = ?1", [org], |r| r.get(0))
+        .unwrap()
+}
+
+/// Overwrite `org`'s stored device with `data` (the gateway is stopped).
+fn damage(data: &std::path::Path, org: &str, with: &str) {
+    let dev = dev_of(data, org);
+    let c = rusqlite::Connection::open(data.join("devices.db")).unwrap();
+    let n = c
+        .execute(
+            "UPDATE device SET data = ?2 WHERE dev = ?1",
+            rusqlite::params![dev, with],
+        )
+        .unwrap();
+    assert_eq!(n, 1, "org {org} has a device row");
+}
+
+fn aside(data: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(data.join("aside"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
 #[test]
-fn truncated_credentials_are_quarantined_and_others_keep_working() {
+fn a_damaged_device_is_quarantined_alone_and_others_keep_working() {
     let tmp = tempfile::tempdir().unwrap();
     let mut s = Server::start(tmp.path());
     s.create_org("4", Some("57"));
     let t2 = s.create_org("2", Some("57"));
-    // Wait until the engine has opened (and so created) the device database.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !wait_state(&s, "4", "new")["detail"]
-        .as_str()
-        .unwrap()
-        .starts_with("Not linked yet")
-    {
-        assert!(Instant::now() < deadline, "engine never opened");
-        std::thread::sleep(Duration::from_millis(50));
+    // Wait until the engines have opened (and so created) their devices.
+    for org in ["4", "2"] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !wait_state(&s, org, "new")["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("Not linked yet")
+        {
+            assert!(Instant::now() < deadline, "engine never opened");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
     s.kill9();
-
-    // The library created its device database (its pages may still sit in
-    // the WAL after the kill: fold them in first); then cut it in half.
-    let db = tmp.path().join("orgs").join("4").join("wa.db");
-    {
-        let c = rusqlite::Connection::open(&db).unwrap();
-        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            .unwrap();
-    }
-    let len = std::fs::metadata(&db).expect("wa.db was created").len();
-    assert!(len > 4096, "wa.db is {len} bytes");
-    let bytes = std::fs::read(&db).unwrap();
-    std::fs::write(&db, &bytes[..(len / 2) as usize]).unwrap();
-    let _ = std::fs::remove_file(db.with_extension("db-wal"));
-    let _ = std::fs::remove_file(db.with_extension("db-shm"));
+    damage(
+        tmp.path(),
+        "4",
+        "{\"pn\": 12, \"this is\": \"not a device\"",
+    );
 
     let s = Server::start(tmp.path());
     let v = wait_state(&s, "4", "needs_qr");
@@ -61,15 +84,18 @@ fn truncated_credentials_are_quarantined_and_others_keep_working() {
         v["detail"].as_str().unwrap().contains("could not be read"),
         "{v}"
     );
-    let aside: Vec<String> = std::fs::read_dir(tmp.path().join("aside"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(aside.len(), 1, "{aside:?}");
-    assert!(aside[0].starts_with("4-corrupt-"));
-    // The damaged file was moved, not deleted.
-    let moved = tmp.path().join("aside").join(&aside[0]).join("wa.db");
-    assert_eq!(std::fs::metadata(moved).unwrap().len(), len / 2);
+    let kept = aside(tmp.path());
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(
+        kept[0].starts_with("4-corrupt-") && kept[0].ends_with(".db"),
+        "{kept:?}"
+    );
+    // The damaged row was copied aside, not just deleted.
+    let c = rusqlite::Connection::open(tmp.path().join("aside").join(&kept[0])).unwrap();
+    let data: String = c
+        .query_row("SELECT data FROM device", [], |r| r.get(0))
+        .unwrap();
+    assert!(data.contains("not a device"), "{data}");
 
     // Other orgs are untouched and the API keeps serving.
     wait_state(&s, "2", "new");
@@ -81,12 +107,12 @@ fn truncated_credentials_are_quarantined_and_others_keep_working() {
     );
     assert_eq!(st, 202);
 
-    // Garbage instead of a database is caught the same way.
+    // A device of the wrong shape is caught the same way.
     drop(s);
-    let db2 = tmp.path().join("orgs").join("2").join("wa.db");
-    std::fs::write(&db2, b"this is not a database at all, just text").unwrap();
+    damage(tmp.path(), "2", "[]");
     let s = Server::start(tmp.path());
     wait_state(&s, "2", "needs_qr");
     // Org 4 now holds the fresh (unlinked) device made after its quarantine.
     wait_state(&s, "4", "new");
+    assert_eq!(aside(tmp.path()).len(), 2);
 }

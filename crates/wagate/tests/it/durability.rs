@@ -96,22 +96,20 @@ fn device_keys_and_messages_are_private_and_loose_ones_are_tightened() {
     let data = tmp.path().join("data");
     let mut s = Server::start(&data);
     s.create_org("4", None);
-    // The org's device store is created by the WhatsApp library.
-    let wa = data.join("orgs/4/wa.db");
+    // Every org's WhatsApp state is in one file.
+    let wa = data.join("devices.db");
     s.wait_status("4", ADMIN, Duration::from_secs(20), |v| {
         v["reason"]["code"] == "not_linked"
     });
     assert!(wa.exists());
     let check = |what: &str| {
-        for d in [data.clone(), data.join("orgs"), data.join("orgs/4")] {
-            assert_eq!(mode(&d), 0o700, "{what}: {}", d.display());
-        }
+        assert_eq!(mode(&data), 0o700, "{what}: {}", data.display());
         for f in [data.join("wagate.db"), wa.clone(), data.join("admin.token")] {
             if f.exists() {
                 assert_eq!(mode(&f), 0o600, "{what}: {}", f.display());
             }
         }
-        for e in std::fs::read_dir(data.join("orgs/4")).unwrap() {
+        for e in std::fs::read_dir(&data).unwrap() {
             let p = e.unwrap().path();
             assert_eq!(mode(&p) & 0o077, 0, "{what}: {}", p.display());
         }
@@ -119,9 +117,7 @@ fn device_keys_and_messages_are_private_and_loose_ones_are_tightened() {
     check("created");
     s.terminate(Duration::from_secs(15)).expect("stopped");
     // An older version (or a careless copy) left them readable by all.
-    for d in [data.clone(), data.join("orgs"), data.join("orgs/4")] {
-        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
     for f in [data.join("wagate.db"), wa.clone()] {
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
     }

@@ -95,20 +95,18 @@ fn device_removed_logs_out_and_moves_credentials_aside() {
         aside.iter().any(|n| n.starts_with("o0-logged_out-")),
         "{aside:?}"
     );
-    let kept = l
-        .data_path()
-        .join("aside")
-        .join(
-            aside
-                .iter()
-                .find(|n| n.starts_with("o0-logged_out-"))
-                .unwrap(),
-        )
-        .join("wa.db");
-    assert!(
-        std::fs::metadata(kept).unwrap().len() > 0,
-        "credentials kept, not deleted"
+    let kept = l.data_path().join("aside").join(
+        aside
+            .iter()
+            .find(|n| n.starts_with("o0-logged_out-"))
+            .unwrap(),
     );
+    // The copy holds the device as it was, linked to its number.
+    let c = rusqlite::Connection::open(&kept).unwrap();
+    let device: String = c
+        .query_row("SELECT data FROM device", [], |r| r.get(0))
+        .expect("credentials kept, not deleted");
+    assert!(device.contains(&crate::common::sim::phone(0)), "{device}");
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(
         l.status("o0")["state"],

@@ -20,6 +20,8 @@ mod web_pages;
 mod webhooks;
 
 #[cfg(feature = "sim")]
+mod e2e_credentials;
+#[cfg(feature = "sim")]
 mod e2e_dashboard;
 #[cfg(feature = "sim")]
 mod e2e_faults;
@@ -33,3 +35,5 @@ mod e2e_messages;
 mod e2e_replies;
 #[cfg(feature = "sim")]
 mod e2e_scale;
+#[cfg(feature = "sim")]
+mod e2e_upgrade;

@@ -149,11 +149,19 @@ pub fn link(s: &Server, ctl: &str, org: &str, token: &str, phone: &str) {
 
 /// wa-sim, the gateway, and `orgs` linked to phones 57300000000N.
 pub fn linked(orgs: usize) -> Linked {
+    linked_args(orgs, &[])
+}
+
+/// `linked`, the gateway started with `extra` options too.
+pub fn linked_args(orgs: usize, extra: &[&str]) -> Linked {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let sim_dir = tempfile::tempdir().unwrap();
     let wa = start_sim(&rt, sim_dir.path());
     let data = tempfile::tempdir().unwrap();
-    let s = Server::start_sim(data.path(), &wa.ws_url());
+    let ws = wa.ws_url();
+    let mut args = vec!["--wa-url", ws.as_str(), "--webhook-allow", "127.0.0.1"];
+    args.extend_from_slice(extra);
+    let s = Server::start_args(data.path(), &args);
     let mut tokens = vec![];
     for i in 0..orgs {
         let org = format!("o{i}");
