@@ -101,6 +101,27 @@ impl Devices {
             .await
     }
 
+    /// Is device `dev` stored with credentials (linked to a number)? Only a
+    /// device that says `"pn": null` is not; any row that is not a device
+    /// counts as stored, so that opening it finds the damage.
+    pub async fn linked(&self, dev: i64) -> std::result::Result<bool, StoreError> {
+        let data: Option<String> = self
+            .db
+            .read(move |c| {
+                c.prepare_cached("SELECT data FROM device WHERE dev = ?1")?
+                    .query_row([dev], |r| r.get(0))
+                    .optional()
+            })
+            .await?;
+        Ok(match data {
+            None => false,
+            Some(d) => match serde_json::from_str::<serde_json::Value>(&d) {
+                Ok(v) => !matches!(v.get("pn"), Some(serde_json::Value::Null)),
+                Err(_) => true,
+            },
+        })
+    }
+
     /// Wait until every write queued so far is committed.
     pub async fn flush(&self) -> std::result::Result<(), StoreError> {
         self.db.write(|_| Ok(())).await

@@ -236,6 +236,11 @@ pub trait EngineFactory: Send + Sync {
         events: mpsc::UnboundedSender<EngineEvent>,
     ) -> BoxFuture<'a, Result<Arc<dyn Engine>, EngineError>>;
 
+    /// Whether org `org` has a linked device stored (credentials). An org
+    /// without one opens its engine only to pair: a never-linked org costs
+    /// a row, not a client.
+    fn stored<'a>(&'a self, org: &'a str, dev: i64) -> BoxFuture<'a, Result<bool, EngineError>>;
+
     /// Keep a copy of device `dev`'s state in the aside folder, named after
     /// `org` and `why`, then clear it, so that the next `open` starts a fresh
     /// device. Returns where the copy went (`None`: there was nothing to

@@ -236,6 +236,19 @@ impl EngineFactory for ScriptFactory {
         })
     }
 
+    fn stored<'a>(&'a self, org: &'a str, _dev: i64) -> BoxFuture<'a, Result<bool, EngineError>> {
+        Box::pin(async move {
+            let s = &self.script;
+            // A corrupt or unavailable store is found by opening it.
+            if s.corrupt_next_open.load(Ordering::SeqCst)
+                || s.unavailable_opens.load(Ordering::SeqCst) > 0
+            {
+                return Ok(true);
+            }
+            Ok(self.data.join("orgs").join(org).join("creds").exists())
+        })
+    }
+
     fn set_aside<'a>(
         &'a self,
         org: &'a str,

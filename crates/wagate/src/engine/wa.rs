@@ -179,6 +179,17 @@ impl EngineFactory for WaFactory {
         })
     }
 
+    fn stored<'a>(&'a self, org: &'a str, dev: i64) -> BoxFuture<'a, Result<bool, EngineError>> {
+        Box::pin(async move {
+            match &self.layout {
+                Layout::Devices(devices) => devices.linked(dev).await.map_err(|e| {
+                    EngineError::Unavailable(format!("the device store cannot be read: {e}"))
+                }),
+                Layout::OrgFiles(dir) => Ok(dir.join(org).join("wa.db").exists()),
+            }
+        })
+    }
+
     fn set_aside<'a>(
         &'a self,
         org: &'a str,

@@ -166,7 +166,13 @@ impl Supervisor {
     }
 
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        self.open_engine().await;
+        // A never-linked org opens no engine until it pairs.
+        match self.deps.factory.stored(&self.org.id, self.org.inc).await {
+            Ok(false) => self.set_state(State::New, Reason::NotLinked),
+            _ => {
+                self.open_engine().await;
+            }
+        }
         loop {
             let deadline = self.timer.map(|(t, _)| t);
             tokio::select! {

@@ -61,6 +61,13 @@ fn sessions_over(
     })
 }
 
+/// A (scripted) device stored for `org`, so its engine opens at start.
+fn stored_creds(data: &std::path::Path, org: &str) {
+    let dir = data.join("orgs").join(org);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("creds"), b"x").unwrap();
+}
+
 /// Org 4's device folder, holding (scripted) credentials.
 fn linked_before(data: &std::path::Path) -> std::path::PathBuf {
     let dir = data.join("orgs").join("4");
@@ -819,6 +826,10 @@ async fn orgs_beyond_the_descriptor_budget_wait_in_error_and_get_a_place_later()
         0.0,
         Some(budget.clone()),
     );
+    // Orgs with stored credentials: each opens its engine at start.
+    for i in 1..=3 {
+        stored_creds(tmp.path(), &format!("o{i}"));
+    }
     let orgs: Vec<Handle> = (1..=3)
         .map(|i| {
             sessions.add(&OrgRef {
@@ -881,6 +892,9 @@ async fn stop_all_stops_every_org_at_once_and_gives_up_on_a_stuck_one() {
     let tmp = tempfile::tempdir().unwrap();
     let script = Script::new(false);
     let sessions = sessions_over(&script, tmp.path(), Arc::default(), 0.0, None);
+    for i in 0..100 {
+        stored_creds(tmp.path(), &format!("o{i}"));
+    }
     let handles: Vec<Handle> = (0..100)
         .map(|i| {
             sessions.add(&OrgRef {
@@ -905,6 +919,7 @@ async fn stop_all_stops_every_org_at_once_and_gives_up_on_a_stuck_one() {
     let script = Script::new(false);
     let sessions = sessions_over(&script, tmp.path(), Arc::default(), 0.0, None);
     for i in 0..3 {
+        stored_creds(tmp.path(), &format!("h{i}"));
         sessions.add(&OrgRef {
             id: format!("h{i}"),
             inc: 100 + i,
@@ -915,4 +930,29 @@ async fn stop_all_stops_every_org_at_once_and_gives_up_on_a_stuck_one() {
     let t0 = Instant::now();
     assert_eq!(sessions.stop_all(Duration::from_secs(5)).await, 3);
     assert_eq!(t0.elapsed(), Duration::from_secs(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_never_linked_org_opens_no_engine_until_it_pairs() {
+    let r = rig(false);
+    wait_state(&r.h, State::New, Duration::from_secs(1)).await;
+    settle().await;
+    let opened = |s: &Script| {
+        s.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, c)| *c == Call::Open)
+            .count()
+    };
+    assert_eq!(opened(&r.script), 0, "no engine for a never-linked org");
+    assert_eq!(r.h.snapshot().reason, Reason::NotLinked);
+    // A start-up restore does not open one either.
+    r.h.send(Command::Restore).await.unwrap();
+    settle().await;
+    assert_eq!(opened(&r.script), 0);
+    // Pairing opens it and starts the attempt.
+    connect(&r.h, None).await;
+    assert_eq!(opened(&r.script), 1);
+    assert_eq!(r.script.starts().len(), 1);
 }

@@ -42,6 +42,12 @@ fn damage(data: &std::path::Path, org: &str, with: &str) {
     assert_eq!(n, 1, "org {org} has a device row");
 }
 
+fn devices(data: &std::path::Path) -> i64 {
+    rusqlite::Connection::open(data.join("devices.db"))
+        .and_then(|c| c.query_row("SELECT COUNT(*) FROM device", [], |r| r.get(0)))
+        .unwrap_or(0)
+}
+
 fn aside(data: &std::path::Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(data.join("aside"))
         .map(|d| {
@@ -57,19 +63,23 @@ fn aside(data: &std::path::Path) -> Vec<String> {
 fn a_damaged_device_is_quarantined_alone_and_others_keep_working() {
     let tmp = tempfile::tempdir().unwrap();
     let mut s = Server::start(tmp.path());
-    s.create_org("4", Some("57"));
+    let t4 = s.create_org("4", Some("57"));
     let t2 = s.create_org("2", Some("57"));
-    // Wait until the engines have opened (and so created) their devices.
-    for org in ["4", "2"] {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !wait_state(&s, org, "new")["detail"]
-            .as_str()
-            .unwrap()
-            .starts_with("Not linked yet")
-        {
-            assert!(Instant::now() < deadline, "engine never opened");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    // A connect opens each org's engine (offline: it goes no further), which
+    // creates its device.
+    for (org, tok) in [("4", &t4), ("2", &t2)] {
+        let (st, v) = s.call(
+            "POST",
+            &format!("/v1/orgs/{org}/session/connect"),
+            Some(tok),
+            None,
+        );
+        assert_eq!(st, 202, "{v}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while devices(tmp.path()) < 2 {
+        assert!(Instant::now() < deadline, "devices never created");
+        std::thread::sleep(Duration::from_millis(50));
     }
     s.kill9();
     damage(
