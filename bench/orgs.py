@@ -158,6 +158,10 @@ def plot(out, path):
     rss = [out["linked"]["sizes"][str(n)]["rss_mb"] for n in sizes]
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot([0] + sizes, [out["linked"]["empty"]["rss_mb"]] + rss, marker="o", label="wagate, idle linked orgs")
+    after = out["linked"].get("after_restore")
+    if after:
+        ax.plot([out["linked"]["restore"]["n"]], [after["rss_mb"]], marker="s", linestyle="none",
+                label="the same, after SIGKILL and restart")
     ax.set_xlabel("linked organizations (idle)")
     ax.set_ylabel("gateway RSS (MB)")
     ax.set_title("wagate: memory against linked organizations")

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod devstore;
 pub mod engine;
 pub mod listener;
+pub mod memory;
 pub mod outbox;
 pub mod phone;
 pub mod qr;

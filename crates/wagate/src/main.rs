@@ -284,6 +284,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Logs filtered by `WAGATE_LOG` (else `default`), and a multi-threaded runtime.
 fn runtime_with_logs(default: &str) -> anyhow::Result<tokio::runtime::Runtime> {
+    // Before any other thread exists.
+    wagate::memory::tune();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WAGATE_LOG")

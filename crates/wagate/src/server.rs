@@ -247,6 +247,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         app.webhook_wake(),
     );
     let retention = crate::retention::start(store.clone(), opts.retention_days.clamp(1, 3650));
+    let trimmer = crate::memory::start(Duration::from_secs(60));
     let orgs = app.load().await.context("reading organizations")?;
     let need = datadir::descriptors_needed(orgs, http_limits.max_connections);
     match fd_limit {
@@ -263,12 +264,20 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         per_second = opts.restore_per_second,
         "restoring linked organizations"
     );
+    // The most recently active orgs come back first.
+    let activity = store
+        .read(crate::store::messages::last_activity)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read when orgs were last active; restoring in id order");
+            Default::default()
+        });
     // Give supervisors a moment to open their devices before restoring.
     let restorer = sessions.clone();
     let rate = opts.restore_per_second;
     let restore = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let _ = restorer.restore_all(rate).await;
+        let _ = restorer.restore_all(rate, activity).await;
     });
 
     let listener = tokio::net::TcpListener::bind(opts.listen)
@@ -310,6 +319,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     }
     deliveries.abort();
     retention.abort();
+    trimmer.abort();
     if !outbox.close(FLUSH).await {
         tracing::warn!("the outbox did not finish applying updates in time");
     }

@@ -4,10 +4,12 @@
 //! status turns within 30 s of a silent network death, while an idle healthy
 //! link stays up.
 //!
-//! One probe per quiet spell, not per connection: the answer to our probe is
-//! a frame, and the library pings only after 15 s without one, so on an idle
-//! link our probe's answer keeps the library quiet and the next sign of life
-//! must again come from our own probe.
+//! The library pings by itself once 15 s pass without a frame (it looks
+//! every 15–30 s), and that ping's answer is a frame: on an idle healthy
+//! link it is the library's keep-alive that keeps the link "alive" here, and
+//! our probe, at 20 s of silence, is only the backstop — one probe per quiet
+//! spell. (Probing at 10 s doubled the pings of 1,000 idle orgs: the
+//! library's then never came due.) A probe gets 7 s to be answered.
 //! Pure: the supervisor feeds it times and carries out the verdict.
 
 use std::time::Duration;
@@ -15,9 +17,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// With no frame for this long, ask the server for a sign of life.
-pub const PROBE_AFTER: Duration = Duration::from_secs(10);
+pub const PROBE_AFTER: Duration = Duration::from_secs(20);
 /// With no frame for this long, the link is dead: status leaves `connected`.
-pub const DEAD_AFTER: Duration = Duration::from_secs(25);
+pub const DEAD_AFTER: Duration = Duration::from_secs(27);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -71,26 +73,26 @@ mod tests {
         let quiet = |probe| Verdict::Quiet {
             probe,
             since: t0,
-            recheck_at: t0 + s(25),
+            recheck_at: t0 + s(27),
         };
         let rows = [
             (
                 0,
                 false,
                 Verdict::Alive {
-                    recheck_at: t0 + s(10),
+                    recheck_at: t0 + s(20),
                 },
             ),
             (
-                9,
+                19,
                 false,
                 Verdict::Alive {
-                    recheck_at: t0 + s(10),
+                    recheck_at: t0 + s(20),
                 },
             ),
-            (10, false, quiet(true)),
-            (20, true, quiet(false)),
-            (25, true, Verdict::Dead { silent: s(25) }),
+            (20, false, quiet(true)),
+            (26, true, quiet(false)),
+            (27, true, Verdict::Dead { silent: s(27) }),
             (90, false, Verdict::Dead { silent: s(90) }),
         ];
         for (after, probed, want) in rows {
@@ -105,14 +107,14 @@ mod tests {
 
     #[test]
     fn each_quiet_spell_gets_its_own_probe() {
-        // The probe at 10 s was answered at 10 s, and nothing came since (the
-        // library does not ping within 15 s of a frame). At 20 s the link is
-        // quiet again: a new spell, so a new probe, not a countdown to "dead".
+        // The probe at 20 s was answered at 20 s, and nothing came since. At
+        // 40 s the link is quiet again: a new spell, so a new probe, not a
+        // countdown to "dead".
         let t0 = Instant::now();
         let s = Duration::from_secs;
-        let answered = t0 + s(10);
+        let answered = t0 + s(20);
         assert_eq!(
-            check(t0 + s(20), Some(answered), None, Some(t0)),
+            check(t0 + s(40), Some(answered), None, Some(t0)),
             Verdict::Quiet {
                 probe: true,
                 since: answered,
@@ -120,7 +122,7 @@ mod tests {
             }
         );
         assert_eq!(
-            check(t0 + s(21), Some(answered), None, Some(answered)),
+            check(t0 + s(41), Some(answered), None, Some(answered)),
             Verdict::Quiet {
                 probe: false,
                 since: answered,

@@ -173,13 +173,24 @@ impl Sessions {
     }
 
     /// Reconnect every org with credentials, at most `per_second` connects a
-    /// second so a thousand orgs do not all dial at once.
-    pub fn restore_all(&self, per_second: u32) -> tokio::task::JoinHandle<()> {
-        let handles = self.list();
+    /// second so a thousand orgs do not all dial at once; the most recently
+    /// active first (`activity`: last activity by incarnation, ms). An org
+    /// that was never linked takes no turn.
+    pub fn restore_all(
+        &self,
+        per_second: u32,
+        activity: HashMap<i64, i64>,
+    ) -> tokio::task::JoinHandle<()> {
+        let mut handles = self.list();
+        handles.sort_by_key(|h| std::cmp::Reverse(activity.get(&h.org.inc).copied().unwrap_or(0)));
         let gap = Duration::from_secs_f64(1.0 / f64::from(per_second.max(1)));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(gap);
             for h in handles {
+                let s = h.snapshot();
+                if s.state == State::New && s.reason == Reason::NotLinked {
+                    continue;
+                }
                 tick.tick().await;
                 let _ = h.send(Command::Restore).await;
             }

@@ -184,7 +184,10 @@ async fn restore_connects_an_org_with_credentials() {
     let r = rig(true);
     wait_state(&r.h, State::Connecting, Duration::from_secs(1)).await;
     assert!(r.script.starts().is_empty(), "no connect before its turn");
-    r.sessions.restore_all(20).await.unwrap();
+    r.sessions
+        .restore_all(20, Default::default())
+        .await
+        .unwrap();
     wait_starts(&r.script, 1, Duration::from_secs(1)).await;
     connected(&r).await;
     let v = r.h.status();
@@ -530,7 +533,10 @@ async fn corrupt_credentials_are_quarantined_not_fatal() {
         r.h.status().reason
     );
     // Restore does nothing (no credentials); a connect asks for a QR.
-    r.sessions.restore_all(20).await.unwrap();
+    r.sessions
+        .restore_all(20, Default::default())
+        .await
+        .unwrap();
     settle().await;
     assert!(r.script.starts().is_empty());
     connect(&r.h, None).await;
@@ -573,8 +579,8 @@ async fn a_link_with_frames_stays_connected() {
 #[tokio::test(start_paused = true)]
 async fn an_idle_link_that_answers_each_probe_stays_connected() {
     // A healthy idle link: nothing arrives but the pong to each of our probes
-    // (the library pings only after 15 s without a frame, and our pongs are
-    // frames). Before, the link was declared dead 35 s after each connect.
+    // (this scripted engine has no keep-alive of its own). Before, the link
+    // was declared dead 35 s after each connect.
     let r = rig(true);
     r.script.answer_probes.store(true, Ordering::SeqCst);
     r.h.send(Command::Restore).await.unwrap();
@@ -585,8 +591,8 @@ async fn an_idle_link_that_answers_each_probe_stays_connected() {
     assert_eq!(r.script.starts().len(), 1, "never reconnected");
     let probes = r.script.calls_of(|c| *c == Call::Probe).len();
     assert!(
-        (40..=61).contains(&probes),
-        "one probe per quiet spell (every 10-15 s) over 10 minutes, got {probes}"
+        (28..=31).contains(&probes),
+        "one probe per quiet spell (every 20 s) over 10 minutes, got {probes}"
     );
 }
 
@@ -641,24 +647,43 @@ async fn restore_is_paced() {
     let tmp = tempfile::tempdir().unwrap();
     let script = Script::new(true);
     let sessions = sessions_over(&script, tmp.path(), Arc::default(), 0.0, None);
+    let mut handles = vec![];
     for i in 0..100 {
-        let d = tmp.path().join("orgs").join(format!("o{i}"));
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("creds"), b"x").unwrap();
-        sessions.add(&OrgRef {
+        stored_creds(tmp.path(), &format!("o{i}"));
+        handles.push(sessions.add(&OrgRef {
             id: format!("o{i}"),
             inc: i,
+        }));
+        // A never-linked org beside each: it takes no turn.
+        sessions.add(&OrgRef {
+            id: format!("n{i}"),
+            inc: 1000 + i,
         });
     }
     settle().await;
     tokio::time::sleep(Duration::from_millis(100)).await;
+    // The higher the number, the more recently the org was active.
+    let activity = (0..100).map(|i| (i, 1_000 + i)).collect();
     let t0 = Instant::now();
-    sessions.restore_all(20).await.unwrap();
+    let restoring = sessions.restore_all(20, activity);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let waiting = |h: &Handle| h.snapshot().reason == Reason::WaitingForTurn;
+    assert!(
+        !waiting(&handles[99]) && !waiting(&handles[98]),
+        "the most recent go first"
+    );
+    assert!(waiting(&handles[0]) && waiting(&handles[50]));
+    restoring.await.unwrap();
     let starts = wait_starts(&script, 100, Duration::from_secs(10)).await;
     let span = starts - t0;
-    // 100 orgs at 20 a second take about 5 s, not all at once.
+    // 100 linked orgs at 20 a second take about 5 s, not all at once.
     assert!(span >= Duration::from_secs(4), "{span:?}");
     assert!(span <= Duration::from_secs(6), "{span:?}");
+    assert_eq!(
+        script.starts().len(),
+        100,
+        "never-linked orgs do not connect"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -592,3 +592,23 @@ pub fn advance(
         ..row
     }))
 }
+
+/// When each org incarnation last sent or received a message (ms): the
+/// order in which a restart brings them back.
+pub fn last_activity(c: &Connection) -> rusqlite::Result<std::collections::HashMap<i64, i64>> {
+    let mut out = std::collections::HashMap::new();
+    for sql in [
+        "SELECT inc, MAX(updated_ms) FROM messages GROUP BY inc",
+        "SELECT inc, MAX(received_ms) FROM inbound GROUP BY inc",
+    ] {
+        let rows: Vec<(i64, i64)> = c
+            .prepare(sql)?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (inc, at) in rows {
+            let e = out.entry(inc).or_insert(at);
+            *e = (*e).max(at);
+        }
+    }
+    Ok(out)
+}
