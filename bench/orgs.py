@@ -15,7 +15,9 @@ wa-sim up to each of --sizes in turn, in one process, so the ratio between
 sizes is honest. At each size, after --settle seconds: RSS (median of the last
 quarter of a --idle window sampled every second), idle CPU per minute over
 that window, open descriptors, and the size of devices.db. At the largest
-size the gateway is SIGKILLed and started again: the time until every org is
+size, wa-sim goes silent for five of the orgs (a network death that closes
+nothing): the time until each one's status leaves `connected`; then the
+gateway is SIGKILLed and started again: the time until every org is
 connected, and the order they came back in.
 
 Both runs use the release sim build (bench/compare/run.py builds it) as their
@@ -100,6 +102,28 @@ def restore_order(gw):
     return [r[0] for r in rows]
 
 
+def silent_death(gw, sim, n, count=5):
+    """wa-sim stops answering `count` linked orgs' devices (their sockets stay
+    open, nothing comes back): seconds until each status leaves `connected`."""
+    picks = [1 + i * max(1, n // count) for i in range(count)]
+    t0 = time.monotonic()
+    for i in picks:
+        device = f"{573040000000 + i}:1@s.whatsapp.net"
+        st, b = common.http("POST", f"{sim.ctl}/control/faults", {"kind": "blackhole", "device": device})
+        if st != 200:
+            raise RuntimeError(f"wa-sim fault: {st} {b}")
+    took = {}
+    while len(took) < len(picks) and time.monotonic() - t0 < 60:
+        for i in picks:
+            org = gw.org_id(i)
+            if org not in took and gw.state(org) != "connected":
+                took[org] = round(time.monotonic() - t0, 1)
+        time.sleep(0.2)
+    common.http("DELETE", f"{sim.ctl}/control/faults")
+    return {"orgs": len(picks), "seconds": took, "max_s": max(took.values()) if took else None,
+            "all_left_connected": len(took) == len(picks)}
+
+
 def run_linked(args, wagate_bin, sim_bin, work):
     sim = common.WaSim(sim_bin, work)
     gw = common.Wagate(wagate_bin, work, sim)
@@ -122,6 +146,8 @@ def run_linked(args, wagate_bin, sim_bin, work):
             log(f"linked: N={n} {m}")
             res["sizes"][str(n)] = m
         if linked:
+            res["silent_death"] = silent_death(gw, sim, linked)
+            log(f"silent network death at N={linked}: {res['silent_death']}")
             # The org that was active last should come back first: touch a few.
             recent = [gw.org_id(i) for i in range(linked, max(0, linked - 5), -1)]
             for org in recent:

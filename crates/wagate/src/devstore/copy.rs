@@ -35,14 +35,7 @@ pub async fn export(devices: &Devices, dev: i64, to: &Path) -> Result<usize, Cop
             Connection::open(&to).map_err(|e| format!("cannot create {}: {e}", to.display()))?;
         schema::migrate(&out).map_err(|e| format!("cannot write {}: {e}", to.display()))?;
         drop(out);
-        let c = Connection::open(&from).map_err(|e| format!("cannot open devices.db: {e}"))?;
-        c.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(|e| e.to_string())?;
-        let to_str = to.to_str().ok_or("the aside path is not UTF-8")?;
-        c.execute("ATTACH DATABASE ?1 AS aside", [to_str])
-            .map_err(|e| format!("cannot attach {}: {e}", to.display()))?;
-        let copied = (|| -> rusqlite::Result<usize> {
-            c.execute_batch("BEGIN")?;
+        attached(&from, &to, "aside", "BEGIN", |c| {
             let mut n = 0;
             for t in TABLES {
                 n += c.execute(
@@ -50,14 +43,9 @@ pub async fn export(devices: &Devices, dev: i64, to: &Path) -> Result<usize, Cop
                     [dev],
                 )?;
             }
-            c.execute_batch("COMMIT")?;
             Ok(n)
-        })();
-        if copied.is_err() {
-            let _ = c.execute_batch("ROLLBACK");
-        }
-        let _ = c.execute_batch("DETACH DATABASE aside");
-        copied.map_err(|e| format!("cannot copy device {dev}: {e}"))
+        })
+        .map_err(|e| format!("cannot copy device {dev}: {e}"))
     })
     .await
     .map_err(|e| e.to_string())?
@@ -80,14 +68,7 @@ pub async fn import(devices: &Devices, from: &Path, dev: i64) -> Result<usize, C
                 return Err(format!("{} holds {devs} devices, not one", from.display()));
             }
         }
-        let c = Connection::open(&path).map_err(|e| format!("cannot open devices.db: {e}"))?;
-        c.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(|e| e.to_string())?;
-        let from_str = from.to_str().ok_or("the copy's path is not UTF-8")?;
-        c.execute("ATTACH DATABASE ?1 AS copy", [from_str])
-            .map_err(|e| format!("cannot attach {}: {e}", from.display()))?;
-        let copied = (|| -> rusqlite::Result<usize> {
-            c.execute_batch("BEGIN IMMEDIATE")?;
+        attached(&path, &from, "copy", "BEGIN IMMEDIATE", |c| {
             let mut n = 0;
             for t in TABLES {
                 c.execute(&format!("DELETE FROM main.{t} WHERE dev = ?1"), [dev])?;
@@ -104,17 +85,42 @@ pub async fn import(devices: &Devices, from: &Path, dev: i64) -> Result<usize, C
                     [dev],
                 )?;
             }
-            c.execute_batch("COMMIT")?;
             Ok(n)
-        })();
-        if copied.is_err() {
-            let _ = c.execute_batch("ROLLBACK");
-        }
-        let _ = c.execute_batch("DETACH DATABASE copy");
-        copied.map_err(|e| format!("cannot restore device {dev}: {e}"))
+        })
+        .map_err(|e| format!("cannot restore device {dev}: {e}"))
     })
     .await
     .map_err(|e| e.to_string())?
+}
+
+/// Run `f` in one transaction (`begin`) on a connection to `main` with
+/// `other` attached as `alias`; rolled back if `f` fails.
+fn attached<T>(
+    main: &Path,
+    other: &Path,
+    alias: &str,
+    begin: &str,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> Result<T, CopyError> {
+    let c = Connection::open(main).map_err(|e| format!("cannot open {}: {e}", main.display()))?;
+    c.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    let other_str = other
+        .to_str()
+        .ok_or_else(|| format!("{} is not a UTF-8 path", other.display()))?;
+    c.execute(&format!("ATTACH DATABASE ?1 AS {alias}"), [other_str])
+        .map_err(|e| format!("cannot attach {}: {e}", other.display()))?;
+    let done = (|| {
+        c.execute_batch(begin)?;
+        let v = f(&c)?;
+        c.execute_batch("COMMIT")?;
+        Ok(v)
+    })();
+    if done.is_err() {
+        let _ = c.execute_batch("ROLLBACK");
+    }
+    let _ = c.execute_batch(&format!("DETACH DATABASE {alias}"));
+    done.map_err(|e: rusqlite::Error| e.to_string())
 }
 
 /// What `import_legacy` carried over.
@@ -447,15 +453,7 @@ fn plain_rows(c: &Connection) -> rusqlite::Result<Plain> {
         c,
         "SELECT lid, phone_number, created_at, updated_at, learning_source FROM lid_pn_mapping
          WHERE device_id = ?1 ORDER BY updated_at",
-        |r| {
-            Ok(LidPnMappingEntry {
-                lid: r.get(0)?,
-                phone_number: r.get(1)?,
-                created_at: r.get(2)?,
-                updated_at: r.get(3)?,
-                learning_source: r.get(4)?,
-            })
-        },
+        super::protocol::lid_entry,
     )?;
     p.base_keys = all(
         c,

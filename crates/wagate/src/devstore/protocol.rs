@@ -16,7 +16,8 @@ fn now_secs() -> i64 {
     crate::store::now_ms() / 1000
 }
 
-fn lid_entry(r: &Row) -> rusqlite::Result<LidPnMappingEntry> {
+/// A `lid_map` row (lid, pn, created_at, updated_at, source) as the library's entry.
+pub(super) fn lid_entry(r: &Row) -> rusqlite::Result<LidPnMappingEntry> {
     Ok(LidPnMappingEntry {
         lid: r.get(0)?,
         phone_number: r.get(1)?,
