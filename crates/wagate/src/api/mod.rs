@@ -86,6 +86,7 @@ pub fn router(app: Arc<App>) -> Router {
             post(webhooks::replay),
         )
         .route("/v1/orgs/{org}/credentials", get(session::credentials))
+        .route("/v1/orgs/{org}/debug/memory", get(session::memory))
         .route(
             "/v1/orgs/{org}/credentials/restore",
             post(session::restore_credentials),

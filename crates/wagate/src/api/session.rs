@@ -143,3 +143,14 @@ pub async fn restore_credentials(
         "status": StatusJson::from(&status),
     })))
 }
+
+/// What the org's WhatsApp client holds in memory (admin token): the
+/// library's own report, as text; `null` when no client is open.
+pub async fn memory(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    PathParams(org): PathParams<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let report = app.memory_report(&caller, &org).await?;
+    Ok(Json(json!({ "org": org, "report": report })))
+}

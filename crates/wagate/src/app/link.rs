@@ -195,6 +195,27 @@ impl App {
         }
     }
 
+    /// What the org's WhatsApp client holds in memory (admin): the
+    /// library's report, or `None` when no client is open (never linked).
+    pub async fn memory_report(
+        &self,
+        caller: &Caller,
+        org: &str,
+    ) -> Result<Option<String>, AppError> {
+        self.require_admin(caller)?;
+        let a = self.authorize(caller, org)?;
+        let engine = a
+            .handle
+            .engine
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        Ok(match engine {
+            Some(e) => e.memory_report().await,
+            None => None,
+        })
+    }
+
     /// The last state changes, newest first.
     pub async fn history(&self, caller: &Caller, org: &str) -> Result<Vec<StateChange>, AppError> {
         let a = self.authorize(caller, org)?;

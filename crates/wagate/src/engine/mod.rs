@@ -207,6 +207,11 @@ pub trait Engine: Send + Sync {
     fn probe(&self);
     /// When the last frame arrived from the server on this attempt.
     fn last_frame(&self) -> Option<Instant>;
+    /// What the client holds in memory, as text (the library's own report);
+    /// `None` when the engine keeps no such account.
+    fn memory_report(&self) -> BoxFuture<'_, Option<String>> {
+        Box::pin(async { None })
+    }
     /// Unlink this device from the phone (best effort) and stop.
     fn logout(&self) -> BoxFuture<'_, ()>;
     /// Stop for good and release files; the engine is not used again.

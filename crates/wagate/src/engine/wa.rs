@@ -615,6 +615,10 @@ impl Engine for WaEngine {
         });
     }
 
+    fn memory_report(&self) -> BoxFuture<'_, Option<String>> {
+        Box::pin(async move { Some(format!("{:#?}", self.client.memory_report().await)) })
+    }
+
     fn last_frame(&self) -> Option<Instant> {
         let ms = self.client.stats().last_data_received_ms;
         if ms == 0 {

@@ -125,4 +125,17 @@ fn a_reset_org_is_restored_from_its_copy_without_a_qr() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(l.live_conns(&jid(0)), 1);
+
+    // The operator can see what the org's client holds in memory.
+    let (st, v) =
+        l.s.call("GET", "/v1/orgs/o0/debug/memory", Some(ADMIN), None);
+    assert_eq!(st, 200, "{v}");
+    let report = v["report"].as_str().unwrap_or("");
+    assert!(
+        report.contains("group_cache") && report.contains("session_locks"),
+        "{v}"
+    );
+    let (st, _) =
+        l.s.call("GET", "/v1/orgs/o0/debug/memory", Some(&tok), None);
+    assert_eq!(st, 403);
 }
