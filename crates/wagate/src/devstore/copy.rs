@@ -12,9 +12,10 @@ use std::path::Path;
 
 use rusqlite::{params, Connection};
 use whatsapp_rust::store::SqliteStore;
+use whatsapp_rust::wacore::appstate::processor::AppStateMutationMAC;
 use whatsapp_rust::wacore::store::traits::{
-    AppSyncStore, DeviceStore, LidPnMappingEntry, MsgSecretEntry, MsgSecretStore, ProtocolStore,
-    SignalStore, TcTokenEntry,
+    AppSyncStore, DeviceStore, LidPnMappingEntry, MsgSecretEntry, MsgSecretStore,
+    PendingInboundRow, ProtocolStore, SignalStore, TcTokenEntry,
 };
 
 use super::{schema, Devices, OrgDevice, TABLES};
@@ -234,12 +235,17 @@ async fn import_library_store(
         .map_err(|e| fail("saving the device", &e))?;
 
     let plain = read_plain(legacy).await?;
-    for (addr, key) in plain.identities {
-        to.put_identity(&addr, key)
-            .await
-            .map_err(|e| fail("identities", &e))?;
-        carried.rows += 1;
-    }
+    // Batches where the rows are many (812 one-time pre-keys an org): one
+    // write each, not one per row.
+    let identities: Vec<(std::sync::Arc<str>, [u8; 32])> = plain
+        .identities
+        .into_iter()
+        .map(|(a, k)| (a.into(), k))
+        .collect();
+    carried.rows += identities.len();
+    to.put_identities_batch(&identities)
+        .await
+        .map_err(|e| fail("identities", &e))?;
     let sessions: Vec<(std::sync::Arc<str>, bytes::Bytes)> = plain
         .sessions
         .into_iter()
@@ -249,11 +255,17 @@ async fn import_library_store(
     to.put_sessions_batch(&sessions)
         .await
         .map_err(|e| fail("sessions", &e))?;
-    for (id, rec, uploaded) in plain.prekeys {
-        to.store_prekey(id, &rec, uploaded)
+    for uploaded in [false, true] {
+        let keys: Vec<(u32, bytes::Bytes)> = plain
+            .prekeys
+            .iter()
+            .filter(|(_, _, u)| *u == uploaded)
+            .map(|(id, rec, _)| (*id, bytes::Bytes::copy_from_slice(rec)))
+            .collect();
+        carried.rows += keys.len();
+        to.store_prekeys_batch(&keys, uploaded)
             .await
             .map_err(|e| fail("pre-keys", &e))?;
-        carried.rows += 1;
     }
     for (id, rec) in plain.signed_prekeys {
         to.store_signed_prekey(id, &rec)
@@ -261,12 +273,15 @@ async fn import_library_store(
             .map_err(|e| fail("signed pre-keys", &e))?;
         carried.rows += 1;
     }
-    for (addr, rec) in plain.sender_keys {
-        to.put_sender_key(&addr, &rec)
-            .await
-            .map_err(|e| fail("sender keys", &e))?;
-        carried.rows += 1;
-    }
+    let sender_keys: Vec<(std::sync::Arc<str>, bytes::Bytes)> = plain
+        .sender_keys
+        .into_iter()
+        .map(|(a, r)| (a.into(), r.into()))
+        .collect();
+    carried.rows += sender_keys.len();
+    to.put_sender_keys_batch(&sender_keys)
+        .await
+        .map_err(|e| fail("sender keys", &e))?;
     for (group, devs) in plain.sender_key_devices {
         let entries: Vec<(&str, bool)> = devs.iter().map(|(d, k)| (d.as_str(), *k)).collect();
         to.set_sender_key_status(&group, &entries)
@@ -302,26 +317,42 @@ async fn import_library_store(
             .map_err(|e| fail("sent messages", &e))?;
         carried.rows += 1;
     }
-    for (chat, sender, id, message) in plain.pending {
-        to.store_pending_inbound(&chat, &sender, &id, &message)
-            .await
-            .map_err(|e| fail("pending inbound", &e))?;
-        carried.rows += 1;
-    }
+    let pending: Vec<PendingInboundRow> = plain
+        .pending
+        .iter()
+        .map(|(chat, sender, id, message)| PendingInboundRow {
+            chat,
+            sender,
+            id,
+            message,
+        })
+        .collect();
+    carried.rows += pending.len();
+    to.store_pending_inbound_batch(&pending)
+        .await
+        .map_err(|e| fail("pending inbound", &e))?;
     carried.rows += plain.secrets.len();
     to.put_msg_secrets(plain.secrets)
         .await
         .map_err(|e| fail("message secrets", &e))?;
     for (name, macs) in plain.macs {
-        for (version, index_mac, value_mac) in macs {
-            let m = whatsapp_rust::wacore::appstate::processor::AppStateMutationMAC {
-                index_mac,
-                value_mac,
-            };
-            to.put_mutation_macs(&name, version, std::slice::from_ref(&m))
+        // One write per app-state version of the collection.
+        let mut versions: Vec<u64> = macs.iter().map(|(v, _, _)| *v).collect();
+        versions.sort_unstable();
+        versions.dedup();
+        for version in versions {
+            let batch: Vec<AppStateMutationMAC> = macs
+                .iter()
+                .filter(|(v, _, _)| *v == version)
+                .map(|(_, index_mac, value_mac)| AppStateMutationMAC {
+                    index_mac: index_mac.clone(),
+                    value_mac: value_mac.clone(),
+                })
+                .collect();
+            carried.rows += batch.len();
+            to.put_mutation_macs(&name, version, &batch)
                 .await
                 .map_err(|e| fail("mutation MACs", &e))?;
-            carried.rows += 1;
         }
     }
     // Encoded in the library's own format: read through its store.

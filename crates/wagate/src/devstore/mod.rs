@@ -105,21 +105,19 @@ impl Devices {
     /// device that says `"pn": null` is not; any row that is not a device
     /// counts as stored, so that opening it finds the damage.
     pub async fn linked(&self, dev: i64) -> std::result::Result<bool, StoreError> {
-        let data: Option<String> = self
+        // SQLite reads the one field; the device is not parsed here.
+        let unlinked: Option<bool> = self
             .db
             .read(move |c| {
-                c.prepare_cached("SELECT data FROM device WHERE dev = ?1")?
-                    .query_row([dev], |r| r.get(0))
-                    .optional()
+                c.prepare_cached(
+                    "SELECT CASE WHEN json_valid(data) THEN json_type(data, '$.pn') IS 'null' ELSE 0 END
+                     FROM device WHERE dev = ?1",
+                )?
+                .query_row([dev], |r| r.get(0))
+                .optional()
             })
             .await?;
-        Ok(match data {
-            None => false,
-            Some(d) => match serde_json::from_str::<serde_json::Value>(&d) {
-                Ok(v) => !matches!(v.get("pn"), Some(serde_json::Value::Null)),
-                Err(_) => true,
-            },
-        })
+        Ok(unlinked == Some(false))
     }
 
     /// Wait until every write queued so far is committed.

@@ -118,17 +118,8 @@ pub const TABLES: &[&str] = &[
 
 /// Bring the database to `VERSION`.
 pub fn migrate(c: &Connection) -> rusqlite::Result<()> {
-    let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version == VERSION {
+    if crate::store::version_to_migrate(c, "devices.db", VERSION)?.is_none() {
         return Ok(());
-    }
-    if version > VERSION {
-        return Err(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
-            Some(format!(
-                "devices.db has schema version {version}, newer than this wagate ({VERSION}); upgrade wagate"
-            )),
-        ));
     }
     c.execute_batch("BEGIN IMMEDIATE")?;
     let r = c

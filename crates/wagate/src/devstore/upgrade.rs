@@ -7,7 +7,7 @@
 //! one that cannot be carried over is moved aside as `unmigrated`, to be
 //! restored by hand (`wagate org restore-credentials`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::copy::import_legacy;
 use super::Devices;
@@ -59,15 +59,6 @@ fn sound(db: &Path) -> Result<bool, String> {
     Ok(true)
 }
 
-/// Move `dir` to `aside/<org>-<why>-<time>`.
-fn move_aside(dir: &Path, aside: &Path, org: &str, why: &str) -> Result<PathBuf, String> {
-    let target = aside.join(crate::engine::aside_name(org, why));
-    std::fs::create_dir_all(aside)
-        .and_then(|_| std::fs::rename(dir, &target))
-        .map_err(|e| format!("cannot move {} aside: {e}", dir.display()))?;
-    Ok(target)
-}
-
 /// Carry every org folder under `orgs_dir` whose org is in `orgs` (id,
 /// device number) into `devices`.
 pub async fn from_org_folders(
@@ -113,8 +104,9 @@ pub async fn from_org_folders(
                 w
             }
         };
-        match move_aside(&dir, aside_dir, org, why) {
-            Ok(p) => {
+        match crate::engine::move_dir_aside(&dir, aside_dir, org, why) {
+            Ok(None) => {}
+            Ok(Some(p)) => {
                 tracing::info!(org = %org, aside = %p.display(), "the org's old folder is kept aside ({why})")
             }
             Err(e) => {

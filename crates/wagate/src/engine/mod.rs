@@ -275,6 +275,23 @@ pub fn aside_name(org: &str, why: &str) -> String {
     format!("{org}-{why}-{ts}")
 }
 
+/// Move the folder `dir` into `aside_dir` as `aside_name(org, why)`; where
+/// it went, or `None` when there is no such folder. Never deletes.
+pub fn move_dir_aside(
+    dir: &std::path::Path,
+    aside_dir: &std::path::Path,
+    org: &str,
+    why: &str,
+) -> std::io::Result<Option<PathBuf>> {
+    if !dir.exists() {
+        return Ok(None);
+    }
+    let target = aside_dir.join(aside_name(org, why));
+    std::fs::create_dir_all(aside_dir)?;
+    std::fs::rename(dir, &target)?;
+    Ok(Some(target))
+}
+
 /// A fresh WhatsApp message id in the form WhatsApp Web uses (`3EB0` + 16 hex).
 pub fn new_wa_id() -> String {
     use rand::RngCore;

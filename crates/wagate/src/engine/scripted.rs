@@ -257,15 +257,8 @@ impl EngineFactory for ScriptFactory {
     ) -> BoxFuture<'a, Result<Option<PathBuf>, String>> {
         Box::pin(async move {
             let dir = self.data.join("orgs").join(org);
-            if !dir.exists() {
-                return Ok(None);
-            }
-            let aside = self.data.join("aside");
-            let target = aside.join(super::aside_name(org, why));
-            std::fs::create_dir_all(&aside)
-                .and_then(|_| std::fs::rename(&dir, &target))
-                .map_err(|e| e.to_string())?;
-            Ok(Some(target))
+            super::move_dir_aside(&dir, &self.data.join("aside"), org, why)
+                .map_err(|e| e.to_string())
         })
     }
 

@@ -200,15 +200,8 @@ impl EngineFactory for WaFactory {
             let devices = match &self.layout {
                 Layout::Devices(d) => d,
                 Layout::OrgFiles(dir) => {
-                    let dir = dir.join(org);
-                    if !dir.exists() {
-                        return Ok(None);
-                    }
-                    let target = self.aside_dir.join(super::aside_name(org, why));
-                    std::fs::create_dir_all(&self.aside_dir)
-                        .and_then(|_| std::fs::rename(&dir, &target))
-                        .map_err(|e| e.to_string())?;
-                    return Ok(Some(target));
+                    return super::move_dir_aside(&dir.join(org), &self.aside_dir, org, why)
+                        .map_err(|e| e.to_string());
                 }
             };
             // No client may write the device from here on; what it queued

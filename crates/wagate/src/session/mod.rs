@@ -160,16 +160,16 @@ impl Sessions {
     /// Move a device folder left under `org` aside (as `stale`), so a new org
     /// with this id never starts from an earlier org's credentials.
     pub fn set_leftovers_aside(&self, org: &str) -> std::io::Result<Option<std::path::PathBuf>> {
-        let dir = self.deps.orgs_dir.join(org);
-        if !dir.exists() {
-            return Ok(None);
+        let moved = crate::engine::move_dir_aside(
+            &self.deps.orgs_dir.join(org),
+            &self.deps.aside_dir,
+            org,
+            "stale",
+        )?;
+        if let Some(target) = &moved {
+            tracing::warn!(org, aside = %target.display(), "an earlier org's credentials were moved aside");
         }
-        let ts = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
-        let target = self.deps.aside_dir.join(format!("{org}-stale-{ts}"));
-        std::fs::create_dir_all(&self.deps.aside_dir)?;
-        std::fs::rename(&dir, &target)?;
-        tracing::warn!(org, aside = %target.display(), "an earlier org's credentials were moved aside");
-        Ok(Some(target))
+        Ok(moved)
     }
 
     /// Reconnect every org with credentials, at most `per_second` connects a

@@ -25,6 +25,7 @@ pub mod webhooks;
 pub use events::EventRow;
 pub use messages::{MessageRow, MessageStatus, NewMessage};
 pub use orgs::OrgRow;
+pub(crate) use schema::version_to_migrate;
 
 use std::ops::Deref;
 use std::path::Path;

@@ -238,20 +238,30 @@ fn table_exists(c: &Connection, name: &str) -> rusqlite::Result<bool> {
     .map(|n| n > 0)
 }
 
-/// Bring the database to `VERSION`, in one transaction.
-pub fn migrate(c: &Connection) -> rusqlite::Result<()> {
+/// The schema version of `file` when it must be migrated to `ours`; `None`
+/// when it is at `ours`; an error when it is newer (a later wagate wrote it).
+pub(crate) fn version_to_migrate(
+    c: &Connection,
+    file: &str,
+    ours: i64,
+) -> rusqlite::Result<Option<i64>> {
     let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version == VERSION {
-        return Ok(());
-    }
-    if version > VERSION {
+    if version > ours {
         return Err(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
             Some(format!(
-                "wagate.db has schema version {version}, newer than this wagate ({VERSION}); upgrade wagate"
+                "{file} has schema version {version}, newer than this wagate ({ours}); upgrade wagate"
             )),
         ));
     }
+    Ok((version < ours).then_some(version))
+}
+
+/// Bring the database to `VERSION`, in one transaction.
+pub fn migrate(c: &Connection) -> rusqlite::Result<()> {
+    let Some(version) = version_to_migrate(c, "wagate.db", VERSION)? else {
+        return Ok(());
+    };
     // Foreign keys are checked at the end (`foreign_key_check`), not while
     // tables are renamed and refilled.
     c.pragma_update(None, "foreign_keys", "OFF")?;

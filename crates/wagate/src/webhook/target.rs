@@ -308,8 +308,9 @@ impl Pool {
         }
     }
 
-    /// Idle connections kept (for tests).
-    pub fn idle(&self) -> usize {
+    /// Idle connections kept.
+    #[cfg(test)]
+    fn idle(&self) -> usize {
         self.idle
             .lock()
             .unwrap_or_else(|p| p.into_inner())
