@@ -7,6 +7,9 @@ N); asserts nothing.
     python3 bench/orgs.py                       # N = 100, 250, 500, 1,000 linked; 2,000 never linked
     python3 bench/orgs.py --sizes 20 50 --never 200 --idle 20   # a smoke run
 
+At each size, wa-sim's count of the keep-alive pings and frames it read gives
+pings and frames per org per minute over the idle window.
+
 Run A (never linked): a fresh gateway with no org, then --never orgs created
 and left alone: RSS and open descriptors before and after.
 
@@ -50,9 +53,23 @@ def fds(pid):
         return None
 
 
+def sim_traffic(gw):
+    """(live connections, pings, frames) wa-sim has read from the gateway."""
+    st, body = common.http("GET", f"{gw.sim.ctl}/control/devices")
+    devs = body.get("devices", []) if st == 200 and isinstance(body, dict) else []
+    return len(devs), sum(d.get("pings", 0) for d in devs), sum(d.get("frames_in", 0) for d in devs)
+
+
 def measure(gw, args, data):
     time.sleep(args.settle)
+    conns, p0, f0 = sim_traffic(gw)
+    t0 = time.monotonic()
     m = common.idle_window(gw.proc.pid, args.idle)
+    _, p1, f1 = sim_traffic(gw)
+    if conns:
+        per_min = 60 / (time.monotonic() - t0) / conns
+        m["pings_per_org_min"] = round((p1 - p0) * per_min, 2)
+        m["frames_per_org_min"] = round((f1 - f0) * per_min, 2)
     m["fds"] = fds(gw.proc.pid)
     db = data / "devices.db"
     m["devices_db_kb"] = round(sum(p.stat().st_size for p in data.glob("devices.db*")) / 1024) if db.exists() else 0

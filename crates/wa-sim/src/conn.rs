@@ -157,6 +157,7 @@ async fn run(
                         continue;
                     }
                     link.conn.last_frame_ms.store(now_ms(), Ordering::SeqCst);
+                    link.conn.frames_in.fetch_add(1, Ordering::Relaxed);
                     let node = link.sess.open(f)?;
                     if !handle(link, node).await? {
                         return Ok(());
@@ -220,6 +221,9 @@ async fn handle(link: &mut Link, node: Node) -> anyhow::Result<bool> {
         return Ok(true);
     }
     let xmlns = attr(&node, "xmlns").unwrap_or_default();
+    if xmlns == "w:p" {
+        link.conn.pings.fetch_add(1, Ordering::Relaxed);
+    }
     if let Some(reg) = child(&node, "link_code_companion_reg") {
         let stage = attr(reg, "stage").unwrap_or_default();
         let sim = link.sim.clone();

@@ -362,6 +362,8 @@ async fn devices(State(sim): State<Arc<Sim>>) -> Res {
                 "connected_ms": c.connected_ms,
                 "last_frame_ms": last,
                 "last_frame_ago_ms": now - last,
+                "frames_in": c.frames_in.load(Ordering::Relaxed),
+                "pings": c.pings.load(Ordering::Relaxed),
                 "blackholed": c.blackholed.load(Ordering::SeqCst),
                 "unacked_receipts": conn_jid(c)
                     .map(|j| crate::messaging::unacked_receipts(&sim, &j).len())

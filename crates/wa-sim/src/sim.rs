@@ -42,6 +42,10 @@ pub struct Conn {
     pub jid: Mutex<Option<String>>,
     pub tx: mpsc::Sender<Out>,
     pub last_frame_ms: AtomicI64,
+    /// Frames read from the client, and how many of them were keep-alive
+    /// pings (`iq xmlns="w:p"`): what a client's idle traffic costs.
+    pub frames_in: AtomicU64,
+    pub pings: AtomicU64,
     pub connected_ms: i64,
     pub blackholed: AtomicBool,
 }
@@ -193,6 +197,8 @@ impl Sim {
             jid: Mutex::new(None),
             tx,
             last_frame_ms: AtomicI64::new(now_ms()),
+            frames_in: AtomicU64::new(0),
+            pings: AtomicU64::new(0),
             connected_ms: now_ms(),
             blackholed: AtomicBool::new(false),
         });

@@ -108,6 +108,8 @@ pub enum EngineEvent {
     /// A message from `from` could not be decrypted (bad MAC, no session…);
     /// the library asks the sender to retry. Never a reason to unlink.
     DecryptFailure { from: String },
+    /// The server answered a `probe`: the link was alive just now.
+    ProbeAnswered,
     /// The attempt is over; see the contract above.
     Closed { reason: CloseReason },
 }
@@ -203,7 +205,8 @@ pub trait Engine: Send + Sync {
     fn start(&self, opts: StartOptions);
     /// End the current attempt without forgetting anything; a `Closed` follows.
     fn close(&self);
-    /// Ask the server for a sign of life now (a keep-alive ping); any frame counts.
+    /// Ask the server for a sign of life now (a keep-alive ping); any frame
+    /// counts. When the answer comes, emit `ProbeAnswered`.
     fn probe(&self);
     /// When the last frame arrived from the server on this attempt.
     fn last_frame(&self) -> Option<Instant>;

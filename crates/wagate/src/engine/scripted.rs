@@ -42,6 +42,8 @@ pub struct Script {
     pub not_on_whatsapp: Mutex<Vec<String>>,
     pub active: AtomicBool,
     pub last_frame: Mutex<Option<Instant>>,
+    /// When the supervisor looked at `last_frame`.
+    pub looks: Mutex<Vec<Instant>>,
     /// A probe is answered at once (its pong is a frame), as a healthy server does.
     pub answer_probes: AtomicBool,
     events: Mutex<Option<mpsc::UnboundedSender<EngineEvent>>>,
@@ -127,9 +129,14 @@ impl Engine for ScriptEngine {
         self.0.record(Call::Probe);
         if self.0.answer_probes.load(Ordering::SeqCst) {
             self.0.frame_now();
+            let tx = self.0.events.lock().unwrap().clone();
+            if let Some(tx) = tx {
+                let _ = tx.send(EngineEvent::ProbeAnswered);
+            }
         }
     }
     fn last_frame(&self) -> Option<Instant> {
+        self.0.looks.lock().unwrap().push(Instant::now());
         *self.0.last_frame.lock().unwrap()
     }
     fn logout(&self) -> BoxFuture<'_, ()> {

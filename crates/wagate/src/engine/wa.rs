@@ -598,13 +598,18 @@ impl Engine for WaEngine {
 
     fn probe(&self) {
         let c = self.client.clone();
+        let shared = self.shared.clone();
         tokio::spawn(async move {
             use whatsapp_rust::wacore::iq::spec::IqSpec;
             let iq = whatsapp_rust::wacore::iq::keepalive::KeepaliveSpec::with_timeout(
                 Duration::from_secs(10),
             )
             .build_iq();
-            let _ = c.send_iq(iq).await;
+            // The answer wakes the supervisor in the same turn as the pong, so
+            // it need not wake again later to find out.
+            if c.send_iq(iq).await.is_ok() {
+                shared.emit(EngineEvent::ProbeAnswered);
+            }
         });
     }
 

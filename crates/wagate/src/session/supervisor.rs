@@ -118,6 +118,9 @@ pub struct Supervisor {
     connected_at: Option<Instant>,
     /// The quiet spell (its last frame) already probed, if any.
     probed_spell: Option<Instant>,
+    /// When the server last answered a probe on this link (its pong may be
+    /// counted as a frame a moment after the answer is seen).
+    probe_answered: Option<Instant>,
     restarts: RestartLog,
     /// A restore was asked for while the store could not be opened.
     want_restore: bool,
@@ -153,6 +156,7 @@ impl Supervisor {
             qr_rounds: 0,
             connected_at: None,
             probed_spell: None,
+            probe_answered: None,
             restarts: RestartLog::default(),
             want_restore: false,
             timer: None,
@@ -709,6 +713,7 @@ impl Supervisor {
                 self.connected_at = Some(now);
                 self.qr_rounds = 0;
                 self.probed_spell = None;
+                self.probe_answered = None;
                 self.want_restore = false;
                 self.opts = StartOptions::default();
                 if let Some(p) = &phone {
@@ -716,7 +721,10 @@ impl Supervisor {
                         .send_modify(|s| s.phone_number = Some(p.clone()));
                 }
                 let shown = self.status.borrow().phone_number.clone();
-                self.timer = Some((now + liveness::PROBE_AFTER, Timer::Liveness));
+                self.timer = Some((
+                    liveness::on_grid(now + liveness::PROBE_AFTER),
+                    Timer::Liveness,
+                ));
                 self.set_state(State::Connected, Reason::Connected { phone: shown });
                 if let Some(e) = &self.engine {
                     self.deps.hooks.link_up(&self.org, e.clone());
@@ -742,6 +750,15 @@ impl Supervisor {
                     "decrypt_failure",
                     json!({"from": from, "count": n}),
                 );
+            }
+            EngineEvent::ProbeAnswered => {
+                // Look now rather than at the probe's deadline: the link is
+                // alive, and the next look is due a whole PROBE_AFTER later.
+                if matches!(self.timer, Some((_, Timer::Liveness))) {
+                    self.probe_answered = Some(Instant::now());
+                    self.timer = None;
+                    self.on_timer(Timer::Liveness).await;
+                }
             }
             EngineEvent::Closed { reason } => self.on_closed(reason).await,
             other => self.deps.hooks.engine_event(&self.org, other),
@@ -815,13 +832,13 @@ impl Supervisor {
                 };
                 match liveness::check(
                     Instant::now(),
-                    engine.last_frame(),
+                    engine.last_frame().max(self.probe_answered),
                     self.connected_at,
                     self.probed_spell,
                 ) {
                     Verdict::Alive { recheck_at } => {
                         self.probed_spell = None;
-                        self.timer = Some((recheck_at, Timer::Liveness));
+                        self.timer = Some((liveness::on_grid(recheck_at), Timer::Liveness));
                     }
                     Verdict::Quiet {
                         probe,
@@ -833,7 +850,7 @@ impl Supervisor {
                             engine.probe();
                             self.probed_spell = Some(since);
                         }
-                        self.timer = Some((recheck_at, Timer::Liveness));
+                        self.timer = Some((liveness::on_grid(recheck_at), Timer::Liveness));
                     }
                     Verdict::Dead { silent } => {
                         tracing::warn!(org = %self.org.id, silent_ms = silent.as_millis() as u64, "keep-alive late: no frame from WhatsApp; reconnecting");

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use std::sync::Mutex;
 
+use super::liveness;
 use super::{Cause, Command, Deps, Handle, Journal, LinkHooks, OrgRef, Reason, Sessions, State};
 use crate::engine::scripted::{Call, Script, ScriptFactory};
 use crate::engine::{CloseReason, Engine, EngineEvent, StartOptions};
@@ -591,9 +592,53 @@ async fn an_idle_link_that_answers_each_probe_stays_connected() {
     assert_eq!(r.script.starts().len(), 1, "never reconnected");
     let probes = r.script.calls_of(|c| *c == Call::Probe).len();
     assert!(
-        (28..=31).contains(&probes),
-        "one probe per quiet spell (every 20 s) over 10 minutes, got {probes}"
+        (26..=28).contains(&probes),
+        "one probe per quiet spell (every 22 s) over 10 minutes, got {probes}"
     );
+    // The supervisor looks at the link when a spell is due and when the
+    // probe's answer arrives, never at the probe's deadline in between: each
+    // look is either with the answer (no time passed) or a whole PROBE_AFTER
+    // after the previous one.
+    let looks = r.script.looks.lock().unwrap().clone();
+    let gaps: Vec<Duration> = looks.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps.iter()
+            .all(|g| *g < Duration::from_millis(10) || *g >= liveness::PROBE_AFTER),
+        "a look between a probe and the next spell: {gaps:?}"
+    );
+    assert!(
+        looks.len() <= 2 * probes + 2,
+        "{} looks for {probes} probes",
+        looks.len()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_checks_of_many_links_fall_on_one_grid() {
+    // Two links that came up 300 ms apart are looked at in the same instants
+    // (one wake for both), on the grid's points.
+    let (a, b) = (rig(true), rig(true));
+    for r in [&a, &b] {
+        r.script.answer_probes.store(true, Ordering::SeqCst);
+        r.h.send(Command::Restore).await.unwrap();
+        wait_starts(&r.script, 1, Duration::from_secs(1)).await;
+    }
+    let g = liveness::on_grid(Instant::now() + Duration::from_millis(1));
+    tokio::time::sleep_until(g + Duration::from_millis(100)).await;
+    connected(&a).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    connected(&b).await;
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    let (la, lb) = (
+        a.script.looks.lock().unwrap().clone(),
+        b.script.looks.lock().unwrap().clone(),
+    );
+    assert!(la.len() >= 13, "a look per quiet spell: {}", la.len());
+    assert_eq!(la, lb, "both links looked at in the same instants");
+    for t in &la {
+        let off = (*t - g).as_millis() % liveness::GRID.as_millis();
+        assert!(off <= 1, "a look {off} ms off the grid");
+    }
 }
 
 #[tokio::test(start_paused = true)]
