@@ -146,6 +146,15 @@ enum Cmd {
     },
     /// A table of every organization's link.
     Sessions,
+    /// Snapshot the data directory (--data) into FILE while the gateway
+    /// serves: the gateway's database and every org's WhatsApp credentials,
+    /// consistent as of the moment the copy starts. FILE is replaced when it
+    /// exists (written aside, then renamed).
+    Backup { file: PathBuf },
+    /// Rebuild a data directory (--data, new or empty) from a backup FILE.
+    /// Start the gateway on it: every org that was linked comes back linked,
+    /// no QR.
+    Restore { file: PathBuf },
     /// Sim build: run wa-sim and the gateway together on loopback, link a
     /// demo organization to a simulated phone, and print how to use it.
     #[cfg(feature = "sim")]
@@ -246,6 +255,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         rt.shutdown_timeout(Duration::from_millis(500));
         return result;
     }
+    match &cli.cmd {
+        Cmd::Backup { file } => {
+            let t0 = std::time::Instant::now();
+            let s = wagate::backup::backup(&cli.data, file, &mut |l| eprintln!("{l}"))?;
+            println!(
+                "backed up {} to {} in {:.1} s: {s}",
+                cli.data.display(),
+                file.display(),
+                t0.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
+        Cmd::Restore { file } => {
+            let s = wagate::backup::restore(file, &cli.data, &mut |l| eprintln!("{l}"))?;
+            println!(
+                "restored {} into {}: {s}\nstart it with: wagate serve --data {}",
+                file.display(),
+                cli.data.display(),
+                cli.data.display()
+            );
+            return Ok(());
+        }
+        _ => {}
+    }
     let api = Api::new(&cli.url, cli::resolve_token(cli.token, &cli.data)?);
     match cli.cmd {
         Cmd::Serve { .. } => Ok(()),
@@ -279,6 +312,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Pair { org, phone, wait } => cli::pair(&api, &org, phone, Duration::from_secs(wait)),
         Cmd::Reset { org, all } => cli::reset(&api, org, all),
         Cmd::Sessions => cli::sessions(&api),
+        Cmd::Backup { .. } | Cmd::Restore { .. } => Ok(()),
     }
 }
 

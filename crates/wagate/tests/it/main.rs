@@ -5,6 +5,7 @@
 
 mod common;
 
+mod backup_files;
 mod corrupt_credentials;
 mod durability;
 mod fd_limit;
@@ -19,6 +20,8 @@ mod tenancy;
 mod web_pages;
 mod webhooks;
 
+#[cfg(feature = "sim")]
+mod e2e_backup;
 #[cfg(feature = "sim")]
 mod e2e_credentials;
 #[cfg(feature = "sim")]

@@ -1,0 +1,178 @@
+//! `wagate backup` and `wagate restore` as an operator runs them, offline:
+//! a round trip while the gateway serves, and the archives and directories a
+//! restore refuses (never overwriting data, never writing outside the
+//! target).
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common::{bin, Server, ADMIN};
+
+fn wagate(data: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn said(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn a_backup_of_a_serving_gateway_restores_its_orgs_and_messages() {
+    let data = tempfile::tempdir().unwrap();
+    let mut s = Server::start(data.path());
+    let token = s.create_org("4", Some("57"));
+    let mut ids = vec![];
+    for i in 0..20 {
+        let (st, v) = s.call(
+            "POST",
+            "/v1/orgs/4/messages",
+            Some(&token),
+            Some(&json!({"to": "3001112233", "text": format!("cita {i}")}).to_string()),
+        );
+        assert_eq!(st, 202, "{v}");
+        ids.push(v["id"].as_str().unwrap().to_string());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("b.tar");
+    let f = file.to_str().unwrap();
+    let o = wagate(data.path(), &["backup", f]);
+    assert!(o.status.success(), "{}", said(&o));
+    assert!(said(&o).contains("1 org(s)"), "{}", said(&o));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the archive holds credentials");
+    }
+    // A second backup to the same name replaces it.
+    let o = wagate(data.path(), &["backup", f]);
+    assert!(o.status.success(), "{}", said(&o));
+    s.terminate(Duration::from_secs(10)).expect("stopped");
+
+    let restored = dir.path().join("new");
+    let o = wagate(&restored, &["restore", f]);
+    assert!(o.status.success(), "{}", said(&o));
+    assert!(restored.join("wagate.db").is_file());
+    let s = Server::start(&restored);
+    let (st, v) = s.call("GET", "/v1/orgs", Some(ADMIN), None);
+    assert_eq!(st, 200, "{v}");
+    assert!(v.to_string().contains("\"4\""), "{v}");
+    for id in &ids {
+        let (st, v) = s.call(
+            "GET",
+            &format!("/v1/orgs/4/messages/{id}"),
+            Some(&token),
+            None,
+        );
+        assert_eq!(st, 200, "{id}: {v}");
+    }
+}
+
+#[test]
+fn restore_never_overwrites_and_refuses_what_is_not_a_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    // Backing up a directory that is not a data dir.
+    let o = wagate(
+        dir.path(),
+        &["backup", dir.path().join("x.tar").to_str().unwrap()],
+    );
+    assert!(!o.status.success());
+    assert!(
+        said(&o).contains("holds no wagate database"),
+        "{}",
+        said(&o)
+    );
+
+    // A real backup to restore from.
+    let data = tempfile::tempdir().unwrap();
+    let mut s = Server::start(data.path());
+    s.create_org("4", None);
+    s.terminate(Duration::from_secs(10)).expect("stopped");
+    let file = dir.path().join("b.tar");
+    let o = wagate(data.path(), &["backup", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", said(&o));
+
+    // Into a directory that holds anything: refused, left as it was.
+    let busy = dir.path().join("busy");
+    std::fs::create_dir(&busy).unwrap();
+    std::fs::write(busy.join("keep.txt"), "mine").unwrap();
+    let o = wagate(&busy, &["restore", file.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(said(&o).contains("is not empty"), "{}", said(&o));
+    assert_eq!(std::fs::read_dir(&busy).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_to_string(busy.join("keep.txt")).unwrap(),
+        "mine"
+    );
+
+    // Not an archive at all.
+    let junk = dir.path().join("junk.tar");
+    std::fs::write(
+        &junk,
+        b"this is not a tar archive, just some text".repeat(40),
+    )
+    .unwrap();
+    let o = wagate(&dir.path().join("r1"), &["restore", junk.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(said(&o).contains("not a wagate backup"), "{}", said(&o));
+    assert!(!dir.path().join("r1").exists());
+
+    // A missing file.
+    let o = wagate(&dir.path().join("r2"), &["restore", "/nonexistent/b.tar"]);
+    assert!(!o.status.success());
+    assert!(
+        said(&o).contains("opening /nonexistent/b.tar"),
+        "{}",
+        said(&o)
+    );
+
+    // An archive that reaches outside, or holds a link or a foreign name.
+    for (name, kind) in [
+        ("../escaped.db", tar::EntryType::Regular),
+        ("/tmp/absolute.db", tar::EntryType::Regular),
+        ("wagate.db", tar::EntryType::Symlink),
+        ("orgs/4/wa.db", tar::EntryType::Regular),
+    ] {
+        let bad = dir.path().join("bad.tar");
+        let mut t = tar::Builder::new(std::fs::File::create(&bad).unwrap());
+        let manifest = br#"{"format": 1}"#;
+        let mut h = tar::Header::new_gnu();
+        h.set_size(manifest.len() as u64);
+        h.set_mode(0o600);
+        t.append_data(&mut h, "wagate-backup.json", &manifest[..])
+            .unwrap();
+        let mut h = tar::Header::new_old();
+        // Written by hand: the tar crate itself refuses such names.
+        let field = &mut h.as_old_mut().name;
+        field[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_entry_type(kind);
+        if kind == tar::EntryType::Symlink {
+            h.set_link_name("/etc/passwd").unwrap();
+        }
+        h.set_size(4);
+        h.set_mode(0o600);
+        h.set_cksum();
+        t.append(&h, &b"data"[..]).unwrap();
+        t.finish().unwrap();
+        drop(t);
+        let target = dir.path().join("r3");
+        let o = wagate(&target, &["restore", bad.to_str().unwrap()]);
+        assert!(!o.status.success(), "{name} taken");
+        assert!(said(&o).contains("refused"), "{name}: {}", said(&o));
+        assert!(!target.exists(), "{name}: a directory was made");
+        assert!(!dir.path().join("escaped.db").exists());
+        assert!(!Path::new("/tmp/absolute.db").exists());
+    }
+}
