@@ -10,6 +10,7 @@ pub mod datadir;
 #[cfg(feature = "sim")]
 pub mod demo;
 pub mod devstore;
+pub mod doctor;
 pub mod engine;
 pub mod listener;
 pub mod memory;

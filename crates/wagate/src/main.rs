@@ -155,6 +155,14 @@ enum Cmd {
     /// Start the gateway on it: every org that was linked comes back linked,
     /// no QR.
     Restore { file: PathBuf },
+    /// Check the machine for the gateway: the data directory (--data:
+    /// permissions, writable, free space, database integrity), the clock and
+    /// the open-file limit against the orgs. Exits 1 when a check fails.
+    Doctor {
+        /// The HTTP connections the gateway is allowed (its --max-connections).
+        #[arg(long, env = "WAGATE_MAX_CONNECTIONS", default_value_t = 1024)]
+        max_connections: usize,
+    },
     /// Sim build: run wa-sim and the gateway together on loopback, link a
     /// demo organization to a simulated phone, and print how to use it.
     #[cfg(feature = "sim")]
@@ -277,6 +285,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             return Ok(());
         }
+        Cmd::Doctor { max_connections } => {
+            let found = wagate::doctor::run(&cli.data, *max_connections);
+            for f in &found {
+                println!("{f}");
+            }
+            let failed = found
+                .iter()
+                .filter(|f| f.level == wagate::doctor::Level::Fail)
+                .count();
+            if failed > 0 {
+                anyhow::bail!("{failed} check(s) failed");
+            }
+            return Ok(());
+        }
         _ => {}
     }
     let api = Api::new(&cli.url, cli::resolve_token(cli.token, &cli.data)?);
@@ -312,7 +334,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Pair { org, phone, wait } => cli::pair(&api, &org, phone, Duration::from_secs(wait)),
         Cmd::Reset { org, all } => cli::reset(&api, org, all),
         Cmd::Sessions => cli::sessions(&api),
-        Cmd::Backup { .. } | Cmd::Restore { .. } => Ok(()),
+        Cmd::Backup { .. } | Cmd::Restore { .. } | Cmd::Doctor { .. } => Ok(()),
     }
 }
 

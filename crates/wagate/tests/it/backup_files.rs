@@ -1,7 +1,8 @@
-//! `wagate backup` and `wagate restore` as an operator runs them, offline:
+//! The commands that work on a data directory, as an operator runs them,
+//! offline: `wagate backup` and `wagate restore` —
 //! a round trip while the gateway serves, and the archives and directories a
 //! restore refuses (never overwriting data, never writing outside the
-//! target).
+//! target) —, and `wagate doctor`.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -175,4 +176,29 @@ fn restore_never_overwrites_and_refuses_what_is_not_a_backup() {
         assert!(!dir.path().join("escaped.db").exists());
         assert!(!Path::new("/tmp/absolute.db").exists());
     }
+}
+
+#[test]
+fn doctor_finds_a_serving_gateways_dir_healthy_and_names_a_damaged_database() {
+    let data = tempfile::tempdir().unwrap();
+    let mut s = Server::start(data.path());
+    s.create_org("4", None);
+    let o = wagate(data.path(), &["doctor"]);
+    assert!(o.status.success(), "{}", said(&o));
+    let out = said(&o);
+    for line in [
+        "ok   permissions",
+        "ok   writable",
+        "ok   wagate.db    intact",
+        "for 1 org(s)",
+    ] {
+        assert!(out.contains(line), "{line}: {out}");
+    }
+    s.terminate(Duration::from_secs(10)).expect("stopped");
+    std::fs::write(data.path().join("wagate.db"), b"garbage".repeat(1000)).unwrap();
+    let _ = std::fs::remove_file(data.path().join("wagate.db-wal"));
+    let _ = std::fs::remove_file(data.path().join("wagate.db-shm"));
+    let o = wagate(data.path(), &["doctor"]);
+    assert_eq!(o.status.code(), Some(1), "{}", said(&o));
+    assert!(said(&o).contains("FAIL wagate.db"), "{}", said(&o));
 }
