@@ -31,6 +31,14 @@ struct Cli {
     /// Bearer token for client commands (default: the admin token in --data).
     #[arg(long, global = true, env = "WAGATE_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// A TOML file setting any option of `serve` (and `data`) by its long
+    /// name; flags and environment variables win over it.
+    #[arg(long, global = true, env = "WAGATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log lines as text, or as JSON objects (one per line) for log tools.
+    #[arg(long, global = true, env = "WAGATE_LOG_FORMAT", default_value = "text",
+          value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -151,6 +159,11 @@ enum Cmd {
     /// consistent as of the moment the copy starts. FILE is replaced when it
     /// exists (written aside, then renamed).
     Backup { file: PathBuf },
+    /// The configuration file and the effective configuration.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
     /// Rebuild a data directory (--data, new or empty) from a backup FILE.
     /// Start the gateway on it: every org that was linked comes back linked,
     /// no QR.
@@ -171,6 +184,14 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
     },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Print the configuration `serve` would run with (flags, environment,
+    /// --config file, defaults), each value with where it came from;
+    /// secrets masked. Exits 1 when it is not valid.
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -199,16 +220,139 @@ enum OrgCmd {
     },
 }
 
+/// Environment variables set from the --config file (not by the caller).
+static FROM_FILE: std::sync::OnceLock<(PathBuf, Vec<String>)> = std::sync::OnceLock::new();
+
+/// What the configuration file may set: `serve`'s options and the global
+/// `data`, with their environment variables.
+fn settable() -> Vec<wagate::config::Settable> {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let globals = cmd.get_arguments().filter(|a| a.get_id() == "data");
+    let serve = cmd
+        .find_subcommand("serve")
+        .map(|s| s.get_arguments().cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    globals
+        .cloned()
+        .chain(serve)
+        .filter_map(|a| {
+            Some(wagate::config::Settable {
+                long: a.get_long()?.to_string(),
+                env: a.get_env()?.to_string_lossy().into_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Read the --config file into the environment, under what is already set.
+fn apply_config(args: &[std::ffi::OsString]) -> anyhow::Result<()> {
+    let Some(path) = wagate::config::path_from(args) else {
+        return Ok(());
+    };
+    let mut set = vec![];
+    for (env, value) in wagate::config::read(&path, &settable())? {
+        if std::env::var_os(&env).is_none() {
+            // Before any thread exists: nothing else reads the environment.
+            std::env::set_var(&env, value);
+            set.push(env);
+        }
+    }
+    let _ = FROM_FILE.set((path, set));
+    Ok(())
+}
+
 fn main() {
-    let cli = Cli::parse();
-    let result = run(cli);
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Err(e) = apply_config(&args) {
+        eprintln!("error: {e:#}");
+        std::process::exit(2);
+    }
+    let cli = Cli::parse_from(&args);
+    let result = run(cli, &args);
     if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// `config check`: parse the command line as `serve` would see it and
+/// print every option with its source.
+fn config_check(args: &[std::ffi::OsString]) -> anyhow::Result<()> {
+    use clap::parser::ValueSource;
+    use clap::CommandFactory;
+    let at = args
+        .iter()
+        .position(|a| a == "config")
+        .unwrap_or(args.len());
+    let mut as_serve: Vec<std::ffi::OsString> = args[..at].to_vec();
+    as_serve.push("serve".into());
+    let m = Cli::command()
+        .try_get_matches_from(&as_serve)
+        .map_err(|e| {
+            let said = e.render().to_string();
+            anyhow::anyhow!("{}", said.trim_start_matches("error: ").trim_end())
+        })?;
+    let serve = m
+        .subcommand_matches("serve")
+        .ok_or_else(|| anyhow::anyhow!("no serve options"))?;
+    let (file, from_file) = FROM_FILE
+        .get()
+        .map(|(p, v)| (Some(p.clone()), v.clone()))
+        .unwrap_or((None, vec![]));
+    let mut rows = vec![];
+    let cmd = Cli::command();
+    let serve_cmd = cmd
+        .find_subcommand("serve")
+        .ok_or_else(|| anyhow::anyhow!("no serve command"))?;
+    let args_of = cmd
+        .get_arguments()
+        .filter(|a| a.get_id() == "data")
+        .map(|a| (a, &m))
+        .chain(
+            serve_cmd
+                .get_arguments()
+                .filter(|a| !a.is_hide_set() && a.get_long().is_some())
+                .map(|a| (a, serve)),
+        );
+    for (a, matches) in args_of {
+        let id = a.get_id().as_str();
+        let long = a.get_long().unwrap_or(id).to_string();
+        let value = matches.get_raw(id).map(|vs| {
+            vs.map(|v| v.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+        let env = a.get_env().map(|e| e.to_string_lossy().into_owned());
+        let source = match matches.value_source(id) {
+            Some(ValueSource::CommandLine) => "flag",
+            Some(ValueSource::EnvVariable)
+                if env.as_ref().is_some_and(|e| from_file.contains(e)) =>
+            {
+                "file"
+            }
+            Some(ValueSource::EnvVariable) => "environment",
+            Some(ValueSource::DefaultValue) => "default",
+            _ => "not set",
+        };
+        // A flag that is off reads as "false", not as a missing value.
+        let value = match (value, a.get_action().takes_values()) {
+            (None, false) => Some("false".to_string()),
+            (v, _) => v,
+        };
+        rows.push((long, value, source));
+    }
+    if let Some(f) = file {
+        println!("# configuration file: {}", f.display());
+    } else {
+        println!("# no configuration file (--config or WAGATE_CONFIG)");
+    }
+    print!("{}", wagate::config::describe(&rows));
+    Ok(())
+}
+
+fn run(cli: Cli, args: &[std::ffi::OsString]) -> anyhow::Result<()> {
+    let json_logs = cli.log_format == "json";
     if let Cmd::Serve {
         listen,
         admin_token,
@@ -228,9 +372,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         legacy_org_files,
     } = cli.cmd
     {
-        let rt = runtime_with_logs("info,whatsapp_rust=warn,wacore=warn")?;
+        let rt = runtime_with_logs("info,whatsapp_rust=warn,wacore=warn", json_logs)?;
         let result = rt.block_on(server::serve(ServeOptions {
             listen,
+            banner: !json_logs,
             data: cli.data,
             admin_token,
             wa_url,
@@ -258,12 +403,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     #[cfg(feature = "sim")]
     if let Cmd::Demo { listen } = cli.cmd {
-        let rt = runtime_with_logs("warn")?;
+        let rt = runtime_with_logs("warn", json_logs)?;
         let result = rt.block_on(wagate::demo::run(cli.data, listen));
         rt.shutdown_timeout(Duration::from_millis(500));
         return result;
     }
     match &cli.cmd {
+        Cmd::Config {
+            cmd: ConfigCmd::Check,
+        } => return config_check(args),
         Cmd::Backup { file } => {
             let t0 = std::time::Instant::now();
             let s = wagate::backup::backup(&cli.data, file, &mut |l| eprintln!("{l}"))?;
@@ -334,22 +482,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Pair { org, phone, wait } => cli::pair(&api, &org, phone, Duration::from_secs(wait)),
         Cmd::Reset { org, all } => cli::reset(&api, org, all),
         Cmd::Sessions => cli::sessions(&api),
-        Cmd::Backup { .. } | Cmd::Restore { .. } | Cmd::Doctor { .. } => Ok(()),
+        Cmd::Backup { .. } | Cmd::Restore { .. } | Cmd::Doctor { .. } | Cmd::Config { .. } => {
+            Ok(())
+        }
     }
 }
 
 /// Logs filtered by `WAGATE_LOG` (else `default`), and a multi-threaded runtime.
-fn runtime_with_logs(default: &str) -> anyhow::Result<tokio::runtime::Runtime> {
+fn runtime_with_logs(default: &str, json: bool) -> anyhow::Result<tokio::runtime::Runtime> {
     // Before any other thread exists.
     wagate::memory::tune();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WAGATE_LOG")
-                .unwrap_or_else(|_| default.into()),
-        )
-        // Colour codes only on a terminal, not in log files and journals.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WAGATE_LOG")
+        .unwrap_or_else(|_| default.into());
+    if json {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_current_span(false)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            // Colour codes only on a terminal, not in log files and journals.
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .init();
+    }
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)

@@ -38,6 +38,9 @@ const FLUSH: Duration = Duration::from_secs(1);
 
 pub struct ServeOptions {
     pub listen: SocketAddr,
+    /// Print the address and the dashboard's as plain lines on stdout (off
+    /// with JSON logs, where only the log event says it).
+    pub banner: bool,
     pub data: PathBuf,
     pub admin_token: Option<String>,
     pub wa_url: Option<String>,
@@ -73,6 +76,7 @@ impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            banner: true,
             data: PathBuf::from("./data"),
             admin_token: None,
             wa_url: None,
@@ -288,11 +292,13 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         let _ = tx.send(addr);
     }
     tracing::info!(%addr, data = %opts.data.display(), "wagate listening");
-    println!(
-        "wagate listening on http://{addr} (data in {})",
-        opts.data.display()
-    );
-    println!("dashboard: http://{addr}/ui/");
+    if opts.banner {
+        println!(
+            "wagate listening on http://{addr} (data in {})",
+            opts.data.display()
+        );
+        println!("dashboard: http://{addr}/ui/");
+    }
     let http = tokio::spawn(listener::serve(
         listener,
         compose(app.clone()),

@@ -202,3 +202,88 @@ fn doctor_finds_a_serving_gateways_dir_healthy_and_names_a_damaged_database() {
     assert_eq!(o.status.code(), Some(1), "{}", said(&o));
     assert!(said(&o).contains("FAIL wagate.db"), "{}", said(&o));
 }
+
+#[test]
+fn a_config_file_sets_serve_options_under_the_environment_and_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = dir.path().join("wagate.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "data = {:?}\nlisten = \"127.0.0.1:{port}\"\nadmin_token = \"from-the-file\"\noffline = true\nidle-timeout = 45\n",
+            dir.path().join("data")
+        ),
+    )
+    .unwrap();
+    let c = conf.to_str().unwrap();
+    // What serve would run with: the file's values, the environment over
+    // them, the secret masked.
+    let o = Command::new(bin())
+        .args(["--config", c, "config", "check"])
+        .env("WAGATE_IDLE_TIMEOUT", "90")
+        .output()
+        .unwrap();
+    let out = said(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains(&format!("\"127.0.0.1:{port}\"  # file")),
+        "{out}"
+    );
+    assert!(out.contains("\"90\"  # environment"), "{out}");
+    assert!(out.contains("\"20\"  # default"), "restore-rate: {out}");
+    assert!(!out.contains("from-the-file"), "secret shown: {out}");
+
+    // serve takes them: the port, the admin token, JSON logs.
+    let child = Command::new(bin())
+        .args(["--config", c, "--log-format", "json", "serve"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        let r = ureq::get(&format!("{base}/v1/orgs"))
+            .header("Authorization", "Bearer from-the-file")
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call();
+        if let Ok(r) = r {
+            break r.status().as_u16();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "never listened");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status, 200, "the file's admin token");
+    // SIGTERM, then every log line is a JSON object.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let out = child.wait_with_output().unwrap();
+    let logs = String::from_utf8_lossy(&out.stdout);
+    assert!(logs.lines().count() >= 2, "{logs}");
+    for line in logs.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+    }
+
+    // A misspelt key is named, with what the file may set.
+    std::fs::write(&conf, "lisen = \"127.0.0.1:1\"\n").unwrap();
+    let o = Command::new(bin())
+        .args(["--config", c, "config", "check"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        said(&o).contains("unknown option `lisen`") && said(&o).contains("listen"),
+        "{}",
+        said(&o)
+    );
+}
