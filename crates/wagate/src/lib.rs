@@ -15,6 +15,8 @@ pub mod doctor;
 pub mod engine;
 pub mod listener;
 pub mod memory;
+#[cfg(unix)]
+pub mod notify;
 pub mod outbox;
 pub mod phone;
 pub mod qr;

@@ -305,12 +305,30 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         http_limits,
         shutdown.clone(),
     ));
+    let notifier = Arc::new(crate::notify::Notifier::from_env());
+    notifier.send(&format!(
+        "READY=1\nSTATUS=serving {orgs} organization(s) on http://{addr}"
+    ));
+    let watchdog = crate::notify::watchdog_every()
+        .filter(|_| notifier.active())
+        .map(|every| {
+            tokio::spawn(feed_watchdog(
+                notifier.clone(),
+                every,
+                sessions.clone(),
+                store.clone(),
+            ))
+        });
 
     tokio::select! {
         _ = shutdown_signal() => {}
         _ = opts.stop.cancelled() => {}
     }
     let begun = std::time::Instant::now();
+    notifier.send("STOPPING=1\nSTATUS=stopping");
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     tracing::info!("shutting down: closing event streams, connections and WhatsApp links");
     shutdown.cancel();
     restore.abort();
@@ -337,6 +355,33 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     }
     tracing::info!(ms = begun.elapsed().as_millis() as u64, "stopped");
     Ok(())
+}
+
+/// Say `WATCHDOG=1` every `every` while the gateway is healthy: this task
+/// runs (so the runtime turns), no supervisor has died, and the database
+/// writer commits a transaction in time. When it is not, systemd restarts
+/// the service once the watchdog period passes.
+async fn feed_watchdog(
+    notifier: Arc<crate::notify::Notifier>,
+    every: Duration,
+    sessions: Arc<Sessions>,
+    store: Store,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let dead = sessions.stopped_supervisors();
+        let db = tokio::time::timeout(every, store.write(|_| Ok(()))).await;
+        match (dead, db) {
+            (0, Ok(Ok(()))) => notifier.send("WATCHDOG=1"),
+            (dead, db) => tracing::error!(
+                dead_supervisors = dead,
+                database = ?db.map(|r| r.map_err(|e| e.to_string())),
+                "unhealthy: the systemd watchdog is not fed, so systemd will restart the service"
+            ),
+        }
+    }
 }
 
 /// Carry the per-org folders of earlier versions into `devices.db` (once;

@@ -132,6 +132,17 @@ impl Sessions {
             .cloned()
     }
 
+    /// Supervisors that ended although their org was not removed (a panic):
+    /// the gateway is not healthy (it stops feeding systemd's watchdog).
+    pub fn stopped_supervisors(&self) -> usize {
+        self.orgs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|h| h.commands.is_closed())
+            .count()
+    }
+
     pub fn list(&self) -> Vec<Handle> {
         let mut v: Vec<_> = self
             .orgs

@@ -15,6 +15,7 @@ mod kill_restart;
 mod lifecycle;
 mod scheduling;
 mod sending_policy;
+mod service;
 mod sse_events;
 mod tenancy;
 mod web_pages;
