@@ -15,6 +15,7 @@ pub mod doctor;
 pub mod engine;
 pub mod listener;
 pub mod memory;
+pub mod metrics;
 #[cfg(unix)]
 pub mod notify;
 pub mod outbox;

@@ -50,6 +50,11 @@ enum Cmd {
         /// Address for the HTTP API.
         #[arg(long, env = "WAGATE_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Also serve /metrics on this address, without a token (keep it
+        /// private: it shows counts, not org ids); /metrics on --listen
+        /// needs the admin token.
+        #[arg(long, env = "WAGATE_METRICS_LISTEN")]
+        metrics_listen: Option<SocketAddr>,
         /// Admin token (otherwise data/admin.token, generated on first start).
         #[arg(long, env = "WAGATE_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
@@ -355,6 +360,7 @@ fn run(cli: Cli, args: &[std::ffi::OsString]) -> anyhow::Result<()> {
     let json_logs = cli.log_format == "json";
     if let Cmd::Serve {
         listen,
+        metrics_listen,
         admin_token,
         wa_url,
         restore_rate,
@@ -375,6 +381,7 @@ fn run(cli: Cli, args: &[std::ffi::OsString]) -> anyhow::Result<()> {
         let rt = runtime_with_logs("info,whatsapp_rust=warn,wacore=warn", json_logs)?;
         let result = rt.block_on(server::serve(ServeOptions {
             listen,
+            metrics_listen,
             banner: !json_logs,
             data: cli.data,
             admin_token,

@@ -38,6 +38,8 @@ const FLUSH: Duration = Duration::from_secs(1);
 
 pub struct ServeOptions {
     pub listen: SocketAddr,
+    /// A second address serving only `/metrics`, without a token.
+    pub metrics_listen: Option<SocketAddr>,
     /// Print the address and the dashboard's as plain lines on stdout (off
     /// with JSON logs, where only the log event says it).
     pub banner: bool,
@@ -77,6 +79,7 @@ impl Default for ServeOptions {
         ServeOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             banner: true,
+            metrics_listen: None,
             data: PathBuf::from("./data"),
             admin_token: None,
             wa_url: None,
@@ -153,7 +156,27 @@ pub fn compose(app: Arc<App>) -> Router {
         .merge(web::router(app))
         .fallback(api::not_found)
         .method_not_allowed_fallback(wrong_method)
+        .layer(axum::middleware::from_fn(api::record_http))
         .layer(axum::middleware::from_fn(web::security_headers))
+}
+
+/// The metrics alone, without a token, for `--metrics-listen`.
+fn metrics_only(app: Arc<App>) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(
+                |axum::extract::State(app): axum::extract::State<Arc<App>>| async move {
+                    match app.metrics(None).await {
+                        Ok(text) => api::metrics_text(text),
+                        Err(e) => {
+                            axum::response::IntoResponse::into_response(api::ApiError::from(e))
+                        }
+                    }
+                },
+            ),
+        )
+        .with_state(app)
 }
 
 async fn wrong_method(req: Request) -> Response {
@@ -305,6 +328,21 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         http_limits,
         shutdown.clone(),
     ));
+    let metrics_http = match opts.metrics_listen {
+        Some(at) => {
+            let l = tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on {at} (--metrics-listen)"))?;
+            tracing::info!(addr = %l.local_addr()?, "metrics listening");
+            Some(tokio::spawn(listener::serve(
+                l,
+                metrics_only(app.clone()),
+                http_limits,
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
     let notifier = Arc::new(crate::notify::Notifier::from_env());
     notifier.send(&format!(
         "READY=1\nSTATUS=serving {orgs} organization(s) on http://{addr}"
@@ -333,6 +371,9 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     shutdown.cancel();
     restore.abort();
     let (dropped, stuck) = tokio::join!(http, sessions.stop_all(STOP_LINKS));
+    if let Some(m) = metrics_http {
+        let _ = m.await;
+    }
     if stuck > 0 {
         tracing::warn!(stuck, "supervisors that did not stop in time");
     }

@@ -34,6 +34,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(health))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .route("/v1/orgs", post(orgs::create).get(orgs::list))
         .route(
             "/v1/orgs/{org}",
@@ -115,6 +116,41 @@ async fn declared_size(req: Request, next: Next) -> Response {
 
 async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
+}
+
+/// Prometheus text format; the admin token (or the `--metrics-listen`
+/// address, which needs none).
+async fn metrics(State(app): State<Arc<App>>, caller: Caller) -> Result<Response, ApiError> {
+    let text = app.metrics(Some(&caller)).await?;
+    Ok(metrics_text(text))
+}
+
+pub fn metrics_text(text: String) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// Counts every answer by route pattern (never the raw path, which holds org
+/// ids), method and status, with its latency.
+pub async fn record_http(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        // `/v1/orgs/:org/messages`: the pattern, in the form most tools
+        // show (and that simple parsers of the text format accept).
+        .map(|p| p.as_str().replace('{', ":").replace('}', ""))
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().as_str().to_string();
+    let t0 = std::time::Instant::now();
+    let res = next.run(req).await;
+    crate::metrics::http(&route, &method, res.status().as_u16(), t0.elapsed());
+    res
 }
 
 async fn ready(State(app): State<Arc<App>>) -> Result<Json<serde_json::Value>, ApiError> {

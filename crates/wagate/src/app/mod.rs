@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod link;
 pub mod messages;
+pub mod metrics;
 pub mod orgs;
 pub mod policy;
 pub mod signin;

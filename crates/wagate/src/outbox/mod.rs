@@ -703,6 +703,12 @@ fn reachout_backoff(attempts: i64) -> i64 {
 fn apply(tx: &mut Tx, org: &OrgRef, ev: EngineEvent, now: i64) -> rusqlite::Result<bool> {
     match ev {
         EngineEvent::ServerAck { wa_id, error: None } => {
+            // Timed whatever the status: a receipt may have come first.
+            if let Some(handed) = store::messages::handed_at(tx, org.inc, &wa_id)? {
+                crate::metrics::get()
+                    .send_ack_seconds
+                    .observe((now - handed).max(0) as f64 / 1000.0);
+            }
             if let Some(row) = advance(tx, org, &wa_id, MessageStatus::Sent, None)? {
                 store::contacts::note(tx, org.inc, &row.to, store::contacts::First::Ok, now)?;
             }

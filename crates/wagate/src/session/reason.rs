@@ -36,6 +36,20 @@ pub enum Cause {
     KeepaliveLate { silent_s: u64 },
 }
 
+impl Cause {
+    /// The cause's name, for a metric label (a bounded set).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Cause::RestartStorm { .. } => "restart_storm",
+            Cause::ServerError { .. } => "server_error",
+            Cause::Network { .. } => "network",
+            Cause::Requested => "requested",
+            Cause::LoginTimeout { .. } => "login_timeout",
+            Cause::KeepaliveLate { .. } => "keepalive_late",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum Reason {

@@ -240,6 +240,9 @@ impl Supervisor {
         if !changed {
             return;
         }
+        if let Reason::RetryScheduled { cause, .. } = &reason {
+            crate::metrics::reconnect(cause.kind());
+        }
         let snap = self.status.borrow().clone();
         tracing::info!(org = %self.org.id, state = state.as_str(), attempt, reason = ?reason, "link state");
         self.deps.journal.record(
@@ -740,6 +743,7 @@ impl Supervisor {
                 self.verdict(Happening::Outdated)
             }
             EngineEvent::DecryptFailure { from } => {
+                crate::metrics::get().decrypt_failures.inc();
                 if self.decide(Happening::DecryptFailure) == Action::Count {
                     self.status.send_modify(|s| s.decrypt_failures += 1);
                 }

@@ -397,6 +397,15 @@ pub fn retime_held(
     rows
 }
 
+/// When `inc`'s message with WhatsApp id `wa_id` was first handed to
+/// WhatsApp, if it was.
+pub fn handed_at(c: &Connection, inc: i64, wa_id: &str) -> rusqlite::Result<Option<i64>> {
+    c.prepare_cached("SELECT handed_ms FROM messages WHERE inc = ?1 AND wa_id = ?2")?
+        .query_row(params![inc, wa_id], |r| r.get(0))
+        .optional()
+        .map(Option::flatten)
+}
+
 /// When `inc`'s newest `limit` messages handed to WhatsApp after `since_ms`
 /// were first handed over, ascending.
 pub fn handed_recent(

@@ -259,6 +259,14 @@ async fn attempt(
     } else {
         send(settings, &hook, &d, now).await
     };
+    crate::metrics::webhook_attempt(match &outcome {
+        Outcome::Delivered { .. } => "delivered",
+        Outcome::Retry { .. } => "retry",
+        Outcome::Failed {
+            code: Some(410), ..
+        } => "gone",
+        Outcome::Failed { .. } => "failed",
+    });
     match &outcome {
         Outcome::Delivered { code } => {
             tracing::debug!(webhook = %hook.id, delivery = d.seq, code, "webhook delivered")
