@@ -151,30 +151,11 @@ impl Metrics {
 
     /// The text exposition, after setting the scrape-time gauges.
     pub fn render(&self, now: &Snapshot) -> String {
-        self.orgs.clear();
-        for (state, n) in &now.orgs {
-            self.orgs
-                .get_or_create(&StateL {
-                    state: state.clone(),
-                })
-                .set(*n);
-        }
-        self.messages.clear();
-        for (status, n) in &now.messages {
-            self.messages
-                .get_or_create(&StatusL {
-                    status: status.clone(),
-                })
-                .set(*n);
-        }
-        self.deliveries.clear();
-        for (status, n) in &now.deliveries {
-            self.deliveries
-                .get_or_create(&StatusL {
-                    status: status.clone(),
-                })
-                .set(*n);
-        }
+        let state = |s: &String| StateL { state: s.clone() };
+        let status = |s: &String| StatusL { status: s.clone() };
+        set_all(&self.orgs, &now.orgs, state);
+        set_all(&self.messages, &now.messages, status);
+        set_all(&self.deliveries, &now.deliveries, status);
         self.last_frame_age.clear();
         let h = self.last_frame_age.get_or_create(&StatusL {
             status: "connected".into(),
@@ -188,6 +169,17 @@ impl Metrics {
             tracing::warn!(error = %e, "cannot encode metrics");
         }
         out
+    }
+}
+
+/// Replace `family`'s series by one per row.
+fn set_all<L>(family: &Family<L, Gauge>, rows: &[(String, i64)], label: impl Fn(&String) -> L)
+where
+    L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static,
+{
+    family.clear();
+    for (name, n) in rows {
+        family.get_or_create(&label(name)).set(*n);
     }
 }
 

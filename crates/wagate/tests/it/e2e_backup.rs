@@ -9,22 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::sim::{add_phone, inbox, linked};
+use crate::common::sim::{add_phone, inbox, linked, pairings};
 use crate::common::{bin, Server};
-
-fn pairings(s: &Server, org: &str, token: &str) -> usize {
-    let (st, v) = s.call(
-        "GET",
-        &format!("/v1/orgs/{org}/session/history"),
-        Some(token),
-        None,
-    );
-    assert_eq!(st, 200, "{v}");
-    v["changes"]
-        .as_array()
-        .map(|h| h.iter().filter(|e| e["state"] == "pairing").count())
-        .unwrap_or(0)
-}
 
 #[test]
 fn a_backup_during_a_burst_restores_linked_orgs_and_every_accepted_message() {

@@ -38,17 +38,7 @@ fn arrived(l: &crate::common::sim::Linked, to: &str, text: &str) {
 
 /// How many times `org`'s state log says `pairing`.
 fn pairings(l: &crate::common::sim::Linked, org: &str) -> usize {
-    let (st, v) = l.s.call(
-        "GET",
-        &format!("/v1/orgs/{org}/session/history"),
-        Some(&l.token(org)),
-        None,
-    );
-    assert_eq!(st, 200, "{v}");
-    v["changes"]
-        .as_array()
-        .map(|h| h.iter().filter(|e| e["state"] == "pairing").count())
-        .unwrap_or(0)
+    crate::common::sim::pairings(&l.s, org, &l.token(org))
 }
 
 fn names(dir: &std::path::Path) -> Vec<String> {

@@ -218,3 +218,18 @@ pub fn inbox(l: &Linked, phone: &str) -> Vec<Value> {
     );
     v["messages"].as_array().cloned().unwrap_or_default()
 }
+
+/// How many times `org`'s state log says `pairing` (a QR scan or a code).
+pub fn pairings(s: &Server, org: &str, token: &str) -> usize {
+    let (st, v) = s.call(
+        "GET",
+        &format!("/v1/orgs/{org}/session/history"),
+        Some(token),
+        None,
+    );
+    assert_eq!(st, 200, "{v}");
+    v["changes"]
+        .as_array()
+        .map(|h| h.iter().filter(|e| e["state"] == "pairing").count())
+        .unwrap_or(0)
+}
