@@ -69,6 +69,18 @@ pub fn backup(data: &Path, file: &Path, say: &mut dyn FnMut(&str)) -> anyhow::Re
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    // Written inside the data directory, the archive could replace a live
+    // database (`backup data/wagate.db`) and would be copied into the next
+    // backup's `aside/`.
+    if let (Ok(d), Ok(out)) = (std::fs::canonicalize(data), std::fs::canonicalize(dir)) {
+        if out.starts_with(&d) {
+            bail!(
+                "{} is inside the data directory {}: write the backup somewhere else",
+                file.display(),
+                data.display()
+            );
+        }
+    }
     let name = file
         .file_name()
         .with_context(|| format!("{} names no file", file.display()))?

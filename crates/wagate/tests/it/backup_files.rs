@@ -96,6 +96,26 @@ fn restore_never_overwrites_and_refuses_what_is_not_a_backup() {
         said(&o)
     );
 
+    // Into the data directory itself (here over its database): refused.
+    let data = tempfile::tempdir().unwrap();
+    let mut s = Server::start(data.path());
+    s.create_org("4", None);
+    s.terminate(Duration::from_secs(10)).expect("stopped");
+    let db = data.path().join("wagate.db");
+    let before = std::fs::read(&db).unwrap();
+    let o = wagate(data.path(), &["backup", db.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        said(&o).contains("inside the data directory"),
+        "{}",
+        said(&o)
+    );
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        before,
+        "the database was touched"
+    );
+
     // A real backup to restore from.
     let data = tempfile::tempdir().unwrap();
     let mut s = Server::start(data.path());
