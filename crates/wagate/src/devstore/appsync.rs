@@ -15,13 +15,8 @@ use super::{json_err, OrgDevice};
 #[async_trait::async_trait]
 impl AppSyncStore for OrgDevice {
     async fn get_sync_key(&self, key_id: &[u8]) -> Result<Option<AppStateSyncKey>> {
-        let key_id = key_id.to_vec();
         let text: Option<String> = self
-            .read(move |c, dev| {
-                c.prepare_cached("SELECT data FROM sync_keys WHERE dev = ?1 AND key_id = ?2")?
-                    .query_row(params![dev, key_id], |r| r.get(0))
-                    .optional()
-            })
+            .value_where("sync_keys", "data", "key_id", key_id.to_vec())
             .await?;
         text.map(|t| serde_json::from_str(&t).map_err(json_err))
             .transpose()
@@ -42,13 +37,8 @@ impl AppSyncStore for OrgDevice {
     }
 
     async fn get_version(&self, name: &str) -> Result<HashState> {
-        let name = name.to_string();
         let text: Option<String> = self
-            .read(move |c, dev| {
-                c.prepare_cached("SELECT state FROM app_versions WHERE dev = ?1 AND name = ?2")?
-                    .query_row(params![dev, name], |r| r.get(0))
-                    .optional()
-            })
+            .value_where("app_versions", "state", "name", name.to_string())
             .await?;
         match text {
             Some(t) => serde_json::from_str(&t).map_err(json_err),
@@ -147,13 +137,8 @@ impl AppSyncStore for OrgDevice {
     }
 
     async fn clear_mutation_macs(&self, name: &str) -> Result<()> {
-        let name = name.to_string();
-        self.write(move |c, dev| {
-            c.prepare_cached("DELETE FROM mutation_macs WHERE dev = ?1 AND name = ?2")?
-                .execute(params![dev, name])
-                .map(|_| ())
-        })
-        .await
+        self.delete_where("mutation_macs", "name", name.to_string())
+            .await
     }
 
     /// The newest key that can be read (the highest id, as the library's own

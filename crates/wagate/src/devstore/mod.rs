@@ -193,6 +193,63 @@ impl OrgDevice {
         let dev = self.dev;
         self.db.write(move |tx| f(tx, dev)).await.map_err(db_err)
     }
+
+    /// This device's `column` in `table` on the row whose `key` is `value`.
+    async fn value_where<T, K>(
+        &self,
+        table: &'static str,
+        column: &'static str,
+        key: &'static str,
+        value: K,
+    ) -> Result<Option<T>>
+    where
+        T: rusqlite::types::FromSql + Send + 'static,
+        K: rusqlite::ToSql + Send + 'static,
+    {
+        self.read(move |c, dev| {
+            c.prepare_cached(&format!(
+                "SELECT {column} FROM {table} WHERE dev = ?1 AND {key} = ?2"
+            ))?
+            .query_row(params![dev, value], |r| r.get(0))
+            .optional()
+        })
+        .await
+    }
+
+    /// Delete this device's rows of `table` whose `key` is `value`.
+    async fn delete_where<K>(&self, table: &'static str, key: &'static str, value: K) -> Result<()>
+    where
+        K: rusqlite::ToSql + Send + 'static,
+    {
+        self.write(move |c, dev| {
+            c.prepare_cached(&format!(
+                "DELETE FROM {table} WHERE dev = ?1 AND {key} = ?2"
+            ))?
+            .execute(params![dev, value])
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// Insert or replace this device's `(address, record)` rows of `table`.
+    async fn put_records(
+        &self,
+        table: &'static str,
+        rows: &[(Arc<str>, bytes::Bytes)],
+    ) -> Result<()> {
+        let rows = rows.to_vec();
+        self.write(move |c, dev| {
+            let mut st = c.prepare_cached(&format!(
+                "INSERT INTO {table} (dev, address, record) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(dev, address) DO UPDATE SET record = excluded.record"
+            ))?;
+            for (a, r) in &rows {
+                st.execute(params![dev, a.as_ref(), r.as_ref()])?;
+            }
+            Ok(())
+        })
+        .await
+    }
 }
 
 /// A device as the library keeps it, read back from its JSON: the parts

@@ -91,13 +91,8 @@ impl ProtocolStore for OrgDevice {
     }
 
     async fn clear_sender_key_devices(&self, group_jid: &str) -> Result<()> {
-        let g = group_jid.to_string();
-        self.write(move |c, dev| {
-            c.prepare_cached("DELETE FROM sender_key_devices WHERE dev = ?1 AND group_jid = ?2")?
-                .execute(params![dev, g])
-                .map(|_| ())
-        })
-        .await
+        self.delete_where("sender_key_devices", "group_jid", group_jid.to_string())
+            .await
     }
 
     async fn delete_sender_key_device_rows(&self, device_jids: &[&str]) -> Result<()> {
@@ -244,36 +239,21 @@ impl ProtocolStore for OrgDevice {
     }
 
     async fn get_devices(&self, user: &str) -> Result<Option<DeviceListRecord>> {
-        let u = user.to_string();
         let text: Option<String> = self
-            .read(move |c, dev| {
-                c.prepare_cached("SELECT record FROM device_lists WHERE dev = ?1 AND user = ?2")?
-                    .query_row(params![dev, u], |r| r.get(0))
-                    .optional()
-            })
+            .value_where("device_lists", "record", "user", user.to_string())
             .await?;
         text.map(|t| serde_json::from_str(&t).map_err(json_err))
             .transpose()
     }
 
     async fn delete_devices(&self, user: &str) -> Result<()> {
-        let u = user.to_string();
-        self.write(move |c, dev| {
-            c.prepare_cached("DELETE FROM device_lists WHERE dev = ?1 AND user = ?2")?
-                .execute(params![dev, u])
-                .map(|_| ())
-        })
-        .await
+        self.delete_where("device_lists", "user", user.to_string())
+            .await
     }
 
     async fn get_group_metadata(&self, group_jid: &str) -> Result<Option<Vec<u8>>> {
-        let g = group_jid.to_string();
-        self.read(move |c, dev| {
-            c.prepare_cached("SELECT blob FROM group_meta WHERE dev = ?1 AND group_jid = ?2")?
-                .query_row(params![dev, g], |r| r.get(0))
-                .optional()
-        })
-        .await
+        self.value_where("group_meta", "blob", "group_jid", group_jid.to_string())
+            .await
     }
 
     async fn put_group_metadata(&self, group_jid: &str, blob: &[u8]) -> Result<()> {
@@ -290,13 +270,8 @@ impl ProtocolStore for OrgDevice {
     }
 
     async fn delete_group_metadata(&self, group_jid: &str) -> Result<()> {
-        let g = group_jid.to_string();
-        self.write(move |c, dev| {
-            c.prepare_cached("DELETE FROM group_meta WHERE dev = ?1 AND group_jid = ?2")?
-                .execute(params![dev, g])
-                .map(|_| ())
-        })
-        .await
+        self.delete_where("group_meta", "group_jid", group_jid.to_string())
+            .await
     }
 
     async fn get_tc_token(&self, jid: &str) -> Result<Option<TcTokenEntry>> {
@@ -332,13 +307,7 @@ impl ProtocolStore for OrgDevice {
     }
 
     async fn delete_tc_token(&self, jid: &str) -> Result<()> {
-        let j = jid.to_string();
-        self.write(move |c, dev| {
-            c.prepare_cached("DELETE FROM tc_tokens WHERE dev = ?1 AND jid = ?2")?
-                .execute(params![dev, j])
-                .map(|_| ())
-        })
-        .await
+        self.delete_where("tc_tokens", "jid", jid.to_string()).await
     }
 
     async fn get_all_tc_token_jids(&self) -> Result<Vec<String>> {

@@ -49,35 +49,20 @@ impl SignalStore for OrgDevice {
     }
 
     async fn load_identity(&self, address: &str) -> Result<Option<[u8; 32]>> {
-        let address = address.to_string();
         let key: Option<Vec<u8>> = self
-            .read(move |c, dev| {
-                c.prepare_cached("SELECT key FROM identities WHERE dev = ?1 AND address = ?2")?
-                    .query_row(params![dev, address], |r| r.get(0))
-                    .optional()
-            })
+            .value_where("identities", "key", "address", address.to_string())
             .await?;
         key.map(key32).transpose()
     }
 
     async fn delete_identity(&self, address: &str) -> Result<()> {
-        let address = address.to_string();
-        self.write(move |c, dev| {
-            c.prepare_cached("DELETE FROM identities WHERE dev = ?1 AND address = ?2")?
-                .execute(params![dev, address])
-                .map(|_| ())
-        })
-        .await
+        self.delete_where("identities", "address", address.to_string())
+            .await
     }
 
     async fn get_session(&self, address: &str) -> Result<Option<Bytes>> {
-        let address = address.to_string();
         let rec: Option<Vec<u8>> = self
-            .read(move |c, dev| {
-                c.prepare_cached("SELECT record FROM sessions WHERE dev = ?1 AND address = ?2")?
-                    .query_row(params![dev, address], |r| r.get(0))
-                    .optional()
-            })
+            .value_where("sessions", "record", "address", address.to_string())
             .await?;
         Ok(rec.map(Bytes::from))
     }
@@ -88,28 +73,12 @@ impl SignalStore for OrgDevice {
     }
 
     async fn put_sessions_batch(&self, sessions: &[(Arc<str>, Bytes)]) -> Result<()> {
-        let rows: Vec<(Arc<str>, Bytes)> = sessions.to_vec();
-        self.write(move |c, dev| {
-            let mut st = c.prepare_cached(
-                "INSERT INTO sessions (dev, address, record) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(dev, address) DO UPDATE SET record = excluded.record",
-            )?;
-            for (a, r) in &rows {
-                st.execute(params![dev, a.as_ref(), r.as_ref()])?;
-            }
-            Ok(())
-        })
-        .await
+        self.put_records("sessions", sessions).await
     }
 
     async fn delete_session(&self, address: &str) -> Result<()> {
-        let address = address.to_string();
-        self.write(move |c, dev| {
-            c.prepare_cached("DELETE FROM sessions WHERE dev = ?1 AND address = ?2")?
-                .execute(params![dev, address])
-                .map(|_| ())
-        })
-        .await
+        self.delete_where("sessions", "address", address.to_string())
+            .await
     }
 
     async fn has_session(&self, address: &str) -> Result<bool> {
@@ -163,13 +132,7 @@ impl SignalStore for OrgDevice {
     }
 
     async fn load_prekey(&self, id: u32) -> Result<Option<Bytes>> {
-        let rec: Option<Vec<u8>> = self
-            .read(move |c, dev| {
-                c.prepare_cached("SELECT record FROM prekeys WHERE dev = ?1 AND id = ?2")?
-                    .query_row(params![dev, id], |r| r.get(0))
-                    .optional()
-            })
-            .await?;
+        let rec: Option<Vec<u8>> = self.value_where("prekeys", "record", "id", id).await?;
         Ok(rec.map(Bytes::from))
     }
 
@@ -206,12 +169,7 @@ impl SignalStore for OrgDevice {
     }
 
     async fn remove_prekey(&self, id: u32) -> Result<()> {
-        self.write(move |c, dev| {
-            c.prepare_cached("DELETE FROM prekeys WHERE dev = ?1 AND id = ?2")?
-                .execute(params![dev, id])
-                .map(|_| ())
-        })
-        .await
+        self.delete_where("prekeys", "id", id).await
     }
 
     async fn get_max_prekey_id(&self) -> Result<u32> {
@@ -236,12 +194,7 @@ impl SignalStore for OrgDevice {
     }
 
     async fn load_signed_prekey(&self, id: u32) -> Result<Option<Vec<u8>>> {
-        self.read(move |c, dev| {
-            c.prepare_cached("SELECT record FROM signed_prekeys WHERE dev = ?1 AND id = ?2")?
-                .query_row(params![dev, id], |r| r.get(0))
-                .optional()
-        })
-        .await
+        self.value_where("signed_prekeys", "record", "id", id).await
     }
 
     async fn load_all_signed_prekeys(&self) -> Result<Vec<(u32, Vec<u8>)>> {
@@ -254,12 +207,7 @@ impl SignalStore for OrgDevice {
     }
 
     async fn remove_signed_prekey(&self, id: u32) -> Result<()> {
-        self.write(move |c, dev| {
-            c.prepare_cached("DELETE FROM signed_prekeys WHERE dev = ?1 AND id = ?2")?
-                .execute(params![dev, id])
-                .map(|_| ())
-        })
-        .await
+        self.delete_where("signed_prekeys", "id", id).await
     }
 
     async fn put_sender_key(&self, address: &str, record: &[u8]) -> Result<()> {
@@ -268,37 +216,16 @@ impl SignalStore for OrgDevice {
     }
 
     async fn put_sender_keys_batch(&self, sender_keys: &[(Arc<str>, Bytes)]) -> Result<()> {
-        let rows: Vec<(Arc<str>, Bytes)> = sender_keys.to_vec();
-        self.write(move |c, dev| {
-            let mut st = c.prepare_cached(
-                "INSERT INTO sender_keys (dev, address, record) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(dev, address) DO UPDATE SET record = excluded.record",
-            )?;
-            for (a, r) in &rows {
-                st.execute(params![dev, a.as_ref(), r.as_ref()])?;
-            }
-            Ok(())
-        })
-        .await
+        self.put_records("sender_keys", sender_keys).await
     }
 
     async fn get_sender_key(&self, address: &str) -> Result<Option<Vec<u8>>> {
-        let address = address.to_string();
-        self.read(move |c, dev| {
-            c.prepare_cached("SELECT record FROM sender_keys WHERE dev = ?1 AND address = ?2")?
-                .query_row(params![dev, address], |r| r.get(0))
-                .optional()
-        })
-        .await
+        self.value_where("sender_keys", "record", "address", address.to_string())
+            .await
     }
 
     async fn delete_sender_key(&self, address: &str) -> Result<()> {
-        let address = address.to_string();
-        self.write(move |c, dev| {
-            c.prepare_cached("DELETE FROM sender_keys WHERE dev = ?1 AND address = ?2")?
-                .execute(params![dev, address])
-                .map(|_| ())
-        })
-        .await
+        self.delete_where("sender_keys", "address", address.to_string())
+            .await
     }
 }
