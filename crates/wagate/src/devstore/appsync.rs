@@ -25,15 +25,8 @@ impl AppSyncStore for OrgDevice {
     async fn set_sync_key(&self, key_id: &[u8], key: AppStateSyncKey) -> Result<()> {
         let key_id = key_id.to_vec();
         let text = serde_json::to_string(&key).map_err(json_err)?;
-        self.write(move |c, dev| {
-            c.prepare_cached(
-                "INSERT INTO sync_keys (dev, key_id, data) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(dev, key_id) DO UPDATE SET data = excluded.data",
-            )?
-            .execute(params![dev, key_id, text])
-            .map(|_| ())
-        })
-        .await
+        self.set_where("sync_keys", "key_id", "data", key_id, text)
+            .await
     }
 
     async fn get_version(&self, name: &str) -> Result<HashState> {
@@ -49,15 +42,8 @@ impl AppSyncStore for OrgDevice {
     async fn set_version(&self, name: &str, state: HashState) -> Result<()> {
         let name = name.to_string();
         let text = serde_json::to_string(&state).map_err(json_err)?;
-        self.write(move |c, dev| {
-            c.prepare_cached(
-                "INSERT INTO app_versions (dev, name, state) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(dev, name) DO UPDATE SET state = excluded.state",
-            )?
-            .execute(params![dev, name, text])
-            .map(|_| ())
-        })
-        .await
+        self.set_where("app_versions", "name", "state", name, text)
+            .await
     }
 
     async fn put_mutation_macs(

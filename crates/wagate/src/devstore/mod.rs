@@ -216,6 +216,31 @@ impl OrgDevice {
         .await
     }
 
+    /// Set this device's `column` in `table` to `value` on the row whose
+    /// `key` is `k`, making the row when there is none.
+    async fn set_where<K, V>(
+        &self,
+        table: &'static str,
+        key: &'static str,
+        column: &'static str,
+        k: K,
+        value: V,
+    ) -> Result<()>
+    where
+        K: rusqlite::ToSql + Send + 'static,
+        V: rusqlite::ToSql + Send + 'static,
+    {
+        self.write(move |c, dev| {
+            c.prepare_cached(&format!(
+                "INSERT INTO {table} (dev, {key}, {column}) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(dev, {key}) DO UPDATE SET {column} = excluded.{column}"
+            ))?
+            .execute(params![dev, k, value])
+            .map(|_| ())
+        })
+        .await
+    }
+
     /// Delete this device's rows of `table` whose `key` is `value`.
     async fn delete_where<K>(&self, table: &'static str, key: &'static str, value: K) -> Result<()>
     where

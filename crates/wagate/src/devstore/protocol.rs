@@ -258,15 +258,8 @@ impl ProtocolStore for OrgDevice {
 
     async fn put_group_metadata(&self, group_jid: &str, blob: &[u8]) -> Result<()> {
         let (g, b) = (group_jid.to_string(), blob.to_vec());
-        self.write(move |c, dev| {
-            c.prepare_cached(
-                "INSERT INTO group_meta (dev, group_jid, blob) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(dev, group_jid) DO UPDATE SET blob = excluded.blob",
-            )?
-            .execute(params![dev, g, b])
-            .map(|_| ())
-        })
-        .await
+        self.set_where("group_meta", "group_jid", "blob", g, b)
+            .await
     }
 
     async fn delete_group_metadata(&self, group_jid: &str) -> Result<()> {

@@ -21,15 +21,13 @@ fn key32(v: Vec<u8>) -> Result<[u8; 32]> {
 #[async_trait::async_trait]
 impl SignalStore for OrgDevice {
     async fn put_identity(&self, address: &str, key: [u8; 32]) -> Result<()> {
-        let address = address.to_string();
-        self.write(move |c, dev| {
-            c.prepare_cached(
-                "INSERT INTO identities (dev, address, key) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(dev, address) DO UPDATE SET key = excluded.key",
-            )?
-            .execute(params![dev, address, &key[..]])
-            .map(|_| ())
-        })
+        self.set_where(
+            "identities",
+            "address",
+            "key",
+            address.to_string(),
+            key.to_vec(),
+        )
         .await
     }
 
@@ -182,15 +180,8 @@ impl SignalStore for OrgDevice {
 
     async fn store_signed_prekey(&self, id: u32, record: &[u8]) -> Result<()> {
         let record = record.to_vec();
-        self.write(move |c, dev| {
-            c.prepare_cached(
-                "INSERT INTO signed_prekeys (dev, id, record) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(dev, id) DO UPDATE SET record = excluded.record",
-            )?
-            .execute(params![dev, id, record])
-            .map(|_| ())
-        })
-        .await
+        self.set_where("signed_prekeys", "id", "record", id, record)
+            .await
     }
 
     async fn load_signed_prekey(&self, id: u32) -> Result<Option<Vec<u8>>> {
