@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{Server, ADMIN};
+use crate::common::{file_names, Server, ADMIN};
 
 fn wait_state(s: &Server, org: &str, want: &str) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -48,17 +48,6 @@ fn devices(data: &std::path::Path) -> i64 {
         .unwrap_or(0)
 }
 
-fn aside(data: &std::path::Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(data.join("aside"))
-        .map(|d| {
-            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
 #[test]
 fn a_damaged_device_is_quarantined_alone_and_others_keep_working() {
     let tmp = tempfile::tempdir().unwrap();
@@ -94,7 +83,7 @@ fn a_damaged_device_is_quarantined_alone_and_others_keep_working() {
         v["detail"].as_str().unwrap().contains("could not be read"),
         "{v}"
     );
-    let kept = aside(tmp.path());
+    let kept = file_names(&tmp.path().join("aside"));
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert!(
         kept[0].starts_with("4-corrupt-") && kept[0].ends_with(".db"),
@@ -124,5 +113,5 @@ fn a_damaged_device_is_quarantined_alone_and_others_keep_working() {
     wait_state(&s, "2", "needs_qr");
     // Org 4 now holds the fresh (unlinked) device made after its quarantine.
     wait_state(&s, "4", "new");
-    assert_eq!(aside(tmp.path()).len(), 2);
+    assert_eq!(file_names(&tmp.path().join("aside")).len(), 2);
 }

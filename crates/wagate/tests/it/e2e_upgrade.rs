@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::control;
 use crate::common::sim::{add_phone, inbox, linked_args, phone};
 use crate::common::Server;
+use crate::common::{control, file_names};
 
 fn send(l: &crate::common::sim::Linked, org: &str, to: &str, text: &str) -> String {
     let (st, v) = l.s.call(
@@ -39,17 +39,6 @@ fn arrived(l: &crate::common::sim::Linked, to: &str, text: &str) {
 /// How many times `org`'s state log says `pairing`.
 fn pairings(l: &crate::common::sim::Linked, org: &str) -> usize {
     crate::common::sim::pairings(&l.s, org, &l.token(org))
-}
-
-fn names(dir: &std::path::Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 #[test]
@@ -95,7 +84,7 @@ fn linked_orgs_of_the_per_org_layout_stay_linked_after_the_upgrade() {
         );
     }
     // The old folders are kept aside, and the old layout is gone.
-    let aside = names(&data.join("aside"));
+    let aside = file_names(&data.join("aside"));
     for org in ["o0", "o1"] {
         let kept = aside
             .iter()
@@ -106,7 +95,7 @@ fn linked_orgs_of_the_per_org_layout_stay_linked_after_the_upgrade() {
     assert!(
         !data.join("orgs").exists(),
         "{:?}",
-        names(&data.join("orgs"))
+        file_names(&data.join("orgs"))
     );
     let devices: i64 = rusqlite::Connection::open(data.join("devices.db"))
         .unwrap()

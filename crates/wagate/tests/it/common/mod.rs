@@ -438,3 +438,15 @@ pub fn now_ms() -> i64 {
         .expect("clock after 1970")
         .as_millis() as i64
 }
+
+/// The names in `dir`, sorted; none when it does not exist.
+pub fn file_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
