@@ -10,6 +10,21 @@ use super::messages::Inserted;
 use super::orgs::NewOrg;
 use super::*;
 
+/// A webhook of org `inc` to a public URL, made at `created_ms`.
+fn hook(id: &str, inc: i64, created_ms: i64) -> super::webhooks::Webhook {
+    super::webhooks::Webhook {
+        id: id.into(),
+        inc,
+        url: "https://app.example/hook".into(),
+        events: None,
+        secret: "s".into(),
+        prev_secret: None,
+        prev_until_ms: None,
+        disabled: None,
+        created_ms,
+    }
+}
+
 fn new_org(id: &str) -> NewOrg {
     NewOrg {
         id: id.into(),
@@ -352,7 +367,7 @@ fn status_moves_forward_and_ends_stay_ended() {
 
 #[tokio::test]
 async fn retention_deletes_old_events_and_their_finished_deliveries_only() {
-    use super::webhooks::{self as hooks, Outcome, Webhook};
+    use super::webhooks::{self as hooks, Outcome};
     let (_d, store) = open();
     let org = add_org(&store, "4").await;
     let inc = org.inc;
@@ -362,20 +377,7 @@ async fn retention_deletes_old_events_and_their_finished_deliveries_only() {
     // webhook; and a recent one.
     let seqs = store
         .write(move |tx| {
-            hooks::insert(
-                tx,
-                &Webhook {
-                    id: "wh_1".into(),
-                    inc,
-                    url: "https://app.example/hook".into(),
-                    events: None,
-                    secret: "s".into(),
-                    prev_secret: None,
-                    prev_until_ms: None,
-                    disabled: None,
-                    created_ms: now - 40 * day,
-                },
-            )?;
+            hooks::insert(tx, &hook("wh_1", inc, now - 40 * day))?;
             let mut seqs = vec![];
             for (i, age) in [40, 39, 38, 37, 1].iter().enumerate() {
                 let ts = now - age * day;
@@ -451,7 +453,7 @@ async fn retention_deletes_old_events_and_their_finished_deliveries_only() {
 
 #[tokio::test]
 async fn a_receiver_back_releases_only_its_own_deliveries_in_backoff() {
-    use super::webhooks::{self as hooks, Outcome, Webhook};
+    use super::webhooks::{self as hooks, Outcome};
     let (_d, store) = open();
     let inc = add_org(&store, "4").await.inc;
     let now = now_ms();
@@ -459,20 +461,7 @@ async fn a_receiver_back_releases_only_its_own_deliveries_in_backoff() {
     store
         .write(move |tx| {
             for id in ["wh_a", "wh_b"] {
-                hooks::insert(
-                    tx,
-                    &Webhook {
-                        id: id.into(),
-                        inc,
-                        url: "https://app.example/hook".into(),
-                        events: None,
-                        secret: "s".into(),
-                        prev_secret: None,
-                        prev_until_ms: None,
-                        disabled: None,
-                        created_ms: now,
-                    },
-                )?;
+                hooks::insert(tx, &hook(id, inc, now))?;
             }
             for i in 0..3 {
                 let seq = events::insert(tx, inc, "message.status", &json!({"i": i}), now)?;
