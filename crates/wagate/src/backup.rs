@@ -109,8 +109,7 @@ pub fn backup(data: &Path, file: &Path, say: &mut dyn FnMut(&str)) -> anyhow::Re
         ));
         files.push(db.to_string());
     }
-    let summary_of = |dir: &Path| count(dir);
-    let mut summary = summary_of(stage.path())?;
+    let mut summary = count(stage.path())?;
 
     let out_tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}.part-"))
@@ -295,9 +294,7 @@ fn snapshot(src: &Path, to: &Path) -> anyhow::Result<()> {
             match b.step(-1)? {
                 rusqlite::backup::StepResult::Done => break,
                 rusqlite::backup::StepResult::More => continue,
-                rusqlite::backup::StepResult::Busy | rusqlite::backup::StepResult::Locked => {
-                    std::thread::sleep(Duration::from_millis(50))
-                }
+                // Busy or locked: try again shortly.
                 _ => std::thread::sleep(Duration::from_millis(50)),
             }
         }

@@ -8,7 +8,6 @@
 //! resulting configuration with where each value came from, secrets
 //! masked.
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -98,10 +97,6 @@ pub fn describe(rows: &[(String, Option<String>, &'static str)]) -> String {
     }
     s
 }
-
-/// The environment variables the file set, keyed by variable, for telling
-/// "file" from "environment" as a source.
-pub type FromFile = BTreeMap<String, String>;
 
 #[cfg(test)]
 mod tests {

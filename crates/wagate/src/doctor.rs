@@ -196,12 +196,7 @@ fn free_space(data: &Path) -> Finding {
     }
 }
 
-fn integrity(path: &Path, name: &'static str) -> Finding {
-    let what = if name == "wagate.db" {
-        "wagate.db"
-    } else {
-        "devices.db"
-    };
+fn integrity(path: &Path, what: &'static str) -> Finding {
     if !path.exists() {
         return ok(
             what,

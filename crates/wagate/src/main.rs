@@ -231,23 +231,31 @@ static FROM_FILE: std::sync::OnceLock<(PathBuf, Vec<String>)> = std::sync::OnceL
 /// What the configuration file may set: `serve`'s options and the global
 /// `data`, with their environment variables.
 fn settable() -> Vec<wagate::config::Settable> {
-    use clap::CommandFactory;
-    let cmd = Cli::command();
-    let globals = cmd.get_arguments().filter(|a| a.get_id() == "data");
-    let serve = cmd
-        .find_subcommand("serve")
-        .map(|s| s.get_arguments().cloned().collect::<Vec<_>>())
-        .unwrap_or_default();
-    globals
-        .cloned()
-        .chain(serve)
-        .filter_map(|a| {
+    configurable()
+        .into_iter()
+        .filter_map(|(a, _)| {
             Some(wagate::config::Settable {
                 long: a.get_long()?.to_string(),
                 env: a.get_env()?.to_string_lossy().into_owned(),
             })
         })
         .collect()
+}
+
+/// The global `data` (`false`) and `serve`'s own options (`true`): what a
+/// configuration file may set and `config check` shows.
+fn configurable() -> Vec<(clap::Arg, bool)> {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let globals = cmd
+        .get_arguments()
+        .filter(|a| a.get_id() == "data")
+        .map(|a| (a.clone(), false));
+    let serve = cmd
+        .find_subcommand("serve")
+        .into_iter()
+        .flat_map(|s| s.get_arguments().map(|a| (a.clone(), true)));
+    globals.chain(serve).collect()
 }
 
 /// Read the --config file into the environment, under what is already set.
@@ -306,21 +314,11 @@ fn config_check(args: &[std::ffi::OsString]) -> anyhow::Result<()> {
         .map(|(p, v)| (Some(p.clone()), v.clone()))
         .unwrap_or((None, vec![]));
     let mut rows = vec![];
-    let cmd = Cli::command();
-    let serve_cmd = cmd
-        .find_subcommand("serve")
-        .ok_or_else(|| anyhow::anyhow!("no serve command"))?;
-    let args_of = cmd
-        .get_arguments()
-        .filter(|a| a.get_id() == "data")
-        .map(|a| (a, &m))
-        .chain(
-            serve_cmd
-                .get_arguments()
-                .filter(|a| !a.is_hide_set() && a.get_long().is_some())
-                .map(|a| (a, serve)),
-        );
-    for (a, matches) in args_of {
+    let shown = configurable()
+        .into_iter()
+        .filter(|(a, _)| !a.is_hide_set() && a.get_long().is_some());
+    for (a, of_serve) in shown {
+        let matches = if of_serve { serve } else { &m };
         let id = a.get_id().as_str();
         let long = a.get_long().unwrap_or(id).to_string();
         let value = matches.get_raw(id).map(|vs| {
