@@ -110,6 +110,12 @@ impl Browser {
     }
 
     fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.send(method, path, body)
+            .unwrap_or_else(|v| panic!("WebDriver {method} {path}: {v}"))
+    }
+
+    /// One WebDriver command: its value, or the error object it answered.
+    fn send(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, Value> {
         let url = format!("{}/session/{}{}", self.url, self.session, path);
         let resp = match method {
             "GET" => self.agent.get(&url).call(),
@@ -119,8 +125,41 @@ impl Browser {
         let mut resp = resp.unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"));
         let ok = resp.status().is_success();
         let v: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
-        assert!(ok, "WebDriver {method} {path}: {v}");
-        v["value"].clone()
+        if ok {
+            Ok(v["value"].clone())
+        } else {
+            Err(v)
+        }
+    }
+
+    /// Find `css` and run one command on it. Pages redraw parts of themselves
+    /// from their event stream, so an element found a moment ago may have been
+    /// replaced: a stale reference is looked up again (a few times) rather
+    /// than failing the test. `None` when no element matches.
+    fn on_element(
+        &self,
+        css: &str,
+        method: &str,
+        what: &str,
+        body: Option<Value>,
+    ) -> Option<Value> {
+        let mut tries = 0;
+        loop {
+            let id = self.try_find(css)?;
+            let path = format!("/element/{id}{what}");
+            match self.send(method, &path, body.clone()) {
+                Ok(v) => return Some(v),
+                Err(v) if v["value"]["error"] == "stale element reference" && tries < 5 => {
+                    tries += 1;
+                }
+                Err(v) => panic!("WebDriver {method} {path} ({css}): {v}"),
+            }
+        }
+    }
+
+    fn must(&self, css: &str, method: &str, what: &str, body: Option<Value>) -> Value {
+        self.on_element(css, method, what, body)
+            .unwrap_or_else(|| panic!("no element {css} on {}", self.current_url()))
     }
 
     pub fn goto(&self, url: &str) {
@@ -155,46 +194,30 @@ impl Browser {
         v["value"][ELEMENT].as_str().map(String::from)
     }
 
-    pub fn find(&self, css: &str) -> String {
-        self.try_find(css)
-            .unwrap_or_else(|| panic!("no element {css} on {}", self.current_url()))
-    }
-
     pub fn click(&self, css: &str) {
-        let id = self.find(css);
-        self.cmd("POST", &format!("/element/{id}/click"), None);
+        self.must(css, "POST", "/click", None);
     }
 
     pub fn type_into(&self, css: &str, text: &str) {
-        let id = self.find(css);
-        self.cmd("POST", &format!("/element/{id}/clear"), None);
-        self.cmd(
-            "POST",
-            &format!("/element/{id}/value"),
-            Some(json!({ "text": text })),
-        );
+        self.must(css, "POST", "/clear", None);
+        self.must(css, "POST", "/value", Some(json!({ "text": text })));
     }
 
     pub fn text(&self, css: &str) -> String {
-        let id = self.find(css);
-        self.cmd("GET", &format!("/element/{id}/text"), None)
+        self.must(css, "GET", "/text", None)
             .as_str()
             .unwrap_or("")
             .to_string()
     }
 
     pub fn attr(&self, css: &str, name: &str) -> Option<String> {
-        let id = self.try_find(css)?;
-        self.cmd("GET", &format!("/element/{id}/attribute/{name}"), None)
+        self.on_element(css, "GET", &format!("/attribute/{name}"), None)?
             .as_str()
             .map(String::from)
     }
 
     pub fn displayed(&self, css: &str) -> bool {
-        match self.try_find(css) {
-            Some(id) => self.cmd("GET", &format!("/element/{id}/displayed"), None) == true,
-            None => false,
-        }
+        self.on_element(css, "GET", "/displayed", None) == Some(Value::Bool(true))
     }
 
     /// Run `script` (a function body) in the page and return its value.
@@ -222,8 +245,7 @@ impl Browser {
     }
 
     pub fn element_png(&self, css: &str) -> Vec<u8> {
-        let id = self.find(css);
-        let b64 = self.cmd("GET", &format!("/element/{id}/screenshot"), None);
+        let b64 = self.must(css, "GET", "/screenshot", None);
         base64::engine::general_purpose::STANDARD
             .decode(b64.as_str().unwrap_or(""))
             .expect("element screenshot base64")
@@ -290,15 +312,16 @@ impl Artifacts {
 
     /// Save the window with the element `css` scrolled into view.
     pub fn shot_at(&self, b: &Browser, step: &str, css: &str) {
-        let id = b.find(css);
-        b.cmd(
+        let found = b.cmd(
             "POST",
             "/execute/sync",
             Some(json!({
-                "script": "arguments[0].scrollIntoView({block: 'center'}); return null;",
-                "args": [{ (ELEMENT): id }],
+                "script": "const e = document.querySelector(arguments[0]); \
+                           if (e) e.scrollIntoView({block: 'center'}); return !!e;",
+                "args": [css],
             })),
         );
+        assert_eq!(found, true, "no element {css} to scroll to");
         self.save(b, step);
     }
 
