@@ -6,20 +6,24 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde_json::{json, Value};
 
 use super::error::{ApiError, Body, QueryMap};
 use super::messages::idem_from;
-use super::wire::StatusJson;
+use super::schema::CompatSendBody;
+use super::wire::{CompatSent, CompatStatus, StatusJson};
 use crate::app::messages::SendRequest;
 use crate::app::{App, ErrorCode};
 use crate::auth::Caller;
 
+/// The old Node server's status call.
+#[utoipa::path(get, path = "/api/status", tag = "compatibility",
+    params(("org_id" = String, Query, pattern = "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", description = "the org's id")),
+    responses((status = 200, description = "the status", body = CompatStatus)))]
 pub async fn status(
     State(app): State<Arc<App>>,
     caller: Caller,
     q: QueryMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CompatStatus>, ApiError> {
     let org = q.get("org_id").filter(|s| !s.is_empty()).ok_or_else(|| {
         ApiError::new(
             ErrorCode::MissingOrgId,
@@ -27,26 +31,20 @@ pub async fn status(
         )
     })?;
     let v = StatusJson::from(&app.status(&caller, org).await?);
-    Ok(Json(json!({
-        "status": v.state,
-        "connected": v.connected,
-        "phone_number": v.phone_number,
-        "phone": v.phone_number,
-        "detail": v.detail,
-        "since": v.since,
-        "last_seen": v.last_seen,
-        "reconnect_attempt": v.reconnect_attempt,
-        "next_retry_in_ms": v.next_retry_in_ms,
-        "queued_messages": v.queued_messages,
-    })))
+    Ok(Json(CompatStatus::from(v)))
 }
 
+/// The old Node server's send call.
+#[utoipa::path(post, path = "/api/send-message", tag = "compatibility",
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–200 characters")),
+    request_body = CompatSendBody,
+    responses((status = 202, description = "accepted", body = CompatSent)))]
 pub async fn send_message(
     State(app): State<Arc<App>>,
     caller: Caller,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CompatSent>), ApiError> {
     let org = body
         .opt_id("org_id")?
         .filter(|s| !s.is_empty())
@@ -60,8 +58,10 @@ pub async fn send_message(
     let accepted = app.send(&caller, &org, req).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(
-            json!({"success": true, "message_id": accepted.message.id, "status": accepted.message.status.as_str()}),
-        ),
+        Json(CompatSent {
+            success: true,
+            message_id: accepted.message.id,
+            status: accepted.message.status.as_str(),
+        }),
     ))
 }

@@ -14,6 +14,7 @@ use futures::{Stream, StreamExt};
 use serde_json::json;
 
 use super::error::{ApiError, PathParams};
+use super::schema::StreamEvent;
 use super::wire::{event_data, StatusJson};
 use crate::app::events::StreamItem;
 use crate::app::App;
@@ -43,6 +44,15 @@ fn render(item: StreamItem) -> Event {
     }
 }
 
+/// The org's events as Server-Sent Events.
+///
+/// First a `status` event with the current status, then each event as it
+/// happens (`id` = its sequence number). Reconnect with `Last-Event-ID` to
+/// get what was missed first. A comment every 15 s keeps proxies open.
+#[utoipa::path(get, path = "/v1/orgs/{org}/events", tag = "events",
+    params(("Last-Event-ID" = Option<i64>, Header, description = "the last event's `id` the client saw")),
+    responses((status = 200, description = "a stream that ends when the org is deleted or the gateway stops",
+        content_type = "text/event-stream", body = StreamEvent)))]
 pub async fn stream(
     State(app): State<Arc<App>>,
     caller: Caller,

@@ -8,10 +8,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
 
 use super::error::{ApiError, Body, PathParams, QueryMap};
-use super::wire::{InboundJson, MessageJson};
+use super::schema::{MessageStatusName, RescheduleBody, SendBody};
+use super::wire::{InboundJson, InboundPage, MessageJson, MessagePage};
 use crate::app::messages::{Page, SendRequest};
 use crate::app::{App, ErrorCode};
 use crate::auth::Caller;
@@ -32,6 +32,16 @@ pub fn idem_from(headers: &HeaderMap, body: &Body) -> Result<Option<String>, Api
     }
 }
 
+/// Send a message, now or at `send_at`.
+///
+/// 202 once it is written to disk: it will leave, paced by the org's sending
+/// policy, once and only once. A retry with the same `Idempotency-Key`
+/// answers the first message again (header `Idempotent-Replayed: true`).
+#[utoipa::path(post, path = "/v1/orgs/{org}/messages", tag = "messages",
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–200 characters; makes a retry return the first message")),
+    request_body = SendBody,
+    responses((status = 202, description = "accepted (`queued`, or `scheduled` with a future `send_at`)", body = MessageJson,
+        headers(("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same key")))))]
 pub async fn send(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -76,6 +86,9 @@ async fn with_etas(
         .collect())
 }
 
+/// One message, with its status.
+#[utoipa::path(get, path = "/v1/orgs/{org}/messages/{id}", tag = "messages",
+    responses((status = 200, description = "the message", body = MessageJson)))]
 pub async fn get_one(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -86,7 +99,13 @@ pub async fn get_one(
     Ok(Json(one.remove(0)))
 }
 
-/// `DELETE …/messages/{id}`: cancel a message not yet handed to WhatsApp.
+/// Cancel a message not yet handed to WhatsApp.
+///
+/// A `scheduled` message, or a `queued` one not yet handed over or held by
+/// a limit; it becomes `canceled`.
+#[utoipa::path(delete, path = "/v1/orgs/{org}/messages/{id}", tag = "messages",
+    responses((status = 200, description = "canceled", body = MessageJson),
+              (status = 409, description = "`not_cancelable`")))]
 pub async fn cancel(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -97,7 +116,11 @@ pub async fn cancel(
     )))
 }
 
-/// `PATCH …/messages/{id}` `{"send_at", "send_before"}`: move a scheduled message.
+/// Move a scheduled message (what is left out is kept).
+#[utoipa::path(patch, path = "/v1/orgs/{org}/messages/{id}", tag = "messages",
+    request_body = RescheduleBody,
+    responses((status = 200, description = "moved", body = MessageJson),
+              (status = 409, description = "`not_reschedulable`")))]
 pub async fn reschedule(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -120,31 +143,42 @@ fn page(q: &QueryMap) -> Result<Page, ApiError> {
     Ok(Page::parse(q.get("limit"), q.get("cursor"))?)
 }
 
+/// Messages in acceptance order, oldest first (`?status=scheduled`: by due time).
+#[utoipa::path(get, path = "/v1/orgs/{org}/messages", tag = "messages",
+    params(("status" = inline(Option<MessageStatusName>), Query, description = "only messages in this status"),
+           ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "1–1000, default 100"),
+           ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, description = "a page", body = MessagePage)))]
 pub async fn list(
     State(app): State<Arc<App>>,
     caller: Caller,
     PathParams(org): PathParams<String>,
     q: QueryMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MessagePage>, ApiError> {
     let l = app
         .messages(&caller, &org, q.get("status"), page(&q)?)
         .await?;
-    let rows = with_etas(&app, &caller, &org, &l.rows).await?;
-    Ok(Json(
-        json!({"messages": rows, "next_cursor": l.next_cursor}),
-    ))
+    let messages = with_etas(&app, &caller, &org, &l.rows).await?;
+    Ok(Json(MessagePage {
+        messages,
+        next_cursor: l.next_cursor,
+    }))
 }
 
-/// `GET /v1/orgs/{org}/inbound`: messages received from patients, oldest first.
+/// Messages patients sent to the org, oldest first, each stored once.
+#[utoipa::path(get, path = "/v1/orgs/{org}/inbound", tag = "messages",
+    params(("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "1–1000, default 100"),
+           ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, description = "a page", body = InboundPage)))]
 pub async fn inbound(
     State(app): State<Arc<App>>,
     caller: Caller,
     PathParams(org): PathParams<String>,
     q: QueryMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InboundPage>, ApiError> {
     let l = app.inbound(&caller, &org, page(&q)?).await?;
-    let rows: Vec<InboundJson> = l.rows.iter().map(InboundJson::from).collect();
-    Ok(Json(
-        json!({"messages": rows, "next_cursor": l.next_cursor}),
-    ))
+    Ok(Json(InboundPage {
+        messages: l.rows.iter().map(InboundJson::from).collect(),
+        next_cursor: l.next_cursor,
+    }))
 }

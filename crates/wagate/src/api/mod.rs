@@ -7,97 +7,100 @@ pub mod compat;
 pub mod error;
 pub mod events;
 pub mod messages;
+pub mod openapi;
 pub mod orgs;
 pub mod policy;
+pub mod schema;
 pub mod session;
 pub mod webhooks;
 pub mod wire;
 pub mod words;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
 use axum::http::header;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::{ApiError, BODY_LIMIT};
 
 use crate::app::{App, ErrorCode};
 use crate::auth::Caller;
 
-pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/healthz", get(health))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics))
-        .route("/v1/orgs", post(orgs::create).get(orgs::list))
-        .route(
-            "/v1/orgs/{org}",
-            axum::routing::delete(orgs::delete).get(orgs::get_one),
-        )
-        .route("/v1/orgs/{org}/session", get(session::status))
-        .route("/v1/orgs/{org}/session/connect", post(session::connect))
-        .route("/v1/orgs/{org}/session/qr", get(session::qr))
-        .route("/v1/orgs/{org}/session/logout", post(session::logout))
-        .route("/v1/orgs/{org}/session/reset", post(session::reset))
-        .route("/v1/orgs/{org}/session/history", get(session::history))
-        .route(
-            "/v1/orgs/{org}/messages",
-            post(messages::send).get(messages::list),
-        )
-        .route(
-            "/v1/orgs/{org}/messages/{id}",
-            get(messages::get_one)
-                .delete(messages::cancel)
-                .patch(messages::reschedule),
-        )
-        .route("/v1/orgs/{org}/inbound", get(messages::inbound))
-        .route(
-            "/v1/orgs/{org}/sending-policy",
-            get(policy::get).put(policy::put),
-        )
-        .route("/v1/orgs/{org}/contacts/{phone}", get(policy::contact))
-        .route(
-            "/v1/orgs/{org}/webhooks",
-            post(webhooks::create).get(webhooks::list),
-        )
-        .route(
-            "/v1/orgs/{org}/webhooks/{id}",
-            get(webhooks::get_one).delete(webhooks::delete),
-        )
-        .route(
-            "/v1/orgs/{org}/webhooks/{id}/rotate-secret",
-            post(webhooks::rotate),
-        )
-        .route(
-            "/v1/orgs/{org}/webhooks/{id}/deliveries",
-            get(webhooks::deliveries),
-        )
-        .route(
-            "/v1/orgs/{org}/webhooks/{id}/deliveries/{delivery}/retry",
-            post(webhooks::retry),
-        )
-        .route(
-            "/v1/orgs/{org}/webhooks/{id}/replay",
-            post(webhooks::replay),
-        )
-        .route("/v1/orgs/{org}/credentials", get(session::credentials))
-        .route("/v1/orgs/{org}/debug/memory", get(session::memory))
-        .route(
-            "/v1/orgs/{org}/credentials/restore",
-            post(session::restore_credentials),
-        )
-        .route("/v1/orgs/{org}/events", get(events::stream))
-        .route("/api/status", get(compat::status))
-        .route("/api/send-message", post(compat::send_message))
+/// Every route of the API, each with its description: `routes!` takes the
+/// method and path from the handler's `#[utoipa::path]`, so what is served
+/// and what `/openapi.json` says are one list.
+fn routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(health))
+        .routes(routes!(ready))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi_json))
+        .routes(routes!(orgs::create, orgs::list))
+        .routes(routes!(orgs::delete, orgs::get_one))
+        .routes(routes!(session::status))
+        .routes(routes!(session::connect))
+        .routes(routes!(session::qr))
+        .routes(routes!(session::logout))
+        .routes(routes!(session::reset))
+        .routes(routes!(session::history))
+        .routes(routes!(messages::send, messages::list))
+        .routes(routes!(
+            messages::get_one,
+            messages::cancel,
+            messages::reschedule
+        ))
+        .routes(routes!(messages::inbound))
+        .routes(routes!(policy::get, policy::put))
+        .routes(routes!(policy::contact))
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(webhooks::get_one, webhooks::delete))
+        .routes(routes!(webhooks::rotate))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::retry))
+        .routes(routes!(webhooks::replay))
+        .routes(routes!(session::credentials))
+        .routes(routes!(session::memory))
+        .routes(routes!(session::restore_credentials))
+        .routes(routes!(events::stream))
+        .routes(routes!(compat::status))
+        .routes(routes!(compat::send_message))
+}
+
+/// The API as served, before it is given the app.
+fn served() -> Router<Arc<App>> {
+    let (router, _) = routes().split_for_parts();
+    router
         .layer(axum::middleware::from_fn(declared_size))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(app)
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    served().with_state(app)
+}
+
+/// The OpenAPI document, built once.
+pub fn document() -> &'static str {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let doc = openapi::finish(routes().into_openapi());
+        doc.to_pretty_json().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the OpenAPI document did not serialize");
+            "{}".into()
+        })
+    })
+}
+
+/// This API's OpenAPI 3.1 description.
+#[utoipa::path(get, path = "/openapi.json", tag = "gateway",
+    responses((status = 200, description = "the document", content_type = "application/json", body = Object)))]
+async fn openapi_json() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], document()).into_response()
 }
 
 /// A body declared larger than the limit is refused before it is read.
@@ -114,12 +117,18 @@ async fn declared_size(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "gateway",
+    responses((status = 200, description = "alive", body = wire::Health)))]
+async fn health() -> Json<wire::Health> {
+    Json(wire::Health { status: "ok" })
 }
 
-/// Prometheus text format; the admin token (or the `--metrics-listen`
-/// address, which needs none).
+/// Prometheus metrics, text format (admin token).
+///
+/// On the `--metrics-listen` address, if one is set, no token is needed.
+#[utoipa::path(get, path = "/metrics", tag = "gateway",
+    responses((status = 200, description = "the metrics", content_type = "text/plain", body = String)))]
 async fn metrics(State(app): State<Arc<App>>, caller: Caller) -> Result<Response, ApiError> {
     let text = app.metrics(Some(&caller)).await?;
     Ok(metrics_text(text))
@@ -153,9 +162,15 @@ pub async fn record_http(req: Request, next: Next) -> Response {
     res
 }
 
-async fn ready(State(app): State<Arc<App>>) -> Result<Json<serde_json::Value>, ApiError> {
-    let n = app.ready().await?;
-    Ok(Json(json!({"status": "ready", "orgs": n})))
+/// Readiness: the database can be read.
+#[utoipa::path(get, path = "/readyz", tag = "gateway",
+    responses((status = 200, description = "ready", body = wire::Ready)))]
+async fn ready(State(app): State<Arc<App>>) -> Result<Json<wire::Ready>, ApiError> {
+    let orgs = app.ready().await?;
+    Ok(Json(wire::Ready {
+        status: "ready",
+        orgs,
+    }))
 }
 
 /// Any address no route serves.
@@ -205,5 +220,35 @@ impl FromRequestParts<Arc<App>> for Caller {
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)?;
         Ok(app.identify(token)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// Every path the router serves is in `/openapi.json`, and the other way
+    /// round. The served paths are read from the router's `Debug` output
+    /// (axum keeps no public list), so a route added beside `routes()`
+    /// shows up here.
+    #[test]
+    fn the_document_describes_every_path_the_router_serves() {
+        let dump = format!("{:?}", super::served());
+        let served: BTreeSet<&str> = dump
+            .split('"')
+            .filter(|s| s.starts_with('/') && s.len() > 1 && !s.contains("__private__"))
+            .collect();
+        assert!(
+            served.len() >= 25,
+            "no route list in axum's Debug output: {dump}"
+        );
+        let doc: serde_json::Value = serde_json::from_str(super::document()).expect("JSON");
+        let described: BTreeSet<&str> = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(served, described);
     }
 }

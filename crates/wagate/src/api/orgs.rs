@@ -5,14 +5,20 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde_json::{json, Value};
 
 use super::error::{ApiError, Body, PathParams};
-use super::wire::OrgJson;
+use super::schema::NewOrgBody;
+use super::wire::{Deleted, OrgJson, OrgList};
 use crate::app::orgs::NewOrgRequest;
 use crate::app::App;
 use crate::auth::Caller;
 
+/// Create an organization (admin token).
+///
+/// The answer holds the org's token, shown only this once.
+#[utoipa::path(post, path = "/v1/orgs", tag = "orgs", request_body = NewOrgBody,
+    responses((status = 201, description = "created, with its `token`", body = OrgJson),
+              (status = 409, description = "`org_exists`")))]
 pub async fn create(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -29,16 +35,22 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(out)))
 }
 
-pub async fn list(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+/// List organizations: every one for the admin token, itself for an org token.
+#[utoipa::path(get, path = "/v1/orgs", tag = "orgs",
+    responses((status = 200, description = "the organizations", body = OrgList)))]
+pub async fn list(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<OrgList>, ApiError> {
     let orgs: Vec<OrgJson> = app
         .list_orgs(&caller)
         .await?
         .iter()
         .map(OrgJson::from)
         .collect();
-    Ok(Json(json!({ "orgs": orgs })))
+    Ok(Json(OrgList { orgs }))
 }
 
+/// One organization.
+#[utoipa::path(get, path = "/v1/orgs/{org}", tag = "orgs",
+    responses((status = 200, description = "the organization", body = OrgJson)))]
 pub async fn get_one(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -47,11 +59,19 @@ pub async fn get_one(
     Ok(Json(OrgJson::from(&app.get_org(&caller, &org).await?)))
 }
 
+/// Delete an organization (admin token).
+///
+/// Its event streams and dashboard sign-ins end at once and its credentials
+/// are moved aside; an org created later with the same id starts empty.
+#[utoipa::path(delete, path = "/v1/orgs/{org}", tag = "orgs",
+    responses((status = 200, description = "deleted", body = Deleted)))]
 pub async fn delete(
     State(app): State<Arc<App>>,
     caller: Caller,
     PathParams(org): PathParams<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Deleted>, ApiError> {
     let row = app.delete_org(&caller, &org).await?;
-    Ok(Json(json!({"deleted": row.id})))
+    Ok(Json(Deleted {
+        deleted: row.id.clone(),
+    }))
 }

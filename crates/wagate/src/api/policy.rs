@@ -9,10 +9,15 @@ use axum::extract::State;
 use axum::Json;
 
 use super::error::{ApiError, Body, PathParams};
+use super::schema::PolicyChange;
+use super::wire::ContactJson;
 use crate::app::App;
 use crate::auth::Caller;
 use crate::outbox::pacing::Policy;
 
+/// How the org's number paces its sends.
+#[utoipa::path(get, path = "/v1/orgs/{org}/sending-policy", tag = "sending policy",
+    responses((status = 200, description = "the policy", body = Policy)))]
 pub async fn get(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -21,6 +26,10 @@ pub async fn get(
     Ok(Json(app.sending_policy(&caller, &org).await?))
 }
 
+/// Change some fields of the policy; the rest keep their values.
+#[utoipa::path(put, path = "/v1/orgs/{org}/sending-policy", tag = "sending policy",
+    request_body = PolicyChange,
+    responses((status = 200, description = "the policy now", body = Policy)))]
 pub async fn put(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -30,18 +39,26 @@ pub async fn put(
     Ok(Json(app.set_sending_policy(&caller, &org, &body.0).await?))
 }
 
-/// `GET /v1/orgs/{org}/contacts/{phone}`.
+/// Whether a number is on WhatsApp.
+///
+/// From the org's cache when it asked in the last 7 days; otherwise the
+/// org's connected number asks WhatsApp, at most 5 at once and then one
+/// every 6 s per org.
+#[utoipa::path(get, path = "/v1/orgs/{org}/contacts/{phone}", tag = "sending policy",
+    responses((status = 200, description = "the answer", body = ContactJson),
+              (status = 429, description = "`rate_limited`: ask again after `Retry-After` seconds",
+                  headers(("Retry-After" = u64, description = "seconds")))))]
 pub async fn contact(
     State(app): State<Arc<App>>,
     caller: Caller,
     PathParams((org, phone)): PathParams<(String, String)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ContactJson>, ApiError> {
     let c = app.check_contact(&caller, &org, &phone).await?;
-    Ok(Json(serde_json::json!({
-        "phone": c.phone,
-        "on_whatsapp": c.on_whatsapp,
-        "jid": c.jid,
-        "checked_at": crate::session::status::rfc3339(c.checked_ms),
-        "cached": c.cached,
-    })))
+    Ok(Json(ContactJson {
+        phone: c.phone,
+        on_whatsapp: c.on_whatsapp,
+        jid: c.jid,
+        checked_at: crate::session::status::rfc3339(c.checked_ms),
+        cached: c.cached,
+    }))
 }

@@ -8,50 +8,18 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
 
 use super::error::{ApiError, Body, PathParams, QueryMap};
+use super::schema::{DeliveryStatusName, NewWebhookBody, ReplayBody};
+use super::wire::{
+    Deleted, DeliveryJson, DeliveryPage, Queued, WebhookList, WebhookSecretJson, WebhookViewJson,
+};
 use crate::app::messages::Page;
 use crate::app::timing;
-use crate::app::webhooks::{NewWebhook, WebhookView};
+use crate::app::webhooks::NewWebhook;
 use crate::app::{App, ErrorCode};
 use crate::auth::Caller;
-use crate::session::status::rfc3339;
-use crate::store::webhooks::{Delivery, Webhook};
-
-fn hook_json(w: &Webhook) -> Value {
-    json!({
-        "id": w.id,
-        "url": w.url,
-        "events": w.events,
-        "disabled": w.disabled,
-        "created_at": rfc3339(w.created_ms),
-        "secret_rotated_until": w.prev_until_ms.map(rfc3339),
-    })
-}
-
-fn view_json(v: &WebhookView) -> Value {
-    let mut j = hook_json(&v.hook);
-    j["deliveries"] = json!({"pending": v.pending, "delivered": v.delivered, "failed": v.failed});
-    j
-}
-
-fn delivery_json(d: &Delivery) -> Value {
-    json!({
-        "id": format!("dlv_{}", d.seq),
-        "event_id": format!("evt_{}", d.event),
-        "type": d.kind,
-        "status": d.status.as_str(),
-        "attempts": d.attempts,
-        "next_attempt_at": d.due_ms.map(rfc3339),
-        "last_status_code": d.last_code,
-        "last_error": d.last_error,
-        "created_at": rfc3339(d.created_ms),
-        "updated_at": rfc3339(d.updated_ms),
-    })
-}
 
 /// `dlv_<n>` (or `<n>`) as the delivery's number.
 fn delivery_seq(id: &str) -> Result<i64, ApiError> {
@@ -68,68 +36,89 @@ fn delivery_seq(id: &str) -> Result<i64, ApiError> {
         })
 }
 
+/// Add a webhook endpoint; its secret is in this answer only.
+#[utoipa::path(post, path = "/v1/orgs/{org}/webhooks", tag = "webhooks",
+    request_body = NewWebhookBody,
+    responses((status = 201, description = "added", body = WebhookSecretJson),
+              (status = 409, description = "`too_many_webhooks`")))]
 pub async fn create(
     State(app): State<Arc<App>>,
     caller: Caller,
     PathParams(org): PathParams<String>,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> Result<(StatusCode, Json<WebhookSecretJson>), ApiError> {
     let req = NewWebhook {
         url: body.opt_str("url")?,
         events: body.0.get("events").cloned(),
         secret: body.opt_str("secret")?,
     };
     let w = app.create_webhook(&caller, &org, req).await?;
-    let mut j = hook_json(&w);
-    j["secret"] = Value::String(w.secret.clone());
-    Ok((StatusCode::CREATED, Json(j)).into_response())
+    Ok((StatusCode::CREATED, Json(WebhookSecretJson::from(&w))))
 }
 
+/// The org's webhook endpoints, with their delivery counts.
+#[utoipa::path(get, path = "/v1/orgs/{org}/webhooks", tag = "webhooks",
+    responses((status = 200, description = "the endpoints", body = WebhookList)))]
 pub async fn list(
     State(app): State<Arc<App>>,
     caller: Caller,
     PathParams(org): PathParams<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WebhookList>, ApiError> {
     let hooks = app.webhooks(&caller, &org).await?;
-    Ok(Json(
-        json!({"webhooks": hooks.iter().map(view_json).collect::<Vec<_>>()}),
-    ))
+    Ok(Json(WebhookList {
+        webhooks: hooks.iter().map(WebhookViewJson::from).collect(),
+    }))
 }
 
+/// One webhook endpoint.
+#[utoipa::path(get, path = "/v1/orgs/{org}/webhooks/{id}", tag = "webhooks",
+    responses((status = 200, description = "the endpoint", body = WebhookViewJson)))]
 pub async fn get_one(
     State(app): State<Arc<App>>,
     caller: Caller,
     PathParams((org, id)): PathParams<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(view_json(&app.webhook(&caller, &org, &id).await?)))
+) -> Result<Json<WebhookViewJson>, ApiError> {
+    Ok(Json(WebhookViewJson::from(
+        &app.webhook(&caller, &org, &id).await?,
+    )))
 }
 
+/// Delete a webhook endpoint with its deliveries.
+#[utoipa::path(delete, path = "/v1/orgs/{org}/webhooks/{id}", tag = "webhooks",
+    responses((status = 200, description = "deleted", body = Deleted)))]
 pub async fn delete(
     State(app): State<Arc<App>>,
     caller: Caller,
     PathParams((org, id)): PathParams<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Deleted>, ApiError> {
     app.delete_webhook(&caller, &org, &id).await?;
-    Ok(Json(json!({"deleted": id})))
+    Ok(Json(Deleted { deleted: id }))
 }
 
+/// A new secret, shown once; the old one keeps signing beside it for 24 h.
+#[utoipa::path(post, path = "/v1/orgs/{org}/webhooks/{id}/rotate-secret", tag = "webhooks",
+    responses((status = 200, description = "the endpoint with its new secret", body = WebhookSecretJson)))]
 pub async fn rotate(
     State(app): State<Arc<App>>,
     caller: Caller,
     PathParams((org, id)): PathParams<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WebhookSecretJson>, ApiError> {
     let w = app.rotate_webhook_secret(&caller, &org, &id).await?;
-    let mut j = hook_json(&w);
-    j["secret"] = Value::String(w.secret.clone());
-    Ok(Json(j))
+    Ok(Json(WebhookSecretJson::from(&w)))
 }
 
+/// The endpoint's deliveries, newest first.
+#[utoipa::path(get, path = "/v1/orgs/{org}/webhooks/{id}/deliveries", tag = "webhooks",
+    params(("status" = inline(Option<DeliveryStatusName>), Query, description = "only deliveries in this status"),
+           ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "1–1000, default 100"),
+           ("before" = Option<String>, Query, pattern = "^(dlv_)?[1-9][0-9]{0,17}$", description = "`next_before` of the previous page")),
+    responses((status = 200, description = "a page", body = DeliveryPage)))]
 pub async fn deliveries(
     State(app): State<Arc<App>>,
     caller: Caller,
     PathParams((org, id)): PathParams<(String, String)>,
     q: QueryMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeliveryPage>, ApiError> {
     let limit = Page::parse(q.get("limit"), None)?.limit;
     let before = match q.get("before") {
         None => None,
@@ -146,28 +135,37 @@ pub async fn deliveries(
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|d| format!("dlv_{}", d.seq)))
         .flatten();
-    Ok(Json(json!({
-        "deliveries": rows.iter().map(delivery_json).collect::<Vec<_>>(),
-        "next_before": next,
-    })))
+    Ok(Json(DeliveryPage {
+        deliveries: rows.iter().map(DeliveryJson::from).collect(),
+        next_before: next,
+    }))
 }
 
+/// Send one delivery again.
+#[utoipa::path(post, path = "/v1/orgs/{org}/webhooks/{id}/deliveries/{delivery}/retry", tag = "webhooks",
+    responses((status = 202, description = "queued", body = Queued),
+              (status = 409, description = "`webhook_disabled`")))]
 pub async fn retry(
     State(app): State<Arc<App>>,
     caller: Caller,
     PathParams((org, id, delivery)): PathParams<(String, String, String)>,
-) -> Result<Response, ApiError> {
+) -> Result<(StatusCode, Json<Queued>), ApiError> {
     let seq = delivery_seq(&delivery)?;
     app.redeliver(&caller, &org, &id, Some(seq), None).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"queued": 1}))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(Queued { queued: 1 })))
 }
 
+/// Send again every delivery made since a moment.
+#[utoipa::path(post, path = "/v1/orgs/{org}/webhooks/{id}/replay", tag = "webhooks",
+    request_body = ReplayBody,
+    responses((status = 202, description = "queued", body = Queued),
+              (status = 409, description = "`webhook_disabled`")))]
 pub async fn replay(
     State(app): State<Arc<App>>,
     caller: Caller,
     PathParams((org, id)): PathParams<(String, String)>,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> Result<(StatusCode, Json<Queued>), ApiError> {
     let since = body.opt_when("since").ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidField,
@@ -176,5 +174,5 @@ pub async fn replay(
     })?;
     let since = timing::read(&since, "since", ErrorCode::InvalidField)?;
     let n = app.redeliver(&caller, &org, &id, None, Some(since)).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"queued": n}))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(Queued { queued: n as u64 })))
 }

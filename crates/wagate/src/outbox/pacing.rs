@@ -144,7 +144,7 @@ impl Pacing {
 
 /// An org's sending policy as stored and shown (`GET/PUT …/sending-policy`):
 /// plain fields, checked by the service layer before they are stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Policy {
     pub min_gap_ms: i64,
     pub max_gap_ms: i64,
@@ -173,7 +173,7 @@ fn default_new_contacts() -> Option<i64> {
 pub const DEFAULT_NEW_CONTACTS_PER_DAY: i64 = 50;
 
 /// `"HH:MM"` local times.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QuietHours {
     pub start: String,
     pub end: String,

@@ -13,6 +13,7 @@ mod hostile_input;
 mod http_api;
 mod kill_restart;
 mod lifecycle;
+mod openapi;
 mod scheduling;
 mod sending_policy;
 mod service;
