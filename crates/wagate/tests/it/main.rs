@@ -6,6 +6,7 @@
 mod common;
 
 mod backup_files;
+mod cluster_leases;
 mod corrupt_credentials;
 mod durability;
 mod fd_limit;

@@ -1,0 +1,258 @@
+//! Leases: which node owns which organization, kept in PostgreSQL with no
+//! coordinator of our own. One row per org: `owner`, `epoch`, `expires_at`.
+//!
+//! - **Time is the database's.** Expiry is written and compared with the
+//!   server's `now()`, so the nodes' wall clocks never matter.
+//! - **The owner stops first.** A node notes its monotonic clock *before*
+//!   it sends a renewal; the database sets `expires_at = now() + ttl`, which
+//!   is later in real time. The node treats the lease as valid only until
+//!   `sent + ttl - margin` (`Held::valid_until`), so it has stopped acting
+//!   for the org (`margin`) before anyone else can take it over.
+//! - **Every write is fenced.** A write for an org runs in a transaction that
+//!   first takes a share lock on the lease row and checks owner, epoch and
+//!   expiry (`fenced`); a takeover needs that row's exclusive lock, so it
+//!   waits for the write or the write sees the new epoch and is refused. A
+//!   node that was paused past its lease can no longer change anything.
+//! - **A takeover bumps the epoch**, also when the same node takes back an
+//!   org whose lease lapsed: anything it still held from before is stale.
+
+use std::time::{Duration, Instant};
+
+use tokio_postgres::{Client, GenericClient};
+
+use super::ClusterError;
+
+/// The lease settings, with the timing argument they must satisfy.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// How long a lease lasts after each renewal.
+    pub ttl: Duration,
+    /// How often the owner renews.
+    pub renew_every: Duration,
+    /// How long before the database's expiry the owner stops acting.
+    pub margin: Duration,
+}
+
+impl Timing {
+    /// 15 s leases renewed every 3 s, the owner stopping 3 s early: a
+    /// renewal can fail three times in a row before the org is given up,
+    /// and a dead node's orgs are free 15 s after its last renewal.
+    pub const DEFAULT: Timing = Timing {
+        ttl: Duration::from_secs(15),
+        renew_every: Duration::from_secs(3),
+        margin: Duration::from_secs(3),
+    };
+
+    /// Refuses settings under which the owner would not stop in time.
+    pub fn check(&self) -> Result<(), String> {
+        if self.margin.is_zero() || self.margin >= self.ttl {
+            return Err("the margin must be above zero and below the lease's length".into());
+        }
+        if self.renew_every + self.margin >= self.ttl {
+            return Err(format!(
+                "renewing every {:?} with a {:?} margin leaves no time inside a {:?} lease",
+                self.renew_every, self.margin, self.ttl
+            ));
+        }
+        Ok(())
+    }
+
+    fn ttl_ms(&self) -> i64 {
+        self.ttl.as_millis() as i64
+    }
+}
+
+/// A lease this node holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub org: String,
+    pub epoch: i64,
+    /// Until when (this node's monotonic clock) it may act for the org.
+    pub valid_until: Instant,
+}
+
+impl Held {
+    /// Whether the node may still act for the org now.
+    pub fn valid(&self) -> bool {
+        Instant::now() < self.valid_until
+    }
+}
+
+/// A write refused because this node no longer holds the org's lease.
+#[derive(Debug, thiserror::Error)]
+pub enum Fenced {
+    #[error("organization {org}: lease lost (epoch {epoch} is no longer current)")]
+    LeaseLost { org: String, epoch: i64 },
+    #[error(transparent)]
+    Db(#[from] ClusterError),
+}
+
+/// One node's view of the lease table.
+pub struct Leases {
+    node: String,
+    timing: Timing,
+}
+
+impl Leases {
+    pub fn new(node: impl Into<String>, timing: Timing) -> Result<Leases, ClusterError> {
+        timing.check().map_err(ClusterError::Config)?;
+        Ok(Leases {
+            node: node.into(),
+            timing,
+        })
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    fn held(&self, org: String, epoch: i64, sent: Instant) -> Held {
+        Held {
+            org,
+            epoch,
+            valid_until: sent + self.timing.ttl - self.timing.margin,
+        }
+    }
+
+    /// Make sure every org has a lease row (a free one: no owner).
+    pub async fn ensure(&self, db: &Client, orgs: &[String]) -> Result<(), ClusterError> {
+        db.execute(
+            "INSERT INTO org_leases (org, owner, epoch, expires_at)
+             SELECT o, NULL, 0, '-infinity' FROM unnest($1::text[]) AS o
+             ON CONFLICT (org) DO NOTHING",
+            &[&orgs],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Take up to `n` orgs whose lease is free or lapsed, in random order
+    /// (so nodes starting together do not all reach for the same ones);
+    /// rows another node is taking at this moment are skipped.
+    pub async fn acquire_free(&self, db: &Client, n: i64) -> Result<Vec<Held>, ClusterError> {
+        if n <= 0 {
+            return Ok(Vec::new());
+        }
+        let sent = Instant::now();
+        let rows = db
+            .query(
+                "WITH free AS (
+                     SELECT org FROM org_leases
+                     WHERE owner IS NULL OR expires_at <= now()
+                     ORDER BY random() LIMIT $2
+                     FOR UPDATE SKIP LOCKED)
+                 UPDATE org_leases l
+                 SET owner = $1, epoch = l.epoch + 1,
+                     expires_at = now() + make_interval(secs => $3::double precision / 1000)
+                 FROM free WHERE l.org = free.org
+                 RETURNING l.org, l.epoch",
+                &[&self.node, &n, &(self.timing.ttl_ms() as f64)],
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| self.held(r.get(0), r.get(1), sent))
+            .collect())
+    }
+
+    /// Take one org if its lease is free or lapsed.
+    pub async fn try_acquire(&self, db: &Client, org: &str) -> Result<Option<Held>, ClusterError> {
+        let sent = Instant::now();
+        let row = db
+            .query_opt(
+                "UPDATE org_leases
+                 SET owner = $1, epoch = epoch + 1,
+                     expires_at = now() + make_interval(secs => $3::double precision / 1000)
+                 WHERE org = $2 AND (owner IS NULL OR expires_at <= now())
+                 RETURNING epoch",
+                &[&self.node, &org, &(self.timing.ttl_ms() as f64)],
+            )
+            .await?;
+        Ok(row.map(|r| self.held(org.to_string(), r.get(0), sent)))
+    }
+
+    /// Renew every lease this node still holds; what is not in the answer
+    /// was lost (it lapsed, or another node has it now).
+    pub async fn renew_all(&self, db: &Client) -> Result<Vec<Held>, ClusterError> {
+        let sent = Instant::now();
+        let rows = db
+            .query(
+                "UPDATE org_leases
+                 SET expires_at = now() + make_interval(secs => $2::double precision / 1000)
+                 WHERE owner = $1 AND expires_at > now()
+                 RETURNING org, epoch",
+                &[&self.node, &(self.timing.ttl_ms() as f64)],
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| self.held(r.get(0), r.get(1), sent))
+            .collect())
+    }
+
+    /// Give an org up at once (drain, shutdown, rebalancing), after the
+    /// node has closed its link. False when it was not ours any more.
+    pub async fn release(&self, db: &Client, held: &Held) -> Result<bool, ClusterError> {
+        let n = db
+            .execute(
+                "UPDATE org_leases SET owner = NULL, expires_at = now()
+                 WHERE org = $1 AND owner = $2 AND epoch = $3",
+                &[&held.org, &self.node, &held.epoch],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Run `write` in a transaction that holds the org's lease row shared:
+    /// refused (nothing written) unless this node still owns the lease at
+    /// `held.epoch` and it has not expired by the database's clock.
+    pub async fn fenced<T, F>(&self, db: &mut Client, held: &Held, write: F) -> Result<T, Fenced>
+    where
+        F: for<'t> AsyncFnOnce(&'t tokio_postgres::Transaction<'t>) -> Result<T, ClusterError>,
+    {
+        let lost = || Fenced::LeaseLost {
+            org: held.org.clone(),
+            epoch: held.epoch,
+        };
+        if !held.valid() {
+            return Err(lost());
+        }
+        let tx = db.transaction().await.map_err(ClusterError::from)?;
+        let current = tx
+            .query_opt(
+                "SELECT 1 FROM org_leases
+                 WHERE org = $1 AND owner = $2 AND epoch = $3 AND expires_at > now()
+                 FOR SHARE",
+                &[&held.org, &self.node, &held.epoch],
+            )
+            .await
+            .map_err(ClusterError::from)?;
+        if current.is_none() {
+            return Err(lost());
+        }
+        let out = write(&tx).await?;
+        tx.commit().await.map_err(ClusterError::from)?;
+        Ok(out)
+    }
+}
+
+/// The orgs each live node should own: an even share, the first
+/// `total % live` nodes (by id) taking one more.
+pub fn share(total: i64, live_nodes: &[String], node: &str) -> i64 {
+    let Some(i) = live_nodes.iter().position(|n| n == node) else {
+        return 0;
+    };
+    let live = live_nodes.len() as i64;
+    total / live + i64::from((i as i64) < total % live)
+}
+
+/// How many leases a node holds (valid by the database's clock).
+pub async fn count_owned(db: &impl GenericClient, node: &str) -> Result<i64, ClusterError> {
+    let row = db
+        .query_one(
+            "SELECT count(*) FROM org_leases WHERE owner = $1 AND expires_at > now()",
+            &[&node],
+        )
+        .await?;
+    Ok(row.get(0))
+}

@@ -1,0 +1,157 @@
+//! Several gateways on one PostgreSQL: the connection, the cluster's schema
+//! (versioned migrations), node membership (heartbeats, draining) and who
+//! owns which organization (`lease.rs`). No coordinator of our own: the
+//! database's row locks and clock decide.
+
+pub mod lease;
+
+use std::time::Duration;
+
+use tokio_postgres::{Client, NoTls};
+
+pub use lease::{Fenced, Held, Leases, Timing};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("PostgreSQL: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("cluster settings: {0}")]
+    Config(String),
+}
+
+/// Open a connection; its I/O runs on a task of its own, which logs and
+/// ends when the connection breaks.
+pub async fn connect(url: &str) -> Result<Client, ClusterError> {
+    let (client, conn) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::warn!(error = %e, "PostgreSQL connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// The cluster's tables, one version per step.
+const MIGRATIONS: &[&str] = &[
+    // 1: nodes and leases.
+    "CREATE TABLE nodes (
+         id TEXT PRIMARY KEY,
+         started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+         heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+         draining BOOLEAN NOT NULL DEFAULT false
+     );
+     CREATE TABLE org_leases (
+         org TEXT PRIMARY KEY,
+         owner TEXT,
+         epoch BIGINT NOT NULL,
+         expires_at TIMESTAMPTZ NOT NULL
+     );
+     CREATE INDEX org_leases_owner ON org_leases (owner);",
+];
+
+/// An arbitrary, fixed key for `pg_advisory_xact_lock`.
+const MIGRATION_LOCK: i64 = 0x7761_6761_7465; // "wagate"
+
+/// Apply the migrations this database has not seen, all in one
+/// transaction (PostgreSQL's DDL is transactional) under an advisory lock,
+/// so nodes starting together apply each step once. Returns the version.
+pub async fn migrate(db: &mut Client) -> Result<i64, ClusterError> {
+    let tx = db.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (
+             id BOOLEAN PRIMARY KEY DEFAULT true CHECK (id),
+             version BIGINT NOT NULL)",
+    )
+    .await?;
+    let at: i64 = tx
+        .query_opt("SELECT version FROM schema_version", &[])
+        .await?
+        .map_or(0, |r| r.get(0));
+    let latest = MIGRATIONS.len() as i64;
+    if at > latest {
+        return Err(ClusterError::Config(format!(
+            "the database is at schema version {at}, newer than this wagate knows ({latest}); upgrade wagate"
+        )));
+    }
+    for (i, step) in MIGRATIONS.iter().enumerate().skip(at as usize) {
+        tx.batch_execute(step).await?;
+        tracing::info!(version = i + 1, "cluster schema migrated");
+    }
+    tx.execute(
+        "INSERT INTO schema_version (id, version) VALUES (true, $1)
+         ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version",
+        &[&latest],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(latest)
+}
+
+/// Node membership: each node writes a heartbeat; a node is live while
+/// its last one is younger than `node_ttl` and it is not draining.
+pub struct Membership {
+    pub node: String,
+    pub node_ttl: Duration,
+}
+
+impl Membership {
+    pub async fn heartbeat(&self, db: &Client, draining: bool) -> Result<(), ClusterError> {
+        db.execute(
+            "INSERT INTO nodes (id, draining) VALUES ($1, $2)
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), draining = EXCLUDED.draining",
+            &[&self.node, &draining],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The live nodes' ids, sorted.
+    pub async fn live(&self, db: &Client) -> Result<Vec<String>, ClusterError> {
+        let rows = db
+            .query(
+                "SELECT id FROM nodes
+                 WHERE NOT draining
+                   AND heartbeat_at > now() - make_interval(secs => $1::double precision / 1000)
+                 ORDER BY id",
+                &[&(self.node_ttl.as_millis() as f64)],
+            )
+            .await?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+}
+
+/// What one balancing pass tells a node to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Balance {
+    /// The orgs it should own.
+    pub share: i64,
+    /// It owns this many now.
+    pub owned: i64,
+}
+
+impl Balance {
+    /// How many free orgs to take now.
+    pub fn to_take(&self) -> i64 {
+        (self.share - self.owned).max(0)
+    }
+
+    /// How many of its orgs to hand over (closing their links first).
+    pub fn to_give(&self) -> i64 {
+        (self.owned - self.share).max(0)
+    }
+}
+
+/// This node's share of `total` orgs among the live nodes, and what it owns.
+pub async fn balance(
+    db: &Client,
+    membership: &Membership,
+    total: i64,
+) -> Result<Balance, ClusterError> {
+    let live = membership.live(db).await?;
+    Ok(Balance {
+        share: lease::share(total, &live, &membership.node),
+        owned: lease::count_owned(db, &membership.node).await?,
+    })
+}

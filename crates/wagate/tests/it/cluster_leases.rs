@@ -1,0 +1,269 @@
+//! Org ownership by lease on a real PostgreSQL (a throwaway cluster, see
+//! `common/pg.rs`): one owner at a time, takeovers bump the epoch, fenced
+//! writes refused after the lease passed, orgs spread evenly, a drain.
+
+use std::time::Duration;
+
+use tokio_postgres::Client;
+use wagate::cluster::{self, Fenced, Leases, Membership, Timing};
+
+use crate::common::pg::fresh_db;
+
+async fn db(url: &str) -> Client {
+    let mut c = cluster::connect(url).await.expect("connect");
+    cluster::migrate(&mut c).await.expect("migrate");
+    c
+}
+
+fn orgs(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("org{i:02}")).collect()
+}
+
+/// The lease of `org` runs out now (what waiting `ttl` would do).
+async fn lapse(c: &Client, org: &str) {
+    c.execute(
+        "UPDATE org_leases SET expires_at = now() - interval '1 second' WHERE org = $1",
+        &[&org],
+    )
+    .await
+    .unwrap();
+}
+
+fn node(id: &str) -> Leases {
+    Leases::new(id, Timing::DEFAULT).unwrap()
+}
+
+#[tokio::test]
+async fn one_owner_at_a_time_and_a_takeover_bumps_the_epoch() {
+    let url = fresh_db().await;
+    let c = db(&url).await;
+    let (a, b) = (node("a"), node("b"));
+    a.ensure(&c, &orgs(1)).await.unwrap();
+    let held = a
+        .try_acquire(&c, "org00")
+        .await
+        .unwrap()
+        .expect("free org taken");
+    assert_eq!(held.epoch, 1);
+    assert!(held.valid());
+    assert_eq!(b.try_acquire(&c, "org00").await.unwrap(), None, "held by a");
+    assert_eq!(
+        a.renew_all(&c).await.unwrap().len(),
+        1,
+        "a renews its lease"
+    );
+    lapse(&c, "org00").await;
+    let taken = b
+        .try_acquire(&c, "org00")
+        .await
+        .unwrap()
+        .expect("lapsed org taken");
+    assert_eq!(taken.epoch, 2);
+    assert!(
+        a.renew_all(&c).await.unwrap().is_empty(),
+        "a's lease is gone"
+    );
+    assert!(
+        !a.release(&c, &held).await.unwrap(),
+        "a cannot release b's lease"
+    );
+    assert!(b.release(&c, &taken).await.unwrap());
+    let back = a
+        .try_acquire(&c, "org00")
+        .await
+        .unwrap()
+        .expect("released org taken");
+    assert_eq!(
+        back.epoch, 3,
+        "even the old owner takes it with a new epoch"
+    );
+}
+
+#[tokio::test]
+async fn ten_nodes_racing_for_one_org_leave_one_owner() {
+    let url = fresh_db().await;
+    let c = db(&url).await;
+    node("n0").ensure(&c, &orgs(1)).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let c = cluster::connect(&url).await.unwrap();
+            node(&format!("n{i}"))
+                .try_acquire(&c, "org00")
+                .await
+                .unwrap()
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        won += usize::from(t.await.unwrap().is_some());
+    }
+    assert_eq!(won, 1);
+    let owners: i64 = c
+        .query_one("SELECT count(DISTINCT owner) FROM org_leases", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(owners, 1);
+}
+
+#[tokio::test]
+async fn a_write_after_the_lease_passed_is_refused_and_leaves_nothing() {
+    let url = fresh_db().await;
+    let mut ca = db(&url).await;
+    let cb = db(&url).await;
+    ca.batch_execute("CREATE TABLE sent (org TEXT, what TEXT)")
+        .await
+        .unwrap();
+    let (a, b) = (node("a"), node("b"));
+    a.ensure(&ca, &orgs(1)).await.unwrap();
+    let held = a.try_acquire(&ca, "org00").await.unwrap().unwrap();
+    let write = |what: &'static str| {
+        async move |tx: &tokio_postgres::Transaction<'_>| {
+            tx.execute("INSERT INTO sent VALUES ('org00', $1)", &[&what])
+                .await
+                .map_err(cluster::ClusterError::from)
+        }
+    };
+    a.fenced(&mut ca, &held, write("while owner"))
+        .await
+        .expect("owner writes");
+    lapse(&cb, "org00").await;
+    let refused = a.fenced(&mut ca, &held, write("after lapse")).await;
+    assert!(
+        matches!(refused, Err(Fenced::LeaseLost { .. })),
+        "{refused:?}"
+    );
+    let hb = b.try_acquire(&cb, "org00").await.unwrap().unwrap();
+    let refused = a.fenced(&mut ca, &held, write("after takeover")).await;
+    assert!(
+        matches!(refused, Err(Fenced::LeaseLost { .. })),
+        "{refused:?}"
+    );
+    let mut cb = cb;
+    b.fenced(&mut cb, &hb, write("new owner"))
+        .await
+        .expect("b writes");
+    let rows: Vec<String> = cb
+        .query("SELECT what FROM sent ORDER BY what", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(rows, ["new owner", "while owner"]);
+}
+
+/// The owner's own deadline (monotonic clock, from before the renewal was
+/// sent, less the margin) falls before the database's expiry.
+#[tokio::test]
+async fn the_owner_stops_before_the_database_lets_the_lease_go() {
+    let url = fresh_db().await;
+    let c = db(&url).await;
+    let a = node("a");
+    a.ensure(&c, &orgs(1)).await.unwrap();
+    let held = a.try_acquire(&c, "org00").await.unwrap().unwrap();
+    let db_left_ms: f64 = c
+        .query_one(
+            "SELECT extract(epoch FROM expires_at - now())::float8 * 1000 FROM org_leases",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let local_left = held
+        .valid_until
+        .saturating_duration_since(std::time::Instant::now());
+    let margin = Timing::DEFAULT.margin.as_millis() as f64;
+    assert!(
+        (local_left.as_millis() as f64) + margin <= db_left_ms,
+        "local {local_left:?} + margin {margin} ms vs database {db_left_ms} ms"
+    );
+    let bad = Timing {
+        ttl: Duration::from_secs(5),
+        renew_every: Duration::from_secs(3),
+        margin: Duration::from_secs(3),
+    };
+    assert!(Leases::new("x", bad).is_err(), "no time left to renew");
+}
+
+/// One pass of a node's balancing loop: heartbeat, renew, then take its
+/// share of free orgs or hand its extras back.
+async fn pass(c: &Client, m: &Membership, l: &Leases, total: i64, draining: bool) {
+    m.heartbeat(c, draining).await.unwrap();
+    let mut held = l.renew_all(c).await.unwrap();
+    let plan = cluster::balance(c, m, total).await.unwrap();
+    for h in held.drain(..).take(plan.to_give() as usize) {
+        assert!(l.release(c, &h).await.unwrap());
+    }
+    l.acquire_free(c, plan.to_take()).await.unwrap();
+}
+
+async fn owned(c: &Client) -> Vec<(String, i64)> {
+    c.query(
+        "SELECT owner, count(*) FROM org_leases WHERE owner IS NOT NULL AND expires_at > now()
+         GROUP BY owner ORDER BY owner",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
+#[tokio::test]
+async fn thirty_orgs_spread_over_three_nodes_and_a_drain_hands_them_over() {
+    let url = fresh_db().await;
+    let c = db(&url).await;
+    let names = ["a", "b", "c"];
+    let nodes: Vec<(Membership, Leases)> = names
+        .iter()
+        .map(|n| {
+            (
+                Membership {
+                    node: n.to_string(),
+                    node_ttl: Duration::from_secs(10),
+                },
+                node(n),
+            )
+        })
+        .collect();
+    nodes[0].1.ensure(&c, &orgs(30)).await.unwrap();
+    for (m, _) in &nodes {
+        m.heartbeat(&c, false).await.unwrap();
+    }
+    for _ in 0..3 {
+        for (m, l) in &nodes {
+            pass(&c, m, l, 30, false).await;
+        }
+    }
+    let want = |n: &[(&str, i64)]| -> Vec<(String, i64)> {
+        n.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    };
+    assert_eq!(owned(&c).await, want(&[("a", 10), ("b", 10), ("c", 10)]));
+    // c drains: it hands its orgs back; a and b take them.
+    for _ in 0..3 {
+        for (i, (m, l)) in nodes.iter().enumerate() {
+            pass(&c, m, l, 30, i == 2).await;
+        }
+    }
+    assert_eq!(owned(&c).await, want(&[("a", 15), ("b", 15)]));
+}
+
+#[tokio::test]
+async fn nodes_starting_together_migrate_once() {
+    let url = fresh_db().await;
+    let mut tasks = Vec::new();
+    for _ in 0..5 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = cluster::connect(&url).await.unwrap();
+            cluster::migrate(&mut c).await
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().expect("migrate"), 1);
+    }
+}
