@@ -1,15 +1,18 @@
 //! Several gateways on one PostgreSQL: the connection, the cluster's schema
-//! (versioned migrations), node membership (heartbeats, draining) and who
-//! owns which organization (`lease.rs`). No coordinator of our own: the
-//! database's row locks and clock decide.
+//! (versioned migrations), node membership (heartbeats, draining), who owns
+//! which organization (`lease.rs`) and each node's loop that keeps its
+//! leases and tells the gateway what it gained and lost (`owner.rs`). No
+//! coordinator of our own: the database's row locks and clock decide.
 
 pub mod lease;
+pub mod owner;
 
 use std::time::Duration;
 
 use tokio_postgres::{Client, NoTls};
 
 pub use lease::{Fenced, Held, Leases, Timing};
+pub use owner::{Change, Lost, Owner};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {

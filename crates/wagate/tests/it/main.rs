@@ -7,6 +7,7 @@ mod common;
 
 mod backup_files;
 mod cluster_leases;
+mod cluster_owner;
 mod corrupt_credentials;
 mod durability;
 mod fd_limit;
