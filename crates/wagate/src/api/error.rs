@@ -101,6 +101,8 @@ impl<S: Send + Sync> FromRequest<S> for Body {
         })?;
         match v {
             Value::Object(m) => Ok(Body(m)),
+            // `null`: no fields, as an empty body.
+            Value::Null => Ok(Body(Map::new())),
             _ => Err(ApiError::new(
                 ErrorCode::InvalidBody,
                 "request body must be a JSON object",

@@ -50,7 +50,7 @@ fn render(item: StreamItem) -> Event {
 /// happens (`id` = its sequence number). Reconnect with `Last-Event-ID` to
 /// get what was missed first. A comment every 15 s keeps proxies open.
 #[utoipa::path(get, path = "/v1/orgs/{org}/events", tag = "events",
-    params(("Last-Event-ID" = Option<i64>, Header, description = "the last event's `id` the client saw")),
+    params(("Last-Event-ID" = Option<String>, Header, description = "the last event's `id` the client saw (a sequence number; anything else is ignored)")),
     responses((status = 200, description = "a stream that ends when the org is deleted or the gateway stops",
         content_type = "text/event-stream", body = StreamEvent)))]
 pub async fn stream(

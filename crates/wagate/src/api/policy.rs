@@ -28,7 +28,7 @@ pub async fn get(
 
 /// Change some fields of the policy; the rest keep their values.
 #[utoipa::path(put, path = "/v1/orgs/{org}/sending-policy", tag = "sending policy",
-    request_body = PolicyChange,
+    request_body(content = Option<PolicyChange>, description = "the fields to change; none: no change"),
     responses((status = 200, description = "the policy now", body = Policy)))]
 pub async fn put(
     State(app): State<Arc<App>>,

@@ -73,9 +73,9 @@ name_list!(
     "What went wrong, for programs; the README's error table lists each code."
 );
 
-/// A string matching `pattern`, or a whole number from `min` to `max` read
-/// as its digits (`"org_id": 4`).
-fn string_or_integer(pattern: &str, min: i64, max: i64) -> Schema {
+/// A string matching `pattern`, or a whole number from `min` (to `max`)
+/// read as its digits (`"org_id": 4`).
+fn string_or_integer(pattern: &str, min: i64, max: Option<i64>) -> Schema {
     Schema::OneOf(
         OneOfBuilder::new()
             .item(
@@ -87,7 +87,7 @@ fn string_or_integer(pattern: &str, min: i64, max: i64) -> Schema {
                 ObjectBuilder::new()
                     .schema_type(Type::Integer)
                     .minimum(Some(min))
-                    .maximum(Some(max)),
+                    .maximum(max),
             )
             .build(),
     )
@@ -97,11 +97,11 @@ fn string_or_integer(pattern: &str, min: i64, max: i64) -> Schema {
 pub const ORG_ID_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$";
 
 fn org_id() -> Schema {
-    string_or_integer(ORG_ID_PATTERN, 0, i64::MAX)
+    string_or_integer(ORG_ID_PATTERN, 0, None)
 }
 
 fn country_code() -> Schema {
-    string_or_integer("^\\+?[1-9][0-9]{0,2}$", 1, 999)
+    string_or_integer("^\\+?[1-9][0-9]{0,2}$", 1, Some(999))
 }
 
 /// A moment: RFC 3339 with its offset, or whole Unix milliseconds.
@@ -202,14 +202,17 @@ pub struct RescheduleBody {
 }
 
 /// Quiet hours in the policy's time zone (`"HH:MM"`, 24-hour).
-#[derive(ToSchema)]
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct QuietHoursBody {
     pub start: String,
     pub end: String,
 }
 
-/// `PUT …/sending-policy`: only the fields that change.
-#[derive(ToSchema)]
+/// `PUT …/sending-policy`: only the fields that change (any other field is
+/// refused).
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PolicyChange {
     /// 0–3,600,000.
     pub min_gap_ms: Option<i64>,

@@ -133,6 +133,9 @@ fn bad_input_gets_a_clear_4xx() {
     let cases: Vec<(&str, u16, &str)> = vec![
         ("{not json", 400, "malformed_json"),
         ("[1,2]", 422, "invalid_body"),
+        ("\"hola\"", 422, "invalid_body"),
+        // `null` carries no fields: the first missing one is named.
+        ("null", 422, "invalid_phone"),
         (r#"{"to":"3001112233"}"#, 422, "empty_text"),
         (r#"{"to":"3001112233","text":"   "}"#, 422, "empty_text"),
         (r#"{"to":"3001112233","text":5}"#, 422, "invalid_field"),
