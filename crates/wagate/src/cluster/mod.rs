@@ -1,11 +1,13 @@
 //! Several gateways on one PostgreSQL: the connection, the cluster's schema
 //! (versioned migrations), node membership (heartbeats, draining), who owns
 //! which organization (`lease.rs`) and each node's loop that keeps its
-//! leases and tells the gateway what it gained and lost (`owner.rs`). No
+//! leases and tells the gateway what it gained and lost (`owner.rs`), and
+//! waking an org's owner from any node (`wake.rs`). No
 //! coordinator of our own: the database's row locks and clock decide.
 
 pub mod lease;
 pub mod owner;
+pub mod wake;
 
 use std::time::Duration;
 
@@ -20,6 +22,8 @@ pub enum ClusterError {
     Db(#[from] tokio_postgres::Error),
     #[error("cluster settings: {0}")]
     Config(String),
+    #[error("the connection to PostgreSQL closed")]
+    Disconnected,
 }
 
 /// Open a connection; its I/O runs on a task of its own, which logs and

@@ -1,6 +1,7 @@
 //! Org ownership by lease on a real PostgreSQL (a throwaway cluster, see
 //! `common/pg.rs`): one owner at a time, takeovers bump the epoch, fenced
-//! writes refused after the lease passed, orgs spread evenly, a drain.
+//! writes refused after the lease passed, orgs spread evenly, a drain, and
+//! a wake (LISTEN/NOTIFY) reaching another node after the commit.
 
 use std::time::Duration;
 
@@ -266,4 +267,55 @@ async fn nodes_starting_together_migrate_once() {
     for t in tasks {
         assert_eq!(t.await.unwrap().expect("migrate"), 1);
     }
+}
+
+/// A wake sent from one connection reaches another node's listener once
+/// the sender's transaction commits, and not before.
+#[tokio::test]
+async fn a_wake_reaches_the_listening_node_after_the_commit() {
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+    let url = fresh_db().await;
+    let (tx, mut woken) = mpsc::channel(16);
+    let stop = CancellationToken::new();
+    let listener = tokio::spawn({
+        let (url, stop) = (url.clone(), stop.clone());
+        async move { cluster::wake::listen(&url, tx, stop).await }
+    });
+    let mut sender = cluster::connect(&url).await.unwrap();
+    // The listener is up once a first wake gets through.
+    let t = std::time::Instant::now();
+    loop {
+        cluster::wake::wake(&sender, "probe").await.unwrap();
+        if let Ok(Some(o)) = tokio::time::timeout(Duration::from_millis(200), woken.recv()).await {
+            assert_eq!(o, "probe");
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "listener never heard"
+        );
+    }
+    let t = sender.transaction().await.unwrap();
+    t.execute(
+        "SELECT pg_notify($1, $2)",
+        &[&cluster::wake::CHANNEL, &"org7"],
+    )
+    .await
+    .unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), woken.recv())
+            .await
+            .is_err(),
+        "heard before the commit"
+    );
+    let sent = std::time::Instant::now();
+    t.commit().await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), woken.recv())
+        .await
+        .expect("heard after the commit");
+    println!("wake delivered {:?} after the commit", sent.elapsed());
+    assert_eq!(got.as_deref(), Some("org7"));
+    stop.cancel();
+    listener.await.unwrap().unwrap();
 }

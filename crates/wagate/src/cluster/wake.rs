@@ -1,0 +1,71 @@
+//! Waking the node that owns an org, from any node: PostgreSQL's
+//! LISTEN/NOTIFY on one channel (`wagate_wake`), the org's id as payload.
+//! A node accepting a send for an org it does not own writes the message,
+//! then notifies; the owner's listener hands the org to its outbox at once
+//! instead of at its next poll. A notification is a hint, never the only
+//! path: it is lost if no listener is connected, so owners still look at
+//! their queues on their own.
+
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_util::sync::CancellationToken;
+
+use super::ClusterError;
+
+/// The channel every node listens on.
+pub const CHANNEL: &str = "wagate_wake";
+
+/// Tell whoever owns `org` to look at it now (delivered after the
+/// surrounding transaction commits, if there is one).
+pub async fn wake(db: &Client, org: &str) -> Result<(), ClusterError> {
+    db.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &org])
+        .await?;
+    Ok(())
+}
+
+/// Listen on a connection of its own, sending each woken org's id to
+/// `orgs` until `stop` or until the connection breaks (the caller
+/// reconnects; what was sent meanwhile is not replayed).
+pub async fn listen(
+    url: &str,
+    orgs: mpsc::Sender<String>,
+    stop: CancellationToken,
+) -> Result<(), ClusterError> {
+    let (client, mut conn) = tokio_postgres::connect(url, NoTls).await?;
+    let (tx, mut messages) = mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut stream = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(m) = stream.next().await {
+            match m {
+                Ok(m) => {
+                    if tx.send(m).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cluster: wake listener connection closed");
+                    break;
+                }
+            }
+        }
+    });
+    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    let out = loop {
+        tokio::select! {
+            _ = stop.cancelled() => break Ok(()),
+            m = messages.recv() => match m {
+                Some(AsyncMessage::Notification(n)) if n.channel() == CHANNEL => {
+                    if orgs.send(n.payload().to_string()).await.is_err() {
+                        break Ok(());
+                    }
+                }
+                Some(_) => {}
+                None => break Err(ClusterError::Disconnected),
+            }
+        }
+    };
+    drop(client);
+    driver.abort();
+    out
+}
