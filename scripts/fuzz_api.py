@@ -29,15 +29,17 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
+# The Python client's test fixtures start wa-sim and wagate the same way.
+sys.path.insert(0, str(REPO / "clients" / "python" / "tests"))
+from conftest import Proc, wait_for  # noqa: E402
 ADMIN = "wga_fuzz_admin_token_0123456789abcdef0123"
 PHONE = "573009990001"
 PATIENT = "573009990002"
@@ -60,49 +62,6 @@ def binary(env: str, name: str) -> str:
     if not path.exists():
         sys.exit(f"{path} not found: build it with `cargo build --workspace --features wagate/sim`")
     return str(path)
-
-
-class Proc:
-    """A child whose output is read until a line starts with `ready`, then drained."""
-
-    def __init__(self, args: List[str], env: Dict[str, str], ready: str) -> None:
-        self.p = subprocess.Popen(
-            args, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        self.lines: List[str] = []
-        assert self.p.stdout is not None
-        deadline = time.monotonic() + 60
-        while True:
-            line = self.p.stdout.readline()
-            if not line:
-                sys.exit(f"{args[0]} exited early:\n" + "".join(self.lines[-30:]))
-            self.lines.append(line)
-            if line.startswith(ready):
-                self.rest = line[len(ready) :].strip()
-                break
-            if time.monotonic() > deadline:
-                sys.exit(f"{args[0]} did not start")
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self) -> None:
-        assert self.p.stdout is not None
-        for line in self.p.stdout:
-            self.lines.append(line)
-
-    def stop(self) -> None:
-        self.p.terminate()
-        try:
-            self.p.wait(10)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-
-
-def wait_for(pred: Callable[[], bool], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not pred():
-        if time.monotonic() > deadline:
-            sys.exit(f"timed out after {within} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def call(c: httpx.Client, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Any:
@@ -226,7 +185,7 @@ def main() -> int:
         quiet,
         "wa-sim listening on ",
     )
-    ws_url, _, rest = sim.rest.partition(" (control ")
+    ws_url, _, rest = sim.ready_line.partition(" (control ")
     control = rest.rstrip(")")
     gw = Proc(
         [
@@ -245,7 +204,7 @@ def main() -> int:
         {"WAGATE_ADMIN_TOKEN": ADMIN, "WAGATE_LOG": "warn"},
         "wagate listening on ",
     )
-    url = gw.rest.split()[0]
+    url = gw.ready_line.split()[0]
     try:
         t0 = time.monotonic()
         data = seed_data(url, control)

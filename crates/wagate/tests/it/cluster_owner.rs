@@ -178,17 +178,24 @@ fn handed_over(
     }
 }
 
+/// Nodes a and b (a through `url_a`) on `orgs` orgs, once they hold half each.
+async fn pair(url: &str, url_a: &str, orgs: usize, log: &Log) -> (Node, Node) {
+    let a = start(url_a, "a", orgs, log);
+    let b = start(url, "b", orgs, log);
+    let half = orgs / 2;
+    wait(Duration::from_secs(20), "half the orgs each", || {
+        count(log, "a") == half && count(log, "b") == half
+    })
+    .await;
+    (a, b)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_nodes_orgs_move_to_the_living_after_its_leases_lapse() {
     let url = fresh_db().await;
     migrated(&url).await;
     let log: Log = Arc::default();
-    let a = start(&url, "a", 6, &log);
-    let b = start(&url, "b", 6, &log);
-    wait(Duration::from_secs(20), "3 orgs each", || {
-        count(&log, "a") == 3 && count(&log, "b") == 3
-    })
-    .await;
+    let (a, b) = pair(&url, &url, 6, &log).await;
     let (had, since) = snapshot(&log, "a");
     assert_eq!(had.len(), 3);
     // SIGKILL, as far as the database can tell: no release, no more renewals.
@@ -214,12 +221,7 @@ async fn a_node_cut_off_from_the_database_stops_before_another_starts() {
         .unwrap();
     let url_a = url.replace("user=wagate", "user=node_a");
     let log: Log = Arc::default();
-    let a = start(&url_a, "a", 4, &log);
-    let b = start(&url, "b", 4, &log);
-    wait(Duration::from_secs(20), "2 orgs each", || {
-        count(&log, "a") == 2 && count(&log, "b") == 2
-    })
-    .await;
+    let (a, b) = pair(&url, &url_a, 4, &log).await;
     let (had, since) = snapshot(&log, "a");
     assert_eq!(had.len(), 2);
     // a can no longer reach the database: its connection is cut and it
@@ -256,12 +258,7 @@ async fn a_drained_node_hands_every_org_over_after_closing_its_links() {
     let url = fresh_db().await;
     migrated(&url).await;
     let log: Log = Arc::default();
-    let a = start(&url, "a", 6, &log);
-    let b = start(&url, "b", 6, &log);
-    wait(Duration::from_secs(20), "3 orgs each", || {
-        count(&log, "a") == 3 && count(&log, "b") == 3
-    })
-    .await;
+    let (a, b) = pair(&url, &url, 6, &log).await;
     let (had, since) = snapshot(&log, "a");
     a.draining.store(true, std::sync::atomic::Ordering::SeqCst);
     let took = wait(Duration::from_secs(20), "b owning all 6", || {
