@@ -218,22 +218,32 @@ impl Leases {
             return Err(lost());
         }
         let tx = db.transaction().await.map_err(ClusterError::from)?;
-        let current = tx
-            .query_opt(
-                "SELECT 1 FROM org_leases
-                 WHERE org = $1 AND owner = $2 AND epoch = $3 AND expires_at > now()
-                 FOR SHARE",
-                &[&held.org, &self.node, &held.epoch],
-            )
-            .await
-            .map_err(ClusterError::from)?;
-        if current.is_none() {
+        if !holds(&tx, &self.node, held).await? {
             return Err(lost());
         }
         let out = write(&tx).await?;
         tx.commit().await.map_err(ClusterError::from)?;
         Ok(out)
     }
+}
+
+/// Inside a transaction: whether `node` still holds `held` (owner, epoch,
+/// not expired by the database's clock), the lease row locked shared until
+/// the transaction ends so no takeover can pass it meanwhile.
+pub async fn holds(
+    tx: &tokio_postgres::Transaction<'_>,
+    node: &str,
+    held: &Held,
+) -> Result<bool, ClusterError> {
+    Ok(tx
+        .query_opt(
+            "SELECT 1 FROM org_leases
+             WHERE org = $1 AND owner = $2 AND epoch = $3 AND expires_at > now()
+             FOR SHARE",
+            &[&held.org, &node, &held.epoch],
+        )
+        .await?
+        .is_some())
 }
 
 /// The orgs each live node should own: an even share, the first

@@ -15,6 +15,7 @@ mod protocol;
 mod schema;
 mod secrets;
 mod signal;
+pub mod sql;
 #[cfg(test)]
 mod tests;
 pub mod upgrade;
@@ -57,6 +58,13 @@ impl Devices {
             path: path.to_path_buf(),
             live: Arc::default(),
         })
+    }
+
+    /// The device tables as backend-neutral SQL (`sql.rs`).
+    pub fn sql(&self) -> sql::SqliteSql {
+        sql::SqliteSql {
+            db: self.db.clone(),
+        }
     }
 
     /// The storage backend of device `dev` (every handle given out until

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 /// The version this code writes.
 pub const VERSION: i64 = 1;
 
-const V1: &str = r#"
+pub(super) const V1: &str = r#"
 CREATE TABLE device (
     dev INTEGER PRIMARY KEY,
     data TEXT NOT NULL,

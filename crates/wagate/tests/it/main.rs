@@ -9,6 +9,7 @@ mod backup_files;
 mod cluster_leases;
 mod cluster_owner;
 mod corrupt_credentials;
+mod device_sql;
 mod durability;
 mod fd_limit;
 mod hostile_input;

@@ -1,0 +1,265 @@
+//! The device store's backend-neutral SQL (`devstore/sql.rs`) on SQLite
+//! (`devices.db`) and on a real PostgreSQL: the device tables made from one
+//! schema, the same statements giving the same rows on both, and device
+//! writes on PostgreSQL refused once the node's lease is gone.
+
+use wagate::cluster::{self, Leases, Timing};
+use wagate::devstore::sql::{pg_schema, DeviceSql, Fence, PgSql, SqlError, Val};
+use wagate::devstore::{Devices, TABLES};
+
+use crate::common::pg::fresh_db;
+
+fn text(s: &str) -> Val {
+    Val::Text(s.into())
+}
+
+/// The statements the device store's kinds of write need: upserts that
+/// replace, upserts that merge (`CASE` instead of a scalar `MAX`), a
+/// prefix match, the quoted `"user"` column, `DELETE … RETURNING`.
+const UPSERT_SESSION: &str = "INSERT INTO sessions (dev, address, record) VALUES (?1, ?2, ?3)
+     ON CONFLICT (dev, address) DO UPDATE SET record = excluded.record";
+const MERGE_SECRET: &str =
+    "INSERT INTO msg_secrets (dev, chat, sender, msg_id, secret, expires_at, message_ts)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+     ON CONFLICT (dev, chat, sender, msg_id) DO UPDATE SET
+       secret = excluded.secret,
+       expires_at = CASE WHEN msg_secrets.expires_at = 0 OR excluded.expires_at = 0 THEN 0
+                         WHEN msg_secrets.expires_at > excluded.expires_at THEN msg_secrets.expires_at
+                         ELSE excluded.expires_at END,
+       message_ts = CASE WHEN msg_secrets.message_ts > excluded.message_ts
+                         THEN msg_secrets.message_ts ELSE excluded.message_ts END";
+const PUT_DEVICE_LIST: &str = "INSERT INTO device_lists (dev, \"user\", record) VALUES (?1, ?2, ?3)
+     ON CONFLICT (dev, \"user\") DO UPDATE SET record = excluded.record";
+const TAKE_SENT: &str = "DELETE FROM sent_messages WHERE dev = ?1 AND chat = ?2 AND id = ?3
+     RETURNING payload";
+const PUT_SENT: &str =
+    "INSERT INTO sent_messages (dev, chat, id, payload, ts) VALUES (?1, ?2, ?3, ?4, ?5)";
+
+/// One scenario, its answers in order.
+async fn scenario(db: &dyn DeviceSql) -> Vec<Vec<Vec<Val>>> {
+    let mut seen = Vec::new();
+    let s = |a: &str, r: &[u8]| vec![Val::Int(7), text(a), Val::Blob(r.to_vec())];
+    db.exec(vec![
+        (UPSERT_SESSION, s("5730011@s.whatsapp.net", b"one")),
+        (UPSERT_SESSION, s("5730011:3@s.whatsapp.net", b"two")),
+        (UPSERT_SESSION, s("5730011@s.whatsapp.net", b"one, again")),
+        // Another device's row: never seen by device 7's queries.
+        (
+            UPSERT_SESSION,
+            vec![
+                Val::Int(8),
+                text("5730011@s.whatsapp.net"),
+                Val::Blob(b"x".to_vec()),
+            ],
+        ),
+    ])
+    .await
+    .unwrap();
+    seen.push(
+        db.query(
+            "SELECT address, record FROM sessions WHERE dev = ?1 ORDER BY address",
+            vec![Val::Int(7)],
+        )
+        .await
+        .unwrap(),
+    );
+    seen.push(
+        db.query(
+            "SELECT count(*) FROM sessions WHERE dev = ?1
+               AND (substr(address, 1, length(?2)) = ?2 OR substr(address, 1, length(?3)) = ?3)",
+            vec![Val::Int(7), text("5730011@"), text("5730011:")],
+        )
+        .await
+        .unwrap(),
+    );
+    let secret = |exp: i64, ts: i64, b: &[u8]| {
+        vec![
+            Val::Int(7),
+            text("c"),
+            text("s"),
+            text("m"),
+            Val::Blob(b.to_vec()),
+            Val::Int(exp),
+            Val::Int(ts),
+        ]
+    };
+    db.exec(vec![
+        (MERGE_SECRET, secret(100, 5, b"k1")),
+        (MERGE_SECRET, secret(50, 9, b"k2")),
+    ])
+    .await
+    .unwrap();
+    seen.push(
+        db.query(
+            "SELECT secret, expires_at, message_ts, sender FROM msg_secrets WHERE dev = ?1",
+            vec![Val::Int(7)],
+        )
+        .await
+        .unwrap(),
+    );
+    db.exec(vec![(
+        PUT_DEVICE_LIST,
+        vec![Val::Int(7), text("5730011"), text("{\"devices\":[0,3]}")],
+    )])
+    .await
+    .unwrap();
+    seen.push(
+        db.query(
+            "SELECT \"user\", record FROM device_lists WHERE dev = ?1",
+            vec![Val::Int(7)],
+        )
+        .await
+        .unwrap(),
+    );
+    db.exec(vec![(
+        PUT_SENT,
+        vec![
+            Val::Int(7),
+            text("chat"),
+            text("id1"),
+            Val::Blob(b"payload".to_vec()),
+            Val::Int(1),
+        ],
+    )])
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        let taken = db
+            .exec(vec![(
+                TAKE_SENT,
+                vec![Val::Int(7), text("chat"), text("id1")],
+            )])
+            .await
+            .unwrap();
+        seen.push(taken[0].rows.clone());
+    }
+    // A batch is all or nothing: the second statement fails (no such
+    // table), so the first is not kept.
+    let failed = db
+        .exec(vec![
+            (UPSERT_SESSION, s("rolled@back", b"no")),
+            ("INSERT INTO no_such_table VALUES (?1)", vec![Val::Int(1)]),
+        ])
+        .await;
+    assert!(failed.is_err());
+    seen.push(
+        db.query(
+            "SELECT count(*) FROM sessions WHERE address = ?1",
+            vec![text("rolled@back")],
+        )
+        .await
+        .unwrap(),
+    );
+    seen
+}
+
+#[tokio::test]
+async fn the_same_statements_give_the_same_rows_on_sqlite_and_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let devices = Devices::open(&dir.path().join("devices.db")).unwrap();
+    let sqlite = devices.sql();
+
+    let url = fresh_db().await;
+    let c = cluster::connect(&url).await.unwrap();
+    c.batch_execute(&pg_schema()).await.unwrap();
+    let made: Vec<String> = c
+        .query(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for t in TABLES {
+        assert!(
+            made.iter().any(|m| m == t),
+            "{t} not made in PostgreSQL: {made:?}"
+        );
+    }
+    let pg = PgSql {
+        client: tokio::sync::Mutex::new(c),
+        fence: None,
+    };
+    let on_sqlite = scenario(&sqlite).await;
+    let on_pg = scenario(&pg).await;
+    assert_eq!(on_sqlite, on_pg);
+    // And the answers are the ones the statements mean.
+    assert_eq!(
+        on_pg[0][0],
+        vec![text("5730011:3@s.whatsapp.net"), Val::Blob(b"two".to_vec())]
+    );
+    assert_eq!(on_pg[0][1][1], Val::Blob(b"one, again".to_vec()));
+    assert_eq!(on_pg[1], vec![vec![Val::Int(2)]]);
+    assert_eq!(
+        on_pg[2],
+        vec![vec![
+            Val::Blob(b"k2".to_vec()),
+            Val::Int(100),
+            Val::Int(9),
+            text("s")
+        ]]
+    );
+    assert_eq!(
+        on_pg[4],
+        vec![vec![Val::Blob(b"payload".to_vec())]],
+        "taken once"
+    );
+    assert!(on_pg[5].is_empty(), "and only once");
+    assert_eq!(
+        on_pg[6],
+        vec![vec![Val::Int(0)]],
+        "the failed batch left nothing"
+    );
+}
+
+#[tokio::test]
+async fn device_writes_on_postgres_stop_when_the_lease_is_gone() {
+    let url = fresh_db().await;
+    let mut c = cluster::connect(&url).await.unwrap();
+    cluster::migrate(&mut c).await.unwrap();
+    c.batch_execute(&pg_schema()).await.unwrap();
+    let a = Leases::new("a", Timing::DEFAULT).unwrap();
+    a.ensure(&c, &["org1".to_string()]).await.unwrap();
+    let held = a.try_acquire(&c, "org1").await.unwrap().unwrap();
+    let admin = cluster::connect(&url).await.unwrap();
+    let pg = PgSql {
+        client: tokio::sync::Mutex::new(c),
+        fence: Some(Fence {
+            node: "a".into(),
+            held,
+        }),
+    };
+    let put = |r: &[u8]| {
+        vec![(
+            UPSERT_SESSION,
+            vec![Val::Int(1), text("x@s.whatsapp.net"), Val::Blob(r.to_vec())],
+        )]
+    };
+    pg.exec(put(b"while owner"))
+        .await
+        .expect("the owner writes");
+    admin
+        .execute(
+            "UPDATE org_leases SET expires_at = now() - interval '1 second'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let b = Leases::new("b", Timing::DEFAULT).unwrap();
+    assert!(b.try_acquire(&admin, "org1").await.unwrap().is_some());
+    let refused = pg.exec(put(b"after takeover")).await;
+    assert!(
+        matches!(refused, Err(SqlError::Fenced { .. })),
+        "{refused:?}"
+    );
+    let rows = pg
+        .query(
+            "SELECT record FROM sessions WHERE dev = ?1",
+            vec![Val::Int(1)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows, vec![vec![Val::Blob(b"while owner".to_vec())]]);
+}
