@@ -25,7 +25,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use std::borrow::Cow;
+
+use rusqlite::{Connection, OptionalExtension};
+use sql::{Done, FromVal, Rows, Val};
 use whatsapp_rust::wacore::store::error::{Result, StoreError as WaError};
 use whatsapp_rust::wacore::store::traits::DeviceStore;
 
@@ -45,6 +48,8 @@ const DEVICES: Kind = Kind {
 #[derive(Clone)]
 pub struct Devices {
     db: Store,
+    /// The same database, through the backend-neutral statements.
+    sql: Arc<dyn sql::DeviceSql>,
     path: PathBuf,
     /// The flag shared by the handles given out for each device.
     live: Arc<Mutex<HashMap<i64, Arc<AtomicBool>>>>,
@@ -53,8 +58,10 @@ pub struct Devices {
 impl Devices {
     /// Open (creating or migrating) the database at `path`.
     pub fn open(path: &Path) -> std::result::Result<Devices, StoreError> {
+        let db = Store::open_kind(path, &DEVICES)?;
         Ok(Devices {
-            db: Store::open_kind(path, &DEVICES)?,
+            sql: Arc::new(sql::SqliteSql { db: db.clone() }),
+            db,
             path: path.to_path_buf(),
             live: Arc::default(),
         })
@@ -79,6 +86,7 @@ impl Devices {
             .clone();
         OrgDevice {
             db: self.db.clone(),
+            sql: self.sql.clone(),
             dev,
             retired,
         }
@@ -160,6 +168,7 @@ impl Devices {
 #[derive(Clone)]
 pub struct OrgDevice {
     db: Store,
+    sql: Arc<dyn sql::DeviceSql>,
     dev: i64,
     /// Set aside: writes are refused.
     retired: Arc<AtomicBool>,
@@ -167,6 +176,26 @@ pub struct OrgDevice {
 
 fn db_err(e: StoreError) -> WaError {
     WaError::Database(Box::new(e))
+}
+
+fn sql_err(e: sql::SqlError) -> WaError {
+    WaError::Database(Box::new(e))
+}
+
+/// A value read back as `T`, or the library's database error.
+fn from_val<T: FromVal>(v: Val) -> Result<T> {
+    T::from_val(v).map_err(sql_err)
+}
+
+/// A row's first two columns as `(A, B)`.
+fn pair<A: FromVal, B: FromVal>(row: Vec<Val>) -> Result<(A, B)> {
+    let mut cols = row.into_iter();
+    match (cols.next(), cols.next()) {
+        (Some(a), Some(b)) => Ok((from_val(a)?, from_val(b)?)),
+        _ => Err(WaError::Validation(
+            "a row with fewer than two columns".into(),
+        )),
+    }
 }
 
 fn json_err(e: serde_json::Error) -> WaError {
@@ -202,66 +231,100 @@ impl OrgDevice {
         self.db.write(move |tx| f(tx, dev)).await.map_err(db_err)
     }
 
+    /// The rows of a `SELECT` whose `?1` is this device (`args` are `?2`…).
+    async fn rows(&self, q: impl Into<Cow<'static, str>>, args: Vec<Val>) -> Result<Rows> {
+        let mut all = Vec::with_capacity(args.len() + 1);
+        all.push(Val::Int(self.dev));
+        all.extend(args);
+        self.sql.query(q.into(), all).await.map_err(sql_err)
+    }
+
+    /// The first column of the first row, if there is one.
+    async fn one<T: FromVal>(
+        &self,
+        q: impl Into<Cow<'static, str>>,
+        args: Vec<Val>,
+    ) -> Result<Option<T>> {
+        let first = self
+            .rows(q, args)
+            .await?
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next());
+        first.map(T::from_val).transpose().map_err(sql_err)
+    }
+
+    /// Statements whose `?1` is this device, in one transaction; refused
+    /// once the device was set aside.
+    async fn run(&self, batch: Vec<(Cow<'static, str>, Vec<Val>)>) -> Result<Vec<Done>> {
+        if self.retired.load(Ordering::SeqCst) {
+            return Err(WaError::Validation(format!(
+                "device {} was set aside; this client may no longer write it",
+                self.dev
+            )));
+        }
+        let batch = batch
+            .into_iter()
+            .map(|(q, args)| {
+                let mut all = Vec::with_capacity(args.len() + 1);
+                all.push(Val::Int(self.dev));
+                all.extend(args);
+                (q, all)
+            })
+            .collect();
+        self.sql.exec(batch).await.map_err(sql_err)
+    }
+
     /// This device's `column` in `table` on the row whose `key` is `value`.
-    async fn value_where<T, K>(
+    async fn value_where<T: FromVal>(
         &self,
         table: &'static str,
         column: &'static str,
         key: &'static str,
-        value: K,
-    ) -> Result<Option<T>>
-    where
-        T: rusqlite::types::FromSql + Send + 'static,
-        K: rusqlite::ToSql + Send + 'static,
-    {
-        self.read(move |c, dev| {
-            c.prepare_cached(&format!(
-                "SELECT {column} FROM {table} WHERE dev = ?1 AND {key} = ?2"
-            ))?
-            .query_row(params![dev, value], |r| r.get(0))
-            .optional()
-        })
+        value: impl Into<Val>,
+    ) -> Result<Option<T>> {
+        self.one(
+            format!("SELECT \"{column}\" FROM {table} WHERE dev = ?1 AND \"{key}\" = ?2"),
+            vec![value.into()],
+        )
         .await
     }
 
     /// Set this device's `column` in `table` to `value` on the row whose
     /// `key` is `k`, making the row when there is none.
-    async fn set_where<K, V>(
+    async fn set_where(
         &self,
         table: &'static str,
         key: &'static str,
         column: &'static str,
-        k: K,
-        value: V,
-    ) -> Result<()>
-    where
-        K: rusqlite::ToSql + Send + 'static,
-        V: rusqlite::ToSql + Send + 'static,
-    {
-        self.write(move |c, dev| {
-            c.prepare_cached(&format!(
-                "INSERT INTO {table} (dev, {key}, {column}) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(dev, {key}) DO UPDATE SET {column} = excluded.{column}"
-            ))?
-            .execute(params![dev, k, value])
-            .map(|_| ())
-        })
+        k: impl Into<Val>,
+        value: impl Into<Val>,
+    ) -> Result<()> {
+        self.run(vec![(
+            format!(
+                "INSERT INTO {table} (dev, \"{key}\", \"{column}\") VALUES (?1, ?2, ?3)
+                 ON CONFLICT (dev, \"{key}\") DO UPDATE SET \"{column}\" = excluded.\"{column}\""
+            )
+            .into(),
+            vec![k.into(), value.into()],
+        )])
         .await
+        .map(|_| ())
     }
 
     /// Delete this device's rows of `table` whose `key` is `value`.
-    async fn delete_where<K>(&self, table: &'static str, key: &'static str, value: K) -> Result<()>
-    where
-        K: rusqlite::ToSql + Send + 'static,
-    {
-        self.write(move |c, dev| {
-            c.prepare_cached(&format!(
-                "DELETE FROM {table} WHERE dev = ?1 AND {key} = ?2"
-            ))?
-            .execute(params![dev, value])
-            .map(|_| ())
-        })
+    async fn delete_where(
+        &self,
+        table: &'static str,
+        key: &'static str,
+        value: impl Into<Val>,
+    ) -> Result<()> {
+        self.run(vec![(
+            format!("DELETE FROM {table} WHERE dev = ?1 AND \"{key}\" = ?2").into(),
+            vec![value.into()],
+        )])
         .await
+        .map(|_| ())
     }
 
     /// Insert or replace this device's `(address, record)` rows of `table`.
@@ -270,18 +333,18 @@ impl OrgDevice {
         table: &'static str,
         rows: &[(Arc<str>, bytes::Bytes)],
     ) -> Result<()> {
-        let rows = rows.to_vec();
-        self.write(move |c, dev| {
-            let mut st = c.prepare_cached(&format!(
-                "INSERT INTO {table} (dev, address, record) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(dev, address) DO UPDATE SET record = excluded.record"
-            ))?;
-            for (a, r) in &rows {
-                st.execute(params![dev, a.as_ref(), r.as_ref()])?;
-            }
-            Ok(())
-        })
+        let q: Cow<'static, str> = format!(
+            "INSERT INTO {table} (dev, address, record) VALUES (?1, ?2, ?3)
+             ON CONFLICT (dev, address) DO UPDATE SET record = excluded.record"
+        )
+        .into();
+        self.run(
+            rows.iter()
+                .map(|(a, r)| (q.clone(), vec![a.as_ref().into(), r.as_ref().into()]))
+                .collect(),
+        )
         .await
+        .map(|_| ())
     }
 }
 
@@ -300,48 +363,39 @@ fn device_from_json(text: &str) -> Result<whatsapp_rust::wacore::store::Device> 
 impl DeviceStore for OrgDevice {
     async fn save(&self, device: &whatsapp_rust::wacore::store::Device) -> Result<()> {
         let text = serde_json::to_string(device).map_err(json_err)?;
-        self.write(move |c, dev| {
-            c.prepare_cached(
-                "INSERT INTO device (dev, data, updated_ms) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(dev) DO UPDATE SET data = excluded.data, updated_ms = excluded.updated_ms",
-            )?
-            .execute(params![dev, text, crate::store::now_ms()])
-            .map(|_| ())
-        })
+        self.run(vec![(
+            "INSERT INTO device (dev, data, updated_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (dev) DO UPDATE SET data = excluded.data, updated_ms = excluded.updated_ms"
+                .into(),
+            vec![text.into(), crate::store::now_ms().into()],
+        )])
         .await
+        .map(|_| ())
     }
 
     async fn load(&self) -> Result<Option<whatsapp_rust::wacore::store::Device>> {
         let text: Option<String> = self
-            .read(|c, dev| {
-                c.prepare_cached("SELECT data FROM device WHERE dev = ?1")?
-                    .query_row([dev], |r| r.get(0))
-                    .optional()
-            })
+            .one("SELECT data FROM device WHERE dev = ?1", vec![])
             .await?;
         text.map(|t| device_from_json(&t)).transpose()
     }
 
     async fn exists(&self) -> Result<bool> {
-        self.read(|c, dev| {
-            c.prepare_cached("SELECT 1 FROM device WHERE dev = ?1")?
-                .query_row([dev], |_| Ok(()))
-                .optional()
-                .map(|r| r.is_some())
-        })
-        .await
+        Ok(!self
+            .rows("SELECT 1 FROM device WHERE dev = ?1", vec![])
+            .await?
+            .is_empty())
     }
 
     async fn create(&self) -> Result<i32> {
         let fresh = whatsapp_rust::wacore::store::Device::new();
         let text = serde_json::to_string(&fresh).map_err(json_err)?;
-        self.write(move |c, dev| {
-            c.prepare_cached(
-                "INSERT INTO device (dev, data, updated_ms) VALUES (?1, ?2, ?3) ON CONFLICT(dev) DO NOTHING",
-            )?
-            .execute(params![dev, text, crate::store::now_ms()])?;
-            Ok(dev as i32)
-        })
-        .await
+        self.run(vec![(
+            "INSERT INTO device (dev, data, updated_ms) VALUES (?1, ?2, ?3) ON CONFLICT (dev) DO NOTHING"
+                .into(),
+            vec![text.into(), crate::store::now_ms().into()],
+        )])
+        .await?;
+        Ok(self.dev as i32)
     }
 }

@@ -3,43 +3,49 @@
 //! after which the client's sweep deletes them (0: never) and the parent
 //! message's time.
 
-use rusqlite::{params, OptionalExtension};
 use whatsapp_rust::wacore::store::error::Result;
 use whatsapp_rust::wacore::store::traits::{MsgSecretEntry, MsgSecretStore};
 
 use super::OrgDevice;
 
+/// Upsert one entry: the secret replaced, the deadline merged (never, if
+/// either says never; else the later), the message time kept at its latest.
+const MERGE: &str =
+    "INSERT INTO msg_secrets (dev, chat, sender, msg_id, secret, expires_at, message_ts)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+     ON CONFLICT (dev, chat, sender, msg_id) DO UPDATE SET
+       secret = excluded.secret,
+       expires_at = CASE WHEN msg_secrets.expires_at = 0 OR excluded.expires_at = 0 THEN 0
+                         WHEN msg_secrets.expires_at > excluded.expires_at THEN msg_secrets.expires_at
+                         ELSE excluded.expires_at END,
+       message_ts = CASE WHEN msg_secrets.message_ts > excluded.message_ts
+                         THEN msg_secrets.message_ts ELSE excluded.message_ts END";
+
 #[async_trait::async_trait]
 impl MsgSecretStore for OrgDevice {
-    /// Upserts every entry; on a known key the secret is replaced, the
-    /// deadline merged (never, if either says never; else the later) and the
-    /// message time kept at its latest, as the library's merge rules say.
+    /// Upserts every entry in one transaction, with the library's merge rules.
     async fn put_msg_secrets(&self, entries: Vec<MsgSecretEntry>) -> Result<usize> {
         let n = entries.len();
-        self.write(move |c, dev| {
-            let mut st = c.prepare_cached(
-                "INSERT INTO msg_secrets (dev, chat, sender, msg_id, secret, expires_at, message_ts)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT(dev, chat, sender, msg_id) DO UPDATE SET
-                   secret = excluded.secret,
-                   expires_at = CASE WHEN msg_secrets.expires_at = 0 OR excluded.expires_at = 0 THEN 0
-                                     ELSE MAX(msg_secrets.expires_at, excluded.expires_at) END,
-                   message_ts = MAX(msg_secrets.message_ts, excluded.message_ts)",
-            )?;
-            for e in &entries {
-                st.execute(params![
-                    dev,
-                    e.chat.as_ref(),
-                    e.sender.as_ref(),
-                    e.msg_id.as_ref(),
-                    &e.secret[..],
-                    e.expires_at,
-                    e.message_ts
-                ])?;
-            }
-            Ok(n)
-        })
-        .await
+        self.run(
+            entries
+                .iter()
+                .map(|e| {
+                    (
+                        MERGE.into(),
+                        vec![
+                            e.chat.as_ref().into(),
+                            e.sender.as_ref().into(),
+                            e.msg_id.as_ref().into(),
+                            e.secret[..].into(),
+                            e.expires_at.into(),
+                            e.message_ts.into(),
+                        ],
+                    )
+                })
+                .collect(),
+        )
+        .await?;
+        Ok(n)
     }
 
     async fn get_msg_secret(
@@ -60,26 +66,32 @@ impl MsgSecretStore for OrgDevice {
         sender: &str,
         msg_id: &str,
     ) -> Result<Option<(Vec<u8>, i64)>> {
-        let (ch, s, m) = (chat.to_string(), sender.to_string(), msg_id.to_string());
-        self.read(move |c, dev| {
-            c.prepare_cached(
+        let rows = self
+            .rows(
                 "SELECT secret, message_ts FROM msg_secrets
                  WHERE dev = ?1 AND chat = ?2 AND sender = ?3 AND msg_id = ?4",
-            )?
-            .query_row(params![dev, ch, s, m], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()
-        })
-        .await
+                vec![chat.into(), sender.into(), msg_id.into()],
+            )
+            .await?;
+        let Some(row) = rows.into_iter().next() else {
+            return Ok(None);
+        };
+        let mut cols = row.into_iter();
+        let (secret, ts) = (cols.next(), cols.next());
+        match (secret, ts) {
+            (Some(s), Some(t)) => Ok(Some((super::from_val(s)?, super::from_val(t)?))),
+            _ => Ok(None),
+        }
     }
 
     async fn delete_expired_msg_secrets(&self, cutoff_timestamp: i64) -> Result<u32> {
-        self.write(move |c, dev| {
-            c.prepare_cached(
-                "DELETE FROM msg_secrets WHERE dev = ?1 AND expires_at != 0 AND expires_at <= ?2",
-            )?
-            .execute(params![dev, cutoff_timestamp])
-            .map(|n| n as u32)
-        })
-        .await
+        let done = self
+            .run(vec![(
+                "DELETE FROM msg_secrets WHERE dev = ?1 AND expires_at != 0 AND expires_at <= ?2"
+                    .into(),
+                vec![cutoff_timestamp.into()],
+            )])
+            .await?;
+        Ok(done.first().map_or(0, |d| d.changed as u32))
     }
 }

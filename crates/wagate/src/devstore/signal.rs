@@ -5,11 +5,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use rusqlite::{params, OptionalExtension};
 use whatsapp_rust::wacore::store::error::{Result, StoreError as WaError};
 use whatsapp_rust::wacore::store::traits::SignalStore;
 
-use super::OrgDevice;
+use super::{pair, OrgDevice};
 
 /// A 32-byte identity key, or an error naming what was wrong with it.
 fn key32(v: Vec<u8>) -> Result<[u8; 32]> {
@@ -32,18 +31,21 @@ impl SignalStore for OrgDevice {
     }
 
     async fn put_identities_batch(&self, identities: &[(Arc<str>, [u8; 32])]) -> Result<()> {
-        let rows: Vec<(Arc<str>, [u8; 32])> = identities.to_vec();
-        self.write(move |c, dev| {
-            let mut st = c.prepare_cached(
-                "INSERT INTO identities (dev, address, key) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(dev, address) DO UPDATE SET key = excluded.key",
-            )?;
-            for (a, k) in &rows {
-                st.execute(params![dev, a.as_ref(), &k[..]])?;
-            }
-            Ok(())
-        })
+        self.run(
+            identities
+                .iter()
+                .map(|(a, k)| {
+                    (
+                        "INSERT INTO identities (dev, address, key) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (dev, address) DO UPDATE SET key = excluded.key"
+                            .into(),
+                        vec![a.as_ref().into(), k[..].into()],
+                    )
+                })
+                .collect(),
+        )
         .await
+        .map(|_| ())
     }
 
     async fn load_identity(&self, address: &str) -> Result<Option<[u8; 32]>> {
@@ -80,33 +82,35 @@ impl SignalStore for OrgDevice {
     }
 
     async fn has_session(&self, address: &str) -> Result<bool> {
-        let address = address.to_string();
-        self.read(move |c, dev| {
-            c.prepare_cached("SELECT 1 FROM sessions WHERE dev = ?1 AND address = ?2")?
-                .query_row(params![dev, address], |_| Ok(()))
-                .optional()
-                .map(|r| r.is_some())
-        })
-        .await
+        Ok(!self
+            .rows(
+                "SELECT 1 FROM sessions WHERE dev = ?1 AND address = ?2",
+                vec![address.into()],
+            )
+            .await?
+            .is_empty())
     }
 
     /// A session or identity for any device of `user` (`user@…`, `user:N@…`).
     async fn has_signal_state_for_user(&self, user: &str) -> Result<bool> {
         let (at, colon) = (format!("{user}@"), format!("{user}:"));
-        self.read(move |c, dev| {
-            let found = |table: &str| -> rusqlite::Result<bool> {
-                c.prepare_cached(&format!(
-                    "SELECT 1 FROM {table} WHERE dev = ?1
-                       AND (substr(address, 1, length(?2)) = ?2 OR substr(address, 1, length(?3)) = ?3)
-                     LIMIT 1"
-                ))?
-                .query_row(params![dev, at, colon], |_| Ok(()))
-                .optional()
-                .map(|r| r.is_some())
-            };
-            Ok(found("sessions")? || found("identities")?)
-        })
-        .await
+        for table in ["sessions", "identities"] {
+            let found = self
+                .rows(
+                    format!(
+                        "SELECT 1 FROM {table} WHERE dev = ?1
+                           AND (substr(address, 1, length(?2)) = ?2
+                                OR substr(address, 1, length(?3)) = ?3)
+                         LIMIT 1"
+                    ),
+                    vec![at.as_str().into(), colon.as_str().into()],
+                )
+                .await?;
+            if !found.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     async fn store_prekey(&self, id: u32, record: &[u8], uploaded: bool) -> Result<()> {
@@ -115,18 +119,21 @@ impl SignalStore for OrgDevice {
     }
 
     async fn store_prekeys_batch(&self, keys: &[(u32, Bytes)], uploaded: bool) -> Result<()> {
-        let rows: Vec<(u32, Bytes)> = keys.to_vec();
-        self.write(move |c, dev| {
-            let mut st = c.prepare_cached(
-                "INSERT INTO prekeys (dev, id, record, uploaded) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(dev, id) DO UPDATE SET record = excluded.record, uploaded = excluded.uploaded",
-            )?;
-            for (id, r) in &rows {
-                st.execute(params![dev, id, r.as_ref(), uploaded])?;
-            }
-            Ok(())
-        })
+        self.run(
+            keys.iter()
+                .map(|(id, r)| {
+                    (
+                        "INSERT INTO prekeys (dev, id, record, uploaded) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (dev, id) DO UPDATE
+                         SET record = excluded.record, uploaded = excluded.uploaded"
+                            .into(),
+                        vec![(*id).into(), r.as_ref().into(), uploaded.into()],
+                    )
+                })
+                .collect(),
+        )
         .await
+        .map(|_| ())
     }
 
     async fn load_prekey(&self, id: u32) -> Result<Option<Bytes>> {
@@ -135,35 +142,45 @@ impl SignalStore for OrgDevice {
     }
 
     async fn load_prekeys_batch(&self, ids: &[u32]) -> Result<Vec<(u32, Bytes)>> {
-        let ids = ids.to_vec();
-        self.read(move |c, dev| {
-            let mut st =
-                c.prepare_cached("SELECT record FROM prekeys WHERE dev = ?1 AND id = ?2")?;
-            let mut out = Vec::with_capacity(ids.len());
-            for id in ids {
-                let rec: Option<Vec<u8>> =
-                    st.query_row(params![dev, id], |r| r.get(0)).optional()?;
-                if let Some(r) = rec {
-                    out.push((id, Bytes::from(r)));
+        let mut out = Vec::with_capacity(ids.len());
+        // One query per 500 ids (far below either database's limit on parameters).
+        for chunk in ids.chunks(500) {
+            let marks: Vec<String> = (2..chunk.len() + 2).map(|i| format!("?{i}")).collect();
+            let rows = self
+                .rows(
+                    format!(
+                        "SELECT id, record FROM prekeys WHERE dev = ?1 AND id IN ({})",
+                        marks.join(", ")
+                    ),
+                    chunk.iter().map(|id| (*id).into()).collect(),
+                )
+                .await?;
+            for r in rows {
+                let (id, record): (i64, Vec<u8>) = pair(r)?;
+                if let Ok(id) = u32::try_from(id) {
+                    out.push((id, Bytes::from(record)));
                 }
             }
-            Ok(out)
-        })
-        .await
+        }
+        // In the order asked for, as the library expects.
+        out.sort_by_key(|(id, _)| ids.iter().position(|x| x == id));
+        Ok(out)
     }
 
     /// Marks the ones that still exist; a removed key is not brought back.
     async fn mark_prekeys_uploaded(&self, ids: &[u32]) -> Result<()> {
-        let ids = ids.to_vec();
-        self.write(move |c, dev| {
-            let mut st =
-                c.prepare_cached("UPDATE prekeys SET uploaded = 1 WHERE dev = ?1 AND id = ?2")?;
-            for id in ids {
-                st.execute(params![dev, id])?;
-            }
-            Ok(())
-        })
+        self.run(
+            ids.iter()
+                .map(|id| {
+                    (
+                        "UPDATE prekeys SET uploaded = 1 WHERE dev = ?1 AND id = ?2".into(),
+                        vec![(*id).into()],
+                    )
+                })
+                .collect(),
+        )
         .await
+        .map(|_| ())
     }
 
     async fn remove_prekey(&self, id: u32) -> Result<()> {
@@ -171,11 +188,13 @@ impl SignalStore for OrgDevice {
     }
 
     async fn get_max_prekey_id(&self) -> Result<u32> {
-        self.read(|c, dev| {
-            c.prepare_cached("SELECT COALESCE(MAX(id), 0) FROM prekeys WHERE dev = ?1")?
-                .query_row([dev], |r| r.get(0))
-        })
-        .await
+        let max: Option<i64> = self
+            .one(
+                "SELECT COALESCE(MAX(id), 0) FROM prekeys WHERE dev = ?1",
+                vec![],
+            )
+            .await?;
+        Ok(u32::try_from(max.unwrap_or(0)).unwrap_or(u32::MAX))
     }
 
     async fn store_signed_prekey(&self, id: u32, record: &[u8]) -> Result<()> {
@@ -189,12 +208,19 @@ impl SignalStore for OrgDevice {
     }
 
     async fn load_all_signed_prekeys(&self) -> Result<Vec<(u32, Vec<u8>)>> {
-        self.read(|c, dev| {
-            c.prepare_cached("SELECT id, record FROM signed_prekeys WHERE dev = ?1 ORDER BY id")?
-                .query_map([dev], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect()
+        self.rows(
+            "SELECT id, record FROM signed_prekeys WHERE dev = ?1 ORDER BY id",
+            vec![],
+        )
+        .await?
+        .into_iter()
+        .map(|r| {
+            let (id, record): (i64, Vec<u8>) = pair(r)?;
+            let id = u32::try_from(id)
+                .map_err(|_| WaError::Validation(format!("a signed pre-key id {id}")))?;
+            Ok((id, record))
         })
-        .await
+        .collect()
     }
 
     async fn remove_signed_prekey(&self, id: u32) -> Result<()> {

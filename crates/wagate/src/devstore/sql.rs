@@ -10,6 +10,7 @@
 //! scalar `MAX(a, b)` (use `CASE`), `INSERT OR …` (use `ON CONFLICT`), and
 //! the column `user` unquoted (PostgreSQL reserves it: write `"user"`).
 
+use std::borrow::Cow;
 use std::error::Error as StdError;
 
 use bytes::BytesMut;
@@ -41,8 +42,109 @@ pub enum SqlError {
     Type { column: usize, what: String },
 }
 
+impl From<i64> for Val {
+    fn from(v: i64) -> Val {
+        Val::Int(v)
+    }
+}
+
+impl From<u32> for Val {
+    fn from(v: u32) -> Val {
+        Val::Int(v.into())
+    }
+}
+
+impl From<bool> for Val {
+    fn from(v: bool) -> Val {
+        Val::Int(v.into())
+    }
+}
+
+impl From<String> for Val {
+    fn from(v: String) -> Val {
+        Val::Text(v)
+    }
+}
+
+impl From<&str> for Val {
+    fn from(v: &str) -> Val {
+        Val::Text(v.to_string())
+    }
+}
+
+impl From<Vec<u8>> for Val {
+    fn from(v: Vec<u8>) -> Val {
+        Val::Blob(v)
+    }
+}
+
+impl From<&[u8]> for Val {
+    fn from(v: &[u8]) -> Val {
+        Val::Blob(v.to_vec())
+    }
+}
+
+impl<T: Into<Val>> From<Option<T>> for Val {
+    fn from(v: Option<T>) -> Val {
+        v.map_or(Val::Null, Into::into)
+    }
+}
+
+/// A value read back as the Rust type a column holds.
+pub trait FromVal: Sized {
+    fn from_val(v: Val) -> Result<Self, SqlError>;
+}
+
+fn wrong(want: &str, got: &Val) -> SqlError {
+    SqlError::Type {
+        column: 0,
+        what: format!("{want} expected, found {got:?}"),
+    }
+}
+
+impl FromVal for i64 {
+    fn from_val(v: Val) -> Result<i64, SqlError> {
+        match v {
+            Val::Int(i) => Ok(i),
+            other => Err(wrong("an integer", &other)),
+        }
+    }
+}
+
+impl FromVal for String {
+    fn from_val(v: Val) -> Result<String, SqlError> {
+        match v {
+            Val::Text(s) => Ok(s),
+            other => Err(wrong("text", &other)),
+        }
+    }
+}
+
+impl FromVal for Vec<u8> {
+    fn from_val(v: Val) -> Result<Vec<u8>, SqlError> {
+        match v {
+            Val::Blob(b) => Ok(b),
+            // SQLite hands back what was stored; text stored as bytes reads as bytes.
+            Val::Text(s) => Ok(s.into_bytes()),
+            other => Err(wrong("bytes", &other)),
+        }
+    }
+}
+
+impl<T: FromVal> FromVal for Option<T> {
+    fn from_val(v: Val) -> Result<Option<T>, SqlError> {
+        match v {
+            Val::Null => Ok(None),
+            v => T::from_val(v).map(Some),
+        }
+    }
+}
+
 /// Rows as values, column by column.
 pub type Rows = Vec<Vec<Val>>;
+
+/// A statement and its arguments.
+pub type Stmt = (Cow<'static, str>, Vec<Val>);
 
 /// What one statement of a batch did: the rows it changed, and the rows it
 /// returned (`… RETURNING`).
@@ -56,10 +158,10 @@ pub struct Done {
 #[async_trait::async_trait]
 pub trait DeviceSql: Send + Sync {
     /// The rows one query (a `SELECT`) returns.
-    async fn query(&self, sql: &'static str, args: Vec<Val>) -> Result<Rows, SqlError>;
+    async fn query(&self, sql: Cow<'static, str>, args: Vec<Val>) -> Result<Rows, SqlError>;
 
     /// Statements run in one transaction, all or nothing; what each did.
-    async fn exec(&self, batch: Vec<(&'static str, Vec<Val>)>) -> Result<Vec<Done>, SqlError>;
+    async fn exec(&self, batch: Vec<Stmt>) -> Result<Vec<Done>, SqlError>;
 }
 
 fn to_sqlite(v: &Val) -> rusqlite::types::Value {
@@ -102,11 +204,11 @@ pub struct SqliteSql {
 
 #[async_trait::async_trait]
 impl DeviceSql for SqliteSql {
-    async fn query(&self, sql: &'static str, args: Vec<Val>) -> Result<Rows, SqlError> {
+    async fn query(&self, sql: Cow<'static, str>, args: Vec<Val>) -> Result<Rows, SqlError> {
         let rows = self
             .db
             .read(move |c| {
-                let mut st = c.prepare_cached(sql)?;
+                let mut st = c.prepare_cached(&sql)?;
                 let n = st.column_count();
                 let params = rusqlite::params_from_iter(args.iter().map(to_sqlite));
                 let rows = st.query_map(params, |r| {
@@ -120,7 +222,7 @@ impl DeviceSql for SqliteSql {
         rows.into_iter().map(row_from_sqlite).collect()
     }
 
-    async fn exec(&self, batch: Vec<(&'static str, Vec<Val>)>) -> Result<Vec<Done>, SqlError> {
+    async fn exec(&self, batch: Vec<Stmt>) -> Result<Vec<Done>, SqlError> {
         let raw = self
             .db
             .write(move |tx| {
@@ -250,14 +352,14 @@ pub struct PgSql {
 
 #[async_trait::async_trait]
 impl DeviceSql for PgSql {
-    async fn query(&self, sql: &'static str, args: Vec<Val>) -> Result<Rows, SqlError> {
+    async fn query(&self, sql: Cow<'static, str>, args: Vec<Val>) -> Result<Rows, SqlError> {
         let c = self.client.lock().await;
         let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|v| v as _).collect();
-        let rows = c.query(&to_pg(sql), &params).await?;
+        let rows = c.query(&to_pg(&sql), &params).await?;
         rows.iter().map(from_pg).collect()
     }
 
-    async fn exec(&self, batch: Vec<(&'static str, Vec<Val>)>) -> Result<Vec<Done>, SqlError> {
+    async fn exec(&self, batch: Vec<Stmt>) -> Result<Vec<Done>, SqlError> {
         let mut c = self.client.lock().await;
         if let Some(f) = &self.fence {
             if !f.held.valid() {

@@ -40,12 +40,15 @@ async fn scenario(db: &dyn DeviceSql) -> Vec<Vec<Vec<Val>>> {
     let mut seen = Vec::new();
     let s = |a: &str, r: &[u8]| vec![Val::Int(7), text(a), Val::Blob(r.to_vec())];
     db.exec(vec![
-        (UPSERT_SESSION, s("5730011@s.whatsapp.net", b"one")),
-        (UPSERT_SESSION, s("5730011:3@s.whatsapp.net", b"two")),
-        (UPSERT_SESSION, s("5730011@s.whatsapp.net", b"one, again")),
+        (UPSERT_SESSION.into(), s("5730011@s.whatsapp.net", b"one")),
+        (UPSERT_SESSION.into(), s("5730011:3@s.whatsapp.net", b"two")),
+        (
+            UPSERT_SESSION.into(),
+            s("5730011@s.whatsapp.net", b"one, again"),
+        ),
         // Another device's row: never seen by device 7's queries.
         (
-            UPSERT_SESSION,
+            UPSERT_SESSION.into(),
             vec![
                 Val::Int(8),
                 text("5730011@s.whatsapp.net"),
@@ -57,7 +60,7 @@ async fn scenario(db: &dyn DeviceSql) -> Vec<Vec<Vec<Val>>> {
     .unwrap();
     seen.push(
         db.query(
-            "SELECT address, record FROM sessions WHERE dev = ?1 ORDER BY address",
+            "SELECT address, record FROM sessions WHERE dev = ?1 ORDER BY address".into(),
             vec![Val::Int(7)],
         )
         .await
@@ -66,7 +69,8 @@ async fn scenario(db: &dyn DeviceSql) -> Vec<Vec<Vec<Val>>> {
     seen.push(
         db.query(
             "SELECT count(*) FROM sessions WHERE dev = ?1
-               AND (substr(address, 1, length(?2)) = ?2 OR substr(address, 1, length(?3)) = ?3)",
+               AND (substr(address, 1, length(?2)) = ?2 OR substr(address, 1, length(?3)) = ?3)"
+                .into(),
             vec![Val::Int(7), text("5730011@"), text("5730011:")],
         )
         .await
@@ -84,35 +88,35 @@ async fn scenario(db: &dyn DeviceSql) -> Vec<Vec<Vec<Val>>> {
         ]
     };
     db.exec(vec![
-        (MERGE_SECRET, secret(100, 5, b"k1")),
-        (MERGE_SECRET, secret(50, 9, b"k2")),
+        (MERGE_SECRET.into(), secret(100, 5, b"k1")),
+        (MERGE_SECRET.into(), secret(50, 9, b"k2")),
     ])
     .await
     .unwrap();
     seen.push(
         db.query(
-            "SELECT secret, expires_at, message_ts, sender FROM msg_secrets WHERE dev = ?1",
+            "SELECT secret, expires_at, message_ts, sender FROM msg_secrets WHERE dev = ?1".into(),
             vec![Val::Int(7)],
         )
         .await
         .unwrap(),
     );
     db.exec(vec![(
-        PUT_DEVICE_LIST,
+        PUT_DEVICE_LIST.into(),
         vec![Val::Int(7), text("5730011"), text("{\"devices\":[0,3]}")],
     )])
     .await
     .unwrap();
     seen.push(
         db.query(
-            "SELECT \"user\", record FROM device_lists WHERE dev = ?1",
+            "SELECT \"user\", record FROM device_lists WHERE dev = ?1".into(),
             vec![Val::Int(7)],
         )
         .await
         .unwrap(),
     );
     db.exec(vec![(
-        PUT_SENT,
+        PUT_SENT.into(),
         vec![
             Val::Int(7),
             text("chat"),
@@ -126,7 +130,7 @@ async fn scenario(db: &dyn DeviceSql) -> Vec<Vec<Vec<Val>>> {
     for _ in 0..2 {
         let taken = db
             .exec(vec![(
-                TAKE_SENT,
+                TAKE_SENT.into(),
                 vec![Val::Int(7), text("chat"), text("id1")],
             )])
             .await
@@ -137,14 +141,17 @@ async fn scenario(db: &dyn DeviceSql) -> Vec<Vec<Vec<Val>>> {
     // table), so the first is not kept.
     let failed = db
         .exec(vec![
-            (UPSERT_SESSION, s("rolled@back", b"no")),
-            ("INSERT INTO no_such_table VALUES (?1)", vec![Val::Int(1)]),
+            (UPSERT_SESSION.into(), s("rolled@back", b"no")),
+            (
+                "INSERT INTO no_such_table VALUES (?1)".into(),
+                vec![Val::Int(1)],
+            ),
         ])
         .await;
     assert!(failed.is_err());
     seen.push(
         db.query(
-            "SELECT count(*) FROM sessions WHERE address = ?1",
+            "SELECT count(*) FROM sessions WHERE address = ?1".into(),
             vec![text("rolled@back")],
         )
         .await
@@ -233,7 +240,7 @@ async fn device_writes_on_postgres_stop_when_the_lease_is_gone() {
     };
     let put = |r: &[u8]| {
         vec![(
-            UPSERT_SESSION,
+            UPSERT_SESSION.into(),
             vec![Val::Int(1), text("x@s.whatsapp.net"), Val::Blob(r.to_vec())],
         )]
     };
@@ -256,7 +263,7 @@ async fn device_writes_on_postgres_stop_when_the_lease_is_gone() {
     );
     let rows = pg
         .query(
-            "SELECT record FROM sessions WHERE dev = ?1",
+            "SELECT record FROM sessions WHERE dev = ?1".into(),
             vec![Val::Int(1)],
         )
         .await
