@@ -4,13 +4,15 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, OptionalExtension};
 use whatsapp_rust::wacore::appstate::hash::HashState;
 use whatsapp_rust::wacore::appstate::processor::AppStateMutationMAC;
 use whatsapp_rust::wacore::store::error::Result;
 use whatsapp_rust::wacore::store::traits::{AppStateSyncKey, AppSyncStore};
 
-use super::{json_err, OrgDevice};
+use super::{json_err, pair, OrgDevice};
+
+const MAC: &str =
+    "SELECT value_mac FROM mutation_macs WHERE dev = ?1 AND name = ?2 AND index_mac = ?3";
 
 #[async_trait::async_trait]
 impl AppSyncStore for OrgDevice {
@@ -52,36 +54,32 @@ impl AppSyncStore for OrgDevice {
         version: u64,
         mutations: &[AppStateMutationMAC],
     ) -> Result<()> {
-        let name = name.to_string();
-        let rows: Vec<(Vec<u8>, Vec<u8>)> = mutations
-            .iter()
-            .map(|m| (m.index_mac.clone(), m.value_mac.clone()))
-            .collect();
-        self.write(move |c, dev| {
-            let mut st = c.prepare_cached(
-                "INSERT INTO mutation_macs (dev, name, index_mac, version, value_mac)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(dev, name, index_mac) DO UPDATE
-                   SET version = excluded.version, value_mac = excluded.value_mac",
-            )?;
-            for (index, value) in &rows {
-                st.execute(params![dev, name, index, version as i64, value])?;
-            }
-            Ok(())
-        })
+        self.run(
+            mutations
+                .iter()
+                .map(|m| {
+                    (
+                        "INSERT INTO mutation_macs (dev, name, index_mac, version, value_mac)
+                         VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (dev, name, index_mac) DO UPDATE
+                           SET version = excluded.version, value_mac = excluded.value_mac"
+                            .into(),
+                        vec![
+                            name.into(),
+                            m.index_mac[..].into(),
+                            (version as i64).into(),
+                            m.value_mac[..].into(),
+                        ],
+                    )
+                })
+                .collect(),
+        )
         .await
+        .map(|_| ())
     }
 
     async fn get_mutation_mac(&self, name: &str, index_mac: &[u8]) -> Result<Option<Vec<u8>>> {
-        let (name, index_mac) = (name.to_string(), index_mac.to_vec());
-        self.read(move |c, dev| {
-            c.prepare_cached(
-                "SELECT value_mac FROM mutation_macs WHERE dev = ?1 AND name = ?2 AND index_mac = ?3",
-            )?
-            .query_row(params![dev, name, index_mac], |r| r.get(0))
-            .optional()
-        })
-        .await
+        self.one(MAC, vec![name.into(), index_mac.into()]).await
     }
 
     async fn get_mutation_macs(
@@ -89,37 +87,31 @@ impl AppSyncStore for OrgDevice {
         name: &str,
         index_macs: &[[u8; 32]],
     ) -> Result<HashMap<[u8; 32], Vec<u8>>> {
-        let (name, wanted) = (name.to_string(), index_macs.to_vec());
-        self.read(move |c, dev| {
-            let mut st = c.prepare_cached(
-                "SELECT value_mac FROM mutation_macs WHERE dev = ?1 AND name = ?2 AND index_mac = ?3",
-            )?;
-            let mut out = HashMap::with_capacity(wanted.len());
-            for index in wanted {
-                let v: Option<Vec<u8>> = st
-                    .query_row(params![dev, name, &index[..]], |r| r.get(0))
-                    .optional()?;
-                if let Some(v) = v {
-                    out.insert(index, v);
-                }
+        let mut out = HashMap::with_capacity(index_macs.len());
+        for index in index_macs {
+            let v: Option<Vec<u8>> = self.one(MAC, vec![name.into(), index[..].into()]).await?;
+            if let Some(v) = v {
+                out.insert(*index, v);
             }
-            Ok(out)
-        })
-        .await
+        }
+        Ok(out)
     }
 
     async fn delete_mutation_macs(&self, name: &str, index_macs: &[Vec<u8>]) -> Result<()> {
-        let (name, gone) = (name.to_string(), index_macs.to_vec());
-        self.write(move |c, dev| {
-            let mut st = c.prepare_cached(
-                "DELETE FROM mutation_macs WHERE dev = ?1 AND name = ?2 AND index_mac = ?3",
-            )?;
-            for index in &gone {
-                st.execute(params![dev, name, index])?;
-            }
-            Ok(())
-        })
+        self.run(
+            index_macs
+                .iter()
+                .map(|index| {
+                    (
+                        "DELETE FROM mutation_macs WHERE dev = ?1 AND name = ?2 AND index_mac = ?3"
+                            .into(),
+                        vec![name.into(), index[..].into()],
+                    )
+                })
+                .collect(),
+        )
         .await
+        .map(|_| ())
     }
 
     async fn clear_mutation_macs(&self, name: &str) -> Result<()> {
@@ -131,14 +123,14 @@ impl AppSyncStore for OrgDevice {
     /// store answers), skipping a row that no longer decodes.
     async fn get_latest_sync_key_id(&self) -> Result<Option<Vec<u8>>> {
         let rows: Vec<(Vec<u8>, String)> = self
-            .read(|c, dev| {
-                c.prepare_cached(
-                    "SELECT key_id, data FROM sync_keys WHERE dev = ?1 ORDER BY key_id DESC",
-                )?
-                .query_map([dev], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect()
-            })
-            .await?;
+            .rows(
+                "SELECT key_id, data FROM sync_keys WHERE dev = ?1 ORDER BY key_id DESC",
+                vec![],
+            )
+            .await?
+            .into_iter()
+            .map(pair)
+            .collect::<Result<_>>()?;
         Ok(rows
             .into_iter()
             .find(|(_, data)| serde_json::from_str::<AppStateSyncKey>(data).is_ok())

@@ -10,7 +10,14 @@ use whatsapp_rust::wacore::store::traits::{
     TcTokenEntry,
 };
 
-use super::{json_err, OrgDevice};
+use super::sql::{Done, Val};
+use super::{from_val, json_err, pair, OrgDevice};
+
+/// The rows the first statement of a batch changed.
+fn changed(done: &[Done]) -> u32 {
+    done.first()
+        .map_or(0, |d| u32::try_from(d.changed).unwrap_or(u32::MAX))
+}
 
 fn now_secs() -> i64 {
     crate::store::now_ms() / 1000
@@ -44,50 +51,47 @@ fn put_lid(c: &Connection, dev: i64, e: &LidPnMappingEntry) -> rusqlite::Result<
     .map(|_| ())
 }
 
-fn put_pending(
-    c: &Connection,
-    dev: i64,
-    chat: &str,
-    sender: &str,
-    id: &str,
-    message: &[u8],
-) -> rusqlite::Result<()> {
-    c.prepare_cached(
-        "INSERT INTO pending_inbound (dev, chat, sender, id, message, ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT(dev, chat, sender, id) DO UPDATE SET message = excluded.message, ts = excluded.ts",
-    )?
-    .execute(params![dev, chat, sender, id, message, now_secs()])
-    .map(|_| ())
-}
+/// Keep (or refresh) one message in the inbound buffer.
+const PUT_PENDING: &str =
+    "INSERT INTO pending_inbound (dev, chat, sender, id, message, ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+     ON CONFLICT (dev, chat, sender, id) DO UPDATE SET message = excluded.message, ts = excluded.ts";
+
+const DELETE_PENDING: &str =
+    "DELETE FROM pending_inbound WHERE dev = ?1 AND chat = ?2 AND sender = ?3 AND id = ?4";
 
 #[async_trait::async_trait]
 impl ProtocolStore for OrgDevice {
     async fn get_sender_key_devices(&self, group_jid: &str) -> Result<Vec<(String, bool)>> {
-        let g = group_jid.to_string();
-        self.read(move |c, dev| {
-            c.prepare_cached(
-                "SELECT device_jid, has_key FROM sender_key_devices WHERE dev = ?1 AND group_jid = ?2",
-            )?
-            .query_map(params![dev, g], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect()
+        self.rows(
+            "SELECT device_jid, has_key FROM sender_key_devices WHERE dev = ?1 AND group_jid = ?2",
+            vec![group_jid.into()],
+        )
+        .await?
+        .into_iter()
+        .map(|r| {
+            let (jid, has): (String, i64) = pair(r)?;
+            Ok((jid, has != 0))
         })
-        .await
+        .collect()
     }
 
     async fn set_sender_key_status(&self, group_jid: &str, entries: &[(&str, bool)]) -> Result<()> {
-        let g = group_jid.to_string();
-        let rows: Vec<(String, bool)> = entries.iter().map(|(j, k)| (j.to_string(), *k)).collect();
-        self.write(move |c, dev| {
-            let mut st = c.prepare_cached(
-                "INSERT INTO sender_key_devices (dev, group_jid, device_jid, has_key) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(dev, group_jid, device_jid) DO UPDATE SET has_key = excluded.has_key",
-            )?;
-            for (j, k) in &rows {
-                st.execute(params![dev, g, j, k])?;
-            }
-            Ok(())
-        })
+        self.run(
+            entries
+                .iter()
+                .map(|(j, k)| {
+                    (
+                        "INSERT INTO sender_key_devices (dev, group_jid, device_jid, has_key)
+                         VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (dev, group_jid, device_jid) DO UPDATE SET has_key = excluded.has_key"
+                            .into(),
+                        vec![group_jid.into(), (*j).into(), (*k).into()],
+                    )
+                })
+                .collect(),
+        )
         .await
+        .map(|_| ())
     }
 
     async fn clear_sender_key_devices(&self, group_jid: &str) -> Result<()> {
@@ -96,29 +100,31 @@ impl ProtocolStore for OrgDevice {
     }
 
     async fn delete_sender_key_device_rows(&self, device_jids: &[&str]) -> Result<()> {
-        let jids: Vec<String> = device_jids.iter().map(|j| j.to_string()).collect();
-        if jids.is_empty() {
+        if device_jids.is_empty() {
             return Ok(());
         }
-        self.write(move |c, dev| {
-            let mut st = c.prepare_cached(
-                "DELETE FROM sender_key_devices WHERE dev = ?1 AND device_jid = ?2",
-            )?;
-            for j in &jids {
-                st.execute(params![dev, j])?;
-            }
-            Ok(())
-        })
+        self.run(
+            device_jids
+                .iter()
+                .map(|j| {
+                    (
+                        "DELETE FROM sender_key_devices WHERE dev = ?1 AND device_jid = ?2".into(),
+                        vec![(*j).into()],
+                    )
+                })
+                .collect(),
+        )
         .await
+        .map(|_| ())
     }
 
     async fn clear_all_sender_key_devices(&self) -> Result<()> {
-        self.write(|c, dev| {
-            c.prepare_cached("DELETE FROM sender_key_devices WHERE dev = ?1")?
-                .execute([dev])
-                .map(|_| ())
-        })
+        self.run(vec![(
+            "DELETE FROM sender_key_devices WHERE dev = ?1".into(),
+            vec![],
+        )])
         .await
+        .map(|_| ())
     }
 
     async fn get_lid_mapping(&self, lid: &str) -> Result<Option<LidPnMappingEntry>> {
@@ -169,20 +175,14 @@ impl ProtocolStore for OrgDevice {
     }
 
     async fn save_base_key(&self, address: &str, message_id: &str, base_key: &[u8]) -> Result<()> {
-        let (a, m, k) = (
-            address.to_string(),
-            message_id.to_string(),
-            base_key.to_vec(),
-        );
-        self.write(move |c, dev| {
-            c.prepare_cached(
-                "INSERT INTO base_keys (dev, address, message_id, base_key) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(dev, address, message_id) DO UPDATE SET base_key = excluded.base_key",
-            )?
-            .execute(params![dev, a, m, k])
-            .map(|_| ())
-        })
+        self.run(vec![(
+            "INSERT INTO base_keys (dev, address, message_id, base_key) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (dev, address, message_id) DO UPDATE SET base_key = excluded.base_key"
+                .into(),
+            vec![address.into(), message_id.into(), base_key.into()],
+        )])
         .await
+        .map(|_| ())
     }
 
     async fn has_same_base_key(
@@ -191,29 +191,22 @@ impl ProtocolStore for OrgDevice {
         message_id: &str,
         current_base_key: &[u8],
     ) -> Result<bool> {
-        let (a, m) = (address.to_string(), message_id.to_string());
         let stored: Option<Vec<u8>> = self
-            .read(move |c, dev| {
-                c.prepare_cached(
-                    "SELECT base_key FROM base_keys WHERE dev = ?1 AND address = ?2 AND message_id = ?3",
-                )?
-                .query_row(params![dev, a, m], |r| r.get(0))
-                .optional()
-            })
+            .one(
+                "SELECT base_key FROM base_keys WHERE dev = ?1 AND address = ?2 AND message_id = ?3",
+                vec![address.into(), message_id.into()],
+            )
             .await?;
         Ok(stored.is_some_and(|s| s == current_base_key))
     }
 
     async fn delete_base_key(&self, address: &str, message_id: &str) -> Result<()> {
-        let (a, m) = (address.to_string(), message_id.to_string());
-        self.write(move |c, dev| {
-            c.prepare_cached(
-                "DELETE FROM base_keys WHERE dev = ?1 AND address = ?2 AND message_id = ?3",
-            )?
-            .execute(params![dev, a, m])
-            .map(|_| ())
-        })
+        self.run(vec![(
+            "DELETE FROM base_keys WHERE dev = ?1 AND address = ?2 AND message_id = ?3".into(),
+            vec![address.into(), message_id.into()],
+        )])
         .await
+        .map(|_| ())
     }
 
     async fn update_device_list(&self, record: DeviceListRecord) -> Result<()> {
@@ -225,17 +218,20 @@ impl ProtocolStore for OrgDevice {
             .iter()
             .map(|r| Ok((r.user.clone(), serde_json::to_string(r).map_err(json_err)?)))
             .collect::<Result<Vec<(String, String)>>>()?;
-        self.write(move |c, dev| {
-            let mut st = c.prepare_cached(
-                "INSERT INTO device_lists (dev, user, record) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(dev, user) DO UPDATE SET record = excluded.record",
-            )?;
-            for (u, r) in &rows {
-                st.execute(params![dev, u, r])?;
-            }
-            Ok(())
-        })
+        self.run(
+            rows.into_iter()
+                .map(|(u, r)| {
+                    (
+                        "INSERT INTO device_lists (dev, \"user\", record) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (dev, \"user\") DO UPDATE SET record = excluded.record"
+                            .into(),
+                        vec![u.into(), r.into()],
+                    )
+                })
+                .collect(),
+        )
         .await
+        .map(|_| ())
     }
 
     async fn get_devices(&self, user: &str) -> Result<Option<DeviceListRecord>> {
@@ -268,35 +264,39 @@ impl ProtocolStore for OrgDevice {
     }
 
     async fn get_tc_token(&self, jid: &str) -> Result<Option<TcTokenEntry>> {
-        let j = jid.to_string();
-        self.read(move |c, dev| {
-            c.prepare_cached(
+        let rows = self
+            .rows(
                 "SELECT token, token_ts, sender_ts FROM tc_tokens WHERE dev = ?1 AND jid = ?2",
-            )?
-            .query_row(params![dev, j], |r| {
-                Ok(TcTokenEntry {
-                    token: r.get(0)?,
-                    token_timestamp: r.get(1)?,
-                    sender_timestamp: r.get(2)?,
-                })
-            })
-            .optional()
-        })
-        .await
+                vec![jid.into()],
+            )
+            .await?;
+        let Some(row) = rows.into_iter().next() else {
+            return Ok(None);
+        };
+        let mut cols = row.into_iter();
+        let mut next = || cols.next().unwrap_or(Val::Null);
+        Ok(Some(TcTokenEntry {
+            token: from_val(next())?,
+            token_timestamp: from_val(next())?,
+            sender_timestamp: from_val(next())?,
+        }))
     }
 
     async fn put_tc_token(&self, jid: &str, entry: &TcTokenEntry) -> Result<()> {
-        let (j, e) = (jid.to_string(), entry.clone());
-        self.write(move |c, dev| {
-            c.prepare_cached(
-                "INSERT INTO tc_tokens (dev, jid, token, token_ts, sender_ts) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(dev, jid) DO UPDATE SET token = excluded.token,
-                   token_ts = excluded.token_ts, sender_ts = excluded.sender_ts",
-            )?
-            .execute(params![dev, j, e.token, e.token_timestamp, e.sender_timestamp])
-            .map(|_| ())
-        })
+        self.run(vec![(
+            "INSERT INTO tc_tokens (dev, jid, token, token_ts, sender_ts) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (dev, jid) DO UPDATE SET token = excluded.token,
+               token_ts = excluded.token_ts, sender_ts = excluded.sender_ts"
+                .into(),
+            vec![
+                jid.into(),
+                entry.token[..].into(),
+                entry.token_timestamp.into(),
+                entry.sender_timestamp.into(),
+            ],
+        )])
         .await
+        .map(|_| ())
     }
 
     async fn delete_tc_token(&self, jid: &str) -> Result<()> {
@@ -304,27 +304,26 @@ impl ProtocolStore for OrgDevice {
     }
 
     async fn get_all_tc_token_jids(&self) -> Result<Vec<String>> {
-        self.read(|c, dev| {
-            c.prepare_cached("SELECT jid FROM tc_tokens WHERE dev = ?1")?
-                .query_map([dev], |r| r.get(0))?
-                .collect()
-        })
-        .await
+        self.rows("SELECT jid FROM tc_tokens WHERE dev = ?1", vec![])
+            .await?
+            .into_iter()
+            .map(|r| from_val(r.into_iter().next().unwrap_or(Val::Null)))
+            .collect()
     }
 
     /// A row goes only when both its received token and its sender
     /// timestamp are stale.
     async fn delete_expired_tc_tokens(&self, token_cutoff: i64, sender_cutoff: i64) -> Result<u32> {
-        self.write(move |c, dev| {
-            c.prepare_cached(
+        let done = self
+            .run(vec![(
                 "DELETE FROM tc_tokens WHERE dev = ?1
                    AND NOT (length(token) > 0 AND token_ts >= ?2)
-                   AND NOT (sender_ts IS NOT NULL AND sender_ts >= ?3)",
-            )?
-            .execute(params![dev, token_cutoff, sender_cutoff])
-            .map(|n| n as u32)
-        })
-        .await
+                   AND NOT (sender_ts IS NOT NULL AND sender_ts >= ?3)"
+                    .into(),
+                vec![token_cutoff.into(), sender_cutoff.into()],
+            )])
+            .await?;
+        Ok(changed(&done))
     }
 
     /// In one write, so two touches cannot lose each other.
@@ -333,17 +332,19 @@ impl ProtocolStore for OrgDevice {
         jid: &str,
         sender_timestamp: i64,
     ) -> Result<()> {
-        let j = jid.to_string();
-        self.write(move |c, dev| {
-            c.prepare_cached(
-                "INSERT INTO tc_tokens (dev, jid, token, token_ts, sender_ts) VALUES (?1, ?2, x'', ?3, ?3)
-                 ON CONFLICT(dev, jid) DO UPDATE
-                   SET sender_ts = MAX(COALESCE(sender_ts, excluded.sender_ts), excluded.sender_ts)",
-            )?
-            .execute(params![dev, j, sender_timestamp])
-            .map(|_| ())
-        })
+        // A new row has an empty token (passed as ?4: the two databases
+        // write an empty blob literal differently).
+        self.run(vec![(
+            "INSERT INTO tc_tokens (dev, jid, token, token_ts, sender_ts) VALUES (?1, ?2, ?4, ?3, ?3)
+             ON CONFLICT (dev, jid) DO UPDATE
+               SET sender_ts = CASE
+                   WHEN tc_tokens.sender_ts IS NULL OR tc_tokens.sender_ts < excluded.sender_ts
+                   THEN excluded.sender_ts ELSE tc_tokens.sender_ts END"
+                .into(),
+            vec![jid.into(), sender_timestamp.into(), Val::Blob(Vec::new())],
+        )])
         .await
+        .map(|_| ())
     }
 
     /// Newer wins: an older token does not replace a fresher real one.
@@ -353,17 +354,15 @@ impl ProtocolStore for OrgDevice {
         token: &[u8],
         token_timestamp: i64,
     ) -> Result<()> {
-        let (j, t) = (jid.to_string(), token.to_vec());
-        self.write(move |c, dev| {
-            c.prepare_cached(
-                "INSERT INTO tc_tokens (dev, jid, token, token_ts, sender_ts) VALUES (?1, ?2, ?3, ?4, NULL)
-                 ON CONFLICT(dev, jid) DO UPDATE SET token = excluded.token, token_ts = excluded.token_ts
-                   WHERE length(tc_tokens.token) = 0 OR excluded.token_ts >= tc_tokens.token_ts",
-            )?
-            .execute(params![dev, j, t, token_timestamp])
-            .map(|_| ())
-        })
+        self.run(vec![(
+            "INSERT INTO tc_tokens (dev, jid, token, token_ts, sender_ts) VALUES (?1, ?2, ?3, ?4, NULL)
+             ON CONFLICT (dev, jid) DO UPDATE SET token = excluded.token, token_ts = excluded.token_ts
+               WHERE length(tc_tokens.token) = 0 OR excluded.token_ts >= tc_tokens.token_ts"
+                .into(),
+            vec![jid.into(), token.into(), token_timestamp.into()],
+        )])
         .await
+        .map(|_| ())
     }
 
     async fn store_sent_message(
@@ -372,41 +371,45 @@ impl ProtocolStore for OrgDevice {
         message_id: &str,
         payload: &[u8],
     ) -> Result<()> {
-        let (ch, id, p) = (
-            chat_jid.to_string(),
-            message_id.to_string(),
-            payload.to_vec(),
-        );
-        self.write(move |c, dev| {
-            c.prepare_cached(
-                "INSERT INTO sent_messages (dev, chat, id, payload, ts) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(dev, chat, id) DO UPDATE SET payload = excluded.payload, ts = excluded.ts",
-            )?
-            .execute(params![dev, ch, id, p, now_secs()])
-            .map(|_| ())
-        })
+        self.run(vec![(
+            "INSERT INTO sent_messages (dev, chat, id, payload, ts) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (dev, chat, id) DO UPDATE SET payload = excluded.payload, ts = excluded.ts"
+                .into(),
+            vec![
+                chat_jid.into(),
+                message_id.into(),
+                payload.into(),
+                now_secs().into(),
+            ],
+        )])
         .await
+        .map(|_| ())
     }
 
     async fn take_sent_message(&self, chat_jid: &str, message_id: &str) -> Result<Option<Vec<u8>>> {
-        let (ch, id) = (chat_jid.to_string(), message_id.to_string());
-        self.write(move |c, dev| {
-            c.prepare_cached(
-                "DELETE FROM sent_messages WHERE dev = ?1 AND chat = ?2 AND id = ?3 RETURNING payload",
-            )?
-            .query_row(params![dev, ch, id], |r| r.get(0))
-            .optional()
-        })
-        .await
+        let done = self
+            .run(vec![(
+                "DELETE FROM sent_messages WHERE dev = ?1 AND chat = ?2 AND id = ?3 RETURNING payload"
+                    .into(),
+                vec![chat_jid.into(), message_id.into()],
+            )])
+            .await?;
+        done.into_iter()
+            .next()
+            .and_then(|d| d.rows.into_iter().next())
+            .and_then(|r| r.into_iter().next())
+            .map(from_val)
+            .transpose()
     }
 
     async fn delete_expired_sent_messages(&self, cutoff_timestamp: i64) -> Result<u32> {
-        self.write(move |c, dev| {
-            c.prepare_cached("DELETE FROM sent_messages WHERE dev = ?1 AND ts < ?2")?
-                .execute(params![dev, cutoff_timestamp])
-                .map(|n| n as u32)
-        })
-        .await
+        let done = self
+            .run(vec![(
+                "DELETE FROM sent_messages WHERE dev = ?1 AND ts < ?2".into(),
+                vec![cutoff_timestamp.into()],
+            )])
+            .await?;
+        Ok(changed(&done))
     }
 
     async fn store_pending_inbound(
@@ -416,33 +419,40 @@ impl ProtocolStore for OrgDevice {
         id: &str,
         message: &[u8],
     ) -> Result<()> {
-        let (ch, s, i, m) = (
-            chat.to_string(),
-            sender.to_string(),
-            id.to_string(),
-            message.to_vec(),
-        );
-        self.write(move |c, dev| put_pending(c, dev, &ch, &s, &i, &m))
-            .await
+        self.run(vec![(
+            PUT_PENDING.into(),
+            vec![
+                chat.into(),
+                sender.into(),
+                id.into(),
+                message.into(),
+                now_secs().into(),
+            ],
+        )])
+        .await
+        .map(|_| ())
     }
 
     async fn store_pending_inbound_batch(&self, rows: &[PendingInboundRow<'_>]) -> Result<()> {
-        let all: Vec<(String, String, String, Vec<u8>)> = rows
-            .iter()
-            .map(|r| {
-                (
-                    r.chat.to_string(),
-                    r.sender.to_string(),
-                    r.id.to_string(),
-                    r.message.to_vec(),
-                )
-            })
-            .collect();
-        self.write(move |c, dev| {
-            all.iter()
-                .try_for_each(|(ch, s, i, m)| put_pending(c, dev, ch, s, i, m))
-        })
+        let ts = now_secs();
+        self.run(
+            rows.iter()
+                .map(|r| {
+                    (
+                        PUT_PENDING.into(),
+                        vec![
+                            r.chat.into(),
+                            r.sender.into(),
+                            r.id.into(),
+                            r.message.into(),
+                            ts.into(),
+                        ],
+                    )
+                })
+                .collect(),
+        )
         .await
+        .map(|_| ())
     }
 
     async fn get_pending_inbound(
@@ -451,52 +461,44 @@ impl ProtocolStore for OrgDevice {
         sender: &str,
         id: &str,
     ) -> Result<Option<Vec<u8>>> {
-        let (ch, s, i) = (chat.to_string(), sender.to_string(), id.to_string());
-        self.read(move |c, dev| {
-            c.prepare_cached(
-                "SELECT message FROM pending_inbound WHERE dev = ?1 AND chat = ?2 AND sender = ?3 AND id = ?4",
-            )?
-            .query_row(params![dev, ch, s, i], |r| r.get(0))
-            .optional()
-        })
+        self.one(
+            "SELECT message FROM pending_inbound WHERE dev = ?1 AND chat = ?2 AND sender = ?3 AND id = ?4",
+            vec![chat.into(), sender.into(), id.into()],
+        )
         .await
     }
 
     async fn delete_pending_inbound(&self, chat: &str, sender: &str, id: &str) -> Result<()> {
-        let (ch, s, i) = (chat.to_string(), sender.to_string(), id.to_string());
-        self.write(move |c, dev| {
-            c.prepare_cached(
-                "DELETE FROM pending_inbound WHERE dev = ?1 AND chat = ?2 AND sender = ?3 AND id = ?4",
-            )?
-            .execute(params![dev, ch, s, i])
-            .map(|_| ())
-        })
+        self.run(vec![(
+            DELETE_PENDING.into(),
+            vec![chat.into(), sender.into(), id.into()],
+        )])
         .await
+        .map(|_| ())
     }
 
     async fn delete_pending_inbound_batch(&self, keys: &[PendingInboundKey<'_>]) -> Result<()> {
-        let all: Vec<(String, String, String)> = keys
-            .iter()
-            .map(|k| (k.chat.to_string(), k.sender.to_string(), k.id.to_string()))
-            .collect();
-        self.write(move |c, dev| {
-            let mut st = c.prepare_cached(
-                "DELETE FROM pending_inbound WHERE dev = ?1 AND chat = ?2 AND sender = ?3 AND id = ?4",
-            )?;
-            for (ch, s, i) in &all {
-                st.execute(params![dev, ch, s, i])?;
-            }
-            Ok(())
-        })
+        self.run(
+            keys.iter()
+                .map(|k| {
+                    (
+                        DELETE_PENDING.into(),
+                        vec![k.chat.into(), k.sender.into(), k.id.into()],
+                    )
+                })
+                .collect(),
+        )
         .await
+        .map(|_| ())
     }
 
     async fn delete_expired_pending_inbound(&self, cutoff_timestamp: i64) -> Result<u32> {
-        self.write(move |c, dev| {
-            c.prepare_cached("DELETE FROM pending_inbound WHERE dev = ?1 AND ts < ?2")?
-                .execute(params![dev, cutoff_timestamp])
-                .map(|n| n as u32)
-        })
-        .await
+        let done = self
+            .run(vec![(
+                "DELETE FROM pending_inbound WHERE dev = ?1 AND ts < ?2".into(),
+                vec![cutoff_timestamp.into()],
+            )])
+            .await?;
+        Ok(changed(&done))
     }
 }
