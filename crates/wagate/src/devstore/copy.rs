@@ -484,7 +484,7 @@ fn plain_rows(c: &Connection) -> rusqlite::Result<Plain> {
         c,
         "SELECT lid, phone_number, created_at, updated_at, learning_source FROM lid_pn_mapping
          WHERE device_id = ?1 ORDER BY updated_at",
-        super::protocol::lid_entry,
+        lid_entry,
     )?;
     p.base_keys = all(
         c,
@@ -570,4 +570,15 @@ fn plain_rows(c: &Connection) -> rusqlite::Result<Plain> {
         |r| r.get(0),
     )?;
     Ok(p)
+}
+
+/// A `lid_map` row (lid, pn, created_at, updated_at, source) as the library's entry.
+fn lid_entry(r: &rusqlite::Row) -> rusqlite::Result<LidPnMappingEntry> {
+    Ok(LidPnMappingEntry {
+        lid: r.get(0)?,
+        phone_number: r.get(1)?,
+        created_at: r.get(2)?,
+        updated_at: r.get(3)?,
+        learning_source: r.get(4)?,
+    })
 }

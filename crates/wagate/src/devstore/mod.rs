@@ -2,9 +2,10 @@
 //! one file, one writer thread with group commit and one reader, whatever
 //! the number of orgs. Each org is a device number in it (`dev`, its
 //! incarnation); `OrgDevice` is the client library's storage backend for
-//! one org, every query scoped to its `dev`. Commits are `synchronous =
-//! NORMAL` in WAL, as the library's own SQLite store does: they survive a
-//! killed process without an fsync each.
+//! one org, every query scoped to its `dev` and written once in `sql.rs`'s
+//! portable form, so the same code runs on PostgreSQL (`OrgDevice::on`).
+//! Commits are `synchronous = NORMAL` in WAL, as the library's own SQLite
+//! store does: they survive a killed process without an fsync each.
 //!
 //! `copy.rs` moves one device's rows to and from a file of its own (the
 //! copy kept aside, a restore, the per-org `wa.db` of earlier versions).
@@ -27,7 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use std::borrow::Cow;
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::OptionalExtension;
 use sql::{Done, FromVal, Rows, Val};
 use whatsapp_rust::wacore::store::error::{Result, StoreError as WaError};
 use whatsapp_rust::wacore::store::traits::DeviceStore;
@@ -85,7 +86,6 @@ impl Devices {
             .or_default()
             .clone();
         OrgDevice {
-            db: self.db.clone(),
             sql: self.sql.clone(),
             dev,
             retired,
@@ -167,15 +167,10 @@ impl Devices {
 /// One org's client state: the library's `Backend`.
 #[derive(Clone)]
 pub struct OrgDevice {
-    db: Store,
     sql: Arc<dyn sql::DeviceSql>,
     dev: i64,
     /// Set aside: writes are refused.
     retired: Arc<AtomicBool>,
-}
-
-fn db_err(e: StoreError) -> WaError {
-    WaError::Database(Box::new(e))
 }
 
 fn sql_err(e: sql::SqlError) -> WaError {
@@ -203,32 +198,19 @@ fn json_err(e: serde_json::Error) -> WaError {
 }
 
 impl OrgDevice {
+    /// Device `dev` on any database that runs the device statements (on
+    /// SQLite, `Devices::device` gives out handles that share one flag for
+    /// `retire`).
+    pub fn on(sql: Arc<dyn sql::DeviceSql>, dev: i64) -> OrgDevice {
+        OrgDevice {
+            sql,
+            dev,
+            retired: Arc::default(),
+        }
+    }
+
     pub fn dev(&self) -> i64 {
         self.dev
-    }
-
-    async fn read<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection, i64) -> rusqlite::Result<T> + Send + 'static,
-    {
-        let dev = self.dev;
-        self.db.read(move |c| f(c, dev)).await.map_err(db_err)
-    }
-
-    async fn write<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection, i64) -> rusqlite::Result<T> + Send + 'static,
-    {
-        if self.retired.load(Ordering::SeqCst) {
-            return Err(WaError::Validation(format!(
-                "device {} was set aside; this client may no longer write it",
-                self.dev
-            )));
-        }
-        let dev = self.dev;
-        self.db.write(move |tx| f(tx, dev)).await.map_err(db_err)
     }
 
     /// The rows of a `SELECT` whose `?1` is this device (`args` are `?2`…).

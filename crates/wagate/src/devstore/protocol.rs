@@ -3,7 +3,6 @@
 //! lists, group metadata, trusted-contact tokens, sent messages kept for
 //! retry receipts, and the inbound buffer that makes receiving at least once.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
 use whatsapp_rust::wacore::store::error::Result;
 use whatsapp_rust::wacore::store::traits::{
     DeviceListRecord, LidPnMappingEntry, PendingInboundKey, PendingInboundRow, ProtocolStore,
@@ -24,31 +23,35 @@ fn now_secs() -> i64 {
 }
 
 /// A `lid_map` row (lid, pn, created_at, updated_at, source) as the library's entry.
-pub(super) fn lid_entry(r: &Row) -> rusqlite::Result<LidPnMappingEntry> {
+fn lid_entry(row: Vec<Val>) -> Result<LidPnMappingEntry> {
+    let mut cols = row.into_iter();
+    let mut next = || cols.next().unwrap_or(Val::Null);
     Ok(LidPnMappingEntry {
-        lid: r.get(0)?,
-        phone_number: r.get(1)?,
-        created_at: r.get(2)?,
-        updated_at: r.get(3)?,
-        learning_source: r.get(4)?,
+        lid: from_val(next())?,
+        phone_number: from_val(next())?,
+        created_at: from_val(next())?,
+        updated_at: from_val(next())?,
+        learning_source: from_val(next())?,
     })
 }
 
-fn put_lid(c: &Connection, dev: i64, e: &LidPnMappingEntry) -> rusqlite::Result<()> {
-    // REPLACE gives the row a new rowid: the number's newest LID is the last written.
-    c.prepare_cached(
-        "INSERT OR REPLACE INTO lid_map (dev, lid, pn, created_at, updated_at, source)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        dev,
-        e.lid,
-        e.phone_number,
-        e.created_at,
-        e.updated_at,
-        e.learning_source
-    ])
-    .map(|_| ())
+/// Learn (or re-learn) a LID; a number's newest LID is the one updated last,
+/// as the library's own store answers.
+const PUT_LID: &str = "INSERT INTO lid_map (dev, lid, pn, created_at, updated_at, source)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+     ON CONFLICT (dev, lid) DO UPDATE SET pn = excluded.pn, created_at = excluded.created_at,
+       updated_at = excluded.updated_at, source = excluded.source";
+
+const LID_COLUMNS: &str = "lid, pn, created_at, updated_at, source";
+
+fn lid_args(e: &LidPnMappingEntry) -> Vec<Val> {
+    vec![
+        e.lid.as_str().into(),
+        e.phone_number.as_str().into(),
+        e.created_at.into(),
+        e.updated_at.into(),
+        e.learning_source.as_str().into(),
+    ]
 }
 
 /// Keep (or refresh) one message in the inbound buffer.
@@ -128,50 +131,56 @@ impl ProtocolStore for OrgDevice {
     }
 
     async fn get_lid_mapping(&self, lid: &str) -> Result<Option<LidPnMappingEntry>> {
-        let lid = lid.to_string();
-        self.read(move |c, dev| {
-            c.prepare_cached(
-                "SELECT lid, pn, created_at, updated_at, source FROM lid_map WHERE dev = ?1 AND lid = ?2",
-            )?
-            .query_row(params![dev, lid], lid_entry)
-            .optional()
-        })
-        .await
+        self.rows(
+            format!("SELECT {LID_COLUMNS} FROM lid_map WHERE dev = ?1 AND lid = ?2"),
+            vec![lid.into()],
+        )
+        .await?
+        .into_iter()
+        .next()
+        .map(lid_entry)
+        .transpose()
     }
 
     async fn get_pn_mapping(&self, phone: &str) -> Result<Option<LidPnMappingEntry>> {
-        let pn = phone.to_string();
-        self.read(move |c, dev| {
-            c.prepare_cached(
-                "SELECT lid, pn, created_at, updated_at, source FROM lid_map
-                 WHERE dev = ?1 AND pn = ?2 ORDER BY rowid DESC LIMIT 1",
-            )?
-            .query_row(params![dev, pn], lid_entry)
-            .optional()
-        })
-        .await
+        self.rows(
+            format!(
+                "SELECT {LID_COLUMNS} FROM lid_map WHERE dev = ?1 AND pn = ?2
+                 ORDER BY updated_at DESC, lid DESC LIMIT 1"
+            ),
+            vec![phone.into()],
+        )
+        .await?
+        .into_iter()
+        .next()
+        .map(lid_entry)
+        .transpose()
     }
 
     async fn put_lid_mapping(&self, entry: &LidPnMappingEntry) -> Result<()> {
-        let e = entry.clone();
-        self.write(move |c, dev| put_lid(c, dev, &e)).await
+        self.put_lid_mappings(std::slice::from_ref(entry)).await
     }
 
     async fn put_lid_mappings(&self, entries: &[LidPnMappingEntry]) -> Result<()> {
-        let all = entries.to_vec();
-        self.write(move |c, dev| all.iter().try_for_each(|e| put_lid(c, dev, e)))
-            .await
+        self.run(
+            entries
+                .iter()
+                .map(|e| (PUT_LID.into(), lid_args(e)))
+                .collect(),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn get_all_lid_mappings(&self) -> Result<Vec<LidPnMappingEntry>> {
-        self.read(|c, dev| {
-            c.prepare_cached(
-                "SELECT lid, pn, created_at, updated_at, source FROM lid_map WHERE dev = ?1 ORDER BY rowid",
-            )?
-            .query_map([dev], lid_entry)?
-            .collect()
-        })
-        .await
+        self.rows(
+            format!("SELECT {LID_COLUMNS} FROM lid_map WHERE dev = ?1 ORDER BY updated_at, lid"),
+            vec![],
+        )
+        .await?
+        .into_iter()
+        .map(lid_entry)
+        .collect()
     }
 
     async fn save_base_key(&self, address: &str, message_id: &str, base_key: &[u8]) -> Result<()> {

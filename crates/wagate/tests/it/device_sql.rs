@@ -270,3 +270,242 @@ async fn device_writes_on_postgres_stop_when_the_lease_is_gone() {
         .unwrap();
     assert_eq!(rows, vec![vec![Val::Blob(b"while owner".to_vec())]]);
 }
+
+/// The client library's storage calls on one device, each answer written
+/// down: the same on `devices.db` and on PostgreSQL.
+async fn library_calls(dev: &wagate::devstore::OrgDevice) -> Vec<String> {
+    use whatsapp_rust::wacore::store::traits::*;
+    let mut seen = Vec::new();
+    let mut note = |what: &str, v: String| seen.push(format!("{what}: {v}"));
+    note(
+        "exists before",
+        format!("{:?}", dev.exists().await.unwrap()),
+    );
+    note("create", format!("{:?}", dev.create().await.unwrap()));
+    let mut d = dev.load().await.unwrap().expect("created");
+    d.push_name = "Óptica Océano".into();
+    d.login_counter = 3;
+    dev.save(&d).await.unwrap();
+    let back = dev.load().await.unwrap().unwrap();
+    note(
+        "device",
+        format!("{} {}", back.push_name, back.login_counter),
+    );
+    dev.put_identity("5730011@s.whatsapp.net", [7; 32])
+        .await
+        .unwrap();
+    note(
+        "identity",
+        format!(
+            "{:?}",
+            dev.load_identity("5730011@s.whatsapp.net").await.unwrap()
+        ),
+    );
+    dev.put_session("5730011:2@s.whatsapp.net", b"session")
+        .await
+        .unwrap();
+    note(
+        "has session",
+        format!(
+            "{:?}",
+            dev.has_session("5730011:2@s.whatsapp.net").await.unwrap()
+        ),
+    );
+    note(
+        "user state",
+        format!(
+            "{:?}",
+            dev.has_signal_state_for_user("5730011").await.unwrap()
+        ),
+    );
+    note(
+        "other user",
+        format!(
+            "{:?}",
+            dev.has_signal_state_for_user("573009").await.unwrap()
+        ),
+    );
+    let keys: Vec<(u32, bytes::Bytes)> = (1..=5)
+        .map(|i| (i, bytes::Bytes::from(vec![i as u8; 3])))
+        .collect();
+    dev.store_prekeys_batch(&keys, false).await.unwrap();
+    dev.remove_prekey(2).await.unwrap();
+    dev.mark_prekeys_uploaded(&[1, 2, 3]).await.unwrap();
+    note(
+        "prekeys",
+        format!("{:?}", dev.load_prekeys_batch(&[5, 2, 1]).await.unwrap()),
+    );
+    note(
+        "max prekey",
+        format!("{:?}", dev.get_max_prekey_id().await.unwrap()),
+    );
+    dev.store_signed_prekey(9, b"signed").await.unwrap();
+    note(
+        "signed",
+        format!("{:?}", dev.load_all_signed_prekeys().await.unwrap()),
+    );
+    let lid = |l: &str, at: i64| LidPnMappingEntry {
+        lid: l.into(),
+        phone_number: "573001".into(),
+        created_at: at,
+        updated_at: at,
+        learning_source: "usync".into(),
+    };
+    dev.put_lid_mappings(&[lid("111", 10), lid("222", 20)])
+        .await
+        .unwrap();
+    note(
+        "newest lid",
+        format!(
+            "{:?}",
+            dev.get_pn_mapping("573001").await.unwrap().map(|e| e.lid)
+        ),
+    );
+    dev.put_lid_mapping(&lid("111", 30)).await.unwrap();
+    note(
+        "re-learned",
+        format!(
+            "{:?}",
+            dev.get_pn_mapping("573001").await.unwrap().map(|e| e.lid)
+        ),
+    );
+    dev.store_received_tc_token("a@s.whatsapp.net", b"new", 200)
+        .await
+        .unwrap();
+    dev.store_received_tc_token("a@s.whatsapp.net", b"old", 100)
+        .await
+        .unwrap();
+    dev.touch_tc_token_sender_timestamp("a@s.whatsapp.net", 500)
+        .await
+        .unwrap();
+    dev.touch_tc_token_sender_timestamp("a@s.whatsapp.net", 400)
+        .await
+        .unwrap();
+    dev.touch_tc_token_sender_timestamp("b@s.whatsapp.net", 50)
+        .await
+        .unwrap();
+    note(
+        "token",
+        format!("{:?}", dev.get_tc_token("a@s.whatsapp.net").await.unwrap()),
+    );
+    note(
+        "expired tokens",
+        format!(
+            "{:?}",
+            dev.delete_expired_tc_tokens(300, 450).await.unwrap()
+        ),
+    );
+    dev.store_sent_message("c@s.whatsapp.net", "M1", b"payload")
+        .await
+        .unwrap();
+    note(
+        "taken",
+        format!(
+            "{:?}",
+            dev.take_sent_message("c@s.whatsapp.net", "M1")
+                .await
+                .unwrap()
+        ),
+    );
+    note(
+        "taken again",
+        format!(
+            "{:?}",
+            dev.take_sent_message("c@s.whatsapp.net", "M1")
+                .await
+                .unwrap()
+        ),
+    );
+    dev.store_pending_inbound("c", "s", "I1", b"msg")
+        .await
+        .unwrap();
+    note(
+        "pending",
+        format!(
+            "{:?}",
+            dev.get_pending_inbound("c", "s", "I1").await.unwrap()
+        ),
+    );
+    let secret = |exp: i64, ts: i64, s: u8| MsgSecretEntry {
+        chat: std::sync::Arc::from("c"),
+        sender: std::sync::Arc::from("s"),
+        msg_id: std::sync::Arc::from("M1"),
+        secret: [s; 32],
+        expires_at: exp,
+        message_ts: ts,
+    };
+    dev.put_msg_secrets(vec![secret(100, 5, 1), secret(300, 3, 2)])
+        .await
+        .unwrap();
+    note(
+        "secret",
+        format!(
+            "{:?}",
+            dev.get_msg_secret_with_ts("c", "s", "M1")
+                .await
+                .unwrap()
+                .map(|(s, t)| (s[0], t))
+        ),
+    );
+    let key = AppStateSyncKey {
+        key_data: vec![1, 2],
+        fingerprint: vec![3],
+        timestamp: 9,
+    };
+    dev.set_sync_key(b"k1", key).await.unwrap();
+    note(
+        "sync key",
+        format!("{:?}", dev.get_latest_sync_key_id().await.unwrap()),
+    );
+    dev.update_device_list(DeviceListRecord {
+        user: "5730011".into(),
+        devices: Vec::new(),
+        timestamp: 1,
+        phash: None,
+        raw_id: None,
+    })
+    .await
+    .unwrap();
+    note(
+        "device list",
+        format!(
+            "{:?}",
+            dev.get_devices("5730011").await.unwrap().map(|r| r.user)
+        ),
+    );
+    seen
+}
+
+#[tokio::test]
+async fn the_client_librarys_storage_calls_answer_alike_on_postgres() {
+    use std::sync::Arc;
+    use wagate::devstore::OrgDevice;
+    let dir = tempfile::tempdir().unwrap();
+    let devices = Devices::open(&dir.path().join("devices.db")).unwrap();
+    let on_sqlite = library_calls(&devices.device(5)).await;
+
+    let url = fresh_db().await;
+    let c = cluster::connect(&url).await.unwrap();
+    c.batch_execute(&pg_schema()).await.unwrap();
+    let pg = Arc::new(PgSql {
+        client: tokio::sync::Mutex::new(c),
+        fence: None,
+    });
+    let on_pg = library_calls(&OrgDevice::on(pg, 5)).await;
+    assert_eq!(on_sqlite, on_pg);
+    let find = |what: &str| {
+        on_pg
+            .iter()
+            .find(|l| l.starts_with(what))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(find("device:"), "device: Óptica Océano 3");
+    assert_eq!(
+        find("prekeys:"),
+        "prekeys: [(5, b\"\\x05\\x05\\x05\"), (1, b\"\\x01\\x01\\x01\")]"
+    );
+    assert_eq!(find("re-learned:"), "re-learned: Some(\"111\")");
+    assert_eq!(find("taken again:"), "taken again: None");
+    assert_eq!(find("secret:"), "secret: Some((2, 5))");
+}
