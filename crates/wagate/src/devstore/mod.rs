@@ -28,7 +28,6 @@ use std::sync::{Arc, Mutex};
 
 use std::borrow::Cow;
 
-use rusqlite::OptionalExtension;
 use sql::{Done, FromVal, Rows, Val};
 use whatsapp_rust::wacore::store::error::{Result, StoreError as WaError};
 use whatsapp_rust::wacore::store::traits::DeviceStore;
@@ -107,33 +106,40 @@ impl Devices {
     }
 
     /// Is there a device row for `dev` (an org that was ever opened)?
-    pub async fn has_device(&self, dev: i64) -> std::result::Result<bool, StoreError> {
-        self.db
-            .read(move |c| {
-                c.query_row("SELECT 1 FROM device WHERE dev = ?1", [dev], |_| Ok(()))
-                    .optional()
-                    .map(|r| r.is_some())
-            })
-            .await
+    pub async fn has_device(&self, dev: i64) -> std::result::Result<bool, sql::SqlError> {
+        Ok(!self
+            .sql
+            .query(
+                "SELECT 1 FROM device WHERE dev = ?1".into(),
+                vec![Val::Int(dev)],
+            )
+            .await?
+            .is_empty())
     }
 
     /// Is device `dev` stored with credentials (linked to a number)? Only a
     /// device that says `"pn": null` is not; any row that is not a device
     /// counts as stored, so that opening it finds the damage.
-    pub async fn linked(&self, dev: i64) -> std::result::Result<bool, StoreError> {
-        // SQLite reads the one field; the device is not parsed here.
-        let unlinked: Option<bool> = self
-            .db
-            .read(move |c| {
-                c.prepare_cached(
-                    "SELECT CASE WHEN json_valid(data) THEN json_type(data, '$.pn') IS 'null' ELSE 0 END
-                     FROM device WHERE dev = ?1",
-                )?
-                .query_row([dev], |r| r.get(0))
-                .optional()
-            })
+    pub async fn linked(&self, dev: i64) -> std::result::Result<bool, sql::SqlError> {
+        let rows = self
+            .sql
+            .query(
+                "SELECT data FROM device WHERE dev = ?1".into(),
+                vec![Val::Int(dev)],
+            )
             .await?;
-        Ok(unlinked == Some(false))
+        let Some(data) = rows.into_iter().next().and_then(|r| r.into_iter().next()) else {
+            return Ok(false);
+        };
+        // Only JSON whose `pn` is present and null is an unlinked device.
+        let unlinked = match data {
+            Val::Text(t) => serde_json::from_str::<serde_json::Value>(&t)
+                .ok()
+                .and_then(|v| v.get("pn").map(serde_json::Value::is_null))
+                .unwrap_or(false),
+            _ => false,
+        };
+        Ok(!unlinked)
     }
 
     /// Wait until every write queued so far is committed.
@@ -141,16 +147,22 @@ impl Devices {
         self.db.write(|_| Ok(())).await
     }
 
-    /// Delete every row of `dev`.
-    pub async fn delete(&self, dev: i64) -> std::result::Result<(), StoreError> {
-        self.db
-            .write(move |tx| {
-                for t in TABLES {
-                    tx.execute(&format!("DELETE FROM {t} WHERE dev = ?1"), [dev])?;
-                }
-                Ok(())
-            })
+    /// Delete every row of `dev`, in one transaction.
+    pub async fn delete(&self, dev: i64) -> std::result::Result<(), sql::SqlError> {
+        self.sql
+            .exec(
+                TABLES
+                    .iter()
+                    .map(|t| {
+                        (
+                            format!("DELETE FROM {t} WHERE dev = ?1").into(),
+                            vec![Val::Int(dev)],
+                        )
+                    })
+                    .collect(),
+            )
             .await
+            .map(|_| ())
     }
 
     /// Where the file is (copies in and out open it beside the writer).
