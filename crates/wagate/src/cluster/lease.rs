@@ -210,16 +210,12 @@ impl Leases {
     where
         F: for<'t> AsyncFnOnce(&'t tokio_postgres::Transaction<'t>) -> Result<T, ClusterError>,
     {
-        let lost = || Fenced::LeaseLost {
-            org: held.org.clone(),
-            epoch: held.epoch,
-        };
-        if !held.valid() {
-            return Err(lost());
-        }
         let tx = db.transaction().await.map_err(ClusterError::from)?;
         if !holds(&tx, &self.node, held).await? {
-            return Err(lost());
+            return Err(Fenced::LeaseLost {
+                org: held.org.clone(),
+                epoch: held.epoch,
+            });
         }
         let out = write(&tx).await?;
         tx.commit().await.map_err(ClusterError::from)?;
@@ -227,14 +223,18 @@ impl Leases {
     }
 }
 
-/// Inside a transaction: whether `node` still holds `held` (owner, epoch,
-/// not expired by the database's clock), the lease row locked shared until
-/// the transaction ends so no takeover can pass it meanwhile.
+/// Inside a transaction: whether `node` still holds `held` (before its own
+/// deadline; owner, epoch and not expired by the database's clock), the
+/// lease row locked shared until the transaction ends so no takeover can
+/// pass it meanwhile.
 pub async fn holds(
     tx: &tokio_postgres::Transaction<'_>,
     node: &str,
     held: &Held,
 ) -> Result<bool, ClusterError> {
+    if !held.valid() {
+        return Ok(false);
+    }
     Ok(tx
         .query_opt(
             "SELECT 1 FROM org_leases

@@ -72,9 +72,10 @@ impl Owner {
         let mut held = HeldMap::new();
         let mut db: Option<Client> = None;
         loop {
+            drop_expired(&mut held, &changes).await;
             let next = Instant::now() + self.timing.renew_every;
             // The pass may not run past the earliest lease deadline.
-            let cut = earliest(&held).map_or(next, |d| d.min(next));
+            let cut = until(&held, next);
             let pass = self.pass(&leases, &mut db, &mut held, &orgs, &changes);
             match tokio::time::timeout_at(cut, pass).await {
                 Ok(Ok(())) => {}
@@ -87,13 +88,11 @@ impl Owner {
                     db = None;
                 }
             }
-            drop_expired(&mut held, &changes).await;
-            let wake = earliest(&held).map_or(next, |d| d.min(next));
+            // Until the next pass, or sooner to drop a lease at its deadline.
             tokio::select! {
                 _ = stop.cancelled() => return held.into_values().collect(),
-                _ = tokio::time::sleep_until(wake) => {}
+                _ = tokio::time::sleep_until(until(&held, next)) => {}
             }
-            drop_expired(&mut held, &changes).await;
         }
     }
 
@@ -174,10 +173,11 @@ impl Owner {
     }
 }
 
-fn earliest(held: &HeldMap) -> Option<Instant> {
+/// `next`, or the earliest lease deadline if that comes first.
+fn until(held: &HeldMap, next: Instant) -> Instant {
     held.values()
         .map(|h| Instant::from_std(h.valid_until))
-        .min()
+        .fold(next, Instant::min)
 }
 
 /// Drop every lease whose deadline has passed, telling the gateway.

@@ -21,12 +21,11 @@ pub mod sql;
 mod tests;
 pub mod upgrade;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-
-use std::borrow::Cow;
 
 use sql::{Done, FromVal, Rows, Val};
 use whatsapp_rust::wacore::store::error::{Result, StoreError as WaError};
@@ -68,10 +67,8 @@ impl Devices {
     }
 
     /// The device tables as backend-neutral SQL (`sql.rs`).
-    pub fn sql(&self) -> sql::SqliteSql {
-        sql::SqliteSql {
-            db: self.db.clone(),
-        }
+    pub fn sql(&self) -> Arc<dyn sql::DeviceSql> {
+        self.sql.clone()
     }
 
     /// The storage backend of device `dev` (every handle given out until
@@ -225,12 +222,29 @@ impl OrgDevice {
         self.dev
     }
 
-    /// The rows of a `SELECT` whose `?1` is this device (`args` are `?2`…).
-    async fn rows(&self, q: impl Into<Cow<'static, str>>, args: Vec<Val>) -> Result<Rows> {
+    /// `args` after this device's number, which every statement takes as `?1`.
+    fn with_dev(&self, args: Vec<Val>) -> Vec<Val> {
         let mut all = Vec::with_capacity(args.len() + 1);
         all.push(Val::Int(self.dev));
         all.extend(args);
-        self.sql.query(q.into(), all).await.map_err(sql_err)
+        all
+    }
+
+    /// The rows of a `SELECT` whose `?1` is this device (`args` are `?2`…).
+    async fn rows(&self, q: impl Into<Cow<'static, str>>, args: Vec<Val>) -> Result<Rows> {
+        self.sql
+            .query(q.into(), self.with_dev(args))
+            .await
+            .map_err(sql_err)
+    }
+
+    /// The first row, if there is one.
+    async fn first_row(
+        &self,
+        q: impl Into<Cow<'static, str>>,
+        args: Vec<Val>,
+    ) -> Result<Option<Vec<Val>>> {
+        Ok(self.rows(q, args).await?.into_iter().next())
     }
 
     /// The first column of the first row, if there is one.
@@ -239,13 +253,11 @@ impl OrgDevice {
         q: impl Into<Cow<'static, str>>,
         args: Vec<Val>,
     ) -> Result<Option<T>> {
-        let first = self
-            .rows(q, args)
-            .await?
-            .into_iter()
-            .next()
-            .and_then(|r| r.into_iter().next());
-        first.map(T::from_val).transpose().map_err(sql_err)
+        let first = self.first_row(q, args).await?;
+        first
+            .and_then(|r| r.into_iter().next())
+            .map(from_val)
+            .transpose()
     }
 
     /// Statements whose `?1` is this device, in one transaction; refused
@@ -259,12 +271,7 @@ impl OrgDevice {
         }
         let batch = batch
             .into_iter()
-            .map(|(q, args)| {
-                let mut all = Vec::with_capacity(args.len() + 1);
-                all.push(Val::Int(self.dev));
-                all.extend(args);
-                (q, all)
-            })
+            .map(|(q, args)| (q, self.with_dev(args)))
             .collect();
         self.sql.exec(batch).await.map_err(sql_err)
     }

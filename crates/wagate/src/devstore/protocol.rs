@@ -131,19 +131,17 @@ impl ProtocolStore for OrgDevice {
     }
 
     async fn get_lid_mapping(&self, lid: &str) -> Result<Option<LidPnMappingEntry>> {
-        self.rows(
+        self.first_row(
             format!("SELECT {LID_COLUMNS} FROM lid_map WHERE dev = ?1 AND lid = ?2"),
             vec![lid.into()],
         )
         .await?
-        .into_iter()
-        .next()
         .map(lid_entry)
         .transpose()
     }
 
     async fn get_pn_mapping(&self, phone: &str) -> Result<Option<LidPnMappingEntry>> {
-        self.rows(
+        self.first_row(
             format!(
                 "SELECT {LID_COLUMNS} FROM lid_map WHERE dev = ?1 AND pn = ?2
                  ORDER BY updated_at DESC, lid DESC LIMIT 1"
@@ -151,8 +149,6 @@ impl ProtocolStore for OrgDevice {
             vec![phone.into()],
         )
         .await?
-        .into_iter()
-        .next()
         .map(lid_entry)
         .transpose()
     }
@@ -273,13 +269,13 @@ impl ProtocolStore for OrgDevice {
     }
 
     async fn get_tc_token(&self, jid: &str) -> Result<Option<TcTokenEntry>> {
-        let rows = self
-            .rows(
+        let Some(row) = self
+            .first_row(
                 "SELECT token, token_ts, sender_ts FROM tc_tokens WHERE dev = ?1 AND jid = ?2",
                 vec![jid.into()],
             )
-            .await?;
-        let Some(row) = rows.into_iter().next() else {
+            .await?
+        else {
             return Ok(None);
         };
         let mut cols = row.into_iter();

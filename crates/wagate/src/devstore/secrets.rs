@@ -66,22 +66,14 @@ impl MsgSecretStore for OrgDevice {
         sender: &str,
         msg_id: &str,
     ) -> Result<Option<(Vec<u8>, i64)>> {
-        let rows = self
-            .rows(
-                "SELECT secret, message_ts FROM msg_secrets
-                 WHERE dev = ?1 AND chat = ?2 AND sender = ?3 AND msg_id = ?4",
-                vec![chat.into(), sender.into(), msg_id.into()],
-            )
-            .await?;
-        let Some(row) = rows.into_iter().next() else {
-            return Ok(None);
-        };
-        let mut cols = row.into_iter();
-        let (secret, ts) = (cols.next(), cols.next());
-        match (secret, ts) {
-            (Some(s), Some(t)) => Ok(Some((super::from_val(s)?, super::from_val(t)?))),
-            _ => Ok(None),
-        }
+        self.first_row(
+            "SELECT secret, message_ts FROM msg_secrets
+             WHERE dev = ?1 AND chat = ?2 AND sender = ?3 AND msg_id = ?4",
+            vec![chat.into(), sender.into(), msg_id.into()],
+        )
+        .await?
+        .map(super::pair)
+        .transpose()
     }
 
     async fn delete_expired_msg_secrets(&self, cutoff_timestamp: i64) -> Result<u32> {

@@ -197,6 +197,21 @@ fn row_from_sqlite(r: Vec<rusqlite::types::Value>) -> Result<Vec<Val>, SqlError>
         .collect()
 }
 
+/// Every row a statement returns, column by column.
+fn sqlite_rows(
+    st: &mut rusqlite::CachedStatement<'_>,
+    args: &[Val],
+) -> rusqlite::Result<Vec<Vec<rusqlite::types::Value>>> {
+    let n = st.column_count();
+    let params = rusqlite::params_from_iter(args.iter().map(to_sqlite));
+    st.query_map(params, |r| {
+        (0..n)
+            .map(|i| r.get::<_, rusqlite::types::Value>(i))
+            .collect::<rusqlite::Result<Vec<_>>>()
+    })?
+    .collect()
+}
+
 /// `devices.db` through its writer (group commit) and reader.
 pub struct SqliteSql {
     pub db: Store,
@@ -207,17 +222,7 @@ impl DeviceSql for SqliteSql {
     async fn query(&self, sql: Cow<'static, str>, args: Vec<Val>) -> Result<Rows, SqlError> {
         let rows = self
             .db
-            .read(move |c| {
-                let mut st = c.prepare_cached(&sql)?;
-                let n = st.column_count();
-                let params = rusqlite::params_from_iter(args.iter().map(to_sqlite));
-                let rows = st.query_map(params, |r| {
-                    (0..n)
-                        .map(|i| r.get::<_, rusqlite::types::Value>(i))
-                        .collect::<rusqlite::Result<Vec<_>>>()
-                })?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
-            })
+            .read(move |c| sqlite_rows(&mut c.prepare_cached(&sql)?, &args))
             .await?;
         rows.into_iter().map(row_from_sqlite).collect()
     }
@@ -230,18 +235,11 @@ impl DeviceSql for SqliteSql {
                     .iter()
                     .map(|(sql, args)| {
                         let mut st = tx.prepare_cached(sql)?;
-                        let params = rusqlite::params_from_iter(args.iter().map(to_sqlite));
-                        let n = st.column_count();
-                        if n == 0 {
+                        if st.column_count() == 0 {
+                            let params = rusqlite::params_from_iter(args.iter().map(to_sqlite));
                             return st.execute(params).map(|c| (c as u64, Vec::new()));
                         }
-                        let rows = st
-                            .query_map(params, |r| {
-                                (0..n)
-                                    .map(|i| r.get::<_, rusqlite::types::Value>(i))
-                                    .collect::<rusqlite::Result<Vec<_>>>()
-                            })?
-                            .collect::<rusqlite::Result<Vec<_>>>()?;
+                        let rows = sqlite_rows(&mut st, args)?;
                         Ok((rows.len() as u64, rows))
                     })
                     .collect::<rusqlite::Result<Vec<_>>>()
@@ -361,14 +359,6 @@ impl DeviceSql for PgSql {
 
     async fn exec(&self, batch: Vec<Stmt>) -> Result<Vec<Done>, SqlError> {
         let mut c = self.client.lock().await;
-        if let Some(f) = &self.fence {
-            if !f.held.valid() {
-                return Err(SqlError::Fenced {
-                    org: f.held.org.clone(),
-                    epoch: f.held.epoch,
-                });
-            }
-        }
         let tx = c.transaction().await?;
         if let Some(f) = &self.fence {
             if !crate::cluster::lease::holds(&tx, &f.node, &f.held).await? {

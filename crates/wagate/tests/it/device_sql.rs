@@ -154,7 +154,7 @@ async fn the_same_statements_give_the_same_rows_on_sqlite_and_postgres() {
         client: tokio::sync::Mutex::new(c),
         fence: None,
     };
-    let on_sqlite = scenario(&sqlite).await;
+    let on_sqlite = scenario(sqlite.as_ref()).await;
     let on_pg = scenario(&pg).await;
     assert_eq!(on_sqlite, on_pg);
     // And the answers are the ones the statements mean.
