@@ -3,6 +3,9 @@
 //! on loopback in one process. Prints figures; asserts nothing.
 //!
 //!   cargo run --release -p wagate --features sim --example bench_send [-- ACCEPTS LATENCY_SAMPLES CLIENTS]
+//!
+//! `WAGATE_BENCH_DATABASE=<PostgreSQL URL or key=value settings>` runs the
+//! gateway on that (empty) PostgreSQL database instead of SQLite files.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -63,9 +66,11 @@ fn main() -> anyhow::Result<()> {
     ))?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let data = dir.path().join("gw");
+    let database = std::env::var("WAGATE_BENCH_DATABASE").ok();
     rt.spawn(wagate::server::serve(wagate::server::ServeOptions {
         listen: "127.0.0.1:0".parse()?,
         data: data.clone(),
+        database: database.clone(),
         admin_token: None,
         wa_url: Some(wa.ws_url()),
         ready: Some(tx),
@@ -150,7 +155,12 @@ fn main() -> anyhow::Result<()> {
             "release"
         }
     );
-    println!("accepted sends: {n} in {secs:.2} s = {:.0} per second ({clients} HTTP clients, durable SQLite writes, group commit)", n as f64 / secs);
+    let on = if database.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    println!("accepted sends: {n} in {secs:.2} s = {:.0} per second ({clients} HTTP clients, durable {on} writes, group commit)", n as f64 / secs);
     println!(
         "send → server ack latency over {samples} sequential sends: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         pct(&lat, 0.5).as_secs_f64() * 1e3,
@@ -184,44 +194,83 @@ fn main() -> anyhow::Result<()> {
     );
     // The event log: every status a message reached has its event.
     let t = Instant::now();
-    let db = rusqlite::Connection::open(data.join("wagate.db"))?;
-    let undelivered = |db: &rusqlite::Connection| -> rusqlite::Result<i64> {
-        db.query_row(
-            "SELECT COUNT(*) FROM messages WHERE status NOT IN ('delivered', 'read')",
-            [],
-            |r| r.get(0),
-        )
-    };
-    while undelivered(&db)? > 0 && t.elapsed() < Duration::from_secs(300) {
+    let db = Db::open(&rt, database.as_deref(), &data)?;
+    let undelivered = "SELECT COUNT(*) FROM messages WHERE status NOT IN ('delivered', 'read')";
+    while db.count(&rt, undelivered)? > 0 && t.elapsed() < Duration::from_secs(300) {
         std::thread::sleep(Duration::from_millis(200));
     }
     let waited = t.elapsed();
-    let mut logged = std::collections::HashSet::new();
-    let mut st = db.prepare(
-        "SELECT json_extract(data, '$.id'), json_extract(data, '$.status') FROM events WHERE kind = 'message.status'",
-    )?;
-    for r in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-        logged.insert(r?);
-    }
-    let mut st = db.prepare("SELECT id, status FROM messages")?;
+    let logged: std::collections::HashSet<(String, String)> = db
+        .pairs(
+            &rt,
+            if database.is_some() {
+                "SELECT data::jsonb->>'id', data::jsonb->>'status' FROM events WHERE kind = 'message.status'"
+            } else {
+                "SELECT json_extract(data, '$.id'), json_extract(data, '$.status') FROM events WHERE kind = 'message.status'"
+            },
+        )?
+        .into_iter()
+        .collect();
     let (mut messages, mut missing) = (0, 0);
-    for r in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-        let (id, status) = r?;
+    for (id, status) in db.pairs(&rt, "SELECT id, status FROM messages")? {
         messages += 1;
         if !logged.contains(&(id.clone(), "queued".to_string())) || !logged.contains(&(id, status))
         {
             missing += 1;
         }
     }
-    let events: i64 = db.query_row(
+    let events = db.count(
+        &rt,
         "SELECT COUNT(*) FROM events WHERE kind = 'message.status'",
-        [],
-        |r| r.get(0),
     )?;
     println!(
         "all delivered {:.1} s after the drain ({} not delivered); event log: {events} message.status events for {messages} messages; messages missing their `queued` or final-status event: {missing}",
         waited.as_secs_f64(),
-        undelivered(&db)?,
+        db.count(&rt, undelivered)?,
     );
     Ok(())
+}
+
+/// The gateway's tables, read after the run: its SQLite file or PostgreSQL.
+enum Db {
+    Sqlite(rusqlite::Connection),
+    Pg(tokio_postgres::Client),
+}
+
+impl Db {
+    fn open(
+        rt: &tokio::runtime::Runtime,
+        pg: Option<&str>,
+        data: &std::path::Path,
+    ) -> anyhow::Result<Db> {
+        Ok(match pg {
+            Some(url) => Db::Pg(rt.block_on(wagate::cluster::connect(url))?),
+            None => Db::Sqlite(rusqlite::Connection::open(data.join("wagate.db"))?),
+        })
+    }
+
+    fn count(&self, rt: &tokio::runtime::Runtime, sql: &str) -> anyhow::Result<i64> {
+        Ok(match self {
+            Db::Sqlite(c) => c.query_row(sql, [], |r| r.get(0))?,
+            Db::Pg(c) => rt.block_on(c.query_one(sql, &[]))?.get(0),
+        })
+    }
+
+    fn pairs(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        sql: &str,
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        Ok(match self {
+            Db::Sqlite(c) => c
+                .prepare(sql)?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?,
+            Db::Pg(c) => rt
+                .block_on(c.query(sql, &[]))?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect(),
+        })
+    }
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 
 /// Options whose values are never printed.
-const SECRETS: [&str; 2] = ["admin-token", "token"];
+const SECRETS: [&str; 3] = ["admin-token", "token", "database"];
 
 /// The `--config` path on the command line (`--config X` or `--config=X`),
 /// else in `WAGATE_CONFIG`.

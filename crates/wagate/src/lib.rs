@@ -25,6 +25,7 @@ pub mod qr;
 pub mod retention;
 pub mod server;
 pub mod session;
+pub mod sql;
 pub mod store;
 pub mod web;
 pub mod webhook;

@@ -113,6 +113,11 @@ enum Cmd {
         #[arg(long, env = "WAGATE_RETENTION_DAYS", default_value_t = 30,
               value_parser = clap::value_parser!(u64).range(1..=3650))]
         retention_days: u64,
+        /// Keep the gateway's tables and every org's WhatsApp state in this
+        /// PostgreSQL database (a postgres:// URL) instead of SQLite files in
+        /// --data. Its schema is created or migrated at start-up.
+        #[arg(long, env = "WAGATE_DATABASE")]
+        database: Option<String>,
         /// Keep device state in data/orgs/<org>/wa.db as earlier versions did
         /// (for the upgrade test).
         #[arg(long, hide = true)]
@@ -373,6 +378,7 @@ fn run(cli: Cli, args: &[std::ffi::OsString]) -> anyhow::Result<()> {
         webhook_max_age_hours,
         webhook_first_retry_ms,
         retention_days,
+        database,
         legacy_org_files,
     } = cli.cmd
     {
@@ -393,6 +399,7 @@ fn run(cli: Cli, args: &[std::ffi::OsString]) -> anyhow::Result<()> {
             webhook_max_age_hours,
             webhook_first_retry_ms,
             retention_days,
+            database,
             legacy_org_files,
             http: HttpLimits {
                 max_connections: max_connections as usize,

@@ -64,6 +64,9 @@ pub struct ServeOptions {
     pub webhook_first_retry_ms: u64,
     /// Days events (and their finished webhook deliveries) are kept.
     pub retention_days: u64,
+    /// PostgreSQL (a `postgres://` URL) for the gateway's tables and the
+    /// device state; none: SQLite files in `data`.
+    pub database: Option<String>,
     /// Keep device state in earlier versions' one-file-per-org layout
     /// (hidden; the upgrade test makes such a data dir with it).
     pub legacy_org_files: bool,
@@ -92,12 +95,47 @@ impl Default for ServeOptions {
             webhook_max_age_hours: 24,
             webhook_first_retry_ms: crate::webhook::FIRST_BACKOFF_MS as u64,
             retention_days: 30,
+            database: None,
             legacy_org_files: false,
             http: HttpLimits::default(),
             ready: None,
             stop: CancellationToken::new(),
         }
     }
+}
+
+/// The gateway's tables and the device store: SQLite files in the data
+/// directory, or PostgreSQL with `--database` (schema migrated first).
+async fn open_databases(opts: &ServeOptions) -> anyhow::Result<(Store, crate::devstore::Devices)> {
+    let Some(url) = &opts.database else {
+        let store =
+            Store::open(&opts.data.join("wagate.db")).context("opening the gateway database")?;
+        let devices = crate::devstore::Devices::open(&opts.data.join("devices.db"))
+            .context("opening the WhatsApp device store (devices.db)")?;
+        return Ok((store, devices));
+    };
+    if opts.legacy_org_files {
+        bail!("--legacy-org-files keeps files in --data; it cannot be used with --database");
+    }
+    let is_url = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    let is_settings = !url.contains("://") && url.contains('=');
+    if !(is_url || is_settings) {
+        bail!("--database takes a PostgreSQL URL (postgres://user:password@host/dbname) or key=value settings (host=/run/postgresql dbname=wagate); without it, wagate keeps SQLite files in --data");
+    }
+    let mut admin = crate::cluster::connect(url)
+        .await
+        .context("connecting to PostgreSQL (--database)")?;
+    let version = crate::cluster::migrate(&mut admin)
+        .await
+        .context("migrating the PostgreSQL schema")?;
+    tracing::info!(version, "PostgreSQL schema ready");
+    let store = Store::open_pg(url, &crate::store::GATEWAY)
+        .await
+        .context("opening the gateway's tables in PostgreSQL")?;
+    let devices = crate::devstore::Devices::open_pg(url)
+        .await
+        .context("opening the device tables in PostgreSQL")?;
+    Ok((store, devices))
 }
 
 /// Which WhatsApp server this build may talk to.
@@ -212,8 +250,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     });
     let (token, source) = admin_token(&opts.data, opts.admin_token.clone())?;
     tracing::info!(source = %source, "admin token loaded");
-    let store =
-        Store::open(&opts.data.join("wagate.db")).context("opening the gateway database")?;
+    let (store, devices) = open_databases(&opts).await?;
     let tz = crate::outbox::pacing::default_timezone(opts.default_timezone.as_deref())?;
     let mut policy = if opts.unpaced {
         tracing::warn!("--unpaced: orgs without a sending policy send as fast as the link allows");
@@ -230,8 +267,6 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     }
     tracing::info!(timezone = %tz, "default time zone of sending policies");
     let outbox = Outbox::start(store.clone(), policy);
-    let devices = crate::devstore::Devices::open(&opts.data.join("devices.db"))
-        .context("opening the WhatsApp device store (devices.db)")?;
     let factory: Arc<dyn EngineFactory> = if opts.legacy_org_files {
         tracing::warn!("--legacy-org-files: device state in data/orgs/<org>/wa.db, as before 0.2");
         Arc::new(WaFactory::legacy(

@@ -28,10 +28,11 @@ impl App {
             }
         }
         let grouped = |sql: &'static str| {
-            move |c: &rusqlite::Connection| -> rusqlite::Result<Vec<(String, i64)>> {
-                let mut st = c.prepare_cached(sql)?;
-                let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                rows.collect()
+            move |c: &crate::store::Conn| -> crate::store::DbResult<Vec<(String, i64)>> {
+                c.query_map(sql, Vec::new(), |r| -> crate::store::DbResult<_> {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect()
             }
         };
         let messages = self

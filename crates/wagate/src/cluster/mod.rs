@@ -38,23 +38,33 @@ pub async fn connect(url: &str) -> Result<Client, ClusterError> {
     Ok(client)
 }
 
-/// The cluster's tables, one version per step.
-const MIGRATIONS: &[&str] = &[
-    // 1: nodes and leases.
-    "CREATE TABLE nodes (
-         id TEXT PRIMARY KEY,
-         started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-         heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-         draining BOOLEAN NOT NULL DEFAULT false
-     );
-     CREATE TABLE org_leases (
-         org TEXT PRIMARY KEY,
-         owner TEXT,
-         epoch BIGINT NOT NULL,
-         expires_at TIMESTAMPTZ NOT NULL
-     );
-     CREATE INDEX org_leases_owner ON org_leases (owner);",
-];
+/// The cluster's schema, one version per step: nodes and leases, then the
+/// gateway's tables, then the WhatsApp client's device tables.
+fn migrations() -> Vec<String> {
+    vec![
+        "CREATE TABLE nodes (
+             id TEXT PRIMARY KEY,
+             started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+             heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+             draining BOOLEAN NOT NULL DEFAULT false
+         );
+         CREATE TABLE org_leases (
+             org TEXT PRIMARY KEY,
+             owner TEXT,
+             epoch BIGINT NOT NULL,
+             expires_at TIMESTAMPTZ NOT NULL
+         );
+         CREATE INDEX org_leases_owner ON org_leases (owner);"
+            .to_string(),
+        crate::store::schema_pg(),
+        crate::devstore::sql::pg_schema(),
+    ]
+}
+
+/// The schema version this wagate migrates PostgreSQL to.
+pub fn schema_version() -> i64 {
+    migrations().len() as i64
+}
 
 /// An arbitrary, fixed key for `pg_advisory_xact_lock`.
 const MIGRATION_LOCK: i64 = 0x7761_6761_7465; // "wagate"
@@ -76,13 +86,14 @@ pub async fn migrate(db: &mut Client) -> Result<i64, ClusterError> {
         .query_opt("SELECT version FROM schema_version", &[])
         .await?
         .map_or(0, |r| r.get(0));
-    let latest = MIGRATIONS.len() as i64;
+    let steps = migrations();
+    let latest = steps.len() as i64;
     if at > latest {
         return Err(ClusterError::Config(format!(
             "the database is at schema version {at}, newer than this wagate knows ({latest}); upgrade wagate"
         )));
     }
-    for (i, step) in MIGRATIONS.iter().enumerate().skip(at as usize) {
+    for (i, step) in steps.iter().enumerate().skip(at as usize) {
         tx.batch_execute(step).await?;
         tracing::info!(version = i + 1, "cluster schema migrated");
     }

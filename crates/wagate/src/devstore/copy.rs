@@ -18,110 +18,133 @@ use whatsapp_rust::wacore::store::traits::{
     PendingInboundRow, ProtocolStore, SignalStore, TcTokenEntry,
 };
 
+use super::sql::{Stmt, Val};
 use super::{schema, Devices, OrgDevice, TABLES};
+use crate::sql::to_sqlite;
 
 /// Why a copy failed, in a sentence.
 pub type CopyError = String;
 
+/// One table's rows, every column (`dev` first), as read.
+type TableRows = (&'static str, Vec<Vec<Val>>);
+
 /// Copy every row of device `dev` into a new file at `to` (which must not
-/// exist); how many rows were copied.
+/// exist); how many rows were copied. The rows are read through the
+/// device statements, so this works on SQLite and PostgreSQL alike; the
+/// copy is always a SQLite file with the device tables. The caller makes
+/// sure nothing writes the device meanwhile (`Devices::retire`).
 pub async fn export(devices: &Devices, dev: i64, to: &Path) -> Result<usize, CopyError> {
     if to.exists() {
         return Err(format!("{} exists already", to.display()));
     }
-    let from = devices.path().to_path_buf();
+    let sql = devices.sql();
+    let mut tables: Vec<TableRows> = Vec::with_capacity(TABLES.len());
+    for t in TABLES {
+        let rows = sql
+            .query(
+                format!("SELECT * FROM {t} WHERE dev = ?1").into(),
+                vec![Val::Int(dev)],
+            )
+            .await
+            .map_err(|e| format!("cannot read device {dev} ({t}): {e}"))?;
+        tables.push((t, rows));
+    }
     let to = to.to_path_buf();
     tokio::task::spawn_blocking(move || -> Result<usize, CopyError> {
         let out =
             Connection::open(&to).map_err(|e| format!("cannot create {}: {e}", to.display()))?;
         schema::migrate(&out).map_err(|e| format!("cannot write {}: {e}", to.display()))?;
-        drop(out);
-        attached(&from, &to, "aside", "BEGIN", |c| {
+        let write = || -> rusqlite::Result<usize> {
+            out.execute_batch("BEGIN")?;
             let mut n = 0;
-            for t in TABLES {
-                n += c.execute(
-                    &format!("INSERT INTO aside.{t} SELECT * FROM main.{t} WHERE dev = ?1"),
-                    [dev],
-                )?;
+            for (t, rows) in &tables {
+                for row in rows {
+                    let marks = (1..=row.len())
+                        .map(|i| format!("?{i}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    n += out
+                        .prepare_cached(&format!("INSERT INTO {t} VALUES ({marks})"))?
+                        .execute(rusqlite::params_from_iter(row.iter().map(to_sqlite)))?;
+                }
             }
+            out.execute_batch("COMMIT")?;
             Ok(n)
-        })
-        .map_err(|e| format!("cannot copy device {dev}: {e}"))
+        };
+        write().map_err(|e| format!("cannot copy device {dev} into {}: {e}", to.display()))
     })
     .await
     .map_err(|e| e.to_string())?
 }
 
-/// Copy the device in `from` (a file `export` wrote) into `devices.db` as
-/// device `dev`, replacing what `dev` had; how many rows.
-pub async fn import(devices: &Devices, from: &Path, dev: i64) -> Result<usize, CopyError> {
-    let path = devices.path().to_path_buf();
-    let from = from.to_path_buf();
-    tokio::task::spawn_blocking(move || -> Result<usize, CopyError> {
-        {
-            let check =
-                Connection::open_with_flags(&from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-                    .map_err(|e| format!("cannot open {}: {e}", from.display()))?;
-            let devs: i64 = check
-                .query_row("SELECT COUNT(DISTINCT dev) FROM device", [], |r| r.get(0))
-                .map_err(|e| format!("{} is not a device copy: {e}", from.display()))?;
-            if devs != 1 {
-                return Err(format!("{} holds {devs} devices, not one", from.display()));
-            }
-        }
-        attached(&path, &from, "copy", "BEGIN IMMEDIATE", |c| {
-            let mut n = 0;
-            for t in TABLES {
-                c.execute(&format!("DELETE FROM main.{t} WHERE dev = ?1"), [dev])?;
-                // Every column but the first (`dev`), which becomes `dev`.
-                let cols: Vec<String> = c
-                    .prepare(&format!(
-                        "SELECT name FROM pragma_table_info('{t}') ORDER BY cid"
-                    ))?
-                    .query_map([], |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()?;
-                let rest = cols[1..].join(", ");
-                n += c.execute(
-                    &format!("INSERT INTO main.{t} (dev, {rest}) SELECT ?1, {rest} FROM copy.{t}"),
-                    [dev],
-                )?;
-            }
-            Ok(n)
-        })
-        .map_err(|e| format!("cannot restore device {dev}: {e}"))
-    })
-    .await
-    .map_err(|e| e.to_string())?
-}
-
-/// Run `f` in one transaction (`begin`) on a connection to `main` with
-/// `other` attached as `alias`; rolled back if `f` fails.
-fn attached<T>(
-    main: &Path,
-    other: &Path,
-    alias: &str,
-    begin: &str,
-    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-) -> Result<T, CopyError> {
-    let c = Connection::open(main).map_err(|e| format!("cannot open {}: {e}", main.display()))?;
-    c.busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(|e| e.to_string())?;
-    let other_str = other
-        .to_str()
-        .ok_or_else(|| format!("{} is not a UTF-8 path", other.display()))?;
-    c.execute(&format!("ATTACH DATABASE ?1 AS {alias}"), [other_str])
-        .map_err(|e| format!("cannot attach {}: {e}", other.display()))?;
-    let done = (|| {
-        c.execute_batch(begin)?;
-        let v = f(&c)?;
-        c.execute_batch("COMMIT")?;
-        Ok(v)
-    })();
-    if done.is_err() {
-        let _ = c.execute_batch("ROLLBACK");
+/// Every row of every device table in the copy at `from`, which must hold
+/// exactly one device.
+fn read_copy(from: &Path) -> Result<Vec<TableRows>, CopyError> {
+    let c = Connection::open_with_flags(from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| format!("cannot open {}: {e}", from.display()))?;
+    let devs: i64 = c
+        .query_row("SELECT COUNT(DISTINCT dev) FROM device", [], |r| r.get(0))
+        .map_err(|e| format!("{} is not a device copy: {e}", from.display()))?;
+    if devs != 1 {
+        return Err(format!("{} holds {devs} devices, not one", from.display()));
     }
-    let _ = c.execute_batch(&format!("DETACH DATABASE {alias}"));
-    done.map_err(|e: rusqlite::Error| e.to_string())
+    let read = |t: &str| -> Result<Vec<Vec<Val>>, String> {
+        let mut st = c
+            .prepare(&format!("SELECT * FROM {t}"))
+            .map_err(|e| e.to_string())?;
+        crate::sql::sqlite_rows(&mut st, &[])
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|r| {
+                crate::sql::row_from_sqlite(r)
+                    .map(|r| r.0)
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    };
+    TABLES
+        .iter()
+        .map(|t| {
+            read(t)
+                .map(|rows| (*t, rows))
+                .map_err(|e| format!("cannot read {} ({t}): {e}", from.display()))
+        })
+        .collect()
+}
+
+/// Put the copy at `from` (one `export` made) in place of device `dev`'s
+/// rows, in one transaction; how many rows it holds.
+pub async fn import(devices: &Devices, from: &Path, dev: i64) -> Result<usize, CopyError> {
+    let path = from.to_path_buf();
+    let tables = tokio::task::spawn_blocking(move || read_copy(&path))
+        .await
+        .map_err(|e| e.to_string())??;
+    let mut batch: Vec<Stmt> = Vec::new();
+    let mut n = 0;
+    for (t, rows) in tables {
+        batch.push((
+            format!("DELETE FROM {t} WHERE dev = ?1").into(),
+            vec![Val::Int(dev)],
+        ));
+        for mut row in rows {
+            let marks = (1..=row.len())
+                .map(|i| format!("?{i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            // The first column is the device number: it becomes `dev`.
+            if let Some(first) = row.first_mut() {
+                *first = Val::Int(dev);
+            }
+            batch.push((format!("INSERT INTO {t} VALUES ({marks})").into(), row));
+            n += 1;
+        }
+    }
+    devices
+        .sql()
+        .exec(batch)
+        .await
+        .map_err(|e| format!("cannot restore device {dev}: {e}"))?;
+    Ok(n)
 }
 
 /// What `import_legacy` carried over.
@@ -143,10 +166,19 @@ pub async fn import_legacy(
 ) -> Result<Carried, CopyError> {
     // Read a copy: opening the library's store may update its schema, and
     // the original is kept as it was.
-    let work = devices.path().with_file_name(format!(".import-{dev}"));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
-    let copy = work.join("wa.db");
+    // Beside devices.db (the same file system); on PostgreSQL, in the
+    // system's temporary directory.
+    let near = devices
+        .path()
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(std::env::temp_dir);
+    let work = tempfile::Builder::new()
+        .prefix(&format!(".import-{dev}-"))
+        .tempdir_in(&near)
+        .map_err(|e| format!("cannot create a work folder in {}: {e}", near.display()))?;
+    let copy = work.path().join("wa.db");
     let copied = (|| -> std::io::Result<()> {
         std::fs::copy(legacy, &copy)?;
         for ext in ["db-wal", "db-shm"] {
@@ -161,7 +193,7 @@ pub async fn import_legacy(
         Ok(()) => import_library_store(devices, &copy, dev).await,
         Err(e) => Err(format!("cannot copy {}: {e}", legacy.display())),
     };
-    let _ = std::fs::remove_dir_all(&work);
+    drop(work);
     result
 }
 

@@ -59,9 +59,21 @@ impl Devices {
     pub fn open(path: &Path) -> std::result::Result<Devices, StoreError> {
         let db = Store::open_kind(path, &DEVICES)?;
         Ok(Devices {
-            sql: Arc::new(sql::SqliteSql { db: db.clone() }),
+            sql: Arc::new(sql::StoreSql { db: db.clone() }),
             db,
             path: path.to_path_buf(),
+            live: Arc::default(),
+        })
+    }
+
+    /// The device tables in PostgreSQL at `url` (schema already migrated).
+    /// Copies aside (`copy.rs`) are SQLite files and are not made there yet.
+    pub async fn open_pg(url: &str) -> std::result::Result<Devices, StoreError> {
+        let db = Store::open_pg(url, &DEVICES).await?;
+        Ok(Devices {
+            sql: Arc::new(sql::StoreSql { db: db.clone() }),
+            db,
+            path: PathBuf::new(),
             live: Arc::default(),
         })
     }
@@ -188,7 +200,7 @@ fn sql_err(e: sql::SqlError) -> WaError {
 
 /// A value read back as `T`, or the library's database error.
 fn from_val<T: FromVal>(v: Val) -> Result<T> {
-    T::from_val(v).map_err(sql_err)
+    T::from_val(v).map_err(|e| sql_err(e.into()))
 }
 
 /// A row's first two columns as `(A, B)`.

@@ -131,7 +131,7 @@ pub fn hold_in(
     reason: &str,
     until: i64,
     now_ms: i64,
-) -> rusqlite::Result<Option<MessageRow>> {
+) -> crate::store::DbResult<Option<MessageRow>> {
     let Some(row) = store::messages::hold(tx, seq, reason, until, now_ms)? else {
         return Ok(None);
     };

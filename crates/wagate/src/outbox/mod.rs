@@ -286,8 +286,11 @@ impl Outbox {
     /// next send on.
     pub async fn set_policy(&self, org: &OrgRef, policy: Policy) -> Result<(), StoreError> {
         let inc = org.inc;
-        let body = serde_json::to_string(&policy)
-            .map_err(|e| StoreError::Sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        let body = serde_json::to_string(&policy).map_err(|e| {
+            StoreError::Sql(store::DbError::Invalid(format!(
+                "cannot encode the policy: {e}"
+            )))
+        })?;
         self.store
             .write(move |tx| store::policies::put(tx, inc, &body, store::now_ms()))
             .await?;
@@ -670,7 +673,7 @@ fn advance(
     wa_id: &str,
     to: MessageStatus,
     error: Option<&str>,
-) -> rusqlite::Result<Option<MessageRow>> {
+) -> crate::store::DbResult<Option<MessageRow>> {
     let Some(row) = store::messages::advance(tx, org.inc, wa_id, to, error, store::now_ms())?
     else {
         return Ok(None);
@@ -700,7 +703,7 @@ fn reachout_backoff(attempts: i64) -> i64 {
 
 /// Apply one ack, receipt, received message or limit notice, with its
 /// events; whether the org's dispatcher should look at its queue again.
-fn apply(tx: &mut Tx, org: &OrgRef, ev: EngineEvent, now: i64) -> rusqlite::Result<bool> {
+fn apply(tx: &mut Tx, org: &OrgRef, ev: EngineEvent, now: i64) -> crate::store::DbResult<bool> {
     match ev {
         EngineEvent::ServerAck { wa_id, error: None } => {
             // Timed whatever the status: a receipt may have come first.
@@ -817,7 +820,7 @@ fn apply_limit(
     org: &OrgRef,
     notice: engine::LimitNotice,
     now: i64,
-) -> rusqlite::Result<bool> {
+) -> crate::store::DbResult<bool> {
     use engine::LimitNotice;
     let (reason, until, data) = match notice {
         LimitNotice::Reachout {

@@ -65,11 +65,11 @@ pub(super) async fn run(store: Store, outbox: Weak<Outbox>, kick: std::sync::Arc
     }
 }
 
-fn pass(tx: &mut Tx, now: i64) -> rusqlite::Result<Pass> {
+fn pass(tx: &mut Tx, now: i64) -> crate::store::DbResult<Pass> {
     let mut woken = BTreeSet::new();
     // Org ids by incarnation, looked up once per pass.
     let mut ids: HashMap<i64, Option<String>> = HashMap::new();
-    let mut moved = |tx: &mut Tx, row: &MessageRow| -> rusqlite::Result<()> {
+    let mut moved = |tx: &mut Tx, row: &MessageRow| -> crate::store::DbResult<()> {
         let id = match ids.get(&row.inc) {
             Some(id) => id.clone(),
             None => {
@@ -108,7 +108,7 @@ fn pass(tx: &mut Tx, now: i64) -> rusqlite::Result<Pass> {
 }
 
 /// The `message.status` event of a scheduled message that moved, in org `org`.
-pub(super) fn announce(tx: &mut Tx, org: &str, row: &MessageRow) -> rusqlite::Result<()> {
+pub(super) fn announce(tx: &mut Tx, org: &str, row: &MessageRow) -> crate::store::DbResult<()> {
     tracing::debug!(org = %org, id = %row.id, status = row.status.as_str(), "scheduled message moved");
     tx.emit(
         row.inc,

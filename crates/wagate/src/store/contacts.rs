@@ -5,7 +5,8 @@
 //! message to it was accepted; until then a message to it is a first
 //! message to a new contact, the kind WhatsApp limits.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::{Conn, DbResult, OptionalExt};
+use crate::args;
 
 /// How long a look-up's answer is trusted.
 pub const LOOKUP_TTL_MS: i64 = 7 * 24 * 3_600_000;
@@ -35,14 +36,14 @@ impl Contact {
     }
 }
 
-pub fn get(c: &Connection, inc: i64, phone: &str) -> rusqlite::Result<Option<Contact>> {
+pub fn get(c: &Conn, inc: i64, phone: &str) -> DbResult<Option<Contact>> {
     c.prepare_cached(
         "SELECT on_whatsapp, jid, checked_ms, first_in_ms, first_try_ms, first_ok_ms
          FROM contacts WHERE inc = ?1 AND phone = ?2",
     )?
-    .query_row(params![inc, phone], |r| {
+    .query_row(args![inc, phone], |r| {
         Ok(Contact {
-            on_whatsapp: r.get::<_, Option<i64>>(0)?.map(|v| v != 0),
+            on_whatsapp: r.get::<Option<i64>>(0)?.map(|v| v != 0),
             jid: r.get(1)?,
             checked_ms: r.get(2)?,
             first_in_ms: r.get(3)?,
@@ -55,19 +56,19 @@ pub fn get(c: &Connection, inc: i64, phone: &str) -> rusqlite::Result<Option<Con
 
 /// Record a look-up's answer.
 pub fn record_lookup(
-    c: &Connection,
+    c: &Conn,
     inc: i64,
     phone: &str,
     on_whatsapp: bool,
     jid: Option<&str>,
     now_ms: i64,
-) -> rusqlite::Result<()> {
+) -> DbResult<()> {
     c.prepare_cached(
         "INSERT INTO contacts (inc, phone, on_whatsapp, jid, checked_ms) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(inc, phone) DO UPDATE SET
             on_whatsapp = excluded.on_whatsapp, jid = excluded.jid, checked_ms = excluded.checked_ms",
     )?
-    .execute(params![inc, phone, on_whatsapp as i64, jid, now_ms])?;
+    .execute(args![inc, phone, on_whatsapp as i64, jid, now_ms])?;
     Ok(())
 }
 
@@ -84,43 +85,36 @@ pub enum First {
 
 /// Record `which` at `now_ms` unless it was recorded before. A phone that
 /// wrote or accepted a message is on WhatsApp, whatever a look-up said.
-pub fn note(
-    c: &Connection,
-    inc: i64,
-    phone: &str,
-    which: First,
-    now_ms: i64,
-) -> rusqlite::Result<()> {
+pub fn note(c: &Conn, inc: i64, phone: &str, which: First, now_ms: i64) -> DbResult<()> {
     let sql = match which {
         First::In => {
             "INSERT INTO contacts (inc, phone, first_in_ms, on_whatsapp, checked_ms) VALUES (?1, ?2, ?3, 1, ?3)
-             ON CONFLICT(inc, phone) DO UPDATE SET first_in_ms = COALESCE(first_in_ms, excluded.first_in_ms),
+             ON CONFLICT(inc, phone) DO UPDATE SET first_in_ms = COALESCE(contacts.first_in_ms, excluded.first_in_ms),
                 on_whatsapp = 1, checked_ms = excluded.checked_ms"
         }
         First::Try => {
             "INSERT INTO contacts (inc, phone, first_try_ms) VALUES (?1, ?2, ?3)
-             ON CONFLICT(inc, phone) DO UPDATE SET first_try_ms = COALESCE(first_try_ms, excluded.first_try_ms)"
+             ON CONFLICT(inc, phone) DO UPDATE SET first_try_ms = COALESCE(contacts.first_try_ms, excluded.first_try_ms)"
         }
         First::Ok => {
             "INSERT INTO contacts (inc, phone, first_ok_ms, on_whatsapp, checked_ms) VALUES (?1, ?2, ?3, 1, ?3)
-             ON CONFLICT(inc, phone) DO UPDATE SET first_ok_ms = COALESCE(first_ok_ms, excluded.first_ok_ms),
+             ON CONFLICT(inc, phone) DO UPDATE SET first_ok_ms = COALESCE(contacts.first_ok_ms, excluded.first_ok_ms),
                 on_whatsapp = 1, checked_ms = excluded.checked_ms"
         }
     };
-    c.prepare_cached(sql)?
-        .execute(params![inc, phone, now_ms])?;
+    c.prepare_cached(sql)?.execute(args![inc, phone, now_ms])?;
     Ok(())
 }
 
 /// When `inc` reached out first to new contacts after `since_ms` (the
 /// contact had not written before our first message), ascending.
-pub fn first_reaches_since(c: &Connection, inc: i64, since_ms: i64) -> rusqlite::Result<Vec<i64>> {
+pub fn first_reaches_since(c: &Conn, inc: i64, since_ms: i64) -> DbResult<Vec<i64>> {
     let rows = c
         .prepare_cached(
             "SELECT first_try_ms FROM contacts WHERE inc = ?1 AND first_try_ms > ?2
              AND (first_in_ms IS NULL OR first_in_ms > first_try_ms) ORDER BY first_try_ms",
         )?
-        .query_map(params![inc, since_ms], |r| r.get(0))?
+        .query_map(args![inc, since_ms], |r| r.get(0))?
         .collect();
     rows
 }

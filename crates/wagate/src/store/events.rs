@@ -3,7 +3,9 @@
 //! written only through `Tx::emit`, in the transaction of the change they
 //! report.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use super::{Conn, DbResult, OptionalExt};
+use crate::args;
+use crate::sql::Row;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventRow {
@@ -16,7 +18,7 @@ pub struct EventRow {
     pub ts_ms: i64,
 }
 
-fn from_row(org: &str) -> impl Fn(&Row) -> rusqlite::Result<EventRow> + '_ {
+fn from_row(org: &str) -> impl Fn(&Row) -> DbResult<EventRow> + '_ {
     move |r| {
         let data: String = r.get(3)?;
         Ok(EventRow {
@@ -31,63 +33,55 @@ fn from_row(org: &str) -> impl Fn(&Row) -> rusqlite::Result<EventRow> + '_ {
 }
 
 pub(super) fn insert(
-    c: &Connection,
+    c: &Conn,
     inc: i64,
     kind: &str,
     data: &serde_json::Value,
     ts_ms: i64,
-) -> rusqlite::Result<i64> {
-    c.execute(
-        "INSERT INTO events (inc, kind, data, ts_ms) VALUES (?1, ?2, ?3, ?4)",
-        params![inc, kind, data.to_string(), ts_ms],
-    )?;
-    Ok(c.last_insert_rowid())
+) -> DbResult<i64> {
+    // On PostgreSQL the number comes from a counter row whose lock is held
+    // to the commit, so numbers follow commit order across nodes.
+    let sql = if c.is_pg() {
+        "WITH n AS (UPDATE counters SET value = value + 1 WHERE name = 'event_seq' RETURNING value)
+         INSERT INTO events (seq, inc, kind, data, ts_ms) SELECT value, ?1, ?2, ?3, ?4 FROM n RETURNING seq"
+    } else {
+        "INSERT INTO events (inc, kind, data, ts_ms) VALUES (?1, ?2, ?3, ?4) RETURNING seq"
+    };
+    c.query_row(sql, args![inc, kind, data.to_string(), ts_ms], |r| r.get(0))
 }
 
 /// The sequence number of the newest event of `inc` (0 if none).
-pub fn last_seq(c: &Connection, inc: i64) -> rusqlite::Result<i64> {
+pub fn last_seq(c: &Conn, inc: i64) -> DbResult<i64> {
     c.query_row(
         "SELECT COALESCE(MAX(seq), 0) FROM events WHERE inc = ?1",
-        [inc],
+        args![inc],
         |r| r.get(0),
     )
 }
 
 /// Events of `inc` after `after_seq`, oldest first.
-pub fn after(
-    c: &Connection,
-    inc: i64,
-    org: &str,
-    after_seq: i64,
-    limit: i64,
-) -> rusqlite::Result<Vec<EventRow>> {
+pub fn after(c: &Conn, inc: i64, org: &str, after_seq: i64, limit: i64) -> DbResult<Vec<EventRow>> {
     let mut st = c.prepare_cached(
         "SELECT seq, inc, kind, data, ts_ms FROM events WHERE inc = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
     )?;
-    let rows = st.query_map(params![inc, after_seq, limit], from_row(org))?;
+    let rows = st.query_map(args![inc, after_seq, limit], from_row(org))?;
     rows.collect()
 }
 
 /// The newest `limit` events of one kind for `inc`, newest first.
-pub fn latest(
-    c: &Connection,
-    inc: i64,
-    org: &str,
-    kind: &str,
-    limit: i64,
-) -> rusqlite::Result<Vec<EventRow>> {
+pub fn latest(c: &Conn, inc: i64, org: &str, kind: &str, limit: i64) -> DbResult<Vec<EventRow>> {
     let mut st = c.prepare_cached(
         "SELECT seq, inc, kind, data, ts_ms FROM events WHERE inc = ?1 AND kind = ?2 ORDER BY seq DESC LIMIT ?3",
     )?;
-    let rows = st.query_map(params![inc, kind, limit], from_row(org))?;
+    let rows = st.query_map(args![inc, kind, limit], from_row(org))?;
     rows.collect()
 }
 
 /// How many events of `kind` the log holds for `inc`.
-pub fn count(c: &Connection, inc: i64, kind: &str) -> rusqlite::Result<i64> {
+pub fn count(c: &Conn, inc: i64, kind: &str) -> DbResult<i64> {
     c.query_row(
         "SELECT COUNT(*) FROM events WHERE inc = ?1 AND kind = ?2",
-        params![inc, kind],
+        args![inc, kind],
         |r| r.get(0),
     )
 }
@@ -96,16 +90,18 @@ pub fn count(c: &Connection, inc: i64, kind: &str) -> rusqlite::Result<i64> {
 /// deliveries, except events a delivery still waits to deliver; how many
 /// were deleted. Sequence numbers follow time, so the old events are the
 /// ones before the first recent one, and only they are read.
-pub fn prune(c: &Connection, before_ms: i64, limit: i64) -> rusqlite::Result<usize> {
+pub fn prune(c: &Conn, before_ms: i64, limit: i64) -> DbResult<usize> {
     let cut: Option<i64> = c
         .prepare_cached("SELECT seq FROM events WHERE ts_ms >= ?1 ORDER BY seq LIMIT 1")?
-        .query_row([before_ms], |r| r.get(0))
+        .query_row(args![before_ms], |r| r.get(0))
         .optional()?;
     let cut = match cut {
         Some(s) => s,
-        None => c.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| {
-            r.get(0)
-        })?,
+        None => c.query_row(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM events",
+            args![],
+            |r| r.get(0),
+        )?,
     };
     c.prepare_cached(
         "DELETE FROM events WHERE seq IN (
@@ -113,5 +109,5 @@ pub fn prune(c: &Connection, before_ms: i64, limit: i64) -> rusqlite::Result<usi
                AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event = e.seq AND d.status = 'pending')
              ORDER BY seq LIMIT ?2)",
     )?
-    .execute(params![cut, limit])
+    .execute(args![cut, limit])
 }

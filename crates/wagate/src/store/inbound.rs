@@ -4,7 +4,9 @@
 //! (`in_reply_to`), else our latest message to that contact within 72 h
 //! (`last_outbound_id`); a reaction names the message reacted to.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use super::{Conn, DbResult, OptionalExt};
+use crate::args;
+use crate::sql::Row;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundRow {
@@ -26,7 +28,7 @@ pub struct InboundRow {
 
 const COLS: &str = "seq, wa_id, sender, text, received_ms, sender_lid, quoted_wa_id, in_reply_to, last_outbound_id, reaction_to";
 
-fn from_row(r: &Row) -> rusqlite::Result<InboundRow> {
+fn from_row(r: &Row) -> DbResult<InboundRow> {
     Ok(InboundRow {
         seq: r.get(0)?,
         wa_id: r.get(1)?,
@@ -55,20 +57,15 @@ pub struct NewInbound<'a> {
 }
 
 /// Our message of `inc` with WhatsApp id `wa_id` (its id).
-fn ours(c: &Connection, inc: i64, wa_id: &str) -> rusqlite::Result<Option<String>> {
+fn ours(c: &Conn, inc: i64, wa_id: &str) -> DbResult<Option<String>> {
     c.prepare_cached("SELECT id FROM messages WHERE inc = ?1 AND wa_id = ?2")?
-        .query_row(params![inc, wa_id], |r| r.get(0))
+        .query_row(args![inc, wa_id], |r| r.get(0))
         .optional()
 }
 
 /// Store a received message, with what it answers; `None` when this id was
 /// stored before.
-pub fn insert(
-    c: &Connection,
-    inc: i64,
-    m: &NewInbound,
-    now_ms: i64,
-) -> rusqlite::Result<Option<InboundRow>> {
+pub fn insert(c: &Conn, inc: i64, m: &NewInbound, now_ms: i64) -> DbResult<Option<InboundRow>> {
     let in_reply_to = match m.quoted {
         Some(q) => ours(c, inc, q)?,
         None => None,
@@ -78,7 +75,7 @@ pub fn insert(
             "SELECT id FROM messages WHERE inc = ?1 AND phone = ?2 AND status IN ('sent', 'delivered', 'read')
              AND updated_ms > ?3 ORDER BY seq DESC LIMIT 1",
         )?
-        .query_row(params![inc, m.from, now_ms - REPLY_WINDOW_MS], |r| r.get(0))
+        .query_row(args![inc, m.from, now_ms - REPLY_WINDOW_MS], |r| r.get(0))
         .optional()?
     } else {
         None
@@ -87,29 +84,34 @@ pub fn insert(
         Some(w) => Some(ours(c, inc, w)?.unwrap_or_else(|| w.to_string())),
         None => None,
     };
-    let n = c
+    let seq: Option<i64> = c
         .prepare_cached(
-            "INSERT OR IGNORE INTO inbound (inc, wa_id, sender, text, received_ms, sender_lid, quoted_wa_id,
+            "INSERT INTO inbound (inc, wa_id, sender, text, received_ms, sender_lid, quoted_wa_id,
                 in_reply_to, last_outbound_id, reaction_to)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (inc, wa_id) DO NOTHING RETURNING seq",
         )?
-        .execute(params![
-            inc,
-            m.wa_id,
-            m.from,
-            m.text,
-            now_ms,
-            m.from_lid,
-            m.quoted,
-            in_reply_to,
-            last_outbound_id,
-            reaction_to
-        ])?;
-    if n == 0 {
+        .query_row(
+            args![
+                inc,
+                m.wa_id,
+                m.from,
+                m.text,
+                now_ms,
+                m.from_lid,
+                m.quoted,
+                in_reply_to,
+                last_outbound_id,
+                reaction_to
+            ],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(seq) = seq else {
         return Ok(None);
-    }
+    };
     Ok(Some(InboundRow {
-        seq: c.last_insert_rowid(),
+        seq,
         wa_id: m.wa_id.to_string(),
         from: m.from.to_string(),
         from_lid: m.from_lid.map(str::to_string),
@@ -123,26 +125,21 @@ pub fn insert(
 }
 
 /// One page of an org's received messages, oldest first, after the cursor.
-pub fn list(
-    c: &Connection,
-    inc: i64,
-    after_seq: i64,
-    limit: i64,
-) -> rusqlite::Result<Vec<InboundRow>> {
+pub fn list(c: &Conn, inc: i64, after_seq: i64, limit: i64) -> DbResult<Vec<InboundRow>> {
     let mut st = c.prepare_cached(&format!(
         "SELECT {COLS} FROM inbound WHERE inc = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
     ))?;
-    let rows = st.query_map(params![inc, after_seq, limit], from_row)?;
+    let rows = st.query_map(args![inc, after_seq, limit], from_row)?;
     rows.collect()
 }
 
 /// The `limit` newest received messages of `inc`, newest first.
-pub fn latest(c: &Connection, inc: i64, limit: i64) -> rusqlite::Result<Vec<InboundRow>> {
+pub fn latest(c: &Conn, inc: i64, limit: i64) -> DbResult<Vec<InboundRow>> {
     let rows = c
         .prepare_cached(&format!(
             "SELECT {COLS} FROM inbound WHERE inc = ?1 ORDER BY seq DESC LIMIT ?2"
         ))?
-        .query_map(params![inc, limit], from_row)?
+        .query_map(args![inc, limit], from_row)?
         .collect();
     rows
 }

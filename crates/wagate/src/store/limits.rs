@@ -3,7 +3,8 @@
 //! messages to new contacts until a moment) and message capping (a quota of
 //! new chats per cycle). Kept across restarts: the limits outlive a link.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::{Conn, DbResult, OptionalExt};
+use crate::args;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Limits {
@@ -34,12 +35,12 @@ impl Limits {
     }
 }
 
-pub fn get(c: &Connection, inc: i64) -> rusqlite::Result<Limits> {
+pub fn get(c: &Conn, inc: i64) -> DbResult<Limits> {
     Ok(c.prepare_cached(
         "SELECT reachout_until_ms, reachout_type, cap_used, cap_total, cap_cycle_end_ms, cap_status
              FROM account_limits WHERE inc = ?1",
     )?
-    .query_row([inc], |r| {
+    .query_row(args![inc], |r| {
         Ok(Limits {
             reachout_until_ms: r.get(0)?,
             reachout_type: r.get(1)?,
@@ -55,23 +56,23 @@ pub fn get(c: &Connection, inc: i64) -> rusqlite::Result<Limits> {
 
 /// Record the timelock: active until `until_ms`, or lifted (`None`).
 pub fn set_reachout(
-    c: &Connection,
+    c: &Conn,
     inc: i64,
     until_ms: Option<i64>,
     kind: Option<&str>,
     now_ms: i64,
-) -> rusqlite::Result<()> {
+) -> DbResult<()> {
     c.prepare_cached(
         "INSERT INTO account_limits (inc, reachout_until_ms, reachout_type, updated_ms) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(inc) DO UPDATE SET reachout_until_ms = excluded.reachout_until_ms,
             reachout_type = excluded.reachout_type, updated_ms = excluded.updated_ms",
     )?
-    .execute(params![inc, until_ms, kind, now_ms])?;
+    .execute(args![inc, until_ms, kind, now_ms])?;
     Ok(())
 }
 
 /// Record the message-capping state the server sent.
-pub fn set_capping(c: &Connection, inc: i64, l: &Limits, now_ms: i64) -> rusqlite::Result<()> {
+pub fn set_capping(c: &Conn, inc: i64, l: &Limits, now_ms: i64) -> DbResult<()> {
     c.prepare_cached(
         "INSERT INTO account_limits (inc, cap_used, cap_total, cap_cycle_end_ms, cap_status, updated_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -79,7 +80,7 @@ pub fn set_capping(c: &Connection, inc: i64, l: &Limits, now_ms: i64) -> rusqlit
             cap_cycle_end_ms = excluded.cap_cycle_end_ms, cap_status = excluded.cap_status,
             updated_ms = excluded.updated_ms",
     )?
-    .execute(params![
+    .execute(args![
         inc,
         l.cap_used,
         l.cap_total,

@@ -13,7 +13,9 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use super::{Conn, DbResult, OptionalExt};
+use crate::args;
+use crate::sql::Row;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageStatus {
@@ -129,7 +131,7 @@ pub struct NewMessage {
 
 const COLS: &str = "seq, id, inc, phone, text, status, error, wa_id, idem_key, attempts, created_ms, updated_ms, send_at_ms, send_before_ms, qpos, held_reason, retry_at_ms";
 
-fn from_row(r: &Row) -> rusqlite::Result<MessageRow> {
+fn from_row(r: &Row) -> DbResult<MessageRow> {
     let status: String = r.get(5)?;
     Ok(MessageRow {
         seq: r.get(0)?,
@@ -153,9 +155,9 @@ fn from_row(r: &Row) -> rusqlite::Result<MessageRow> {
 }
 
 /// The next queue position (a counter kept in `counters`, never reused).
-fn next_qpos(c: &Connection) -> rusqlite::Result<i64> {
+fn next_qpos(c: &Conn) -> DbResult<i64> {
     c.prepare_cached("UPDATE counters SET value = value + 1 WHERE name = 'qpos' RETURNING value")?
-        .query_row([], |r| r.get(0))
+        .query_row(args![], |r| r.get(0))
 }
 
 /// What `insert` did.
@@ -169,12 +171,12 @@ pub enum Inserted {
 
 /// Insert a message (`scheduled` when its `send_at` is still ahead, else
 /// `queued`), unless its idempotency key was used before.
-pub fn insert(c: &Connection, m: &NewMessage) -> rusqlite::Result<Inserted> {
+pub fn insert(c: &Conn, m: &NewMessage) -> DbResult<Inserted> {
     if let Some(key) = &m.idem_key {
         let existing = c
             .query_row(
                 &format!("SELECT {COLS} FROM messages WHERE inc = ?1 AND idem_key = ?2"),
-                params![m.inc, key],
+                args![m.inc, key],
                 from_row,
             )
             .optional()?;
@@ -188,11 +190,11 @@ pub fn insert(c: &Connection, m: &NewMessage) -> rusqlite::Result<Inserted> {
     } else {
         (MessageStatus::Queued, Some(next_qpos(c)?))
     };
-    c.prepare_cached(
+    let seq = c.prepare_cached(
         "INSERT INTO messages (id, inc, phone, text, status, wa_id, idem_key, created_ms, updated_ms, send_at_ms, send_before_ms, qpos)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11) RETURNING seq",
     )?
-    .execute(params![
+    .query_row(args![
         m.id,
         m.inc,
         m.phone,
@@ -204,9 +206,9 @@ pub fn insert(c: &Connection, m: &NewMessage) -> rusqlite::Result<Inserted> {
         m.send_at_ms,
         m.send_before_ms,
         qpos
-    ])?;
+    ], |r| r.get(0))?;
     Ok(Inserted::New(MessageRow {
-        seq: c.last_insert_rowid(),
+        seq,
         id: m.id.clone(),
         inc: m.inc,
         to: m.phone.clone(),
@@ -226,10 +228,10 @@ pub fn insert(c: &Connection, m: &NewMessage) -> rusqlite::Result<Inserted> {
     }))
 }
 
-pub fn get(c: &Connection, inc: i64, id: &str) -> rusqlite::Result<Option<MessageRow>> {
+pub fn get(c: &Conn, inc: i64, id: &str) -> DbResult<Option<MessageRow>> {
     c.query_row(
         &format!("SELECT {COLS} FROM messages WHERE inc = ?1 AND id = ?2"),
-        params![inc, id],
+        args![inc, id],
         from_row,
     )
     .optional()
@@ -238,25 +240,25 @@ pub fn get(c: &Connection, inc: i64, id: &str) -> rusqlite::Result<Option<Messag
 /// One page of an org's messages in acceptance order (oldest first), after the
 /// cursor `after_seq`, optionally only those in `status`.
 pub fn list(
-    c: &Connection,
+    c: &Conn,
     inc: i64,
     status: Option<MessageStatus>,
     after_seq: i64,
     limit: i64,
-) -> rusqlite::Result<Vec<MessageRow>> {
+) -> DbResult<Vec<MessageRow>> {
     // Two statements, so that the status filter can use `messages_status`.
     let rows = match status {
         Some(s) => c
             .prepare_cached(&format!(
                 "SELECT {COLS} FROM messages WHERE inc = ?1 AND status = ?4 AND seq > ?2 ORDER BY seq LIMIT ?3"
             ))?
-            .query_map(params![inc, after_seq, limit, s.as_str()], from_row)?
+            .query_map(args![inc, after_seq, limit, s.as_str()], from_row)?
             .collect(),
         None => c
             .prepare_cached(&format!(
                 "SELECT {COLS} FROM messages WHERE inc = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
             ))?
-            .query_map(params![inc, after_seq, limit], from_row)?
+            .query_map(args![inc, after_seq, limit], from_row)?
             .collect(),
     };
     rows
@@ -265,247 +267,227 @@ pub fn list(
 /// One page of an org's scheduled messages by due time, after the cursor
 /// (`send_at_ms`, `seq`) of the previous page's last row.
 pub fn list_scheduled(
-    c: &Connection,
+    c: &Conn,
     inc: i64,
     after: (i64, i64),
     limit: i64,
-) -> rusqlite::Result<Vec<MessageRow>> {
+) -> DbResult<Vec<MessageRow>> {
     let rows = c
         .prepare_cached(&format!(
             "SELECT {COLS} FROM messages WHERE inc = ?1 AND status = 'scheduled'
              AND (send_at_ms > ?2 OR (send_at_ms = ?2 AND seq > ?3))
              ORDER BY send_at_ms, seq LIMIT ?4"
         ))?
-        .query_map(params![inc, after.0, after.1, limit], from_row)?
+        .query_map(args![inc, after.0, after.1, limit], from_row)?
         .collect();
     rows
 }
 
 /// The `limit` most recently accepted messages of `inc`, newest first.
-pub fn latest(c: &Connection, inc: i64, limit: i64) -> rusqlite::Result<Vec<MessageRow>> {
+pub fn latest(c: &Conn, inc: i64, limit: i64) -> DbResult<Vec<MessageRow>> {
     let mut stmt = c.prepare_cached(&format!(
         "SELECT {COLS} FROM messages WHERE inc = ?1 ORDER BY seq DESC LIMIT ?2"
     ))?;
-    let rows = stmt.query_map(params![inc, limit], from_row)?;
+    let rows = stmt.query_map(args![inc, limit], from_row)?;
     rows.collect()
 }
 
 /// Messages of `inc` still waiting for a server ack, in queue order, after
 /// queue position `after_qpos` (held ones wait for `held_due`).
-pub fn unacked(
-    c: &Connection,
-    inc: i64,
-    after_qpos: i64,
-    limit: i64,
-) -> rusqlite::Result<Vec<MessageRow>> {
+pub fn unacked(c: &Conn, inc: i64, after_qpos: i64, limit: i64) -> DbResult<Vec<MessageRow>> {
     let rows = c
         .prepare_cached(&format!(
             "SELECT {COLS} FROM messages WHERE inc = ?1 AND status = 'queued' AND qpos > ?2 AND retry_at_ms IS NULL ORDER BY qpos LIMIT ?3"
         ))?
-        .query_map(params![inc, after_qpos, limit], from_row)?
+        .query_map(args![inc, after_qpos, limit], from_row)?
         .collect();
     rows
 }
 
 /// Held messages of `inc` whose `retry_at` has come, in queue order.
-pub fn held_due(
-    c: &Connection,
-    inc: i64,
-    now_ms: i64,
-    limit: i64,
-) -> rusqlite::Result<Vec<MessageRow>> {
+pub fn held_due(c: &Conn, inc: i64, now_ms: i64, limit: i64) -> DbResult<Vec<MessageRow>> {
     let rows = c
         .prepare_cached(&format!(
             "SELECT {COLS} FROM messages WHERE inc = ?1 AND status = 'queued' AND retry_at_ms IS NOT NULL
              AND retry_at_ms <= ?2 ORDER BY qpos LIMIT ?3"
         ))?
-        .query_map(params![inc, now_ms, limit], from_row)?
+        .query_map(args![inc, now_ms, limit], from_row)?
         .collect();
     rows
 }
 
 /// `inc`'s held messages, soonest retry first (at most `limit`).
-pub fn list_held(c: &Connection, inc: i64, limit: i64) -> rusqlite::Result<Vec<MessageRow>> {
+pub fn list_held(c: &Conn, inc: i64, limit: i64) -> DbResult<Vec<MessageRow>> {
     let rows = c
         .prepare_cached(&format!(
             "SELECT {COLS} FROM messages WHERE inc = ?1 AND status = 'queued' AND retry_at_ms IS NOT NULL
              ORDER BY retry_at_ms, qpos LIMIT ?2"
         ))?
-        .query_map(params![inc, limit], from_row)?
+        .query_map(args![inc, limit], from_row)?
         .collect();
     rows
 }
 
 /// The earliest `retry_at` among `inc`'s held messages.
-pub fn next_retry(c: &Connection, inc: i64) -> rusqlite::Result<Option<i64>> {
+pub fn next_retry(c: &Conn, inc: i64) -> DbResult<Option<i64>> {
     c.prepare_cached(
         "SELECT MIN(retry_at_ms) FROM messages WHERE inc = ?1 AND status = 'queued' AND retry_at_ms IS NOT NULL",
     )?
-    .query_row([inc], |r| r.get(0))
+    .query_row(args![inc], |r| r.get(0))
 }
 
 /// Hold a queued message until `retry_at_ms`, for `reason`.
 pub fn hold(
-    c: &Connection,
+    c: &Conn,
     seq: i64,
     reason: &str,
     retry_at_ms: i64,
     now_ms: i64,
-) -> rusqlite::Result<Option<MessageRow>> {
+) -> DbResult<Option<MessageRow>> {
     c.prepare_cached(&format!(
         "UPDATE messages SET held_reason = ?2, retry_at_ms = ?3, updated_ms = ?4
          WHERE seq = ?1 AND status = 'queued' RETURNING {COLS}"
     ))?
-    .query_row(params![seq, reason, retry_at_ms, now_ms], from_row)
+    .query_row(args![seq, reason, retry_at_ms, now_ms], from_row)
     .optional()
 }
 
 /// The message of `inc` with WhatsApp id `wa_id`.
-pub fn by_wa_id(c: &Connection, inc: i64, wa_id: &str) -> rusqlite::Result<Option<MessageRow>> {
+pub fn by_wa_id(c: &Conn, inc: i64, wa_id: &str) -> DbResult<Option<MessageRow>> {
     c.prepare_cached(&format!(
         "SELECT {COLS} FROM messages WHERE inc = ?1 AND wa_id = ?2"
     ))?
-    .query_row(params![inc, wa_id], from_row)
+    .query_row(args![inc, wa_id], from_row)
     .optional()
 }
 
 /// Hold every message of `inc` held for `from` for `to` instead.
-pub fn reclassify_held(c: &Connection, inc: i64, from: &str, to: &str) -> rusqlite::Result<usize> {
+pub fn reclassify_held(c: &Conn, inc: i64, from: &str, to: &str) -> DbResult<usize> {
     c.prepare_cached(
         "UPDATE messages SET held_reason = ?3
          WHERE inc = ?1 AND status = 'queued' AND held_reason = ?2 AND retry_at_ms IS NOT NULL",
     )?
-    .execute(params![inc, from, to])
+    .execute(args![inc, from, to])
 }
 
 /// Move every message of `inc` held for `reason` to `retry_at_ms`; the rows moved.
 pub fn retime_held(
-    c: &Connection,
+    c: &Conn,
     inc: i64,
     reason: &str,
     retry_at_ms: i64,
     now_ms: i64,
-) -> rusqlite::Result<Vec<MessageRow>> {
+) -> DbResult<Vec<MessageRow>> {
     let rows = c
         .prepare_cached(&format!(
             "UPDATE messages SET retry_at_ms = ?3, updated_ms = ?4
              WHERE inc = ?1 AND status = 'queued' AND held_reason = ?2 AND retry_at_ms IS NOT NULL
              AND retry_at_ms != ?3 RETURNING {COLS}"
         ))?
-        .query_map(params![inc, reason, retry_at_ms, now_ms], from_row)?
+        .query_map(args![inc, reason, retry_at_ms, now_ms], from_row)?
         .collect();
     rows
 }
 
 /// When `inc`'s message with WhatsApp id `wa_id` was first handed to
 /// WhatsApp, if it was.
-pub fn handed_at(c: &Connection, inc: i64, wa_id: &str) -> rusqlite::Result<Option<i64>> {
+pub fn handed_at(c: &Conn, inc: i64, wa_id: &str) -> DbResult<Option<i64>> {
     c.prepare_cached("SELECT handed_ms FROM messages WHERE inc = ?1 AND wa_id = ?2")?
-        .query_row(params![inc, wa_id], |r| r.get(0))
+        .query_row(args![inc, wa_id], |r| r.get(0))
         .optional()
         .map(Option::flatten)
 }
 
 /// When `inc`'s newest `limit` messages handed to WhatsApp after `since_ms`
 /// were first handed over, ascending.
-pub fn handed_recent(
-    c: &Connection,
-    inc: i64,
-    since_ms: i64,
-    limit: i64,
-) -> rusqlite::Result<Vec<i64>> {
+pub fn handed_recent(c: &Conn, inc: i64, since_ms: i64, limit: i64) -> DbResult<Vec<i64>> {
     let mut rows: Vec<i64> = c
         .prepare_cached(
             "SELECT handed_ms FROM messages WHERE inc = ?1 AND handed_ms IS NOT NULL AND handed_ms > ?2
              ORDER BY handed_ms DESC LIMIT ?3",
         )?
-        .query_map(params![inc, since_ms, limit], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+        .query_map(args![inc, since_ms, limit], |r| r.get(0))?
+        .collect::<DbResult<_>>()?;
     rows.reverse();
     Ok(rows)
 }
 
 /// The last message in `inc`'s queue.
-pub fn last_queued(c: &Connection, inc: i64) -> rusqlite::Result<Option<MessageRow>> {
+pub fn last_queued(c: &Conn, inc: i64) -> DbResult<Option<MessageRow>> {
     c.prepare_cached(&format!(
         "SELECT {COLS} FROM messages WHERE inc = ?1 AND status = 'queued' ORDER BY qpos DESC LIMIT 1"
     ))?
-    .query_row([inc], from_row)
+    .query_row(args![inc], from_row)
     .optional()
 }
 
 /// Queue positions of `inc`'s queued messages up to `upto`, in order (at
 /// most `limit`).
-pub fn queue_positions(
-    c: &Connection,
-    inc: i64,
-    upto: i64,
-    limit: i64,
-) -> rusqlite::Result<Vec<i64>> {
+pub fn queue_positions(c: &Conn, inc: i64, upto: i64, limit: i64) -> DbResult<Vec<i64>> {
     let rows = c
         .prepare_cached(
             "SELECT qpos FROM messages WHERE inc = ?1 AND status = 'queued' AND qpos <= ?2 ORDER BY qpos LIMIT ?3",
         )?
-        .query_map(params![inc, upto, limit], |r| r.get(0))?
+        .query_map(args![inc, upto, limit], |r| r.get(0))?
         .collect();
     rows
 }
 
 /// Scheduled messages (every org) due at `now_ms`, earliest first.
-pub fn due(c: &Connection, now_ms: i64, limit: i64) -> rusqlite::Result<Vec<MessageRow>> {
+pub fn due(c: &Conn, now_ms: i64, limit: i64) -> DbResult<Vec<MessageRow>> {
     let rows = c
         .prepare_cached(&format!(
             "SELECT {COLS} FROM messages WHERE status = 'scheduled' AND send_at_ms <= ?1 ORDER BY send_at_ms, seq LIMIT ?2"
         ))?
-        .query_map(params![now_ms, limit], from_row)?
+        .query_map(args![now_ms, limit], from_row)?
         .collect();
     rows
 }
 
 /// Scheduled or queued messages (every org) whose `send_before` has passed.
-pub fn overdue(c: &Connection, now_ms: i64, limit: i64) -> rusqlite::Result<Vec<MessageRow>> {
+pub fn overdue(c: &Conn, now_ms: i64, limit: i64) -> DbResult<Vec<MessageRow>> {
     let rows = c
         .prepare_cached(&format!(
             "SELECT {COLS} FROM messages WHERE send_before_ms IS NOT NULL AND status IN ('scheduled', 'queued')
              AND send_before_ms <= ?1 ORDER BY send_before_ms LIMIT ?2"
         ))?
-        .query_map(params![now_ms, limit], from_row)?
+        .query_map(args![now_ms, limit], from_row)?
         .collect();
     rows
 }
 
 /// The next moment the scheduler has work: a `send_at` or a `send_before`.
-pub fn next_deadline(c: &Connection) -> rusqlite::Result<Option<i64>> {
+pub fn next_deadline(c: &Conn) -> DbResult<Option<i64>> {
     let due: Option<i64> = c
         .prepare_cached("SELECT MIN(send_at_ms) FROM messages WHERE status = 'scheduled'")?
-        .query_row([], |r| r.get(0))?;
+        .query_row(args![], |r| r.get(0))?;
     let before: Option<i64> = c
         .prepare_cached(
             "SELECT MIN(send_before_ms) FROM messages WHERE send_before_ms IS NOT NULL AND status IN ('scheduled', 'queued')",
         )?
-        .query_row([], |r| r.get(0))?;
+        .query_row(args![], |r| r.get(0))?;
     Ok(due.into_iter().chain(before).min())
 }
 
 /// A scheduled message falls due: `queued`, with the next queue position.
-pub fn enqueue(c: &Connection, seq: i64, now_ms: i64) -> rusqlite::Result<Option<MessageRow>> {
+pub fn enqueue(c: &Conn, seq: i64, now_ms: i64) -> DbResult<Option<MessageRow>> {
     let qpos = next_qpos(c)?;
     c.prepare_cached(&format!(
         "UPDATE messages SET status = 'queued', qpos = ?2, updated_ms = ?3
          WHERE seq = ?1 AND status = 'scheduled' RETURNING {COLS}"
     ))?
-    .query_row(params![seq, qpos, now_ms], from_row)
+    .query_row(args![seq, qpos, now_ms], from_row)
     .optional()
 }
 
 /// End a scheduled or queued message as `expired` or `canceled`.
 pub fn end(
-    c: &Connection,
+    c: &Conn,
     seq: i64,
     to: MessageStatus,
     error: Option<&str>,
     now_ms: i64,
-) -> rusqlite::Result<Option<MessageRow>> {
+) -> DbResult<Option<MessageRow>> {
     debug_assert!(matches!(
         to,
         MessageStatus::Expired | MessageStatus::Canceled
@@ -514,48 +496,48 @@ pub fn end(
         "UPDATE messages SET status = ?2, error = ?3, updated_ms = ?4
          WHERE seq = ?1 AND status IN ('scheduled', 'queued') RETURNING {COLS}"
     ))?
-    .query_row(params![seq, to.as_str(), error, now_ms], from_row)
+    .query_row(args![seq, to.as_str(), error, now_ms], from_row)
     .optional()
 }
 
 /// Move a scheduled message to a new `send_at` (and `send_before`).
 pub fn reschedule(
-    c: &Connection,
+    c: &Conn,
     seq: i64,
     send_at_ms: i64,
     send_before_ms: Option<i64>,
     now_ms: i64,
-) -> rusqlite::Result<Option<MessageRow>> {
+) -> DbResult<Option<MessageRow>> {
     c.prepare_cached(&format!(
         "UPDATE messages SET send_at_ms = ?2, send_before_ms = ?3, updated_ms = ?4
          WHERE seq = ?1 AND status = 'scheduled' RETURNING {COLS}"
     ))?
-    .query_row(params![seq, send_at_ms, send_before_ms, now_ms], from_row)
+    .query_row(args![seq, send_at_ms, send_before_ms, now_ms], from_row)
     .optional()
 }
 
-pub fn count_queued(c: &Connection, inc: i64) -> rusqlite::Result<i64> {
+pub fn count_queued(c: &Conn, inc: i64) -> DbResult<i64> {
     c.query_row(
         "SELECT COUNT(*) FROM messages WHERE inc = ?1 AND status = 'queued'",
-        [inc],
+        args![inc],
         |r| r.get(0),
     )
 }
 
 /// Queued messages of `inc` held by a sending limit.
-pub fn count_held(c: &Connection, inc: i64) -> rusqlite::Result<i64> {
+pub fn count_held(c: &Conn, inc: i64) -> DbResult<i64> {
     c.prepare_cached(
         "SELECT COUNT(*) FROM messages WHERE inc = ?1 AND status = 'queued' AND retry_at_ms IS NOT NULL",
     )?
-    .query_row([inc], |r| r.get(0))
+    .query_row(args![inc], |r| r.get(0))
 }
 
 /// Queued messages per org incarnation, in one query (orgs with none are absent).
-pub fn queued_counts(c: &Connection) -> rusqlite::Result<HashMap<i64, i64>> {
+pub fn queued_counts(c: &Conn) -> DbResult<HashMap<i64, i64>> {
     let mut st = c.prepare_cached(
         "SELECT inc, COUNT(*) FROM messages WHERE status = 'queued' GROUP BY inc",
     )?;
-    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let rows = st.query_map(args![], |r| Ok((r.get(0)?, r.get(1)?)))?;
     rows.collect()
 }
 
@@ -563,27 +545,27 @@ pub fn queued_counts(c: &Connection) -> rusqlite::Result<HashMap<i64, i64>> {
 /// work), if it is still `queued` and its `send_before` has not passed:
 /// whether it may be sent. A cancel or an expiry that won the race makes
 /// this false, and the message is never handed to the client.
-pub fn mark_attempt(c: &Connection, seq: i64, now_ms: i64) -> rusqlite::Result<bool> {
+pub fn mark_attempt(c: &Conn, seq: i64, now_ms: i64) -> DbResult<bool> {
     let n = c
         .prepare_cached(
             "UPDATE messages SET attempts = attempts + 1, updated_ms = ?2, handed_ms = COALESCE(handed_ms, ?2),
                 held_reason = NULL, retry_at_ms = NULL
              WHERE seq = ?1 AND status = 'queued' AND (send_before_ms IS NULL OR send_before_ms > ?2)",
         )?
-        .execute(params![seq, now_ms])?;
+        .execute(args![seq, now_ms])?;
     Ok(n == 1)
 }
 
 /// Move the message of `inc` with WhatsApp id `wa_id` forward to `to`. Returns
 /// the updated row, or `None` when unknown or when it would be a step back.
 pub fn advance(
-    c: &Connection,
+    c: &Conn,
     inc: i64,
     wa_id: &str,
     to: MessageStatus,
     error: Option<&str>,
     now_ms: i64,
-) -> rusqlite::Result<Option<MessageRow>> {
+) -> DbResult<Option<MessageRow>> {
     let Some(row) = by_wa_id(c, inc, wa_id)? else {
         return Ok(None);
     };
@@ -593,7 +575,7 @@ pub fn advance(
     c.prepare_cached(
         "UPDATE messages SET status = ?2, error = ?3, updated_ms = ?4 WHERE seq = ?1",
     )?
-    .execute(params![row.seq, to.as_str(), error, now_ms])?;
+    .execute(args![row.seq, to.as_str(), error, now_ms])?;
     Ok(Some(MessageRow {
         status: to,
         error: error.map(str::to_string),
@@ -604,7 +586,7 @@ pub fn advance(
 
 /// When each org incarnation last sent or received a message (ms): the
 /// order in which a restart brings them back.
-pub fn last_activity(c: &Connection) -> rusqlite::Result<std::collections::HashMap<i64, i64>> {
+pub fn last_activity(c: &Conn) -> DbResult<std::collections::HashMap<i64, i64>> {
     let mut out = std::collections::HashMap::new();
     for sql in [
         "SELECT inc, MAX(updated_ms) FROM messages GROUP BY inc",
@@ -612,8 +594,8 @@ pub fn last_activity(c: &Connection) -> rusqlite::Result<std::collections::HashM
     ] {
         let rows: Vec<(i64, i64)> = c
             .prepare(sql)?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
+            .query_map(args![], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<DbResult<_>>()?;
         for (inc, at) in rows {
             let e = out.entry(inc).or_insert(at);
             *e = (*e).max(at);

@@ -9,6 +9,7 @@
 //! the commit, in sequence order, so an event is never lost and never seen
 //! before it is durable. It knows nothing of WhatsApp.
 
+pub mod conn;
 pub mod contacts;
 pub mod events;
 pub mod inbound;
@@ -22,9 +23,11 @@ pub mod signins;
 mod tests;
 pub mod webhooks;
 
+pub use conn::{Conn, DbError, DbResult, OptionalExt};
 pub use events::EventRow;
 pub use messages::{MessageRow, MessageStatus, NewMessage};
 pub use orgs::OrgRow;
+pub use schema::pg as schema_pg;
 pub(crate) use schema::version_to_migrate;
 
 use std::ops::Deref;
@@ -44,19 +47,24 @@ pub(crate) const LIVE_EVENTS: usize = 4096;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Sql(#[from] rusqlite::Error),
+    Sql(#[from] DbError),
     #[error("the write was not committed (database writer unavailable)")]
     Closed,
     #[error("commit failed: {0}")]
     Commit(String),
 }
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Sql(DbError::Sqlite(e))
+    }
+}
+
 impl StoreError {
     /// A write refused because the organization it names is gone (a foreign
     /// key to `orgs` failed): the org was deleted while the write was on its way.
     pub fn is_org_gone(&self) -> bool {
-        matches!(self, StoreError::Sql(rusqlite::Error::SqliteFailure(e, _))
-            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY)
+        matches!(self, StoreError::Sql(e) if e.is_foreign_key())
     }
 }
 
@@ -64,13 +72,13 @@ impl StoreError {
 /// `Deref`) plus the events it records, which are announced only if the job
 /// and the transaction both succeed.
 pub struct Tx<'c> {
-    conn: &'c Connection,
+    conn: &'c Conn,
     events: Vec<EventRow>,
 }
 
 impl Deref for Tx<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
         self.conn
     }
 }
@@ -83,7 +91,7 @@ impl Tx<'_> {
         org: &str,
         kind: &str,
         data: serde_json::Value,
-    ) -> rusqlite::Result<i64> {
+    ) -> DbResult<i64> {
         let ts_ms = now_ms();
         let seq = events::insert(self.conn, inc, kind, &data, ts_ms)?;
         // Its webhooks' deliveries commit with it, or not at all.
@@ -101,10 +109,7 @@ impl Tx<'_> {
 
     /// Run `f` in a savepoint of its own: if it fails, its writes and its
     /// events are undone and the rest of the transaction goes on.
-    pub fn attempt<T>(
-        &mut self,
-        f: impl FnOnce(&mut Tx) -> rusqlite::Result<T>,
-    ) -> rusqlite::Result<T> {
+    pub fn attempt<T>(&mut self, f: impl FnOnce(&mut Tx) -> DbResult<T>) -> DbResult<T> {
         self.conn.execute_batch("SAVEPOINT item")?;
         let mark = self.events.len();
         let result = f(self);
@@ -130,7 +135,7 @@ enum Job {
 #[derive(Clone)]
 pub struct Store {
     writer: mpsc::Sender<Job>,
-    reader: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Conn>>,
     live: broadcast::Sender<EventRow>,
     thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
@@ -181,7 +186,21 @@ impl Store {
     pub fn open_kind(path: &Path, kind: &Kind) -> Result<Store, StoreError> {
         let writer_conn = open_conn(path, kind)?;
         (kind.migrate)(&writer_conn)?;
-        let reader = open_conn(path, kind)?;
+        let reader = Conn::Sqlite(open_conn(path, kind)?);
+        Store::start(Conn::Sqlite(writer_conn), reader, kind)
+    }
+
+    /// Open the tables of `kind` in PostgreSQL at `url`: two connections,
+    /// the writer's and the reader's. The schema must be in place
+    /// (`cluster::migrate`).
+    pub async fn open_pg(url: &str, kind: &Kind) -> Result<Store, StoreError> {
+        let writer = conn::PgConn::connect(url).await?;
+        let reader = conn::PgConn::connect(url).await?;
+        Store::start(Conn::Pg(writer), Conn::Pg(reader), kind)
+    }
+
+    /// Start the writer thread on `writer`; reads go to `reader`.
+    pub(crate) fn start(writer_conn: Conn, reader: Conn, kind: &Kind) -> Result<Store, StoreError> {
         let (tx, rx) = mpsc::channel::<Job>();
         let (live, _) = broadcast::channel(kind.live_events.max(1));
         let out = live.clone();
@@ -200,7 +219,7 @@ impl Store {
     fn job<T, F>(f: F, tx: oneshot::Sender<Result<T, StoreError>>) -> Job
     where
         T: Send + 'static,
-        F: FnOnce(&mut Tx) -> rusqlite::Result<T> + Send + 'static,
+        F: FnOnce(&mut Tx) -> DbResult<T> + Send + 'static,
     {
         Job::Write(Box::new(move |t| {
             let result = f(t);
@@ -221,7 +240,7 @@ impl Store {
     pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Tx) -> rusqlite::Result<T> + Send + 'static,
+        F: FnOnce(&mut Tx) -> DbResult<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
         self.writer
@@ -236,7 +255,7 @@ impl Store {
     /// failure is logged.
     pub fn submit<F>(&self, what: &'static str, f: F)
     where
-        F: FnOnce(&mut Tx) -> rusqlite::Result<()> + Send + 'static,
+        F: FnOnce(&mut Tx) -> DbResult<()> + Send + 'static,
     {
         let job = Job::Write(Box::new(move |t| {
             let result = f(t);
@@ -264,7 +283,7 @@ impl Store {
     pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        F: FnOnce(&Conn) -> DbResult<T> + Send + 'static,
     {
         let reader = self.reader.clone();
         tokio::task::spawn_blocking(move || {
@@ -293,7 +312,7 @@ impl Store {
     }
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, live: broadcast::Sender<EventRow>) {
+fn writer_loop(conn: Conn, rx: mpsc::Receiver<Job>, live: broadcast::Sender<EventRow>) {
     let mut closing = false;
     while !closing {
         let Ok(first) = rx.recv() else { break };
@@ -319,8 +338,8 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, live: broadcast::Sende
 
 /// One transaction for `jobs`: each job in its own savepoint, so a failed job
 /// rolls back alone; events are announced after the commit, in order.
-fn commit_group(conn: &Connection, jobs: Vec<JobFn>, live: &broadcast::Sender<EventRow>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+fn commit_group(conn: &Conn, jobs: Vec<JobFn>, live: &broadcast::Sender<EventRow>) {
+    if let Err(e) = conn.begin() {
         // Nothing runs outside a transaction: dropping the jobs tells each
         // caller its write was not committed.
         tracing::error!(error = %e, jobs = jobs.len(), "cannot begin a write transaction");

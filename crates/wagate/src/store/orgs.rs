@@ -2,7 +2,9 @@
 //! number (`inc`: unique for all time, so a re-created org is a new one) and
 //! its token's hash.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use super::{Conn, DbResult, OptionalExt};
+use crate::args;
+use crate::sql::Row;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrgRow {
@@ -23,7 +25,7 @@ pub struct NewOrg {
     pub created_ms: i64,
 }
 
-fn from_row(r: &Row) -> rusqlite::Result<OrgRow> {
+fn from_row(r: &Row) -> DbResult<OrgRow> {
     Ok(OrgRow {
         inc: r.get(0)?,
         id: r.get(1)?,
@@ -37,16 +39,20 @@ fn from_row(r: &Row) -> rusqlite::Result<OrgRow> {
 const COLS: &str = "inc, id, name, default_cc, token_hash, created_ms";
 
 /// Insert a new org; `None` when the id is taken.
-pub fn insert(c: &Connection, org: &NewOrg) -> rusqlite::Result<Option<OrgRow>> {
-    let n = c.execute(
-        "INSERT OR IGNORE INTO orgs (id, name, default_cc, token_hash, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![org.id, org.name, org.default_country_code, org.token_hash, org.created_ms],
-    )?;
-    if n == 0 {
+pub fn insert(c: &Conn, org: &NewOrg) -> DbResult<Option<OrgRow>> {
+    let inc: Option<i64> = c
+        .query_row(
+            "INSERT INTO orgs (id, name, default_cc, token_hash, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (id) DO NOTHING RETURNING inc",
+            args![org.id, org.name, org.default_country_code, org.token_hash, org.created_ms],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(inc) = inc else {
         return Ok(None);
-    }
+    };
     Ok(Some(OrgRow {
-        inc: c.last_insert_rowid(),
+        inc,
         id: org.id.clone(),
         name: org.name.clone(),
         default_country_code: org.default_country_code.clone(),
@@ -55,20 +61,20 @@ pub fn insert(c: &Connection, org: &NewOrg) -> rusqlite::Result<Option<OrgRow>> 
     }))
 }
 
-pub fn list(c: &Connection) -> rusqlite::Result<Vec<OrgRow>> {
+pub fn list(c: &Conn) -> DbResult<Vec<OrgRow>> {
     let mut st = c.prepare(&format!("SELECT {COLS} FROM orgs ORDER BY id"))?;
-    let rows = st.query_map([], from_row)?;
+    let rows = st.query_map(args![], from_row)?;
     rows.collect()
 }
 
-pub fn count(c: &Connection) -> rusqlite::Result<i64> {
-    c.query_row("SELECT COUNT(*) FROM orgs", [], |r| r.get(0))
+pub fn count(c: &Conn) -> DbResult<i64> {
+    c.query_row("SELECT COUNT(*) FROM orgs", args![], |r| r.get(0))
 }
 
-pub fn get(c: &Connection, id: &str) -> rusqlite::Result<Option<OrgRow>> {
+pub fn get(c: &Conn, id: &str) -> DbResult<Option<OrgRow>> {
     c.query_row(
         &format!("SELECT {COLS} FROM orgs WHERE id = ?1"),
-        [id],
+        args![id],
         from_row,
     )
     .optional()
@@ -76,13 +82,13 @@ pub fn get(c: &Connection, id: &str) -> rusqlite::Result<Option<OrgRow>> {
 
 /// Remove one incarnation of an org; its messages, events, received messages
 /// and dashboard sign-ins go with it (foreign keys cascade). `false` if unknown.
-pub fn delete(c: &Connection, inc: i64) -> rusqlite::Result<bool> {
-    Ok(c.execute("DELETE FROM orgs WHERE inc = ?1", [inc])? == 1)
+pub fn delete(c: &Conn, inc: i64) -> DbResult<bool> {
+    Ok(c.execute("DELETE FROM orgs WHERE inc = ?1", args![inc])? == 1)
 }
 
 /// The id of incarnation `inc`, while it exists.
-pub fn id_of(c: &Connection, inc: i64) -> rusqlite::Result<Option<String>> {
+pub fn id_of(c: &Conn, inc: i64) -> DbResult<Option<String>> {
     c.prepare_cached("SELECT id FROM orgs WHERE inc = ?1")?
-        .query_row([inc], |r| r.get(0))
+        .query_row(args![inc], |r| r.get(0))
         .optional()
 }

@@ -3,7 +3,8 @@
 //! in (an org incarnation, or the admin with the hash of the admin token of
 //! the time) and when it expires. An org's sign-ins go when the org goes.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::{Conn, DbResult, OptionalExt};
+use crate::args;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signer {
@@ -21,34 +22,34 @@ pub struct SigninRow {
 }
 
 pub fn insert(
-    c: &Connection,
+    c: &Conn,
     id_hash: &str,
     signer: &Signer,
     now_ms: i64,
     expires_ms: i64,
-) -> rusqlite::Result<()> {
+) -> DbResult<()> {
     let (inc, admin) = match signer {
         Signer::Admin { token_hash } => (None, Some(token_hash.as_str())),
         Signer::Org { inc, .. } => (Some(*inc), None),
     };
     c.execute(
         "INSERT INTO signins (id_hash, inc, admin_hash, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id_hash, inc, admin, now_ms, expires_ms],
+        args![id_hash, inc, admin, now_ms, expires_ms],
     )?;
     Ok(())
 }
 
 /// The sign-in with this id hash, if it exists (expired or not).
-pub fn get(c: &Connection, id_hash: &str) -> rusqlite::Result<Option<SigninRow>> {
+pub fn get(c: &Conn, id_hash: &str) -> DbResult<Option<SigninRow>> {
     c.prepare_cached(
         "SELECT s.inc, o.id, s.admin_hash, s.created_ms, s.expires_ms
          FROM signins s LEFT JOIN orgs o ON o.inc = s.inc WHERE s.id_hash = ?1",
     )?
-    .query_row([id_hash], |r| {
+    .query_row(args![id_hash], |r| {
         let inc: Option<i64> = r.get(0)?;
         let org: Option<String> = r.get(1)?;
         let admin: Option<String> = r.get(2)?;
-        Ok((inc, org, admin, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?))
+        Ok((inc, org, admin, r.get::<i64>(3)?, r.get::<i64>(4)?))
     })
     .optional()
     .map(|row| {
@@ -68,11 +69,11 @@ pub fn get(c: &Connection, id_hash: &str) -> rusqlite::Result<Option<SigninRow>>
 }
 
 /// End one sign-in; `false` if there was none.
-pub fn delete(c: &Connection, id_hash: &str) -> rusqlite::Result<bool> {
-    Ok(c.execute("DELETE FROM signins WHERE id_hash = ?1", [id_hash])? == 1)
+pub fn delete(c: &Conn, id_hash: &str) -> DbResult<bool> {
+    Ok(c.execute("DELETE FROM signins WHERE id_hash = ?1", args![id_hash])? == 1)
 }
 
 /// Forget sign-ins past their expiry; returns how many.
-pub fn purge_expired(c: &Connection, now_ms: i64) -> rusqlite::Result<usize> {
-    c.execute("DELETE FROM signins WHERE expires_ms <= ?1", [now_ms])
+pub fn purge_expired(c: &Conn, now_ms: i64) -> DbResult<usize> {
+    c.execute("DELETE FROM signins WHERE expires_ms <= ?1", args![now_ms])
 }

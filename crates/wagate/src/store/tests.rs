@@ -9,6 +9,7 @@ use serde_json::json;
 use super::messages::Inserted;
 use super::orgs::NewOrg;
 use super::*;
+use crate::args;
 
 /// A webhook of org `inc` to a public URL, made at `created_ms`.
 fn hook(id: &str, inc: i64, created_ms: i64) -> super::webhooks::Webhook {
@@ -67,7 +68,7 @@ async fn one_failed_job_rolls_back_alone_in_a_shared_transaction() {
     });
     let b = store.write(move |tx| {
         tx.emit(inc, "4", "test", json!({"job": "b"}))?;
-        tx.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+        tx.execute("INSERT INTO no_such_table VALUES (1)", args![])?;
         Ok(())
     });
     let c = store.write(move |tx| {
@@ -102,7 +103,7 @@ async fn an_attempt_inside_a_job_undoes_only_itself() {
         .write(move |tx| {
             let bad = tx.attempt(|tx| {
                 tx.emit(inc, "4", "test", json!({"n": 1}))?;
-                tx.execute("INSERT INTO no_such_table VALUES (1)", [])
+                tx.execute("INSERT INTO no_such_table VALUES (1)", args![])
             });
             assert!(bad.is_err());
             tx.attempt(|tx| tx.emit(inc, "4", "test", json!({"n": 2})))?;
@@ -257,7 +258,7 @@ async fn a_version_0_database_is_migrated_keeping_ids_and_sequences() {
         .read(|c| {
             c.query_row(
                 "SELECT COUNT(*) FROM messages WHERE id = 'msg_orphan'",
-                [],
+                args![],
                 |r| r.get(0),
             )
         })
@@ -271,7 +272,7 @@ async fn a_version_0_database_is_migrated_keeping_ids_and_sequences() {
         .unwrap();
     assert!(seq > 41, "{seq}");
     let version: i64 = store
-        .read(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+        .read(|c| c.query_row("PRAGMA user_version", args![], |r| r.get(0)))
         .await
         .unwrap();
     assert_eq!(version, schema::VERSION);
@@ -325,7 +326,7 @@ async fn a_version_1_database_gains_scheduling_and_keeps_its_queue_order() {
     };
     assert!(row.qpos > Some(8), "{:?}", row.qpos);
     let version: i64 = store
-        .read(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+        .read(|c| c.query_row("PRAGMA user_version", args![], |r| r.get(0)))
         .await
         .unwrap();
     assert_eq!(version, schema::VERSION);
@@ -397,8 +398,8 @@ async fn retention_deletes_old_events_and_their_finished_deliveries_only() {
             s.read(move |c| {
                 c.query_row(
                     "SELECT seq FROM deliveries WHERE event = ?1",
-                    [event],
-                    |r| r.get::<_, i64>(0),
+                    args![event],
+                    |r| r.get::<i64>(0),
                 )
             })
             .await
@@ -431,12 +432,12 @@ async fn retention_deletes_old_events_and_their_finished_deliveries_only() {
         .read(move |c| {
             let left = c
                 .prepare("SELECT seq FROM events WHERE inc = ?1 ORDER BY seq")?
-                .query_map([inc], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
+                .query_map(args![inc], |r| r.get(0))?
+                .collect::<DbResult<_>>()?;
             let d = c
                 .prepare("SELECT status FROM deliveries ORDER BY seq")?
-                .query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
+                .query_map(args![], |r| r.get(0))?
+                .collect::<DbResult<_>>()?;
             Ok((left, d))
         })
         .await
@@ -475,8 +476,8 @@ async fn a_receiver_back_releases_only_its_own_deliveries_in_backoff() {
             };
             let seqs: Vec<i64> = tx
                 .prepare("SELECT seq FROM deliveries")?
-                .query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
+                .query_map(args![], |r| r.get(0))?
+                .collect::<DbResult<_>>()?;
             for d in seqs {
                 hooks::record(tx, d, &retry, now)?;
             }
@@ -492,7 +493,7 @@ async fn a_receiver_back_releases_only_its_own_deliveries_in_backoff() {
     let due: Vec<(String, i64)> = store
         .read(|c| {
             c.prepare("SELECT webhook, due_ms FROM deliveries ORDER BY webhook, seq")?
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .query_map(args![], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect()
         })
         .await

@@ -5,7 +5,9 @@
 //! `pending` until the receiver answers 2xx (`delivered`) or the tries run
 //! out (`failed`, the dead letter).
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use super::{Conn, DbResult, OptionalExt};
+use crate::args;
+use crate::sql::Row;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Webhook {
@@ -26,7 +28,7 @@ pub struct Webhook {
 const HOOK_COLS: &str =
     "id, inc, url, events, secret, prev_secret, prev_until_ms, disabled, created_ms";
 
-fn hook(r: &Row) -> rusqlite::Result<Webhook> {
+fn hook(r: &Row) -> DbResult<Webhook> {
     let events: Option<String> = r.get(3)?;
     Ok(Webhook {
         id: r.get(0)?,
@@ -41,7 +43,7 @@ fn hook(r: &Row) -> rusqlite::Result<Webhook> {
     })
 }
 
-pub fn insert(c: &Connection, w: &Webhook) -> rusqlite::Result<()> {
+pub fn insert(c: &Conn, w: &Webhook) -> DbResult<()> {
     let events = w
         .events
         .as_ref()
@@ -49,89 +51,85 @@ pub fn insert(c: &Connection, w: &Webhook) -> rusqlite::Result<()> {
     c.prepare_cached(
         "INSERT INTO webhooks (id, inc, url, events, secret, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![w.id, w.inc, w.url, events, w.secret, w.created_ms])?;
+    .execute(args![w.id, w.inc, w.url, events, w.secret, w.created_ms])?;
     Ok(())
 }
 
-pub fn list(c: &Connection, inc: i64) -> rusqlite::Result<Vec<Webhook>> {
+pub fn list(c: &Conn, inc: i64) -> DbResult<Vec<Webhook>> {
     let rows = c
         .prepare_cached(&format!(
             "SELECT {HOOK_COLS} FROM webhooks WHERE inc = ?1 ORDER BY created_ms, id"
         ))?
-        .query_map([inc], hook)?
+        .query_map(args![inc], hook)?
         .collect();
     rows
 }
 
-pub fn get(c: &Connection, inc: i64, id: &str) -> rusqlite::Result<Option<Webhook>> {
+pub fn get(c: &Conn, inc: i64, id: &str) -> DbResult<Option<Webhook>> {
     c.prepare_cached(&format!(
         "SELECT {HOOK_COLS} FROM webhooks WHERE inc = ?1 AND id = ?2"
     ))?
-    .query_row(params![inc, id], hook)
+    .query_row(args![inc, id], hook)
     .optional()
 }
 
 /// An endpoint by id, whatever its org (for the delivery task).
-pub fn by_id(c: &Connection, id: &str) -> rusqlite::Result<Option<Webhook>> {
+pub fn by_id(c: &Conn, id: &str) -> DbResult<Option<Webhook>> {
     c.prepare_cached(&format!("SELECT {HOOK_COLS} FROM webhooks WHERE id = ?1"))?
-        .query_row([id], hook)
+        .query_row(args![id], hook)
         .optional()
 }
 
 /// Delete an endpoint and its deliveries; whether it existed.
-pub fn delete(c: &Connection, inc: i64, id: &str) -> rusqlite::Result<bool> {
+pub fn delete(c: &Conn, inc: i64, id: &str) -> DbResult<bool> {
     Ok(
         c.prepare_cached("DELETE FROM webhooks WHERE inc = ?1 AND id = ?2")?
-            .execute(params![inc, id])?
+            .execute(args![inc, id])?
             == 1,
     )
 }
 
 /// A new secret; the old one keeps signing until `prev_until_ms`.
-pub fn rotate(
-    c: &Connection,
-    inc: i64,
-    id: &str,
-    secret: &str,
-    prev_until_ms: i64,
-) -> rusqlite::Result<bool> {
+pub fn rotate(c: &Conn, inc: i64, id: &str, secret: &str, prev_until_ms: i64) -> DbResult<bool> {
     Ok(c.prepare_cached(
         "UPDATE webhooks SET prev_secret = secret, prev_until_ms = ?4, secret = ?3
          WHERE inc = ?1 AND id = ?2",
     )?
-    .execute(params![inc, id, secret, prev_until_ms])?
+    .execute(args![inc, id, secret, prev_until_ms])?
         == 1)
 }
 
 /// Stop sending to an endpoint (its receiver said `410 Gone`); its pending
 /// deliveries fail with `why`.
-pub fn disable(c: &Connection, id: &str, why: &str, now_ms: i64) -> rusqlite::Result<()> {
+pub fn disable(c: &Conn, id: &str, why: &str, now_ms: i64) -> DbResult<()> {
     c.prepare_cached("UPDATE webhooks SET disabled = ?2 WHERE id = ?1")?
-        .execute(params![id, why])?;
+        .execute(args![id, why])?;
     c.prepare_cached(
         "UPDATE deliveries SET status = 'failed', last_error = ?2, updated_ms = ?3, due_ms = NULL
          WHERE webhook = ?1 AND status = 'pending'",
     )?
-    .execute(params![id, why, now_ms])?;
+    .execute(args![id, why, now_ms])?;
     Ok(())
 }
 
 /// One delivery per active endpoint of `inc` that wants `kind`, for the
 /// event `event` just written: called by `Tx::emit`.
-pub fn fan_out(
-    c: &Connection,
-    inc: i64,
-    kind: &str,
-    event: i64,
-    now_ms: i64,
-) -> rusqlite::Result<usize> {
-    c.prepare_cached(
+pub fn fan_out(c: &Conn, inc: i64, kind: &str, event: i64, now_ms: i64) -> DbResult<usize> {
+    // `events` is a JSON array of kinds; each database reads it its own way.
+    let sql = if c.is_pg() {
         "INSERT INTO deliveries (webhook, event, status, due_ms, created_ms, updated_ms)
          SELECT id, ?2, 'pending', ?3, ?3, ?3 FROM webhooks
          WHERE inc = ?1 AND disabled IS NULL
-           AND (events IS NULL OR EXISTS (SELECT 1 FROM json_each(webhooks.events) WHERE value = ?4))",
-    )?
-    .execute(params![inc, event, now_ms, kind])
+           AND (events IS NULL OR EXISTS (
+                SELECT 1 FROM jsonb_array_elements_text(webhooks.events::jsonb) AS e(value)
+                WHERE value = ?4))"
+    } else {
+        "INSERT INTO deliveries (webhook, event, status, due_ms, created_ms, updated_ms)
+         SELECT id, ?2, 'pending', ?3, ?3, ?3 FROM webhooks
+         WHERE inc = ?1 AND disabled IS NULL
+           AND (events IS NULL OR EXISTS (SELECT 1 FROM json_each(webhooks.events) WHERE value = ?4))"
+    };
+    c.execute(sql, args![inc, event, now_ms, kind])
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,7 +184,7 @@ const DELIVERY_SELECT: &str =
     FROM deliveries d JOIN events e ON e.seq = d.event JOIN webhooks w ON w.id = d.webhook
     JOIN orgs o ON o.inc = w.inc";
 
-fn delivery(r: &Row) -> rusqlite::Result<Delivery> {
+fn delivery(r: &Row) -> DbResult<Delivery> {
     let status: String = r.get(3)?;
     Ok(Delivery {
         seq: r.get(0)?,
@@ -207,49 +205,49 @@ fn delivery(r: &Row) -> rusqlite::Result<Delivery> {
 }
 
 /// Pending deliveries due at `now_ms`, oldest event first.
-pub fn due(c: &Connection, now_ms: i64, limit: i64) -> rusqlite::Result<Vec<Delivery>> {
+pub fn due(c: &Conn, now_ms: i64, limit: i64) -> DbResult<Vec<Delivery>> {
     let rows = c
         .prepare_cached(&format!(
             "{DELIVERY_SELECT} WHERE d.status = 'pending' AND d.due_ms <= ?1 ORDER BY d.due_ms, d.seq LIMIT ?2"
         ))?
-        .query_map(params![now_ms, limit], delivery)?
+        .query_map(args![now_ms, limit], delivery)?
         .collect();
     rows
 }
 
 /// When the next pending delivery is due.
-pub fn next_due(c: &Connection) -> rusqlite::Result<Option<i64>> {
+pub fn next_due(c: &Conn) -> DbResult<Option<i64>> {
     c.prepare_cached("SELECT MIN(due_ms) FROM deliveries WHERE status = 'pending'")?
-        .query_row([], |r| r.get(0))
+        .query_row(args![], |r| r.get(0))
 }
 
 /// An endpoint's deliveries, newest first, before `before_seq`, optionally
 /// only those in `status`.
 pub fn list_deliveries(
-    c: &Connection,
+    c: &Conn,
     webhook: &str,
     status: Option<DeliveryStatus>,
     before_seq: i64,
     limit: i64,
-) -> rusqlite::Result<Vec<Delivery>> {
+) -> DbResult<Vec<Delivery>> {
     let rows = c
         .prepare_cached(&format!(
-            "{DELIVERY_SELECT} WHERE d.webhook = ?1 AND d.seq < ?2 AND (?3 IS NULL OR d.status = ?3)
+            "{DELIVERY_SELECT} WHERE d.webhook = ?1 AND d.seq < ?2 AND (CAST(?3 AS TEXT) IS NULL OR d.status = ?3)
              ORDER BY d.seq DESC LIMIT ?4"
         ))?
         .query_map(
-            params![webhook, before_seq, status.map(|s| s.as_str()), limit],
+            args![webhook, before_seq, status.map(|s| s.as_str()), limit],
             delivery,
         )?
         .collect();
     rows
 }
 
-pub fn get_delivery(c: &Connection, webhook: &str, seq: i64) -> rusqlite::Result<Option<Delivery>> {
+pub fn get_delivery(c: &Conn, webhook: &str, seq: i64) -> DbResult<Option<Delivery>> {
     c.prepare_cached(&format!(
         "{DELIVERY_SELECT} WHERE d.webhook = ?1 AND d.seq = ?2"
     ))?
-    .query_row(params![webhook, seq], delivery)
+    .query_row(args![webhook, seq], delivery)
     .optional()
 }
 
@@ -273,7 +271,7 @@ pub enum Outcome {
 }
 
 /// Record a try. Only a delivery still `pending` moves.
-pub fn record(c: &Connection, seq: i64, outcome: &Outcome, now_ms: i64) -> rusqlite::Result<()> {
+pub fn record(c: &Conn, seq: i64, outcome: &Outcome, now_ms: i64) -> DbResult<()> {
     let (status, code, error, due) = match outcome {
         Outcome::Delivered { code } => ("delivered", Some(*code), None, None),
         Outcome::Retry {
@@ -287,43 +285,48 @@ pub fn record(c: &Connection, seq: i64, outcome: &Outcome, now_ms: i64) -> rusql
         "UPDATE deliveries SET status = ?2, attempts = attempts + 1, last_code = ?3, last_error = ?4,
             due_ms = ?5, updated_ms = ?6 WHERE seq = ?1 AND status = 'pending'",
     )?
-    .execute(params![seq, status, code, error, due, now_ms])?;
+    .execute(args![seq, status, code, error, due, now_ms])?;
     Ok(())
 }
 
 /// The endpoint answered again after failing: its deliveries waiting out a
 /// backoff are due now instead of minutes later. How many. (Read through
 /// the pending rows' due index — only the backlog —, not every delivery
-/// the endpoint ever had: `+webhook` keeps its index out.)
-pub fn release_backoffs(c: &Connection, webhook: &str, now_ms: i64) -> rusqlite::Result<usize> {
-    c.prepare_cached(
+/// the endpoint ever had: on SQLite `+webhook` keeps its index out;
+/// PostgreSQL's planner weighs both indexes itself.)
+pub fn release_backoffs(c: &Conn, webhook: &str, now_ms: i64) -> DbResult<usize> {
+    let sql = if c.is_pg() {
         "UPDATE deliveries SET due_ms = ?2
-         WHERE status = 'pending' AND due_ms > ?2 AND +webhook = ?1 AND attempts > 0",
-    )?
-    .execute(params![webhook, now_ms])
+         WHERE status = 'pending' AND due_ms > ?2 AND webhook = ?1 AND attempts > 0"
+    } else {
+        "UPDATE deliveries SET due_ms = ?2
+         WHERE status = 'pending' AND due_ms > ?2 AND +webhook = ?1 AND attempts > 0"
+    };
+    c.execute(sql, args![webhook, now_ms])
 }
 
 /// Send deliveries of `webhook` again now: one (`seq`), or every one made
 /// since `since_ms`. Returns how many were queued.
 pub fn requeue(
-    c: &Connection,
+    c: &Conn,
     webhook: &str,
     seq: Option<i64>,
     since_ms: Option<i64>,
     now_ms: i64,
-) -> rusqlite::Result<usize> {
+) -> DbResult<usize> {
     c.prepare_cached(
         "UPDATE deliveries SET status = 'pending', due_ms = ?4, updated_ms = ?4
-         WHERE webhook = ?1 AND (?2 IS NULL OR seq = ?2) AND (?3 IS NULL OR created_ms >= ?3)",
+         WHERE webhook = ?1 AND (CAST(?2 AS BIGINT) IS NULL OR seq = ?2) AND (CAST(?3 AS BIGINT) IS NULL OR created_ms >= ?3)",
     )?
-    .execute(params![webhook, seq, since_ms, now_ms])
+    .execute(args![webhook, seq, since_ms, now_ms])
 }
 
 /// Counts of an endpoint's deliveries by status.
-pub fn counts(c: &Connection, webhook: &str) -> rusqlite::Result<(i64, i64, i64)> {
+pub fn counts(c: &Conn, webhook: &str) -> DbResult<(i64, i64, i64)> {
     c.prepare_cached(
-        "SELECT COALESCE(SUM(status = 'pending'), 0), COALESCE(SUM(status = 'delivered'), 0),
-                COALESCE(SUM(status = 'failed'), 0) FROM deliveries WHERE webhook = ?1",
+        "SELECT COUNT(CASE WHEN status = 'pending' THEN 1 END),
+                COUNT(CASE WHEN status = 'delivered' THEN 1 END),
+                COUNT(CASE WHEN status = 'failed' THEN 1 END) FROM deliveries WHERE webhook = ?1",
     )?
-    .query_row([webhook], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    .query_row(args![webhook], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
 }

@@ -265,7 +265,10 @@ async fn nodes_starting_together_migrate_once() {
         }));
     }
     for t in tasks {
-        assert_eq!(t.await.unwrap().expect("migrate"), 1);
+        assert_eq!(
+            t.await.unwrap().expect("migrate"),
+            cluster::schema_version()
+        );
     }
 }
 

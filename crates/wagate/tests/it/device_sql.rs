@@ -4,7 +4,7 @@
 //! writes on PostgreSQL refused once the node's lease is gone.
 
 use wagate::cluster::{self, Leases, Timing};
-use wagate::devstore::sql::{pg_schema, DeviceSql, Fence, PgSql, SqlError, Val};
+use wagate::devstore::sql::{DeviceSql, Fence, PgSql, SqlError, Val};
 use wagate::devstore::{Devices, TABLES};
 
 use crate::common::pg::fresh_db;
@@ -132,8 +132,8 @@ async fn the_same_statements_give_the_same_rows_on_sqlite_and_postgres() {
     let sqlite = devices.sql();
 
     let url = fresh_db().await;
-    let c = cluster::connect(&url).await.unwrap();
-    c.batch_execute(&pg_schema()).await.unwrap();
+    let mut c = cluster::connect(&url).await.unwrap();
+    cluster::migrate(&mut c).await.unwrap();
     let made: Vec<String> = c
         .query(
             "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
@@ -186,7 +186,6 @@ async fn device_writes_on_postgres_stop_when_the_lease_is_gone() {
     let url = fresh_db().await;
     let mut c = cluster::connect(&url).await.unwrap();
     cluster::migrate(&mut c).await.unwrap();
-    c.batch_execute(&pg_schema()).await.unwrap();
     let a = Leases::new("a", Timing::DEFAULT).unwrap();
     a.ensure(&c, &["org1".to_string()]).await.unwrap();
     let held = a.try_acquire(&c, "org1").await.unwrap().unwrap();
@@ -445,8 +444,8 @@ async fn the_client_librarys_storage_calls_answer_alike_on_postgres() {
     let on_sqlite = library_calls(&devices.device(5)).await;
 
     let url = fresh_db().await;
-    let c = cluster::connect(&url).await.unwrap();
-    c.batch_execute(&pg_schema()).await.unwrap();
+    let mut c = cluster::connect(&url).await.unwrap();
+    cluster::migrate(&mut c).await.unwrap();
     let pg = Arc::new(PgSql {
         client: tokio::sync::Mutex::new(c),
         fence: None,

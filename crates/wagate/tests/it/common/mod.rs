@@ -87,6 +87,7 @@ impl Server {
             // No pacing unless a test sets a sending policy (or asks for none).
             .args(unpaced.then_some("--unpaced"))
             .args(extra)
+            .args(database_for(data).map(|url| format!("--database={url}")))
             .arg("--data")
             .arg(data)
             .env("WAGATE_ADMIN_TOKEN", ADMIN)
@@ -433,6 +434,47 @@ pub fn db(data: &Path) -> rusqlite::Connection {
 }
 
 /// Wall-clock Unix milliseconds (the gateway's own clock for `send_at`).
+/// The PostgreSQL database of each data directory whose gateways keep
+/// their tables there (`--database`).
+static DATABASES: std::sync::Mutex<Vec<(std::path::PathBuf, String)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Every gateway started on `data` from now on uses PostgreSQL at `url`.
+pub fn use_database(data: &Path, url: String) {
+    let mut dbs = DATABASES.lock().unwrap_or_else(|p| p.into_inner());
+    dbs.retain(|(d, _)| d != data);
+    dbs.push((data.to_path_buf(), url));
+}
+
+/// The database a gateway on `data` uses: the one `use_database` named, or
+/// with `WAGATE_TEST_DATABASE=postgres` (the whole suite on PostgreSQL) a
+/// fresh one per data directory, so a restarted gateway finds its data.
+pub fn database_for(data: &Path) -> Option<String> {
+    let mut dbs = DATABASES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, url)) = dbs.iter().find(|(d, _)| d == data) {
+        return Some(url.clone());
+    }
+    if std::env::var("WAGATE_TEST_DATABASE").ok().as_deref() != Some("postgres") {
+        return None;
+    }
+    let url = fresh_db_blocking();
+    dbs.push((data.to_path_buf(), url.clone()));
+    Some(url)
+}
+
+/// `pg::fresh_db` from code that is not async (or inside another runtime).
+pub fn fresh_db_blocking() -> String {
+    std::thread::spawn(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(pg::fresh_db())
+    })
+    .join()
+    .expect("a fresh PostgreSQL database")
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

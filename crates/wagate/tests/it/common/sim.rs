@@ -154,10 +154,14 @@ pub fn linked(orgs: usize) -> Linked {
 
 /// `linked`, the gateway started with `extra` options too.
 pub fn linked_args(orgs: usize, extra: &[&str]) -> Linked {
+    linked_in(tempfile::tempdir().unwrap(), orgs, extra)
+}
+
+/// `linked_args` on the data directory `data`.
+pub fn linked_in(data: tempfile::TempDir, orgs: usize, extra: &[&str]) -> Linked {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let sim_dir = tempfile::tempdir().unwrap();
     let wa = start_sim(&rt, sim_dir.path());
-    let data = tempfile::tempdir().unwrap();
     let ws = wa.ws_url();
     let mut args = vec!["--wa-url", ws.as_str(), "--webhook-allow", "127.0.0.1"];
     args.extend_from_slice(extra);

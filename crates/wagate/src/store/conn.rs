@@ -1,0 +1,228 @@
+//! One connection to a store's database, SQLite or PostgreSQL, as the
+//! store's code uses it: statements written once with `?N` placeholders
+//! (`args!` for their arguments), rows read back as `sql::Row`, and errors of
+//! either database as `DbError`. The SQL itself must be what both accept
+//! (no `INSERT OR …`: `ON CONFLICT`; no `last_insert_rowid()`: `RETURNING`);
+//! where they differ, `Conn::is_pg` picks the statement.
+//!
+//! PostgreSQL is driven by its async client on a small runtime of the
+//! connection's own, so the store's synchronous jobs (the writer thread, and
+//! reads on tokio's blocking threads) run unchanged on it.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use tokio_postgres::types::ToSql;
+
+use crate::sql::{self, Row, Val};
+pub use crate::sql::{DbError, DbResult};
+
+/// `Ok(None)` for a query that returned no row.
+pub trait OptionalExt<T> {
+    fn optional(self) -> DbResult<Option<T>>;
+}
+
+impl<T> OptionalExt<T> for DbResult<T> {
+    fn optional(self) -> DbResult<Option<T>> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(DbError::NoRow) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A PostgreSQL connection driven from synchronous code: its I/O runs as
+/// a task on the gateway's runtime, and each statement blocks the calling
+/// thread (the writer thread, or one of tokio's blocking threads for reads)
+/// until it is answered.
+pub struct PgConn {
+    rt: tokio::runtime::Handle,
+    client: tokio_postgres::Client,
+    prepared: RefCell<HashMap<String, tokio_postgres::Statement>>,
+}
+
+impl PgConn {
+    /// Connect to `url` (a `postgres://` URL or `key=value` settings), from
+    /// the runtime that will carry the connection.
+    pub async fn connect(url: &str) -> DbResult<PgConn> {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "PostgreSQL connection ended");
+            }
+        });
+        Ok(PgConn {
+            rt: tokio::runtime::Handle::current(),
+            client,
+            prepared: RefCell::default(),
+        })
+    }
+
+    /// The async client, for what runs before the connection is handed to
+    /// synchronous code (migrations).
+    pub fn client(&mut self) -> &mut tokio_postgres::Client {
+        &mut self.client
+    }
+
+    fn statement(&self, sql: &str) -> DbResult<tokio_postgres::Statement> {
+        if let Some(st) = self.prepared.borrow().get(sql) {
+            return Ok(st.clone());
+        }
+        let st = self.rt.block_on(self.client.prepare(&sql::to_pg(sql)))?;
+        self.prepared
+            .borrow_mut()
+            .insert(sql.to_string(), st.clone());
+        Ok(st)
+    }
+
+    fn run(&self, sql: &str, args: &[Val]) -> DbResult<(u64, Vec<Row>)> {
+        let st = self.statement(sql)?;
+        let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|v| v as _).collect();
+        if st.columns().is_empty() {
+            let n = self.rt.block_on(self.client.execute(&st, &params))?;
+            return Ok((n, Vec::new()));
+        }
+        let rows = self.rt.block_on(self.client.query(&st, &params))?;
+        let rows = rows
+            .iter()
+            .map(sql::from_pg)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((rows.len() as u64, rows))
+    }
+}
+
+/// A connection to either database.
+pub enum Conn {
+    Sqlite(rusqlite::Connection),
+    Pg(PgConn),
+}
+
+fn sqlite_run(c: &rusqlite::Connection, sql: &str, args: &[Val]) -> DbResult<(u64, Vec<Row>)> {
+    let mut st = c.prepare_cached(sql)?;
+    if st.column_count() == 0 {
+        let params = rusqlite::params_from_iter(args.iter().map(sql::to_sqlite));
+        return Ok((st.execute(params)? as u64, Vec::new()));
+    }
+    let rows = sql::sqlite_rows(&mut st, args)?
+        .into_iter()
+        .map(sql::row_from_sqlite)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((rows.len() as u64, rows))
+}
+
+impl Conn {
+    pub fn is_pg(&self) -> bool {
+        matches!(self, Conn::Pg(_))
+    }
+
+    /// The SQLite connection, for what only SQLite has (pragmas, backup).
+    pub fn sqlite(&self) -> Option<&rusqlite::Connection> {
+        match self {
+            Conn::Sqlite(c) => Some(c),
+            Conn::Pg(_) => None,
+        }
+    }
+
+    /// Run one statement: the rows it changed (or returned) and its rows.
+    pub fn run(&self, sql: &str, args: &[Val]) -> DbResult<(u64, Vec<Row>)> {
+        match self {
+            Conn::Sqlite(c) => sqlite_run(c, sql, args),
+            Conn::Pg(c) => c.run(sql, args),
+        }
+    }
+
+    /// Run one statement; the number of rows it changed.
+    pub fn execute(&self, sql: &str, args: Vec<Val>) -> DbResult<usize> {
+        self.run(sql, &args).map(|(n, _)| n as usize)
+    }
+
+    /// Every row of a query.
+    pub fn query(&self, sql: &str, args: Vec<Val>) -> DbResult<Vec<Row>> {
+        self.run(sql, &args).map(|(_, rows)| rows)
+    }
+
+    /// The first row of a query read by `f`, or `DbError::NoRow`.
+    pub fn query_row<T>(
+        &self,
+        sql: &str,
+        args: Vec<Val>,
+        f: impl FnOnce(&Row) -> DbResult<T>,
+    ) -> DbResult<T> {
+        let rows = self.query(sql, args)?;
+        let first = rows.first().ok_or(DbError::NoRow)?;
+        f(first)
+    }
+
+    /// Every row of a query, each read by `f`.
+    pub fn query_map<T>(
+        &self,
+        sql: &str,
+        args: Vec<Val>,
+        mut f: impl FnMut(&Row) -> DbResult<T>,
+    ) -> DbResult<std::vec::IntoIter<DbResult<T>>> {
+        let rows = self.query(sql, args)?;
+        Ok(rows.iter().map(&mut f).collect::<Vec<_>>().into_iter())
+    }
+
+    /// Statements with no arguments, separated by `;`.
+    pub fn execute_batch(&self, sql: &str) -> DbResult<()> {
+        match self {
+            Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
+            Conn::Pg(c) => Ok(c.rt.block_on(c.client.batch_execute(sql))?),
+        }
+    }
+
+    /// Open the write transaction (on SQLite, taking the write lock at once).
+    pub fn begin(&self) -> DbResult<()> {
+        self.execute_batch(if self.is_pg() {
+            "BEGIN"
+        } else {
+            "BEGIN IMMEDIATE"
+        })
+    }
+}
+
+/// A statement to run once or several times (both databases cache the
+/// prepared form by its text).
+pub struct Prepared<'c> {
+    conn: &'c Conn,
+    sql: String,
+}
+
+impl<'c> Prepared<'c> {
+    pub fn execute(&mut self, args: Vec<Val>) -> DbResult<usize> {
+        self.conn.execute(&self.sql, args)
+    }
+
+    pub fn query_row<T>(
+        &mut self,
+        args: Vec<Val>,
+        f: impl FnOnce(&Row) -> DbResult<T>,
+    ) -> DbResult<T> {
+        self.conn.query_row(&self.sql, args, f)
+    }
+
+    pub fn query_map<T>(
+        &mut self,
+        args: Vec<Val>,
+        f: impl FnMut(&Row) -> DbResult<T>,
+    ) -> DbResult<std::vec::IntoIter<DbResult<T>>> {
+        self.conn.query_map(&self.sql, args, f)
+    }
+}
+
+impl Conn {
+    /// `sql`, to run with `Prepared`'s methods.
+    pub fn prepare_cached(&self, sql: &str) -> DbResult<Prepared<'_>> {
+        Ok(Prepared {
+            conn: self,
+            sql: sql.to_string(),
+        })
+    }
+
+    /// The same as `prepare_cached`.
+    pub fn prepare(&self, sql: &str) -> DbResult<Prepared<'_>> {
+        self.prepare_cached(sql)
+    }
+}
