@@ -311,24 +311,29 @@ impl Row {
 
 // ---- SQLite ----
 
-pub fn to_sqlite(v: &Val) -> rusqlite::types::Value {
-    use rusqlite::types::Value;
-    match v {
-        Val::Null => Value::Null,
-        Val::Int(i) => Value::Integer(*i),
-        Val::Text(s) => Value::Text(s.clone()),
-        Val::Blob(b) => Value::Blob(b.clone()),
+impl rusqlite::ToSql for Val {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match self {
+            Val::Null => ValueRef::Null,
+            Val::Int(i) => ValueRef::Integer(*i),
+            Val::Text(s) => ValueRef::Text(s.as_bytes()),
+            Val::Blob(b) => ValueRef::Blob(b),
+        }))
     }
 }
 
-pub fn from_sqlite(v: rusqlite::types::Value, column: usize) -> Result<Val, TypeError> {
-    use rusqlite::types::Value;
+fn from_sqlite(v: rusqlite::types::ValueRef<'_>, column: usize) -> Result<Val, TypeError> {
+    use rusqlite::types::ValueRef;
     Ok(match v {
-        Value::Null => Val::Null,
-        Value::Integer(i) => Val::Int(i),
-        Value::Text(s) => Val::Text(s),
-        Value::Blob(b) => Val::Blob(b),
-        Value::Real(_) => {
+        ValueRef::Null => Val::Null,
+        ValueRef::Integer(i) => Val::Int(i),
+        ValueRef::Text(t) => Val::Text(String::from_utf8(t.to_vec()).map_err(|_| TypeError {
+            column,
+            what: "text that is not UTF-8".into(),
+        })?),
+        ValueRef::Blob(b) => Val::Blob(b.to_vec()),
+        ValueRef::Real(_) => {
             return Err(TypeError {
                 column,
                 what: "a real number; our tables hold none".into(),
@@ -337,27 +342,23 @@ pub fn from_sqlite(v: rusqlite::types::Value, column: usize) -> Result<Val, Type
     })
 }
 
-/// Every row a prepared SQLite statement returns, as values.
+/// The rows a prepared SQLite statement returns (at most `limit`), as values.
 pub fn sqlite_rows(
     st: &mut rusqlite::Statement<'_>,
     args: &[Val],
-) -> rusqlite::Result<Vec<Vec<rusqlite::types::Value>>> {
+    limit: Option<usize>,
+) -> DbResult<Vec<Row>> {
     let n = st.column_count();
-    let params = rusqlite::params_from_iter(args.iter().map(to_sqlite));
-    st.query_map(params, |r| {
-        (0..n)
-            .map(|i| r.get::<_, rusqlite::types::Value>(i))
-            .collect::<rusqlite::Result<Vec<_>>>()
-    })?
-    .collect()
-}
-
-pub fn row_from_sqlite(r: Vec<rusqlite::types::Value>) -> Result<Row, TypeError> {
-    r.into_iter()
-        .enumerate()
-        .map(|(i, v)| from_sqlite(v, i))
-        .collect::<Result<Vec<_>, _>>()
-        .map(Row)
+    let mut rows = st.query(rusqlite::params_from_iter(args))?;
+    let mut out = Vec::new();
+    while limit.is_none_or(|l| out.len() < l) {
+        let Some(r) = rows.next()? else { break };
+        let row = (0..n)
+            .map(|i| Ok(from_sqlite(r.get_ref(i)?, i)?))
+            .collect::<DbResult<Vec<_>>>()?;
+        out.push(Row(row));
+    }
+    Ok(out)
 }
 
 // ---- PostgreSQL ----

@@ -20,7 +20,6 @@ use whatsapp_rust::wacore::store::traits::{
 
 use super::sql::{Stmt, Val};
 use super::{schema, Devices, OrgDevice, TABLES};
-use crate::sql::to_sqlite;
 
 /// Why a copy failed, in a sentence.
 pub type CopyError = String;
@@ -65,7 +64,7 @@ pub async fn export(devices: &Devices, dev: i64, to: &Path) -> Result<usize, Cop
                         .join(", ");
                     n += out
                         .prepare_cached(&format!("INSERT INTO {t} VALUES ({marks})"))?
-                        .execute(rusqlite::params_from_iter(row.iter().map(to_sqlite)))?;
+                        .execute(rusqlite::params_from_iter(row.iter()))?;
                 }
             }
             out.execute_batch("COMMIT")?;
@@ -92,15 +91,9 @@ fn read_copy(from: &Path) -> Result<Vec<TableRows>, CopyError> {
         let mut st = c
             .prepare(&format!("SELECT * FROM {t}"))
             .map_err(|e| e.to_string())?;
-        crate::sql::sqlite_rows(&mut st, &[])
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|r| {
-                crate::sql::row_from_sqlite(r)
-                    .map(|r| r.0)
-                    .map_err(|e| e.to_string())
-            })
-            .collect()
+        crate::sql::sqlite_rows(&mut st, &[], None)
+            .map(|rows| rows.into_iter().map(|r| r.0).collect())
+            .map_err(|e| e.to_string())
     };
     TABLES
         .iter()

@@ -32,44 +32,69 @@ impl<T> OptionalExt<T> for DbResult<T> {
     }
 }
 
-/// A PostgreSQL connection driven from synchronous code: its I/O runs as
-/// a task on the gateway's runtime, and each statement blocks the calling
-/// thread (the writer thread, or one of tokio's blocking threads for reads)
-/// until it is answered.
+/// A PostgreSQL connection driven from synchronous code: it has a small
+/// runtime of its own on which its I/O runs, driven by the thread that runs
+/// a statement (the writer thread, or one of tokio's blocking threads for
+/// reads), so a round trip never hops between threads.
 pub struct PgConn {
-    rt: tokio::runtime::Handle,
+    /// Always `Some` until dropped (taken to shut it down without blocking).
+    rt: Option<tokio::runtime::Runtime>,
     client: tokio_postgres::Client,
     prepared: RefCell<HashMap<String, tokio_postgres::Statement>>,
 }
 
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        // A runtime may not be dropped (which blocks) on an async thread.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 impl PgConn {
-    /// Connect to `url` (a `postgres://` URL or `key=value` settings), from
-    /// the runtime that will carry the connection.
-    pub async fn connect(url: &str) -> DbResult<PgConn> {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-        tokio::spawn(async move {
+    /// Connect to `url` (a `postgres://` URL or `key=value` settings). Not
+    /// from an async task: it blocks (see `connect`).
+    pub fn connect_blocking(url: &str) -> DbResult<PgConn> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| DbError::Invalid(format!("cannot start a runtime for PostgreSQL: {e}")))?;
+        let (client, connection) =
+            rt.block_on(tokio_postgres::connect(url, tokio_postgres::NoTls))?;
+        rt.spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!(error = %e, "PostgreSQL connection ended");
             }
         });
         Ok(PgConn {
-            rt: tokio::runtime::Handle::current(),
+            rt: Some(rt),
             client,
             prepared: RefCell::default(),
         })
     }
 
-    /// The async client, for what runs before the connection is handed to
-    /// synchronous code (migrations).
-    pub fn client(&mut self) -> &mut tokio_postgres::Client {
-        &mut self.client
+    /// `connect_blocking` from async code, on a blocking thread.
+    pub async fn connect(url: &str) -> DbResult<PgConn> {
+        let url = url.to_string();
+        tokio::task::spawn_blocking(move || PgConn::connect_blocking(&url))
+            .await
+            .map_err(|e| DbError::Invalid(format!("PostgreSQL connect task: {e}")))?
+    }
+
+    /// Run `f` to completion on this connection's runtime.
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        match &self.rt {
+            Some(rt) => rt.block_on(f),
+            None => unreachable!("the runtime is only taken on drop"),
+        }
     }
 
     fn statement(&self, sql: &str) -> DbResult<tokio_postgres::Statement> {
         if let Some(st) = self.prepared.borrow().get(sql) {
             return Ok(st.clone());
         }
-        let st = self.rt.block_on(self.client.prepare(&sql::to_pg(sql)))?;
+        let st = self.block_on(self.client.prepare(&sql::to_pg(sql)))?;
         self.prepared
             .borrow_mut()
             .insert(sql.to_string(), st.clone());
@@ -80,10 +105,10 @@ impl PgConn {
         let st = self.statement(sql)?;
         let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|v| v as _).collect();
         if st.columns().is_empty() {
-            let n = self.rt.block_on(self.client.execute(&st, &params))?;
+            let n = self.block_on(self.client.execute(&st, &params))?;
             return Ok((n, Vec::new()));
         }
-        let rows = self.rt.block_on(self.client.query(&st, &params))?;
+        let rows = self.block_on(self.client.query(&st, &params))?;
         let rows = rows
             .iter()
             .map(sql::from_pg)
@@ -98,16 +123,20 @@ pub enum Conn {
     Pg(PgConn),
 }
 
-fn sqlite_run(c: &rusqlite::Connection, sql: &str, args: &[Val]) -> DbResult<(u64, Vec<Row>)> {
+fn sqlite_run(
+    c: &rusqlite::Connection,
+    sql: &str,
+    args: &[Val],
+    limit: Option<usize>,
+) -> DbResult<(u64, Vec<Row>)> {
     let mut st = c.prepare_cached(sql)?;
     if st.column_count() == 0 {
-        let params = rusqlite::params_from_iter(args.iter().map(sql::to_sqlite));
-        return Ok((st.execute(params)? as u64, Vec::new()));
+        return Ok((
+            st.execute(rusqlite::params_from_iter(args))? as u64,
+            Vec::new(),
+        ));
     }
-    let rows = sql::sqlite_rows(&mut st, args)?
-        .into_iter()
-        .map(sql::row_from_sqlite)
-        .collect::<Result<Vec<_>, _>>()?;
+    let rows = sql::sqlite_rows(&mut st, args, limit)?;
     Ok((rows.len() as u64, rows))
 }
 
@@ -127,7 +156,7 @@ impl Conn {
     /// Run one statement: the rows it changed (or returned) and its rows.
     pub fn run(&self, sql: &str, args: &[Val]) -> DbResult<(u64, Vec<Row>)> {
         match self {
-            Conn::Sqlite(c) => sqlite_run(c, sql, args),
+            Conn::Sqlite(c) => sqlite_run(c, sql, args, None),
             Conn::Pg(c) => c.run(sql, args),
         }
     }
@@ -149,7 +178,11 @@ impl Conn {
         args: Vec<Val>,
         f: impl FnOnce(&Row) -> DbResult<T>,
     ) -> DbResult<T> {
-        let rows = self.query(sql, args)?;
+        // SQLite stops at the first row; PostgreSQL sends them all anyway.
+        let rows = match self {
+            Conn::Sqlite(c) => sqlite_run(c, sql, &args, Some(1))?.1,
+            Conn::Pg(c) => c.run(sql, &args)?.1,
+        };
         let first = rows.first().ok_or(DbError::NoRow)?;
         f(first)
     }
@@ -165,11 +198,28 @@ impl Conn {
         Ok(rows.iter().map(&mut f).collect::<Vec<_>>().into_iter())
     }
 
+    /// Run an `INSERT` (with no `RETURNING`) and give the `column` of the
+    /// row it made (an identity or `INTEGER PRIMARY KEY`), or `None` when it
+    /// made none (`ON CONFLICT … DO NOTHING`). SQLite reads its last rowid,
+    /// cheaper than its `RETURNING`; PostgreSQL returns the column.
+    pub fn insert_id(&self, sql: &str, args: Vec<Val>, column: &str) -> DbResult<Option<i64>> {
+        match self {
+            Conn::Sqlite(c) => {
+                let (n, _) = sqlite_run(c, sql, &args, None)?;
+                Ok((n > 0).then(|| c.last_insert_rowid()))
+            }
+            Conn::Pg(c) => {
+                let (_, rows) = c.run(&format!("{sql} RETURNING {column}"), &args)?;
+                rows.first().map(|r| r.get(0)).transpose()
+            }
+        }
+    }
+
     /// Statements with no arguments, separated by `;`.
     pub fn execute_batch(&self, sql: &str) -> DbResult<()> {
         match self {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Conn::Pg(c) => Ok(c.rt.block_on(c.client.batch_execute(sql))?),
+            Conn::Pg(c) => Ok(c.block_on(c.client.batch_execute(sql))?),
         }
     }
 

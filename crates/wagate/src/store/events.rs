@@ -43,11 +43,12 @@ pub(super) fn insert(
     // to the commit, so numbers follow commit order across nodes.
     let sql = if c.is_pg() {
         "WITH n AS (UPDATE counters SET value = value + 1 WHERE name = 'event_seq' RETURNING value)
-         INSERT INTO events (seq, inc, kind, data, ts_ms) SELECT value, ?1, ?2, ?3, ?4 FROM n RETURNING seq"
+         INSERT INTO events (seq, inc, kind, data, ts_ms) SELECT value, ?1, ?2, ?3, ?4 FROM n"
     } else {
-        "INSERT INTO events (inc, kind, data, ts_ms) VALUES (?1, ?2, ?3, ?4) RETURNING seq"
+        "INSERT INTO events (inc, kind, data, ts_ms) VALUES (?1, ?2, ?3, ?4)"
     };
-    c.query_row(sql, args![inc, kind, data.to_string(), ts_ms], |r| r.get(0))
+    c.insert_id(sql, args![inc, kind, data.to_string(), ts_ms], "seq")?
+        .ok_or(super::DbError::NoRow)
 }
 
 /// The sequence number of the newest event of `inc` (0 if none).

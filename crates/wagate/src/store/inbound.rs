@@ -84,29 +84,25 @@ pub fn insert(c: &Conn, inc: i64, m: &NewInbound, now_ms: i64) -> DbResult<Optio
         Some(w) => Some(ours(c, inc, w)?.unwrap_or_else(|| w.to_string())),
         None => None,
     };
-    let seq: Option<i64> = c
-        .prepare_cached(
-            "INSERT INTO inbound (inc, wa_id, sender, text, received_ms, sender_lid, quoted_wa_id,
+    let seq = c.insert_id(
+        "INSERT INTO inbound (inc, wa_id, sender, text, received_ms, sender_lid, quoted_wa_id,
                 in_reply_to, last_outbound_id, reaction_to)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-             ON CONFLICT (inc, wa_id) DO NOTHING RETURNING seq",
-        )?
-        .query_row(
-            args![
-                inc,
-                m.wa_id,
-                m.from,
-                m.text,
-                now_ms,
-                m.from_lid,
-                m.quoted,
-                in_reply_to,
-                last_outbound_id,
-                reaction_to
-            ],
-            |r| r.get(0),
-        )
-        .optional()?;
+             ON CONFLICT (inc, wa_id) DO NOTHING",
+        args![
+            inc,
+            m.wa_id,
+            m.from,
+            m.text,
+            now_ms,
+            m.from_lid,
+            m.quoted,
+            in_reply_to,
+            last_outbound_id,
+            reaction_to
+        ],
+        "seq",
+    )?;
     let Some(seq) = seq else {
         return Ok(None);
     };

@@ -190,11 +190,10 @@ pub fn insert(c: &Conn, m: &NewMessage) -> DbResult<Inserted> {
     } else {
         (MessageStatus::Queued, Some(next_qpos(c)?))
     };
-    let seq = c.prepare_cached(
+    let seq = c.insert_id(
         "INSERT INTO messages (id, inc, phone, text, status, wa_id, idem_key, created_ms, updated_ms, send_at_ms, send_before_ms, qpos)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11) RETURNING seq",
-    )?
-    .query_row(args![
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11)",
+        args![
         m.id,
         m.inc,
         m.phone,
@@ -206,7 +205,8 @@ pub fn insert(c: &Conn, m: &NewMessage) -> DbResult<Inserted> {
         m.send_at_ms,
         m.send_before_ms,
         qpos
-    ], |r| r.get(0))?;
+    ], "seq")?
+    .ok_or(super::DbError::NoRow)?;
     Ok(Inserted::New(MessageRow {
         seq,
         id: m.id.clone(),
