@@ -17,6 +17,7 @@ pub mod engine;
 pub mod listener;
 pub mod memory;
 pub mod metrics;
+pub mod migrate_pg;
 #[cfg(unix)]
 pub mod notify;
 pub mod outbox;

@@ -169,6 +169,15 @@ enum Cmd {
     /// consistent as of the moment the copy starts. FILE is replaced when it
     /// exists (written aside, then renamed).
     Backup { file: PathBuf },
+    /// Copy the data directory's SQLite files (--data; stop the gateway
+    /// first) into an empty PostgreSQL database, in one transaction: every
+    /// org, message, event, webhook and linked device. Then run the gateway
+    /// with --database: linked orgs connect again with no QR.
+    MigrateToPostgres {
+        /// The PostgreSQL database: a postgres:// URL or key=value settings.
+        #[arg(long, env = "WAGATE_DATABASE")]
+        database: String,
+    },
     /// The configuration file and the effective configuration.
     Config {
         #[command(subcommand)]
@@ -435,6 +444,22 @@ fn run(cli: Cli, args: &[std::ffi::OsString]) -> anyhow::Result<()> {
             );
             return Ok(());
         }
+        Cmd::MigrateToPostgres { database } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let copied = rt.block_on(wagate::migrate_pg::run(&cli.data, database, &mut |l| {
+                eprintln!("{l}")
+            }))?;
+            println!(
+                "copied {} into PostgreSQL: {} rows in {} tables\nstart it with: wagate serve --data {} --database <the same database>",
+                cli.data.display(),
+                copied.rows(),
+                copied.tables.len(),
+                cli.data.display()
+            );
+            return Ok(());
+        }
         Cmd::Restore { file } => {
             let s = wagate::backup::restore(file, &cli.data, &mut |l| eprintln!("{l}"))?;
             println!(
@@ -494,9 +519,11 @@ fn run(cli: Cli, args: &[std::ffi::OsString]) -> anyhow::Result<()> {
         Cmd::Pair { org, phone, wait } => cli::pair(&api, &org, phone, Duration::from_secs(wait)),
         Cmd::Reset { org, all } => cli::reset(&api, org, all),
         Cmd::Sessions => cli::sessions(&api),
-        Cmd::Backup { .. } | Cmd::Restore { .. } | Cmd::Doctor { .. } | Cmd::Config { .. } => {
-            Ok(())
-        }
+        Cmd::Backup { .. }
+        | Cmd::Restore { .. }
+        | Cmd::Doctor { .. }
+        | Cmd::Config { .. }
+        | Cmd::MigrateToPostgres { .. } => Ok(()),
     }
 }
 

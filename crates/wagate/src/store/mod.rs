@@ -29,6 +29,7 @@ pub use messages::{MessageRow, MessageStatus, NewMessage};
 pub use orgs::OrgRow;
 pub use schema::pg as schema_pg;
 pub(crate) use schema::version_to_migrate;
+pub use schema::VERSION;
 
 use std::ops::Deref;
 use std::path::Path;

@@ -42,6 +42,8 @@ mod e2e_messages;
 #[cfg(feature = "sim")]
 mod e2e_metrics;
 #[cfg(feature = "sim")]
+mod e2e_migrate_pg;
+#[cfg(feature = "sim")]
 mod e2e_postgres;
 #[cfg(feature = "sim")]
 mod e2e_replies;
