@@ -10,27 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::sim::{add_phone, inbox, linked, pairings, phone, Linked};
+use crate::common::sim::{add_phone, inbox, linked, pairings, phone, send, wait_for, Linked};
 use crate::common::{bin, control, fresh_db_blocking, use_database, Server};
-
-fn send(l: &Linked, org: &str, to: &str, text: &str) -> String {
-    let (st, v) = l.s.call(
-        "POST",
-        &format!("/v1/orgs/{org}/messages"),
-        Some(&l.token(org)),
-        Some(&json!({"to": to, "text": text}).to_string()),
-    );
-    assert_eq!(st, 202, "{v}");
-    v["id"].as_str().unwrap().to_string()
-}
-
-fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !done() {
-        assert!(t0.elapsed() < within, "{what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn list(l: &Linked, org: &str, what: &str) -> Vec<Value> {
     let (st, v) = l.s.call(

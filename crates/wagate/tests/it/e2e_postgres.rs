@@ -9,27 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::sim::{add_phone, inbox, linked_in, pairings, phone, Linked};
+use crate::common::sim::{add_phone, inbox, linked_in, pairings, phone, send, wait_for, Linked};
 use crate::common::{control, fresh_db_blocking, open_stream, read_until_close, use_database};
-
-fn send(l: &Linked, org: &str, to: &str, text: &str) -> String {
-    let (st, v) = l.s.call(
-        "POST",
-        &format!("/v1/orgs/{org}/messages"),
-        Some(&l.token(org)),
-        Some(&json!({"to": to, "text": text}).to_string()),
-    );
-    assert_eq!(st, 202, "{v}");
-    v["id"].as_str().unwrap().to_string()
-}
-
-fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !done() {
-        assert!(t0.elapsed() < within, "{what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn messages(l: &Linked, org: &str) -> Vec<Value> {
     let (st, v) = l.s.call(

@@ -10,20 +10,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::sim::{add_phone, inbox, linked_args, phone};
+use crate::common::sim::{add_phone, inbox, linked_args, phone, send};
 use crate::common::Server;
 use crate::common::{control, file_names};
-
-fn send(l: &crate::common::sim::Linked, org: &str, to: &str, text: &str) -> String {
-    let (st, v) = l.s.call(
-        "POST",
-        &format!("/v1/orgs/{org}/messages"),
-        Some(&l.token(org)),
-        Some(&json!({"to": to, "text": text}).to_string()),
-    );
-    assert_eq!(st, 202, "{v}");
-    v["id"].as_str().unwrap().to_string()
-}
 
 fn arrived(l: &crate::common::sim::Linked, to: &str, text: &str) {
     let t0 = std::time::Instant::now();

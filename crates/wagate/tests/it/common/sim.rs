@@ -237,3 +237,24 @@ pub fn pairings(s: &Server, org: &str, token: &str) -> usize {
         .map(|h| h.iter().filter(|e| e["state"] == "pairing").count())
         .unwrap_or(0)
 }
+
+/// Queue `text` from `org` to `to`; the message id (the send must be accepted).
+pub fn send(l: &Linked, org: &str, to: &str, text: &str) -> String {
+    let (st, v) = l.s.call(
+        "POST",
+        &format!("/v1/orgs/{org}/messages"),
+        Some(&l.token(org)),
+        Some(&json!({"to": to, "text": text}).to_string()),
+    );
+    assert_eq!(st, 202, "{v}");
+    v["id"].as_str().unwrap().to_string()
+}
+
+/// Poll `done` every 50 ms until it holds; fail with `what` after `within`.
+pub fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !done() {
+        assert!(t0.elapsed() < within, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
