@@ -859,14 +859,15 @@ async fn typing_runs_inside_the_gap_so_hand_overs_keep_the_policys_spacing() {
         busy(r.accept(i)).await;
     }
     r.outbox.link_up(&r.org, r.engine.clone());
-    // Time moves in 50 ms steps, each followed by real time for the
+    // Time moves in 10 ms steps, each followed by real time for the
     // database threads (a long sleep would let the runtime jump the clock
-    // while the dispatcher waits on a read).
-    for _ in 0..200 {
+    // while the dispatcher waits on a read; a small step keeps what a slow
+    // read on a busy machine adds to a gap well inside the tolerance).
+    for _ in 0..1_500 {
         if r.sent().len() == 4 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
         for _ in 0..5 {
             std::thread::sleep(Duration::from_millis(1));
             tokio::task::yield_now().await;

@@ -9,7 +9,7 @@
 //! connection's own, so the store's synchronous jobs (the writer thread, and
 //! reads on tokio's blocking threads) run unchanged on it.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use tokio_postgres::types::ToSql;
@@ -36,14 +36,28 @@ impl<T> OptionalExt<T> for DbResult<T> {
 /// runtime of its own on which its I/O runs, driven by the thread that runs
 /// a statement (the writer thread, or one of tokio's blocking threads for
 /// reads), so a round trip never hops between threads.
+///
+/// A connection that broke (PostgreSQL restarted, the backend was
+/// terminated) is opened again before the next statement that is not
+/// inside a transaction, and a statement that found it broken is tried
+/// once more on the new one. Inside a transaction nothing is retried: the
+/// transaction fails, and so does every job in it.
 pub struct PgConn {
+    url: String,
+    link: RefCell<Link>,
+    /// Between `BEGIN` and its `COMMIT` or `ROLLBACK`.
+    in_tx: Cell<bool>,
+}
+
+/// One open connection and what was prepared on it.
+struct Link {
     /// Always `Some` until dropped (taken to shut it down without blocking).
     rt: Option<tokio::runtime::Runtime>,
     client: tokio_postgres::Client,
-    prepared: RefCell<HashMap<String, tokio_postgres::Statement>>,
+    prepared: HashMap<String, tokio_postgres::Statement>,
 }
 
-impl Drop for PgConn {
+impl Drop for Link {
     fn drop(&mut self) {
         // A runtime may not be dropped (which blocks) on an async thread.
         if let Some(rt) = self.rt.take() {
@@ -52,34 +66,32 @@ impl Drop for PgConn {
     }
 }
 
-impl PgConn {
-    /// Connect to `url` (a `postgres://` URL or `key=value` settings). Not
-    /// from an async task: it blocks (see `connect`).
-    pub fn connect_blocking(url: &str) -> DbResult<PgConn> {
+/// How long a connection attempt may take when the settings give no limit.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Link {
+    fn open(url: &str) -> DbResult<Link> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| DbError::Invalid(format!("PostgreSQL settings: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| DbError::Invalid(format!("cannot start a runtime for PostgreSQL: {e}")))?;
-        let (client, connection) =
-            rt.block_on(tokio_postgres::connect(url, tokio_postgres::NoTls))?;
+        let (client, connection) = rt.block_on(config.connect(tokio_postgres::NoTls))?;
         rt.spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!(error = %e, "PostgreSQL connection ended");
             }
         });
-        Ok(PgConn {
+        Ok(Link {
             rt: Some(rt),
             client,
-            prepared: RefCell::default(),
+            prepared: HashMap::new(),
         })
-    }
-
-    /// `connect_blocking` from async code, on a blocking thread.
-    pub async fn connect(url: &str) -> DbResult<PgConn> {
-        let url = url.to_string();
-        tokio::task::spawn_blocking(move || PgConn::connect_blocking(&url))
-            .await
-            .map_err(|e| DbError::Invalid(format!("PostgreSQL connect task: {e}")))?
     }
 
     /// Run `f` to completion on this connection's runtime.
@@ -90,18 +102,16 @@ impl PgConn {
         }
     }
 
-    fn statement(&self, sql: &str) -> DbResult<tokio_postgres::Statement> {
-        if let Some(st) = self.prepared.borrow().get(sql) {
+    fn statement(&mut self, sql: &str) -> DbResult<tokio_postgres::Statement> {
+        if let Some(st) = self.prepared.get(sql) {
             return Ok(st.clone());
         }
         let st = self.block_on(self.client.prepare(&sql::to_pg(sql)))?;
-        self.prepared
-            .borrow_mut()
-            .insert(sql.to_string(), st.clone());
+        self.prepared.insert(sql.to_string(), st.clone());
         Ok(st)
     }
 
-    fn run(&self, sql: &str, args: &[Val]) -> DbResult<(u64, Vec<Row>)> {
+    fn run(&mut self, sql: &str, args: &[Val]) -> DbResult<(u64, Vec<Row>)> {
         let st = self.statement(sql)?;
         let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|v| v as _).collect();
         if st.columns().is_empty() {
@@ -115,12 +125,72 @@ impl PgConn {
             .collect::<Result<Vec<_>, _>>()?;
         Ok((rows.len() as u64, rows))
     }
+
+    fn batch(&mut self, sql: &str) -> DbResult<()> {
+        Ok(self.block_on(self.client.batch_execute(sql))?)
+    }
+}
+
+impl PgConn {
+    /// Connect to `url` (a `postgres://` URL or `key=value` settings). Not
+    /// from an async task: it blocks (see `connect`).
+    pub fn connect_blocking(url: &str) -> DbResult<PgConn> {
+        Ok(PgConn {
+            url: url.to_string(),
+            link: RefCell::new(Link::open(url)?),
+            in_tx: Cell::new(false),
+        })
+    }
+
+    /// `connect_blocking` from async code, on a blocking thread.
+    pub async fn connect(url: &str) -> DbResult<PgConn> {
+        let url = url.to_string();
+        tokio::task::spawn_blocking(move || PgConn::connect_blocking(&url))
+            .await
+            .map_err(|e| DbError::Invalid(format!("PostgreSQL connect task: {e}")))?
+    }
+
+    /// Run `op` on the connection; outside a transaction, open it again
+    /// first when it is known to be broken, and once more when `op` found
+    /// it broken.
+    fn with<T>(&self, mut op: impl FnMut(&mut Link) -> DbResult<T>) -> DbResult<T> {
+        let mut link = self.link.borrow_mut();
+        if self.in_tx.get() {
+            return op(&mut link);
+        }
+        if link.client.is_closed() {
+            *link = Link::open(&self.url)?;
+            tracing::info!("PostgreSQL connection opened again");
+        }
+        match op(&mut link) {
+            Err(DbError::Pg(e)) if e.is_closed() || link.client.is_closed() => {
+                tracing::warn!(error = %e, "PostgreSQL connection broken; opening it again");
+                *link = Link::open(&self.url)?;
+                op(&mut link)
+            }
+            other => other,
+        }
+    }
+
+    fn run(&self, sql: &str, args: &[Val]) -> DbResult<(u64, Vec<Row>)> {
+        self.with(|l| l.run(sql, args))
+    }
+
+    fn batch(&self, sql: &str) -> DbResult<()> {
+        let result = self.with(|l| l.batch(sql));
+        match sql {
+            "BEGIN" => self.in_tx.set(result.is_ok()),
+            "COMMIT" | "ROLLBACK" => self.in_tx.set(false),
+            _ => {}
+        }
+        result
+    }
 }
 
 /// A connection to either database.
 pub enum Conn {
     Sqlite(rusqlite::Connection),
-    Pg(PgConn),
+    Pg(Box<PgConn>),
 }
 
 fn sqlite_run(
@@ -219,7 +289,7 @@ impl Conn {
     pub fn execute_batch(&self, sql: &str) -> DbResult<()> {
         match self {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Conn::Pg(c) => Ok(c.block_on(c.client.batch_execute(sql))?),
+            Conn::Pg(c) => c.batch(sql),
         }
     }
 

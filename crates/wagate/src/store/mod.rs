@@ -197,7 +197,7 @@ impl Store {
     pub async fn open_pg(url: &str, kind: &Kind) -> Result<Store, StoreError> {
         let writer = conn::PgConn::connect(url).await?;
         let reader = conn::PgConn::connect(url).await?;
-        Store::start(Conn::Pg(writer), Conn::Pg(reader), kind)
+        Store::start(Conn::Pg(Box::new(writer)), Conn::Pg(Box::new(reader)), kind)
     }
 
     /// Start the writer thread on `writer`; reads go to `reader`.

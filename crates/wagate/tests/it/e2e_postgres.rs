@@ -45,7 +45,8 @@ fn event_seqs(l: &Linked, org: &str) -> Vec<i64> {
 #[test]
 fn a_gateway_on_postgres_keeps_links_messages_and_events_across_a_sigkill() {
     let data = tempfile::tempdir().unwrap();
-    use_database(data.path(), fresh_db_blocking());
+    let url = fresh_db_blocking();
+    use_database(data.path(), url.clone());
     let mut l = linked_in(data, 2, &[]);
     let patient = "573009990801";
     add_phone(&l, patient);
@@ -153,4 +154,55 @@ fn a_gateway_on_postgres_keeps_links_messages_and_events_across_a_sigkill() {
     assert!(after.len() > events_before.len());
     assert!(after.windows(2).all(|w| w[0] < w[1]), "{after:?}");
     assert_eq!(l.live_conns(&crate::common::sim::jid(0)), 1);
+
+    // PostgreSQL drops every connection of the gateway, as a restart of the
+    // server would: the next writes and reads open them again, and nothing
+    // accepted is lost.
+    let dropped = terminate_backends(&url);
+    assert!(dropped >= 4, "the gateway's connections: {dropped}");
+    let id = send(&l, "o0", patient, "Tras la caída de la base");
+    wait_for(
+        "the message after the reconnection",
+        Duration::from_secs(30),
+        || {
+            inbox(&l, patient)
+                .iter()
+                .any(|m| m["text"] == "Tras la caída de la base")
+        },
+    );
+    wait_for("its status read back", Duration::from_secs(30), || {
+        let (st, v) = l.s.call(
+            "GET",
+            &format!("/v1/orgs/o0/messages/{id}"),
+            Some(&l.token("o0")),
+            None,
+        );
+        st == 200 && v["status"] == "delivered"
+    });
+    println!("{dropped} connections dropped by PostgreSQL; the gateway opened them again");
+}
+
+/// End every other session on the database at `url`; how many.
+fn terminate_backends(url: &str) -> i64 {
+    let url = url.to_string();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let c = wagate::cluster::connect(&url).await.unwrap();
+            let rows = c
+                .query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                    &[],
+                )
+                .await
+                .unwrap();
+            rows.len() as i64
+        })
+    })
+    .join()
+    .unwrap()
 }
