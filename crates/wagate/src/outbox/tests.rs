@@ -26,8 +26,7 @@ async fn rig() -> Rig {
 
 /// A rig whose dispatcher reads `clock`.
 async fn rig_on(clock: clock::Clock) -> Rig {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("wagate.db")).unwrap();
+    let (dir, store) = store::test_store().await;
     let row = store
         .write(|tx| {
             store::orgs::insert(

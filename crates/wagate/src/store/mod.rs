@@ -377,6 +377,37 @@ fn commit_group(conn: &Conn, jobs: Vec<JobFn>, live: &broadcast::Sender<EventRow
     }
 }
 
+#[cfg(test)]
+/// A fresh store: SQLite in a temporary directory, or, when
+/// `WAGATE_STORE_TEST_PG` names a PostgreSQL server (key=value settings
+/// without `dbname`), a new database on it, so these tests can be run on
+/// either backend.
+pub(crate) async fn test_store() -> (tempfile::TempDir, Store) {
+    let d = tempfile::tempdir().unwrap();
+    if let Ok(base) = std::env::var("WAGATE_STORE_TEST_PG") {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "store_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let admin = crate::cluster::connect(&format!("{base} dbname=postgres"))
+            .await
+            .unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let url = format!("{base} dbname={name}");
+        let mut c = crate::cluster::connect(&url).await.unwrap();
+        crate::cluster::migrate(&mut c).await.unwrap();
+        return (d, Store::open_pg(&url, &GATEWAY).await.unwrap());
+    }
+    let s = Store::open(&d.path().join("wagate.db")).unwrap();
+    (d, s)
+}
+
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }

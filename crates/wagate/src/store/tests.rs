@@ -45,15 +45,13 @@ async fn add_org(store: &Store, id: &str) -> OrgRow {
         .expect("a new id")
 }
 
-fn open() -> (tempfile::TempDir, Store) {
-    let d = tempfile::tempdir().unwrap();
-    let s = Store::open(&d.path().join("wagate.db")).unwrap();
-    (d, s)
+async fn open() -> (tempfile::TempDir, Store) {
+    super::test_store().await
 }
 
 #[tokio::test]
 async fn one_failed_job_rolls_back_alone_in_a_shared_transaction() {
-    let (_d, store) = open();
+    let (_d, store) = open().await;
     let org = add_org(&store, "4").await;
     let inc = org.inc;
     let mut live = store.subscribe();
@@ -97,7 +95,7 @@ async fn one_failed_job_rolls_back_alone_in_a_shared_transaction() {
 
 #[tokio::test]
 async fn an_attempt_inside_a_job_undoes_only_itself() {
-    let (_d, store) = open();
+    let (_d, store) = open().await;
     let inc = add_org(&store, "4").await.inc;
     let kept = store
         .write(move |tx| {
@@ -121,7 +119,7 @@ async fn an_attempt_inside_a_job_undoes_only_itself() {
 
 #[tokio::test]
 async fn events_are_announced_in_sequence_order_after_commit() {
-    let (_d, store) = open();
+    let (_d, store) = open().await;
     let inc = add_org(&store, "4").await.inc;
     let mut live = store.subscribe();
     let mut writes = Vec::new();
@@ -146,7 +144,7 @@ async fn events_are_announced_in_sequence_order_after_commit() {
 
 #[tokio::test]
 async fn a_write_for_a_deleted_org_is_refused_not_reassigned() {
-    let (_d, store) = open();
+    let (_d, store) = open().await;
     let old = add_org(&store, "4").await;
     store
         .write(move |tx| orgs::delete(tx, old.inc))
@@ -369,7 +367,7 @@ fn status_moves_forward_and_ends_stay_ended() {
 #[tokio::test]
 async fn retention_deletes_old_events_and_their_finished_deliveries_only() {
     use super::webhooks::{self as hooks, Outcome};
-    let (_d, store) = open();
+    let (_d, store) = open().await;
     let org = add_org(&store, "4").await;
     let inc = org.inc;
     let day = 86_400_000;
@@ -455,7 +453,7 @@ async fn retention_deletes_old_events_and_their_finished_deliveries_only() {
 #[tokio::test]
 async fn a_receiver_back_releases_only_its_own_deliveries_in_backoff() {
     use super::webhooks::{self as hooks, Outcome};
-    let (_d, store) = open();
+    let (_d, store) = open().await;
     let inc = add_org(&store, "4").await.inc;
     let now = now_ms();
     let later = now + 600_000;
