@@ -1,7 +1,9 @@
 //! `wagate doctor`: checks what a gateway needs from the machine it runs on —
 //! the data directory (there, private, writable, with free space, its
 //! databases intact), the clock, and the open-file limit against the orgs —
-//! and says for each what to do. Reads only; changes nothing.
+//! and says for each what to do; with `--database`, the PostgreSQL server
+//! instead of the SQLite files (reachable, its schema this wagate's, how
+//! long a round trip takes). Reads only; changes nothing.
 
 use std::path::Path;
 
@@ -60,8 +62,9 @@ fn fail(what: &'static str, say: String) -> Finding {
 const LOW_SPACE: u64 = 1 << 30;
 
 /// Every check on the data directory `data`, for a gateway allowing
-/// `max_connections` HTTP connections.
-pub fn run(data: &Path, max_connections: usize) -> Vec<Finding> {
+/// `max_connections` HTTP connections and keeping its tables in SQLite
+/// files there, or in PostgreSQL at `database`.
+pub fn run(data: &Path, max_connections: usize, database: Option<&str>) -> Vec<Finding> {
     let mut out = vec![];
     let shown = data.display();
     let meta = match std::fs::metadata(data) {
@@ -86,15 +89,25 @@ pub fn run(data: &Path, max_connections: usize) -> Vec<Finding> {
     out.push(permissions(data, &meta));
     out.push(writable(data));
     out.push(free_space(data));
-    for db in ["wagate.db", "devices.db"] {
-        out.push(integrity(&data.join(db), db));
-    }
+    let orgs = match database {
+        None => {
+            for db in ["wagate.db", "devices.db"] {
+                out.push(integrity(&data.join(db), db));
+            }
+            out.push(ok(
+                "database",
+                "SQLite in the data directory (no database server to reach)".into(),
+            ));
+            count(&data.join("wagate.db"), "SELECT COUNT(*) FROM orgs").unwrap_or(0)
+        }
+        Some(url) => {
+            let (finding, orgs) = postgres(url);
+            out.push(finding);
+            orgs
+        }
+    };
     out.push(clock());
-    out.push(descriptors(data, max_connections));
-    out.push(ok(
-        "database",
-        "SQLite in the data directory (no database server to reach)".into(),
-    ));
+    out.push(descriptors(orgs, max_connections));
     out
 }
 
@@ -253,8 +266,88 @@ fn clock() -> Finding {
     )
 }
 
-fn descriptors(data: &Path, max_connections: usize) -> Finding {
-    let orgs = count(&data.join("wagate.db"), "SELECT COUNT(*) FROM orgs").unwrap_or(0);
+/// The PostgreSQL server at `url`: reachable within 5 s, at this wagate's
+/// schema version (or empty: the gateway creates it), and the median of 5
+/// round trips; with the number of orgs it holds.
+fn postgres(url: &str) -> (Finding, i64) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return (fail("database", format!("cannot start a runtime: {e}")), 0),
+    };
+    rt.block_on(async {
+        let attempt = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            crate::cluster::connect(url),
+        )
+        .await;
+        let c = match attempt {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                return (
+                    fail(
+                        "database",
+                        format!("PostgreSQL (--database) cannot be reached: {e}. Is the server up, and are the host, user, password and database name right?"),
+                    ),
+                    0,
+                )
+            }
+            Err(_) => {
+                return (
+                    fail(
+                        "database",
+                        "PostgreSQL (--database) did not answer within 5 s: check the host and port, and any firewall between".into(),
+                    ),
+                    0,
+                )
+            }
+        };
+        let mut trips = Vec::new();
+        for _ in 0..5 {
+            let t = std::time::Instant::now();
+            if let Err(e) = c.simple_query("SELECT 1").await {
+                return (fail("database", format!("PostgreSQL answered with an error: {e}")), 0);
+            }
+            trips.push(t.elapsed());
+        }
+        trips.sort();
+        let trip_ms = trips[2].as_secs_f64() * 1e3;
+        let server = match c.query_one("SHOW server_version", &[]).await {
+            Ok(r) => r.get::<_, String>(0),
+            Err(_) => "?".into(),
+        };
+        let ours = crate::cluster::schema_version();
+        let version = match c.query_opt("SELECT version FROM schema_version", &[]).await {
+            Ok(Some(r)) => Some(r.get::<_, i64>(0)),
+            // No table yet: an empty database, which the gateway sets up.
+            _ => None,
+        };
+        let orgs = match c.query_one("SELECT COUNT(*) FROM orgs", &[]).await {
+            Ok(r) => r.get::<_, i64>(0),
+            Err(_) => 0,
+        };
+        let said = format!(
+            "PostgreSQL {server}, a round trip {trip_ms:.1} ms (median of 5), {orgs} org(s)"
+        );
+        let finding = match version {
+            Some(v) if v > ours => fail(
+                "database",
+                format!("{said}; its schema (version {v}) is newer than this wagate's ({ours}): upgrade wagate"),
+            ),
+            Some(v) if v < ours => ok(
+                "database",
+                format!("{said}; schema version {v}, migrated to {ours} at the gateway's next start"),
+            ),
+            Some(v) => ok("database", format!("{said}; schema version {v}")),
+            None => ok("database", format!("{said}; empty (the schema is made at the gateway's first start)")),
+        };
+        (finding, orgs)
+    })
+}
+
+fn descriptors(orgs: i64, max_connections: usize) -> Finding {
     #[cfg(unix)]
     {
         let mut r = libc::rlimit {
@@ -311,7 +404,7 @@ mod tests {
             b"not a database at all".repeat(300),
         )
         .unwrap();
-        let f = run(d.path(), 1024);
+        let f = run(d.path(), 1024, None);
         let p = find(&f, "permissions");
         assert_eq!(p.level, Level::Warn, "{p}");
         assert!(p.say.contains("chmod -R go-rwx"), "{p}");
@@ -324,7 +417,7 @@ mod tests {
 
     #[test]
     fn a_missing_directory_is_one_failure_that_says_what_to_do() {
-        let f = run(Path::new("/nonexistent/wagate-data"), 1024);
+        let f = run(Path::new("/nonexistent/wagate-data"), 1024, None);
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].level, Level::Fail);
         assert!(f[0].say.contains("--data"), "{}", f[0]);
@@ -338,7 +431,7 @@ mod tests {
         c.execute_batch("CREATE TABLE orgs (id TEXT); INSERT INTO orgs VALUES ('4');")
             .unwrap();
         drop(c);
-        let f = run(d.path(), 1024);
+        let f = run(d.path(), 1024, None);
         assert_eq!(find(&f, "permissions").level, Level::Ok);
         let w = find(&f, "wagate.db");
         assert_eq!(w.level, Level::Ok, "{w}");

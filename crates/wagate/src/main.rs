@@ -194,6 +194,10 @@ enum Cmd {
         /// The HTTP connections the gateway is allowed (its --max-connections).
         #[arg(long, env = "WAGATE_MAX_CONNECTIONS", default_value_t = 1024)]
         max_connections: usize,
+        /// The gateway's PostgreSQL database (its --database), checked instead
+        /// of the SQLite files.
+        #[arg(long, env = "WAGATE_DATABASE")]
+        database: Option<String>,
     },
     /// Sim build: run wa-sim and the gateway together on loopback, link a
     /// demo organization to a simulated phone, and print how to use it.
@@ -470,8 +474,11 @@ fn run(cli: Cli, args: &[std::ffi::OsString]) -> anyhow::Result<()> {
             );
             return Ok(());
         }
-        Cmd::Doctor { max_connections } => {
-            let found = wagate::doctor::run(&cli.data, *max_connections);
+        Cmd::Doctor {
+            max_connections,
+            database,
+        } => {
+            let found = wagate::doctor::run(&cli.data, *max_connections, database.as_deref());
             for f in &found {
                 println!("{f}");
             }

@@ -224,6 +224,54 @@ fn doctor_finds_a_serving_gateways_dir_healthy_and_names_a_damaged_database() {
 }
 
 #[test]
+fn doctor_checks_the_postgresql_database_a_gateway_uses() {
+    let data = tempfile::tempdir().unwrap();
+    let url = crate::common::fresh_db_blocking();
+    let db = format!("--database={url}");
+    // An empty database: reachable, and the gateway will make its schema.
+    let o = wagate(data.path(), &["doctor", &db]);
+    assert!(o.status.success(), "{}", said(&o));
+    assert!(
+        said(&o).contains("empty (the schema is made"),
+        "{}",
+        said(&o)
+    );
+    // A gateway on it: the schema is this wagate's, and its org is counted.
+    crate::common::use_database(data.path(), url.clone());
+    let mut s = Server::start(data.path());
+    s.create_org("4", None);
+    let o = wagate(data.path(), &["doctor", &db]);
+    let out = said(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains(&format!(
+            "schema version {}",
+            wagate::cluster::schema_version()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 org(s)") && out.contains("round trip"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("wagate.db"),
+        "SQLite files are not checked: {out}"
+    );
+    s.terminate(Duration::from_secs(10)).expect("stopped");
+    // A server that is not there fails the check, with what to look at.
+    let o = wagate(
+        data.path(),
+        &[
+            "doctor",
+            "--database=host=/nonexistent/sock user=wagate dbname=x",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", said(&o));
+    assert!(said(&o).contains("FAIL database"), "{}", said(&o));
+}
+
+#[test]
 fn a_config_file_sets_serve_options_under_the_environment_and_flags() {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
