@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::sim::{add_phone, inbox, linked, pairings, phone, send, wait_for, Linked};
+use crate::common::sim::{
+    add_phone, back_without_qr, inbox, linked, pairings_of, phone, send, wait_for, Linked,
+};
 use crate::common::{bin, control, fresh_db_blocking, use_database, Server};
 
 fn list(l: &Linked, org: &str, what: &str) -> Vec<Value> {
@@ -87,10 +89,7 @@ fn a_sqlite_data_dir_copied_into_postgres_keeps_links_messages_and_numbers() {
             .iter()
             .any(|m| m["text"] == "Gracias")
     });
-    let paired = [
-        pairings(&l.s, "o0", &l.token("o0")),
-        pairings(&l.s, "o1", &l.token("o1")),
-    ];
+    let paired = pairings_of(&l, 2);
     let messages_before = [
         facts(&list(&l, "o0", "messages")),
         facts(&list(&l, "o1", "messages")),
@@ -124,15 +123,7 @@ fn a_sqlite_data_dir_copied_into_postgres_keeps_links_messages_and_numbers() {
     use_database(&data, url);
     let t0 = Instant::now();
     l.s = Server::start_sim(&data, &l.wa.ws_url());
-    for (i, org) in ["o0", "o1"].iter().enumerate() {
-        let (v, _) = l.wait(org, Duration::from_secs(30), |v| v["state"] == "connected");
-        assert_eq!(v["phone_number"], phone(i).as_str(), "{v}");
-        assert_eq!(
-            pairings(&l.s, org, &l.token(org)),
-            paired[i],
-            "{org} paired again"
-        );
-    }
+    back_without_qr(&l, &paired);
     println!(
         "2 orgs connected on PostgreSQL {:.1} s after the start, with no QR",
         t0.elapsed().as_secs_f64()

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::sim::{add_phone, inbox, linked_in, pairings, phone, send, wait_for, Linked};
+use crate::common::sim::{
+    add_phone, back_without_qr, inbox, linked_in, pairings_of, phone, send, wait_for, Linked,
+};
 use crate::common::{control, fresh_db_blocking, open_stream, read_until_close, use_database};
 
 fn messages(l: &Linked, org: &str) -> Vec<Value> {
@@ -66,10 +68,7 @@ fn a_gateway_on_postgres_keeps_links_messages_and_events_across_a_sigkill() {
                 .all(|(_, _, t)| got.iter().any(|m| &m["text"] == t))
         },
     );
-    let paired = [
-        pairings(&l.s, "o0", &l.token("o0")),
-        pairings(&l.s, "o1", &l.token("o1")),
-    ];
+    let paired = pairings_of(&l, 2);
     let events_before = event_seqs(&l, "o0");
     assert!(!events_before.is_empty());
 
@@ -83,15 +82,7 @@ fn a_gateway_on_postgres_keeps_links_messages_and_events_across_a_sigkill() {
 
     l.restart_gateway();
     let t0 = Instant::now();
-    for (i, org) in ["o0", "o1"].iter().enumerate() {
-        let (v, _) = l.wait(org, Duration::from_secs(30), |v| v["state"] == "connected");
-        assert_eq!(v["phone_number"], phone(i).as_str(), "{v}");
-        assert_eq!(
-            pairings(&l.s, org, &l.token(org)),
-            paired[i],
-            "{org} paired again"
-        );
-    }
+    back_without_qr(&l, &paired);
     println!(
         "2 orgs on PostgreSQL connected again {:.1} s after the restart, with no QR",
         t0.elapsed().as_secs_f64()

@@ -258,3 +258,30 @@ pub fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// How many times each of orgs o0, o1, … (the first `n`) has paired.
+pub fn pairings_of(l: &Linked, n: usize) -> Vec<usize> {
+    (0..n)
+        .map(|i| {
+            let org = format!("o{i}");
+            pairings(&l.s, &org, &l.token(&org))
+        })
+        .collect()
+}
+
+/// Wait until orgs o0, o1, … are connected again as their own numbers with
+/// no pairing since `paired` (from `pairings_of`) was counted; how long it took.
+pub fn back_without_qr(l: &Linked, paired: &[usize]) -> Duration {
+    let t0 = Instant::now();
+    for (i, before) in paired.iter().enumerate() {
+        let org = format!("o{i}");
+        let (v, _) = l.wait(&org, Duration::from_secs(30), |v| v["state"] == "connected");
+        assert_eq!(v["phone_number"], phone(i).as_str(), "{v}");
+        assert_eq!(
+            pairings(&l.s, &org, &l.token(&org)),
+            *before,
+            "{org} paired again"
+        );
+    }
+    t0.elapsed()
+}
