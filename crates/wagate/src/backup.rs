@@ -57,6 +57,12 @@ impl std::fmt::Display for Summary {
 /// Snapshot the data directory `data` into the archive `file` (replaced
 /// atomically when it exists). `say` gets a line per step.
 pub fn backup(data: &Path, file: &Path, say: &mut dyn FnMut(&str)) -> anyhow::Result<Summary> {
+    if crate::datadir::uses_postgres(data) {
+        bail!(
+            "the gateway of {} keeps its tables in PostgreSQL (--database): back them up with pg_dump (pg_dump -Fc -f wagate.dump <database>); the data directory itself holds only the admin token and aside/",
+            data.display()
+        );
+    }
     let main = data.join("wagate.db");
     if !main.is_file() {
         bail!(

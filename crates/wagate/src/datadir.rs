@@ -38,6 +38,37 @@ pub fn prepare(data: &Path) -> anyhow::Result<usize> {
     Ok(fixed)
 }
 
+/// The file in the data directory that says its gateway keeps its tables in
+/// PostgreSQL (`--database`; never the connection string, which is a
+/// secret). A start without `--database` on such a directory is refused, so
+/// a lost setting never brings the gateway up empty on fresh SQLite files.
+pub const DATABASE_MARK: &str = "database";
+
+/// Which database the data directory's gateway last used: `true` for
+/// PostgreSQL.
+pub fn uses_postgres(data: &Path) -> bool {
+    std::fs::read_to_string(data.join(DATABASE_MARK))
+        .map(|s| s.trim() == "postgresql")
+        .unwrap_or(false)
+}
+
+/// Check that a start with (`postgres`) or without `--database` matches the
+/// data directory, and mark a directory served from PostgreSQL.
+pub fn check_database(data: &Path, postgres: bool) -> anyhow::Result<()> {
+    let mark = data.join(DATABASE_MARK);
+    match (postgres, uses_postgres(data)) {
+        (true, false) => std::fs::write(&mark, "postgresql\n")
+            .with_context(|| format!("writing {}", mark.display())),
+        (false, true) => anyhow::bail!(
+            "{} says this gateway keeps its tables in PostgreSQL: start it with --database (or WAGATE_DATABASE) as before. To serve the SQLite files in {} instead, delete {}",
+            mark.display(),
+            data.display(),
+            mark.display()
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// Make `path` and everything under it private; symbolic links are left
 /// alone (never followed). Returns how many entries changed.
 #[cfg(unix)]

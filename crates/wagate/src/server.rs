@@ -107,6 +107,7 @@ impl Default for ServeOptions {
 /// The gateway's tables and the device store: SQLite files in the data
 /// directory, or PostgreSQL with `--database` (schema migrated first).
 async fn open_databases(opts: &ServeOptions) -> anyhow::Result<(Store, crate::devstore::Devices)> {
+    datadir::check_database(&opts.data, opts.database.is_some())?;
     let Some(url) = &opts.database else {
         let store =
             Store::open(&opts.data.join("wagate.db")).context("opening the gateway database")?;

@@ -158,4 +158,30 @@ fn a_sqlite_data_dir_copied_into_postgres_keeps_links_messages_and_numbers() {
     let now = list(&l, "o0", "messages");
     assert_eq!(now.last().and_then(|m| m["id"].as_str()), Some(id.as_str()));
     assert_eq!(now.len(), messages_before[0].len() + 1);
+
+    // The data directory remembers PostgreSQL: a start without --database
+    // (a lost setting) is refused instead of coming up empty on SQLite, and
+    // a file backup points at pg_dump.
+    l.s.terminate(Duration::from_secs(15)).expect("stopped");
+    let o = Command::new(bin())
+        .arg("--data")
+        .arg(&data)
+        .args(["serve", "--offline", "--listen", "127.0.0.1:0"])
+        .env_remove("WAGATE_DATABASE")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("keeps its tables in PostgreSQL"), "{err}");
+    assert!(!data.join("wagate.db").exists(), "no SQLite file made");
+    let out = tempfile::tempdir().unwrap();
+    let o = Command::new(bin())
+        .arg("--data")
+        .arg(&data)
+        .arg("backup")
+        .arg(out.path().join("b.tar"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("pg_dump"), "{err}");
 }
