@@ -94,6 +94,39 @@ async fn one_failed_job_rolls_back_alone_in_a_shared_transaction() {
 }
 
 #[tokio::test]
+async fn a_job_alone_in_its_transaction_that_fails_leaves_nothing() {
+    let (_d, store) = open().await;
+    let inc = add_org(&store, "4").await.inc;
+    let mut live = store.subscribe();
+    // Awaited one by one, each job has a transaction of its own.
+    let bad = store
+        .write(move |tx| {
+            tx.emit(inc, "4", "test", json!({"job": "bad"}))?;
+            tx.execute("INSERT INTO no_such_table VALUES (1)", args![])?;
+            Ok(())
+        })
+        .await;
+    assert!(bad.is_err(), "the failing job reports its failure");
+    store
+        .write(move |tx| tx.emit(inc, "4", "test", json!({"job": "good"})))
+        .await
+        .unwrap();
+    let jobs: Vec<String> = store
+        .read(move |c| events::after(c, inc, "4", 0, 10))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.data["job"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(jobs, vec!["good"]);
+    assert_eq!(live.recv().await.unwrap().data["job"], "good");
+    assert!(
+        live.try_recv().is_err(),
+        "the failed job's event was not announced"
+    );
+}
+
+#[tokio::test]
 async fn an_attempt_inside_a_job_undoes_only_itself() {
     let (_d, store) = open().await;
     let inc = add_org(&store, "4").await.inc;
