@@ -26,6 +26,17 @@ fn hook(id: &str, inc: i64, created_ms: i64) -> super::webhooks::Webhook {
     }
 }
 
+/// The `job` field of org `inc`'s logged events, in order.
+async fn logged_jobs(store: &Store, inc: i64) -> Vec<String> {
+    store
+        .read(move |c| events::after(c, inc, "4", 0, 10))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.data["job"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn new_org(id: &str) -> NewOrg {
     NewOrg {
         id: id.into(),
@@ -76,13 +87,7 @@ async fn one_failed_job_rolls_back_alone_in_a_shared_transaction() {
     let (a, b, c) = tokio::join!(a, b, c);
     assert!(a.is_ok() && c.is_ok());
     assert!(b.is_err(), "the failing job reports its failure");
-    let jobs: Vec<String> = store
-        .read(move |c| events::after(c, inc, "4", 0, 10))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.data["job"].as_str().unwrap().to_string())
-        .collect();
+    let jobs = logged_jobs(&store, inc).await;
     assert_eq!(jobs, vec!["a", "c"], "b's event rolled back with it");
     // Live subscribers heard exactly the committed events, in order.
     let heard: Vec<String> = [live.recv().await.unwrap(), live.recv().await.unwrap()]
@@ -111,13 +116,7 @@ async fn a_job_alone_in_its_transaction_that_fails_leaves_nothing() {
         .write(move |tx| tx.emit(inc, "4", "test", json!({"job": "good"})))
         .await
         .unwrap();
-    let jobs: Vec<String> = store
-        .read(move |c| events::after(c, inc, "4", 0, 10))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.data["job"].as_str().unwrap().to_string())
-        .collect();
+    let jobs = logged_jobs(&store, inc).await;
     assert_eq!(jobs, vec!["good"]);
     assert_eq!(live.recv().await.unwrap().data["job"], "good");
     assert!(
