@@ -263,9 +263,9 @@ impl Conn {
         sql: &str,
         args: Vec<Val>,
         mut f: impl FnMut(&Row) -> DbResult<T>,
-    ) -> DbResult<std::vec::IntoIter<DbResult<T>>> {
+    ) -> DbResult<impl Iterator<Item = DbResult<T>>> {
         let rows = self.query(sql, args)?;
-        Ok(rows.iter().map(&mut f).collect::<Vec<_>>().into_iter())
+        Ok(rows.into_iter().map(move |r| f(&r)))
     }
 
     /// Run an `INSERT` (with no `RETURNING`) and give the `column` of the
@@ -300,49 +300,5 @@ impl Conn {
         } else {
             "BEGIN IMMEDIATE"
         })
-    }
-}
-
-/// A statement to run once or several times (both databases cache the
-/// prepared form by its text).
-pub struct Prepared<'c> {
-    conn: &'c Conn,
-    sql: String,
-}
-
-impl<'c> Prepared<'c> {
-    pub fn execute(&mut self, args: Vec<Val>) -> DbResult<usize> {
-        self.conn.execute(&self.sql, args)
-    }
-
-    pub fn query_row<T>(
-        &mut self,
-        args: Vec<Val>,
-        f: impl FnOnce(&Row) -> DbResult<T>,
-    ) -> DbResult<T> {
-        self.conn.query_row(&self.sql, args, f)
-    }
-
-    pub fn query_map<T>(
-        &mut self,
-        args: Vec<Val>,
-        f: impl FnMut(&Row) -> DbResult<T>,
-    ) -> DbResult<std::vec::IntoIter<DbResult<T>>> {
-        self.conn.query_map(&self.sql, args, f)
-    }
-}
-
-impl Conn {
-    /// `sql`, to run with `Prepared`'s methods.
-    pub fn prepare_cached(&self, sql: &str) -> DbResult<Prepared<'_>> {
-        Ok(Prepared {
-            conn: self,
-            sql: sql.to_string(),
-        })
-    }
-
-    /// The same as `prepare_cached`.
-    pub fn prepare(&self, sql: &str) -> DbResult<Prepared<'_>> {
-        self.prepare_cached(sql)
     }
 }

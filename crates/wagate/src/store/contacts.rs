@@ -37,20 +37,21 @@ impl Contact {
 }
 
 pub fn get(c: &Conn, inc: i64, phone: &str) -> DbResult<Option<Contact>> {
-    c.prepare_cached(
+    c.query_row(
         "SELECT on_whatsapp, jid, checked_ms, first_in_ms, first_try_ms, first_ok_ms
          FROM contacts WHERE inc = ?1 AND phone = ?2",
-    )?
-    .query_row(args![inc, phone], |r| {
-        Ok(Contact {
-            on_whatsapp: r.get::<Option<i64>>(0)?.map(|v| v != 0),
-            jid: r.get(1)?,
-            checked_ms: r.get(2)?,
-            first_in_ms: r.get(3)?,
-            first_try_ms: r.get(4)?,
-            first_ok_ms: r.get(5)?,
-        })
-    })
+        args![inc, phone],
+        |r| {
+            Ok(Contact {
+                on_whatsapp: r.get::<Option<i64>>(0)?.map(|v| v != 0),
+                jid: r.get(1)?,
+                checked_ms: r.get(2)?,
+                first_in_ms: r.get(3)?,
+                first_try_ms: r.get(4)?,
+                first_ok_ms: r.get(5)?,
+            })
+        },
+    )
     .optional()
 }
 
@@ -63,12 +64,9 @@ pub fn record_lookup(
     jid: Option<&str>,
     now_ms: i64,
 ) -> DbResult<()> {
-    c.prepare_cached(
-        "INSERT INTO contacts (inc, phone, on_whatsapp, jid, checked_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+    c.execute("INSERT INTO contacts (inc, phone, on_whatsapp, jid, checked_ms) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(inc, phone) DO UPDATE SET
-            on_whatsapp = excluded.on_whatsapp, jid = excluded.jid, checked_ms = excluded.checked_ms",
-    )?
-    .execute(args![inc, phone, on_whatsapp as i64, jid, now_ms])?;
+            on_whatsapp = excluded.on_whatsapp, jid = excluded.jid, checked_ms = excluded.checked_ms", args![inc, phone, on_whatsapp as i64, jid, now_ms])?;
     Ok(())
 }
 
@@ -102,19 +100,18 @@ pub fn note(c: &Conn, inc: i64, phone: &str, which: First, now_ms: i64) -> DbRes
                 on_whatsapp = 1, checked_ms = excluded.checked_ms"
         }
     };
-    c.prepare_cached(sql)?.execute(args![inc, phone, now_ms])?;
+    c.execute(sql, args![inc, phone, now_ms])?;
     Ok(())
 }
 
 /// When `inc` reached out first to new contacts after `since_ms` (the
 /// contact had not written before our first message), ascending.
 pub fn first_reaches_since(c: &Conn, inc: i64, since_ms: i64) -> DbResult<Vec<i64>> {
-    let rows = c
-        .prepare_cached(
-            "SELECT first_try_ms FROM contacts WHERE inc = ?1 AND first_try_ms > ?2
+    c.query_map(
+        "SELECT first_try_ms FROM contacts WHERE inc = ?1 AND first_try_ms > ?2
              AND (first_in_ms IS NULL OR first_in_ms > first_try_ms) ORDER BY first_try_ms",
-        )?
-        .query_map(args![inc, since_ms], |r| r.get(0))?
-        .collect();
-    rows
+        args![inc, since_ms],
+        |r| r.get(0),
+    )?
+    .collect()
 }

@@ -62,20 +62,12 @@ pub fn last_seq(c: &Conn, inc: i64) -> DbResult<i64> {
 
 /// Events of `inc` after `after_seq`, oldest first.
 pub fn after(c: &Conn, inc: i64, org: &str, after_seq: i64, limit: i64) -> DbResult<Vec<EventRow>> {
-    let mut st = c.prepare_cached(
-        "SELECT seq, inc, kind, data, ts_ms FROM events WHERE inc = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-    )?;
-    let rows = st.query_map(args![inc, after_seq, limit], from_row(org))?;
-    rows.collect()
+    c.query_map("SELECT seq, inc, kind, data, ts_ms FROM events WHERE inc = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3", args![inc, after_seq, limit], from_row(org))?.collect()
 }
 
 /// The newest `limit` events of one kind for `inc`, newest first.
 pub fn latest(c: &Conn, inc: i64, org: &str, kind: &str, limit: i64) -> DbResult<Vec<EventRow>> {
-    let mut st = c.prepare_cached(
-        "SELECT seq, inc, kind, data, ts_ms FROM events WHERE inc = ?1 AND kind = ?2 ORDER BY seq DESC LIMIT ?3",
-    )?;
-    let rows = st.query_map(args![inc, kind, limit], from_row(org))?;
-    rows.collect()
+    c.query_map("SELECT seq, inc, kind, data, ts_ms FROM events WHERE inc = ?1 AND kind = ?2 ORDER BY seq DESC LIMIT ?3", args![inc, kind, limit], from_row(org))?.collect()
 }
 
 /// How many events of `kind` the log holds for `inc`.
@@ -93,8 +85,11 @@ pub fn count(c: &Conn, inc: i64, kind: &str) -> DbResult<i64> {
 /// ones before the first recent one, and only they are read.
 pub fn prune(c: &Conn, before_ms: i64, limit: i64) -> DbResult<usize> {
     let cut: Option<i64> = c
-        .prepare_cached("SELECT seq FROM events WHERE ts_ms >= ?1 ORDER BY seq LIMIT 1")?
-        .query_row(args![before_ms], |r| r.get(0))
+        .query_row(
+            "SELECT seq FROM events WHERE ts_ms >= ?1 ORDER BY seq LIMIT 1",
+            args![before_ms],
+            |r| r.get(0),
+        )
         .optional()?;
     let cut = match cut {
         Some(s) => s,
@@ -104,11 +99,8 @@ pub fn prune(c: &Conn, before_ms: i64, limit: i64) -> DbResult<usize> {
             |r| r.get(0),
         )?,
     };
-    c.prepare_cached(
-        "DELETE FROM events WHERE seq IN (
+    c.execute("DELETE FROM events WHERE seq IN (
              SELECT seq FROM events e WHERE seq < ?1
                AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event = e.seq AND d.status = 'pending')
-             ORDER BY seq LIMIT ?2)",
-    )?
-    .execute(args![cut, limit])
+             ORDER BY seq LIMIT ?2)", args![cut, limit])
 }

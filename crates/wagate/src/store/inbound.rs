@@ -58,9 +58,12 @@ pub struct NewInbound<'a> {
 
 /// Our message of `inc` with WhatsApp id `wa_id` (its id).
 fn ours(c: &Conn, inc: i64, wa_id: &str) -> DbResult<Option<String>> {
-    c.prepare_cached("SELECT id FROM messages WHERE inc = ?1 AND wa_id = ?2")?
-        .query_row(args![inc, wa_id], |r| r.get(0))
-        .optional()
+    c.query_row(
+        "SELECT id FROM messages WHERE inc = ?1 AND wa_id = ?2",
+        args![inc, wa_id],
+        |r| r.get(0),
+    )
+    .optional()
 }
 
 /// Store a received message, with what it answers; `None` when this id was
@@ -71,11 +74,8 @@ pub fn insert(c: &Conn, inc: i64, m: &NewInbound, now_ms: i64) -> DbResult<Optio
         None => None,
     };
     let last_outbound_id: Option<String> = if in_reply_to.is_none() && m.reaction_to.is_none() {
-        c.prepare_cached(
-            "SELECT id FROM messages WHERE inc = ?1 AND phone = ?2 AND status IN ('sent', 'delivered', 'read')
-             AND updated_ms > ?3 ORDER BY seq DESC LIMIT 1",
-        )?
-        .query_row(args![inc, m.from, now_ms - REPLY_WINDOW_MS], |r| r.get(0))
+        c.query_row("SELECT id FROM messages WHERE inc = ?1 AND phone = ?2 AND status IN ('sent', 'delivered', 'read')
+             AND updated_ms > ?3 ORDER BY seq DESC LIMIT 1", args![inc, m.from, now_ms - REPLY_WINDOW_MS], |r| r.get(0))
         .optional()?
     } else {
         None
@@ -122,20 +122,22 @@ pub fn insert(c: &Conn, inc: i64, m: &NewInbound, now_ms: i64) -> DbResult<Optio
 
 /// One page of an org's received messages, oldest first, after the cursor.
 pub fn list(c: &Conn, inc: i64, after_seq: i64, limit: i64) -> DbResult<Vec<InboundRow>> {
-    let mut st = c.prepare_cached(&format!(
-        "SELECT {COLS} FROM inbound WHERE inc = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
-    ))?;
-    let rows = st.query_map(args![inc, after_seq, limit], from_row)?;
-    rows.collect()
+    c.query_map(
+        &format!("SELECT {COLS} FROM inbound WHERE inc = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"),
+        args![inc, after_seq, limit],
+        from_row,
+    )?
+    .collect()
 }
 
 /// The `limit` newest received messages of `inc`, newest first.
 pub fn latest(c: &Conn, inc: i64, limit: i64) -> DbResult<Vec<InboundRow>> {
     let rows = c
-        .prepare_cached(&format!(
-            "SELECT {COLS} FROM inbound WHERE inc = ?1 ORDER BY seq DESC LIMIT ?2"
-        ))?
-        .query_map(args![inc, limit], from_row)?
+        .query_map(
+            &format!("SELECT {COLS} FROM inbound WHERE inc = ?1 ORDER BY seq DESC LIMIT ?2"),
+            args![inc, limit],
+            from_row,
+        )?
         .collect();
     rows
 }

@@ -36,20 +36,21 @@ impl Limits {
 }
 
 pub fn get(c: &Conn, inc: i64) -> DbResult<Limits> {
-    Ok(c.prepare_cached(
+    Ok(c.query_row(
         "SELECT reachout_until_ms, reachout_type, cap_used, cap_total, cap_cycle_end_ms, cap_status
              FROM account_limits WHERE inc = ?1",
-    )?
-    .query_row(args![inc], |r| {
-        Ok(Limits {
-            reachout_until_ms: r.get(0)?,
-            reachout_type: r.get(1)?,
-            cap_used: r.get(2)?,
-            cap_total: r.get(3)?,
-            cap_cycle_end_ms: r.get(4)?,
-            cap_status: r.get(5)?,
-        })
-    })
+        args![inc],
+        |r| {
+            Ok(Limits {
+                reachout_until_ms: r.get(0)?,
+                reachout_type: r.get(1)?,
+                cap_used: r.get(2)?,
+                cap_total: r.get(3)?,
+                cap_cycle_end_ms: r.get(4)?,
+                cap_status: r.get(5)?,
+            })
+        },
+    )
     .optional()?
     .unwrap_or_default())
 }
@@ -62,25 +63,19 @@ pub fn set_reachout(
     kind: Option<&str>,
     now_ms: i64,
 ) -> DbResult<()> {
-    c.prepare_cached(
-        "INSERT INTO account_limits (inc, reachout_until_ms, reachout_type, updated_ms) VALUES (?1, ?2, ?3, ?4)
+    c.execute("INSERT INTO account_limits (inc, reachout_until_ms, reachout_type, updated_ms) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(inc) DO UPDATE SET reachout_until_ms = excluded.reachout_until_ms,
-            reachout_type = excluded.reachout_type, updated_ms = excluded.updated_ms",
-    )?
-    .execute(args![inc, until_ms, kind, now_ms])?;
+            reachout_type = excluded.reachout_type, updated_ms = excluded.updated_ms", args![inc, until_ms, kind, now_ms])?;
     Ok(())
 }
 
 /// Record the message-capping state the server sent.
 pub fn set_capping(c: &Conn, inc: i64, l: &Limits, now_ms: i64) -> DbResult<()> {
-    c.prepare_cached(
-        "INSERT INTO account_limits (inc, cap_used, cap_total, cap_cycle_end_ms, cap_status, updated_ms)
+    c.execute("INSERT INTO account_limits (inc, cap_used, cap_total, cap_cycle_end_ms, cap_status, updated_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT(inc) DO UPDATE SET cap_used = excluded.cap_used, cap_total = excluded.cap_total,
             cap_cycle_end_ms = excluded.cap_cycle_end_ms, cap_status = excluded.cap_status,
-            updated_ms = excluded.updated_ms",
-    )?
-    .execute(args![
+            updated_ms = excluded.updated_ms", args![
         inc,
         l.cap_used,
         l.cap_total,

@@ -156,8 +156,11 @@ fn from_row(r: &Row) -> DbResult<MessageRow> {
 
 /// The next queue position (a counter kept in `counters`, never reused).
 fn next_qpos(c: &Conn) -> DbResult<i64> {
-    c.prepare_cached("UPDATE counters SET value = value + 1 WHERE name = 'qpos' RETURNING value")?
-        .query_row(args![], |r| r.get(0))
+    c.query_row(
+        "UPDATE counters SET value = value + 1 WHERE name = 'qpos' RETURNING value",
+        args![],
+        |r| r.get(0),
+    )
 }
 
 /// What `insert` did.
@@ -249,16 +252,14 @@ pub fn list(
     // Two statements, so that the status filter can use `messages_status`.
     let rows = match status {
         Some(s) => c
-            .prepare_cached(&format!(
+            .query_map(&format!(
                 "SELECT {COLS} FROM messages WHERE inc = ?1 AND status = ?4 AND seq > ?2 ORDER BY seq LIMIT ?3"
-            ))?
-            .query_map(args![inc, after_seq, limit, s.as_str()], from_row)?
+            ), args![inc, after_seq, limit, s.as_str()], from_row)?
             .collect(),
         None => c
-            .prepare_cached(&format!(
+            .query_map(&format!(
                 "SELECT {COLS} FROM messages WHERE inc = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
-            ))?
-            .query_map(args![inc, after_seq, limit], from_row)?
+            ), args![inc, after_seq, limit], from_row)?
             .collect(),
     };
     rows
@@ -273,33 +274,36 @@ pub fn list_scheduled(
     limit: i64,
 ) -> DbResult<Vec<MessageRow>> {
     let rows = c
-        .prepare_cached(&format!(
-            "SELECT {COLS} FROM messages WHERE inc = ?1 AND status = 'scheduled'
+        .query_map(
+            &format!(
+                "SELECT {COLS} FROM messages WHERE inc = ?1 AND status = 'scheduled'
              AND (send_at_ms > ?2 OR (send_at_ms = ?2 AND seq > ?3))
              ORDER BY send_at_ms, seq LIMIT ?4"
-        ))?
-        .query_map(args![inc, after.0, after.1, limit], from_row)?
+            ),
+            args![inc, after.0, after.1, limit],
+            from_row,
+        )?
         .collect();
     rows
 }
 
 /// The `limit` most recently accepted messages of `inc`, newest first.
 pub fn latest(c: &Conn, inc: i64, limit: i64) -> DbResult<Vec<MessageRow>> {
-    let mut stmt = c.prepare_cached(&format!(
-        "SELECT {COLS} FROM messages WHERE inc = ?1 ORDER BY seq DESC LIMIT ?2"
-    ))?;
-    let rows = stmt.query_map(args![inc, limit], from_row)?;
-    rows.collect()
+    c.query_map(
+        &format!("SELECT {COLS} FROM messages WHERE inc = ?1 ORDER BY seq DESC LIMIT ?2"),
+        args![inc, limit],
+        from_row,
+    )?
+    .collect()
 }
 
 /// Messages of `inc` still waiting for a server ack, in queue order, after
 /// queue position `after_qpos` (held ones wait for `held_due`).
 pub fn unacked(c: &Conn, inc: i64, after_qpos: i64, limit: i64) -> DbResult<Vec<MessageRow>> {
     let rows = c
-        .prepare_cached(&format!(
+        .query_map(&format!(
             "SELECT {COLS} FROM messages WHERE inc = ?1 AND status = 'queued' AND qpos > ?2 AND retry_at_ms IS NULL ORDER BY qpos LIMIT ?3"
-        ))?
-        .query_map(args![inc, after_qpos, limit], from_row)?
+        ), args![inc, after_qpos, limit], from_row)?
         .collect();
     rows
 }
@@ -307,11 +311,10 @@ pub fn unacked(c: &Conn, inc: i64, after_qpos: i64, limit: i64) -> DbResult<Vec<
 /// Held messages of `inc` whose `retry_at` has come, in queue order.
 pub fn held_due(c: &Conn, inc: i64, now_ms: i64, limit: i64) -> DbResult<Vec<MessageRow>> {
     let rows = c
-        .prepare_cached(&format!(
+        .query_map(&format!(
             "SELECT {COLS} FROM messages WHERE inc = ?1 AND status = 'queued' AND retry_at_ms IS NOT NULL
              AND retry_at_ms <= ?2 ORDER BY qpos LIMIT ?3"
-        ))?
-        .query_map(args![inc, now_ms, limit], from_row)?
+        ), args![inc, now_ms, limit], from_row)?
         .collect();
     rows
 }
@@ -319,21 +322,17 @@ pub fn held_due(c: &Conn, inc: i64, now_ms: i64, limit: i64) -> DbResult<Vec<Mes
 /// `inc`'s held messages, soonest retry first (at most `limit`).
 pub fn list_held(c: &Conn, inc: i64, limit: i64) -> DbResult<Vec<MessageRow>> {
     let rows = c
-        .prepare_cached(&format!(
+        .query_map(&format!(
             "SELECT {COLS} FROM messages WHERE inc = ?1 AND status = 'queued' AND retry_at_ms IS NOT NULL
              ORDER BY retry_at_ms, qpos LIMIT ?2"
-        ))?
-        .query_map(args![inc, limit], from_row)?
+        ), args![inc, limit], from_row)?
         .collect();
     rows
 }
 
 /// The earliest `retry_at` among `inc`'s held messages.
 pub fn next_retry(c: &Conn, inc: i64) -> DbResult<Option<i64>> {
-    c.prepare_cached(
-        "SELECT MIN(retry_at_ms) FROM messages WHERE inc = ?1 AND status = 'queued' AND retry_at_ms IS NOT NULL",
-    )?
-    .query_row(args![inc], |r| r.get(0))
+    c.query_row("SELECT MIN(retry_at_ms) FROM messages WHERE inc = ?1 AND status = 'queued' AND retry_at_ms IS NOT NULL", args![inc], |r| r.get(0))
 }
 
 /// Hold a queued message until `retry_at_ms`, for `reason`.
@@ -344,30 +343,34 @@ pub fn hold(
     retry_at_ms: i64,
     now_ms: i64,
 ) -> DbResult<Option<MessageRow>> {
-    c.prepare_cached(&format!(
-        "UPDATE messages SET held_reason = ?2, retry_at_ms = ?3, updated_ms = ?4
+    c.query_row(
+        &format!(
+            "UPDATE messages SET held_reason = ?2, retry_at_ms = ?3, updated_ms = ?4
          WHERE seq = ?1 AND status = 'queued' RETURNING {COLS}"
-    ))?
-    .query_row(args![seq, reason, retry_at_ms, now_ms], from_row)
+        ),
+        args![seq, reason, retry_at_ms, now_ms],
+        from_row,
+    )
     .optional()
 }
 
 /// The message of `inc` with WhatsApp id `wa_id`.
 pub fn by_wa_id(c: &Conn, inc: i64, wa_id: &str) -> DbResult<Option<MessageRow>> {
-    c.prepare_cached(&format!(
-        "SELECT {COLS} FROM messages WHERE inc = ?1 AND wa_id = ?2"
-    ))?
-    .query_row(args![inc, wa_id], from_row)
+    c.query_row(
+        &format!("SELECT {COLS} FROM messages WHERE inc = ?1 AND wa_id = ?2"),
+        args![inc, wa_id],
+        from_row,
+    )
     .optional()
 }
 
 /// Hold every message of `inc` held for `from` for `to` instead.
 pub fn reclassify_held(c: &Conn, inc: i64, from: &str, to: &str) -> DbResult<usize> {
-    c.prepare_cached(
+    c.execute(
         "UPDATE messages SET held_reason = ?3
          WHERE inc = ?1 AND status = 'queued' AND held_reason = ?2 AND retry_at_ms IS NOT NULL",
-    )?
-    .execute(args![inc, from, to])
+        args![inc, from, to],
+    )
 }
 
 /// Move every message of `inc` held for `reason` to `retry_at_ms`; the rows moved.
@@ -379,12 +382,15 @@ pub fn retime_held(
     now_ms: i64,
 ) -> DbResult<Vec<MessageRow>> {
     let rows = c
-        .prepare_cached(&format!(
-            "UPDATE messages SET retry_at_ms = ?3, updated_ms = ?4
+        .query_map(
+            &format!(
+                "UPDATE messages SET retry_at_ms = ?3, updated_ms = ?4
              WHERE inc = ?1 AND status = 'queued' AND held_reason = ?2 AND retry_at_ms IS NOT NULL
              AND retry_at_ms != ?3 RETURNING {COLS}"
-        ))?
-        .query_map(args![inc, reason, retry_at_ms, now_ms], from_row)?
+            ),
+            args![inc, reason, retry_at_ms, now_ms],
+            from_row,
+        )?
         .collect();
     rows
 }
@@ -392,21 +398,21 @@ pub fn retime_held(
 /// When `inc`'s message with WhatsApp id `wa_id` was first handed to
 /// WhatsApp, if it was.
 pub fn handed_at(c: &Conn, inc: i64, wa_id: &str) -> DbResult<Option<i64>> {
-    c.prepare_cached("SELECT handed_ms FROM messages WHERE inc = ?1 AND wa_id = ?2")?
-        .query_row(args![inc, wa_id], |r| r.get(0))
-        .optional()
-        .map(Option::flatten)
+    c.query_row(
+        "SELECT handed_ms FROM messages WHERE inc = ?1 AND wa_id = ?2",
+        args![inc, wa_id],
+        |r| r.get(0),
+    )
+    .optional()
+    .map(Option::flatten)
 }
 
 /// When `inc`'s newest `limit` messages handed to WhatsApp after `since_ms`
 /// were first handed over, ascending.
 pub fn handed_recent(c: &Conn, inc: i64, since_ms: i64, limit: i64) -> DbResult<Vec<i64>> {
     let mut rows: Vec<i64> = c
-        .prepare_cached(
-            "SELECT handed_ms FROM messages WHERE inc = ?1 AND handed_ms IS NOT NULL AND handed_ms > ?2
-             ORDER BY handed_ms DESC LIMIT ?3",
-        )?
-        .query_map(args![inc, since_ms, limit], |r| r.get(0))?
+        .query_map("SELECT handed_ms FROM messages WHERE inc = ?1 AND handed_ms IS NOT NULL AND handed_ms > ?2
+             ORDER BY handed_ms DESC LIMIT ?3", args![inc, since_ms, limit], |r| r.get(0))?
         .collect::<DbResult<_>>()?;
     rows.reverse();
     Ok(rows)
@@ -414,32 +420,26 @@ pub fn handed_recent(c: &Conn, inc: i64, since_ms: i64, limit: i64) -> DbResult<
 
 /// The last message in `inc`'s queue.
 pub fn last_queued(c: &Conn, inc: i64) -> DbResult<Option<MessageRow>> {
-    c.prepare_cached(&format!(
+    c.query_row(&format!(
         "SELECT {COLS} FROM messages WHERE inc = ?1 AND status = 'queued' ORDER BY qpos DESC LIMIT 1"
-    ))?
-    .query_row(args![inc], from_row)
+    ), args![inc], from_row)
     .optional()
 }
 
 /// Queue positions of `inc`'s queued messages up to `upto`, in order (at
 /// most `limit`).
 pub fn queue_positions(c: &Conn, inc: i64, upto: i64, limit: i64) -> DbResult<Vec<i64>> {
-    let rows = c
-        .prepare_cached(
-            "SELECT qpos FROM messages WHERE inc = ?1 AND status = 'queued' AND qpos <= ?2 ORDER BY qpos LIMIT ?3",
-        )?
-        .query_map(args![inc, upto, limit], |r| r.get(0))?
-        .collect();
-    rows
+    c
+        .query_map("SELECT qpos FROM messages WHERE inc = ?1 AND status = 'queued' AND qpos <= ?2 ORDER BY qpos LIMIT ?3", args![inc, upto, limit], |r| r.get(0))?
+        .collect()
 }
 
 /// Scheduled messages (every org) due at `now_ms`, earliest first.
 pub fn due(c: &Conn, now_ms: i64, limit: i64) -> DbResult<Vec<MessageRow>> {
     let rows = c
-        .prepare_cached(&format!(
+        .query_map(&format!(
             "SELECT {COLS} FROM messages WHERE status = 'scheduled' AND send_at_ms <= ?1 ORDER BY send_at_ms, seq LIMIT ?2"
-        ))?
-        .query_map(args![now_ms, limit], from_row)?
+        ), args![now_ms, limit], from_row)?
         .collect();
     rows
 }
@@ -447,36 +447,37 @@ pub fn due(c: &Conn, now_ms: i64, limit: i64) -> DbResult<Vec<MessageRow>> {
 /// Scheduled or queued messages (every org) whose `send_before` has passed.
 pub fn overdue(c: &Conn, now_ms: i64, limit: i64) -> DbResult<Vec<MessageRow>> {
     let rows = c
-        .prepare_cached(&format!(
+        .query_map(&format!(
             "SELECT {COLS} FROM messages WHERE send_before_ms IS NOT NULL AND status IN ('scheduled', 'queued')
              AND send_before_ms <= ?1 ORDER BY send_before_ms LIMIT ?2"
-        ))?
-        .query_map(args![now_ms, limit], from_row)?
+        ), args![now_ms, limit], from_row)?
         .collect();
     rows
 }
 
 /// The next moment the scheduler has work: a `send_at` or a `send_before`.
 pub fn next_deadline(c: &Conn) -> DbResult<Option<i64>> {
-    let due: Option<i64> = c
-        .prepare_cached("SELECT MIN(send_at_ms) FROM messages WHERE status = 'scheduled'")?
-        .query_row(args![], |r| r.get(0))?;
+    let due: Option<i64> = c.query_row(
+        "SELECT MIN(send_at_ms) FROM messages WHERE status = 'scheduled'",
+        args![],
+        |r| r.get(0),
+    )?;
     let before: Option<i64> = c
-        .prepare_cached(
-            "SELECT MIN(send_before_ms) FROM messages WHERE send_before_ms IS NOT NULL AND status IN ('scheduled', 'queued')",
-        )?
-        .query_row(args![], |r| r.get(0))?;
+        .query_row("SELECT MIN(send_before_ms) FROM messages WHERE send_before_ms IS NOT NULL AND status IN ('scheduled', 'queued')", args![], |r| r.get(0))?;
     Ok(due.into_iter().chain(before).min())
 }
 
 /// A scheduled message falls due: `queued`, with the next queue position.
 pub fn enqueue(c: &Conn, seq: i64, now_ms: i64) -> DbResult<Option<MessageRow>> {
     let qpos = next_qpos(c)?;
-    c.prepare_cached(&format!(
-        "UPDATE messages SET status = 'queued', qpos = ?2, updated_ms = ?3
+    c.query_row(
+        &format!(
+            "UPDATE messages SET status = 'queued', qpos = ?2, updated_ms = ?3
          WHERE seq = ?1 AND status = 'scheduled' RETURNING {COLS}"
-    ))?
-    .query_row(args![seq, qpos, now_ms], from_row)
+        ),
+        args![seq, qpos, now_ms],
+        from_row,
+    )
     .optional()
 }
 
@@ -492,11 +493,14 @@ pub fn end(
         to,
         MessageStatus::Expired | MessageStatus::Canceled
     ));
-    c.prepare_cached(&format!(
-        "UPDATE messages SET status = ?2, error = ?3, updated_ms = ?4
+    c.query_row(
+        &format!(
+            "UPDATE messages SET status = ?2, error = ?3, updated_ms = ?4
          WHERE seq = ?1 AND status IN ('scheduled', 'queued') RETURNING {COLS}"
-    ))?
-    .query_row(args![seq, to.as_str(), error, now_ms], from_row)
+        ),
+        args![seq, to.as_str(), error, now_ms],
+        from_row,
+    )
     .optional()
 }
 
@@ -508,11 +512,14 @@ pub fn reschedule(
     send_before_ms: Option<i64>,
     now_ms: i64,
 ) -> DbResult<Option<MessageRow>> {
-    c.prepare_cached(&format!(
-        "UPDATE messages SET send_at_ms = ?2, send_before_ms = ?3, updated_ms = ?4
+    c.query_row(
+        &format!(
+            "UPDATE messages SET send_at_ms = ?2, send_before_ms = ?3, updated_ms = ?4
          WHERE seq = ?1 AND status = 'scheduled' RETURNING {COLS}"
-    ))?
-    .query_row(args![seq, send_at_ms, send_before_ms, now_ms], from_row)
+        ),
+        args![seq, send_at_ms, send_before_ms, now_ms],
+        from_row,
+    )
     .optional()
 }
 
@@ -526,19 +533,17 @@ pub fn count_queued(c: &Conn, inc: i64) -> DbResult<i64> {
 
 /// Queued messages of `inc` held by a sending limit.
 pub fn count_held(c: &Conn, inc: i64) -> DbResult<i64> {
-    c.prepare_cached(
-        "SELECT COUNT(*) FROM messages WHERE inc = ?1 AND status = 'queued' AND retry_at_ms IS NOT NULL",
-    )?
-    .query_row(args![inc], |r| r.get(0))
+    c.query_row("SELECT COUNT(*) FROM messages WHERE inc = ?1 AND status = 'queued' AND retry_at_ms IS NOT NULL", args![inc], |r| r.get(0))
 }
 
 /// Queued messages per org incarnation, in one query (orgs with none are absent).
 pub fn queued_counts(c: &Conn) -> DbResult<HashMap<i64, i64>> {
-    let mut st = c.prepare_cached(
+    c.query_map(
         "SELECT inc, COUNT(*) FROM messages WHERE status = 'queued' GROUP BY inc",
-    )?;
-    let rows = st.query_map(args![], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    rows.collect()
+        args![],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?
+    .collect()
 }
 
 /// Record that a send of this message is starting (before any network
@@ -547,12 +552,9 @@ pub fn queued_counts(c: &Conn) -> DbResult<HashMap<i64, i64>> {
 /// this false, and the message is never handed to the client.
 pub fn mark_attempt(c: &Conn, seq: i64, now_ms: i64) -> DbResult<bool> {
     let n = c
-        .prepare_cached(
-            "UPDATE messages SET attempts = attempts + 1, updated_ms = ?2, handed_ms = COALESCE(handed_ms, ?2),
+        .execute("UPDATE messages SET attempts = attempts + 1, updated_ms = ?2, handed_ms = COALESCE(handed_ms, ?2),
                 held_reason = NULL, retry_at_ms = NULL
-             WHERE seq = ?1 AND status = 'queued' AND (send_before_ms IS NULL OR send_before_ms > ?2)",
-        )?
-        .execute(args![seq, now_ms])?;
+             WHERE seq = ?1 AND status = 'queued' AND (send_before_ms IS NULL OR send_before_ms > ?2)", args![seq, now_ms])?;
     Ok(n == 1)
 }
 
@@ -572,10 +574,10 @@ pub fn advance(
     if !row.status.may_become(to) {
         return Ok(None);
     }
-    c.prepare_cached(
+    c.execute(
         "UPDATE messages SET status = ?2, error = ?3, updated_ms = ?4 WHERE seq = ?1",
-    )?
-    .execute(args![row.seq, to.as_str(), error, now_ms])?;
+        args![row.seq, to.as_str(), error, now_ms],
+    )?;
     Ok(Some(MessageRow {
         status: to,
         error: error.map(str::to_string),
@@ -593,8 +595,7 @@ pub fn last_activity(c: &Conn) -> DbResult<std::collections::HashMap<i64, i64>> 
         "SELECT inc, MAX(received_ms) FROM inbound GROUP BY inc",
     ] {
         let rows: Vec<(i64, i64)> = c
-            .prepare(sql)?
-            .query_map(args![], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .query_map(sql, args![], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<DbResult<_>>()?;
         for (inc, at) in rows {
             let e = out.entry(inc).or_insert(at);

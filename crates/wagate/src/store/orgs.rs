@@ -62,9 +62,12 @@ pub fn insert(c: &Conn, org: &NewOrg) -> DbResult<Option<OrgRow>> {
 }
 
 pub fn list(c: &Conn) -> DbResult<Vec<OrgRow>> {
-    let mut st = c.prepare(&format!("SELECT {COLS} FROM orgs ORDER BY id"))?;
-    let rows = st.query_map(args![], from_row)?;
-    rows.collect()
+    c.query_map(
+        &format!("SELECT {COLS} FROM orgs ORDER BY id"),
+        args![],
+        from_row,
+    )?
+    .collect()
 }
 
 pub fn count(c: &Conn) -> DbResult<i64> {
@@ -88,7 +91,8 @@ pub fn delete(c: &Conn, inc: i64) -> DbResult<bool> {
 
 /// The id of incarnation `inc`, while it exists.
 pub fn id_of(c: &Conn, inc: i64) -> DbResult<Option<String>> {
-    c.prepare_cached("SELECT id FROM orgs WHERE inc = ?1")?
-        .query_row(args![inc], |r| r.get(0))
-        .optional()
+    c.query_row("SELECT id FROM orgs WHERE inc = ?1", args![inc], |r| {
+        r.get(0)
+    })
+    .optional()
 }

@@ -5,16 +5,19 @@ use super::{Conn, DbResult, OptionalExt};
 use crate::args;
 
 pub fn get(c: &Conn, inc: i64) -> DbResult<Option<String>> {
-    c.prepare_cached("SELECT body FROM policies WHERE inc = ?1")?
-        .query_row(args![inc], |r| r.get(0))
-        .optional()
+    c.query_row(
+        "SELECT body FROM policies WHERE inc = ?1",
+        args![inc],
+        |r| r.get(0),
+    )
+    .optional()
 }
 
 pub fn put(c: &Conn, inc: i64, body: &str, now_ms: i64) -> DbResult<()> {
-    c.prepare_cached(
+    c.execute(
         "INSERT INTO policies (inc, body, updated_ms) VALUES (?1, ?2, ?3)
          ON CONFLICT(inc) DO UPDATE SET body = excluded.body, updated_ms = excluded.updated_ms",
-    )?
-    .execute(args![inc, body, now_ms])?;
+        args![inc, body, now_ms],
+    )?;
     Ok(())
 }

@@ -41,16 +41,17 @@ pub fn insert(
 
 /// The sign-in with this id hash, if it exists (expired or not).
 pub fn get(c: &Conn, id_hash: &str) -> DbResult<Option<SigninRow>> {
-    c.prepare_cached(
+    c.query_row(
         "SELECT s.inc, o.id, s.admin_hash, s.created_ms, s.expires_ms
          FROM signins s LEFT JOIN orgs o ON o.inc = s.inc WHERE s.id_hash = ?1",
-    )?
-    .query_row(args![id_hash], |r| {
-        let inc: Option<i64> = r.get(0)?;
-        let org: Option<String> = r.get(1)?;
-        let admin: Option<String> = r.get(2)?;
-        Ok((inc, org, admin, r.get::<i64>(3)?, r.get::<i64>(4)?))
-    })
+        args![id_hash],
+        |r| {
+            let inc: Option<i64> = r.get(0)?;
+            let org: Option<String> = r.get(1)?;
+            let admin: Option<String> = r.get(2)?;
+            Ok((inc, org, admin, r.get::<i64>(3)?, r.get::<i64>(4)?))
+        },
+    )
     .optional()
     .map(|row| {
         row.and_then(|(inc, org, admin, created_ms, expires_ms)| {

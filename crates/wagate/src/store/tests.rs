@@ -461,12 +461,16 @@ async fn retention_deletes_old_events_and_their_finished_deliveries_only() {
     let (left, deliveries): (Vec<i64>, Vec<String>) = store
         .read(move |c| {
             let left = c
-                .prepare("SELECT seq FROM events WHERE inc = ?1 ORDER BY seq")?
-                .query_map(args![inc], |r| r.get(0))?
+                .query_map(
+                    "SELECT seq FROM events WHERE inc = ?1 ORDER BY seq",
+                    args![inc],
+                    |r| r.get(0),
+                )?
                 .collect::<DbResult<_>>()?;
             let d = c
-                .prepare("SELECT status FROM deliveries ORDER BY seq")?
-                .query_map(args![], |r| r.get(0))?
+                .query_map("SELECT status FROM deliveries ORDER BY seq", args![], |r| {
+                    r.get(0)
+                })?
                 .collect::<DbResult<_>>()?;
             Ok((left, d))
         })
@@ -505,8 +509,7 @@ async fn a_receiver_back_releases_only_its_own_deliveries_in_backoff() {
                 retry_at_ms: later,
             };
             let seqs: Vec<i64> = tx
-                .prepare("SELECT seq FROM deliveries")?
-                .query_map(args![], |r| r.get(0))?
+                .query_map("SELECT seq FROM deliveries", args![], |r| r.get(0))?
                 .collect::<DbResult<_>>()?;
             for d in seqs {
                 hooks::record(tx, d, &retry, now)?;
@@ -522,9 +525,12 @@ async fn a_receiver_back_releases_only_its_own_deliveries_in_backoff() {
     assert_eq!(released, 3);
     let due: Vec<(String, i64)> = store
         .read(|c| {
-            c.prepare("SELECT webhook, due_ms FROM deliveries ORDER BY webhook, seq")?
-                .query_map(args![], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect()
+            c.query_map(
+                "SELECT webhook, due_ms FROM deliveries ORDER BY webhook, seq",
+                args![],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .collect()
         })
         .await
         .unwrap();

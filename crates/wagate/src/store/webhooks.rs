@@ -48,67 +48,69 @@ pub fn insert(c: &Conn, w: &Webhook) -> DbResult<()> {
         .events
         .as_ref()
         .map(|e| serde_json::to_string(e).unwrap_or_else(|_| "[]".into()));
-    c.prepare_cached(
-        "INSERT INTO webhooks (id, inc, url, events, secret, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(args![w.id, w.inc, w.url, events, w.secret, w.created_ms])?;
+    c.execute("INSERT INTO webhooks (id, inc, url, events, secret, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", args![w.id, w.inc, w.url, events, w.secret, w.created_ms])?;
     Ok(())
 }
 
 pub fn list(c: &Conn, inc: i64) -> DbResult<Vec<Webhook>> {
     let rows = c
-        .prepare_cached(&format!(
-            "SELECT {HOOK_COLS} FROM webhooks WHERE inc = ?1 ORDER BY created_ms, id"
-        ))?
-        .query_map(args![inc], hook)?
+        .query_map(
+            &format!("SELECT {HOOK_COLS} FROM webhooks WHERE inc = ?1 ORDER BY created_ms, id"),
+            args![inc],
+            hook,
+        )?
         .collect();
     rows
 }
 
 pub fn get(c: &Conn, inc: i64, id: &str) -> DbResult<Option<Webhook>> {
-    c.prepare_cached(&format!(
-        "SELECT {HOOK_COLS} FROM webhooks WHERE inc = ?1 AND id = ?2"
-    ))?
-    .query_row(args![inc, id], hook)
+    c.query_row(
+        &format!("SELECT {HOOK_COLS} FROM webhooks WHERE inc = ?1 AND id = ?2"),
+        args![inc, id],
+        hook,
+    )
     .optional()
 }
 
 /// An endpoint by id, whatever its org (for the delivery task).
 pub fn by_id(c: &Conn, id: &str) -> DbResult<Option<Webhook>> {
-    c.prepare_cached(&format!("SELECT {HOOK_COLS} FROM webhooks WHERE id = ?1"))?
-        .query_row(args![id], hook)
-        .optional()
+    c.query_row(
+        &format!("SELECT {HOOK_COLS} FROM webhooks WHERE id = ?1"),
+        args![id],
+        hook,
+    )
+    .optional()
 }
 
 /// Delete an endpoint and its deliveries; whether it existed.
 pub fn delete(c: &Conn, inc: i64, id: &str) -> DbResult<bool> {
-    Ok(
-        c.prepare_cached("DELETE FROM webhooks WHERE inc = ?1 AND id = ?2")?
-            .execute(args![inc, id])?
-            == 1,
-    )
+    Ok(c.execute(
+        "DELETE FROM webhooks WHERE inc = ?1 AND id = ?2",
+        args![inc, id],
+    )? == 1)
 }
 
 /// A new secret; the old one keeps signing until `prev_until_ms`.
 pub fn rotate(c: &Conn, inc: i64, id: &str, secret: &str, prev_until_ms: i64) -> DbResult<bool> {
-    Ok(c.prepare_cached(
+    Ok(c.execute(
         "UPDATE webhooks SET prev_secret = secret, prev_until_ms = ?4, secret = ?3
          WHERE inc = ?1 AND id = ?2",
-    )?
-    .execute(args![inc, id, secret, prev_until_ms])?
-        == 1)
+        args![inc, id, secret, prev_until_ms],
+    )? == 1)
 }
 
 /// Stop sending to an endpoint (its receiver said `410 Gone`); its pending
 /// deliveries fail with `why`.
 pub fn disable(c: &Conn, id: &str, why: &str, now_ms: i64) -> DbResult<()> {
-    c.prepare_cached("UPDATE webhooks SET disabled = ?2 WHERE id = ?1")?
-        .execute(args![id, why])?;
-    c.prepare_cached(
+    c.execute(
+        "UPDATE webhooks SET disabled = ?2 WHERE id = ?1",
+        args![id, why],
+    )?;
+    c.execute(
         "UPDATE deliveries SET status = 'failed', last_error = ?2, updated_ms = ?3, due_ms = NULL
          WHERE webhook = ?1 AND status = 'pending'",
-    )?
-    .execute(args![id, why, now_ms])?;
+        args![id, why, now_ms],
+    )?;
     Ok(())
 }
 
@@ -207,18 +209,20 @@ fn delivery(r: &Row) -> DbResult<Delivery> {
 /// Pending deliveries due at `now_ms`, oldest event first.
 pub fn due(c: &Conn, now_ms: i64, limit: i64) -> DbResult<Vec<Delivery>> {
     let rows = c
-        .prepare_cached(&format!(
+        .query_map(&format!(
             "{DELIVERY_SELECT} WHERE d.status = 'pending' AND d.due_ms <= ?1 ORDER BY d.due_ms, d.seq LIMIT ?2"
-        ))?
-        .query_map(args![now_ms, limit], delivery)?
+        ), args![now_ms, limit], delivery)?
         .collect();
     rows
 }
 
 /// When the next pending delivery is due.
 pub fn next_due(c: &Conn) -> DbResult<Option<i64>> {
-    c.prepare_cached("SELECT MIN(due_ms) FROM deliveries WHERE status = 'pending'")?
-        .query_row(args![], |r| r.get(0))
+    c.query_row(
+        "SELECT MIN(due_ms) FROM deliveries WHERE status = 'pending'",
+        args![],
+        |r| r.get(0),
+    )
 }
 
 /// An endpoint's deliveries, newest first, before `before_seq`, optionally
@@ -231,11 +235,10 @@ pub fn list_deliveries(
     limit: i64,
 ) -> DbResult<Vec<Delivery>> {
     let rows = c
-        .prepare_cached(&format!(
+        .query_map(&format!(
             "{DELIVERY_SELECT} WHERE d.webhook = ?1 AND d.seq < ?2 AND (CAST(?3 AS TEXT) IS NULL OR d.status = ?3)
              ORDER BY d.seq DESC LIMIT ?4"
-        ))?
-        .query_map(
+        ),
             args![webhook, before_seq, status.map(|s| s.as_str()), limit],
             delivery,
         )?
@@ -244,10 +247,11 @@ pub fn list_deliveries(
 }
 
 pub fn get_delivery(c: &Conn, webhook: &str, seq: i64) -> DbResult<Option<Delivery>> {
-    c.prepare_cached(&format!(
-        "{DELIVERY_SELECT} WHERE d.webhook = ?1 AND d.seq = ?2"
-    ))?
-    .query_row(args![webhook, seq], delivery)
+    c.query_row(
+        &format!("{DELIVERY_SELECT} WHERE d.webhook = ?1 AND d.seq = ?2"),
+        args![webhook, seq],
+        delivery,
+    )
     .optional()
 }
 
@@ -281,11 +285,8 @@ pub fn record(c: &Conn, seq: i64, outcome: &Outcome, now_ms: i64) -> DbResult<()
         } => ("pending", *code, Some(error.as_str()), Some(*retry_at_ms)),
         Outcome::Failed { code, error } => ("failed", *code, Some(error.as_str()), None),
     };
-    c.prepare_cached(
-        "UPDATE deliveries SET status = ?2, attempts = attempts + 1, last_code = ?3, last_error = ?4,
-            due_ms = ?5, updated_ms = ?6 WHERE seq = ?1 AND status = 'pending'",
-    )?
-    .execute(args![seq, status, code, error, due, now_ms])?;
+    c.execute("UPDATE deliveries SET status = ?2, attempts = attempts + 1, last_code = ?3, last_error = ?4,
+            due_ms = ?5, updated_ms = ?6 WHERE seq = ?1 AND status = 'pending'", args![seq, status, code, error, due, now_ms])?;
     Ok(())
 }
 
@@ -314,19 +315,17 @@ pub fn requeue(
     since_ms: Option<i64>,
     now_ms: i64,
 ) -> DbResult<usize> {
-    c.prepare_cached(
-        "UPDATE deliveries SET status = 'pending', due_ms = ?4, updated_ms = ?4
-         WHERE webhook = ?1 AND (CAST(?2 AS BIGINT) IS NULL OR seq = ?2) AND (CAST(?3 AS BIGINT) IS NULL OR created_ms >= ?3)",
-    )?
-    .execute(args![webhook, seq, since_ms, now_ms])
+    c.execute("UPDATE deliveries SET status = 'pending', due_ms = ?4, updated_ms = ?4
+         WHERE webhook = ?1 AND (CAST(?2 AS BIGINT) IS NULL OR seq = ?2) AND (CAST(?3 AS BIGINT) IS NULL OR created_ms >= ?3)", args![webhook, seq, since_ms, now_ms])
 }
 
 /// Counts of an endpoint's deliveries by status.
 pub fn counts(c: &Conn, webhook: &str) -> DbResult<(i64, i64, i64)> {
-    c.prepare_cached(
+    c.query_row(
         "SELECT COUNT(CASE WHEN status = 'pending' THEN 1 END),
                 COUNT(CASE WHEN status = 'delivered' THEN 1 END),
                 COUNT(CASE WHEN status = 'failed' THEN 1 END) FROM deliveries WHERE webhook = ?1",
-    )?
-    .query_row(args![webhook], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        args![webhook],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
 }
