@@ -27,6 +27,15 @@ pub type CopyError = String;
 /// One table's rows, every column (`dev` first), as read.
 type TableRows = (&'static str, Vec<Vec<Val>>);
 
+/// `INSERT INTO table VALUES (?1, …, ?width)`: one row of every column.
+fn insert_row(table: &str, width: usize) -> String {
+    let marks = (1..=width)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("INSERT INTO {table} VALUES ({marks})")
+}
+
 /// Copy every row of device `dev` into a new file at `to` (which must not
 /// exist); how many rows were copied. The rows are read through the
 /// device statements, so this works on SQLite and PostgreSQL alike; the
@@ -57,14 +66,12 @@ pub async fn export(devices: &Devices, dev: i64, to: &Path) -> Result<usize, Cop
             out.execute_batch("BEGIN")?;
             let mut n = 0;
             for (t, rows) in &tables {
+                let Some(width) = rows.first().map(Vec::len) else {
+                    continue;
+                };
+                let mut st = out.prepare(&insert_row(t, width))?;
                 for row in rows {
-                    let marks = (1..=row.len())
-                        .map(|i| format!("?{i}"))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    n += out
-                        .prepare_cached(&format!("INSERT INTO {t} VALUES ({marks})"))?
-                        .execute(rusqlite::params_from_iter(row.iter()))?;
+                    n += st.execute(rusqlite::params_from_iter(row.iter()))?;
                 }
             }
             out.execute_batch("COMMIT")?;
@@ -119,16 +126,14 @@ pub async fn import(devices: &Devices, from: &Path, dev: i64) -> Result<usize, C
             format!("DELETE FROM {t} WHERE dev = ?1").into(),
             vec![Val::Int(dev)],
         ));
+        let Some(width) = rows.first().map(Vec::len) else {
+            continue;
+        };
+        let insert = insert_row(t, width);
         for mut row in rows {
-            let marks = (1..=row.len())
-                .map(|i| format!("?{i}"))
-                .collect::<Vec<_>>()
-                .join(", ");
             // The first column is the device number: it becomes `dev`.
-            if let Some(first) = row.first_mut() {
-                *first = Val::Int(dev);
-            }
-            batch.push((format!("INSERT INTO {t} VALUES ({marks})").into(), row));
+            row[0] = Val::Int(dev);
+            batch.push((insert.clone().into(), row));
             n += 1;
         }
     }
