@@ -13,7 +13,7 @@ use wacore_binary::builder::NodeBuilder;
 use wacore_binary::Node;
 
 use crate::node::{attr, child, children, iq_error, iq_result, stream_error};
-use crate::sim::{now_ms, set_conn_jid, Conn, Out, PendingPair, Sim};
+use crate::sim::{now_ms, Conn, Out, PendingPair, Sim};
 use crate::wire::{handshake, Incoming, Session, Wire};
 
 struct Link {
@@ -113,7 +113,14 @@ async fn run(
                 link.send(&n).await?;
                 return Ok(());
             };
-            set_conn_jid(&link.conn, jid.clone());
+            for old in link.sim.login(&link.conn, &jid) {
+                tracing::info!(%jid, old = old.id, "a second login for one device: the older connection is replaced");
+                let _ = old
+                    .tx
+                    .send(Out::StreamError(crate::node::conflict("replaced")))
+                    .await;
+                *crate::sim::lock_jid(&old) = None;
+            }
             if link.sim.is_blackholed(Some(&jid)) {
                 link.conn.blackholed.store(true, Ordering::SeqCst);
             }

@@ -371,7 +371,8 @@ async fn devices(State(sim): State<Arc<Sim>>) -> Res {
             })
         })
         .collect();
-    Ok(Json(json!({"devices": list})).into_response())
+    let logins = sim.logins.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    Ok(Json(json!({"devices": list, "logins": logins})).into_response())
 }
 
 async fn inbox(State(sim): State<Arc<Sim>>, Path(phone): Path<String>) -> Res {

@@ -27,6 +27,14 @@ pub enum Out {
     StreamError(Node),
 }
 
+/// How often a device logged in, and how often it did so while another
+/// connection was logged in as it.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct Logins {
+    pub logins: u64,
+    pub overlaps: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct PendingPair {
     pub iq_id: String,
@@ -100,6 +108,10 @@ pub struct Sim {
     pub root_public: [u8; 32],
     pub persist: Mutex<Persist>,
     pub conns: Mutex<HashMap<u64, Arc<Conn>>>,
+    /// Per device jid: logins, and logins that found another live
+    /// connection logged in as the same device (each such older one is
+    /// told `conflict type="replaced"` and closed, as WhatsApp does).
+    pub logins: Mutex<HashMap<String, Logins>>,
     /// QR references on offer → the connection that offered them.
     pub refs: Mutex<HashMap<String, u64>>,
     pub faults: Mutex<Faults>,
@@ -163,6 +175,7 @@ impl Sim {
             root_public,
             persist: Mutex::new(persist),
             conns: Mutex::new(HashMap::new()),
+            logins: Mutex::new(HashMap::new()),
             refs: Mutex::new(HashMap::new()),
             faults: Mutex::new(Faults::default()),
             codes: Default::default(),
@@ -229,6 +242,24 @@ impl Sim {
         v
     }
 
+    /// Record a login as `jid` on `me`; returns the other live connections
+    /// already logged in as that device (to be replaced).
+    pub fn login(&self, me: &Conn, jid: &str) -> Vec<Arc<Conn>> {
+        let others: Vec<Arc<Conn>> = self
+            .conns()
+            .into_iter()
+            .filter(|c| c.id != me.id && lock(&c.jid).as_deref() == Some(jid))
+            .collect();
+        let mut l = lock(&self.logins);
+        let e = l.entry(jid.to_string()).or_default();
+        e.logins += 1;
+        if !others.is_empty() {
+            e.overlaps += 1;
+        }
+        set_conn_jid(me, jid.to_string());
+        others
+    }
+
     /// Connections a fault target names: "all" or one device jid.
     pub fn targets(&self, target: &str) -> Vec<Arc<Conn>> {
         self.conns()
@@ -255,6 +286,11 @@ impl Sim {
 
 pub fn conn_jid(c: &Conn) -> Option<String> {
     lock(&c.jid).clone()
+}
+
+/// The jid a connection is logged in as (to forget it when replaced).
+pub fn lock_jid(c: &Conn) -> std::sync::MutexGuard<'_, Option<String>> {
+    lock(&c.jid)
 }
 
 pub fn set_conn_jid(c: &Conn, jid: String) {

@@ -14,6 +14,7 @@ pub mod demo;
 pub mod devstore;
 pub mod doctor;
 pub mod engine;
+pub mod forward;
 pub mod listener;
 pub mod memory;
 pub mod metrics;

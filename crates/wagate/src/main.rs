@@ -118,6 +118,22 @@ enum Cmd {
         /// --data. Its schema is created or migrated at start-up.
         #[arg(long, env = "WAGATE_DATABASE")]
         database: Option<String>,
+        /// With --database: this gateway's name among the nodes sharing the
+        /// database (unique per running gateway; default: the host name).
+        #[arg(long, env = "WAGATE_NODE_ID")]
+        node_id: Option<String>,
+        /// With --database: the address the other nodes forward link actions
+        /// (connect, QR, logout …) to, e.g. http://10.0.0.5:8080 (default:
+        /// http:// and the --listen address, the host name if it listens on
+        /// all interfaces).
+        #[arg(long, env = "WAGATE_ADVERTISE_URL")]
+        advertise_url: Option<String>,
+        /// With --database: seconds an org's lease lasts after each renewal
+        /// (renewed every fifth of it; the owner stops a fifth early). A dead
+        /// node's orgs move after at most this long plus one renewal.
+        #[arg(long, env = "WAGATE_LEASE_SECONDS", default_value_t = 15,
+              value_parser = clap::value_parser!(u64).range(5..=300))]
+        lease_seconds: u64,
         /// Keep device state in data/orgs/<org>/wa.db as earlier versions did
         /// (for the upgrade test).
         #[arg(long, hide = true)]
@@ -178,6 +194,15 @@ enum Cmd {
         #[arg(long, env = "WAGATE_DATABASE")]
         database: String,
     },
+    /// Several gateways on one PostgreSQL: list the nodes, drain one before
+    /// maintenance, or let a drained one take orgs again.
+    Node {
+        /// The PostgreSQL database the nodes share.
+        #[arg(long, env = "WAGATE_DATABASE")]
+        database: String,
+        #[command(subcommand)]
+        cmd: NodeCmd,
+    },
     /// The configuration file and the effective configuration.
     Config {
         #[command(subcommand)]
@@ -207,6 +232,24 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
     },
+}
+
+#[derive(Subcommand)]
+enum NodeCmd {
+    /// Each node: its address, last heartbeat, whether it is draining, and
+    /// how many orgs it owns.
+    List,
+    /// Move every org off NODE (it takes none until it restarts or is
+    /// resumed): each link is closed there before another node opens it,
+    /// with no QR and no message lost. Waits until NODE owns none.
+    Drain {
+        node: String,
+        /// Give up waiting after this many seconds (the drain goes on).
+        #[arg(long, default_value_t = 600)]
+        wait: u64,
+    },
+    /// Let a drained NODE take orgs again.
+    Resume { node: String },
 }
 
 #[derive(Subcommand)]
@@ -372,6 +415,70 @@ fn config_check(args: &[std::ffi::OsString]) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn node_command(database: &str, cmd: &NodeCmd) -> anyhow::Result<()> {
+    use wagate::cluster::admin;
+    match cmd {
+        NodeCmd::List => {
+            let nodes = admin::list(database).await?;
+            if nodes.is_empty() {
+                println!("no node has joined this database yet");
+            }
+            println!(
+                "{:<20} {:<8} {:>6} {:>12}  URL",
+                "NODE", "STATE", "ORGS", "HEARTBEAT"
+            );
+            for n in nodes {
+                let state = match (n.draining, n.heartbeat_ago_ms) {
+                    (_, None) => "left",
+                    (true, _) => "draining",
+                    (false, Some(ms)) if ms > 15_000 => "silent",
+                    _ => "live",
+                };
+                let beat = n
+                    .heartbeat_ago_ms
+                    .map(|ms| format!("{:.1} s ago", ms as f64 / 1000.0))
+                    .unwrap_or_else(|| "-".into());
+                println!(
+                    "{:<20} {:<8} {:>6} {:>12}  {}",
+                    n.id,
+                    state,
+                    n.orgs,
+                    beat,
+                    n.url.unwrap_or_default()
+                );
+            }
+        }
+        NodeCmd::Drain { node, wait } => {
+            if !admin::set_draining(database, node, true).await? {
+                anyhow::bail!(
+                    "no node '{node}' has joined this database (wagate node list shows them)"
+                );
+            }
+            println!("draining {node}: its orgs move to the other nodes");
+            let left = admin::wait_drained(
+                database,
+                node,
+                Duration::from_secs(*wait),
+                &mut |left, t| {
+                    eprintln!("{node}: {left} org(s) left after {:.0} s", t.as_secs_f64());
+                },
+            )
+            .await?;
+            if left > 0 {
+                anyhow::bail!("{node} still owns {left} org(s) after {wait} s; the drain goes on (is another node live? wagate node list)");
+            }
+            println!("{node} owns no org now; stop it when you like (wagate node resume {node} undoes the drain)");
+        }
+        NodeCmd::Resume { node } => {
+            if !admin::set_draining(database, node, false).await? {
+                anyhow::bail!("no node '{node}' has joined this database");
+            }
+            println!("{node} takes orgs again from its next renewal");
+        }
+    }
+    Ok(())
+}
+
 fn run(cli: Cli, args: &[std::ffi::OsString]) -> anyhow::Result<()> {
     let json_logs = cli.log_format == "json";
     if let Cmd::Serve {
@@ -392,6 +499,9 @@ fn run(cli: Cli, args: &[std::ffi::OsString]) -> anyhow::Result<()> {
         webhook_first_retry_ms,
         retention_days,
         database,
+        node_id,
+        advertise_url,
+        lease_seconds,
         legacy_org_files,
     } = cli.cmd
     {
@@ -413,6 +523,9 @@ fn run(cli: Cli, args: &[std::ffi::OsString]) -> anyhow::Result<()> {
             webhook_first_retry_ms,
             retention_days,
             database,
+            node_id,
+            advertise_url,
+            lease: wagate::cluster::Timing::with_ttl(Duration::from_secs(lease_seconds)),
             legacy_org_files,
             http: HttpLimits {
                 max_connections: max_connections as usize,
@@ -447,6 +560,12 @@ fn run(cli: Cli, args: &[std::ffi::OsString]) -> anyhow::Result<()> {
                 t0.elapsed().as_secs_f64()
             );
             return Ok(());
+        }
+        Cmd::Node { database, cmd } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            return rt.block_on(node_command(database, cmd));
         }
         Cmd::MigrateToPostgres { database } => {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -495,7 +614,7 @@ fn run(cli: Cli, args: &[std::ffi::OsString]) -> anyhow::Result<()> {
     }
     let api = Api::new(&cli.url, cli::resolve_token(cli.token, &cli.data)?);
     match cli.cmd {
-        Cmd::Serve { .. } => Ok(()),
+        Cmd::Serve { .. } | Cmd::Node { .. } => Ok(()),
         #[cfg(feature = "sim")]
         Cmd::Demo { .. } => Ok(()),
         Cmd::Org {

@@ -67,6 +67,12 @@ pub struct ServeOptions {
     /// PostgreSQL (a `postgres://` URL) for the gateway's tables and the
     /// device state; none: SQLite files in `data`.
     pub database: Option<String>,
+    /// With `database`: this node's id (default: the host name).
+    pub node_id: Option<String>,
+    /// With `database`: where other nodes reach this one's API.
+    pub advertise_url: Option<String>,
+    /// With `database`: the lease timing.
+    pub lease: crate::cluster::Timing,
     /// Keep device state in earlier versions' one-file-per-org layout
     /// (hidden; the upgrade test makes such a data dir with it).
     pub legacy_org_files: bool,
@@ -96,6 +102,9 @@ impl Default for ServeOptions {
             webhook_first_retry_ms: crate::webhook::FIRST_BACKOFF_MS as u64,
             retention_days: 30,
             database: None,
+            node_id: None,
+            advertise_url: None,
+            lease: crate::cluster::Timing::DEFAULT,
             legacy_org_files: false,
             http: HttpLimits::default(),
             ready: None,
@@ -137,6 +146,24 @@ async fn open_databases(opts: &ServeOptions) -> anyhow::Result<(Store, crate::de
         .await
         .context("opening the device tables in PostgreSQL")?;
     Ok((store, devices))
+}
+
+/// This machine's host name (a node's default id).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "wagate".to_string())
+}
+
+/// The address other nodes reach this one at, from the bound address.
+fn advertised(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("http://{}:{}", host_name(), addr.port())
+    } else {
+        format!("http://{addr}")
+    }
 }
 
 /// Which WhatsApp server this build may talk to.
@@ -192,9 +219,13 @@ pub fn is_loopback_url(url: &str) -> bool {
 /// carries the security headers.
 pub fn compose(app: Arc<App>) -> Router {
     api::router(app.clone())
-        .merge(web::router(app))
+        .merge(web::router(app.clone()))
         .fallback(api::not_found)
         .method_not_allowed_fallback(wrong_method)
+        .layer(axum::middleware::from_fn_with_state(
+            app,
+            crate::forward::to_owner,
+        ))
         .layer(axum::middleware::from_fn(api::record_http))
         .layer(axum::middleware::from_fn(web::security_headers))
 }
@@ -299,16 +330,25 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let guard = crate::webhook::target::Guard::parse(opts.webhook_allow.as_deref().unwrap_or(""))
         .map_err(|e| anyhow::anyhow!("--webhook-allow: {e}"))?;
     app.set_webhook_guard(guard.clone());
-    let deliveries = crate::webhook::start(
-        store.clone(),
-        crate::webhook::Settings {
-            guard,
-            max_age_ms: (opts.webhook_max_age_hours.clamp(1, 24 * 30) as i64) * 3_600_000,
-            first_backoff_ms: opts.webhook_first_retry_ms.clamp(10, 3_600_000) as i64,
-            ..Default::default()
-        },
-        app.webhook_wake(),
-    );
+    let start_webhooks = {
+        let (store, wake) = (store.clone(), app.webhook_wake());
+        let max_age_ms = (opts.webhook_max_age_hours.clamp(1, 24 * 30) as i64) * 3_600_000;
+        let first_backoff_ms = opts.webhook_first_retry_ms.clamp(10, 3_600_000) as i64;
+        move || {
+            crate::webhook::start(
+                store.clone(),
+                crate::webhook::Settings {
+                    guard: guard.clone(),
+                    max_age_ms,
+                    first_backoff_ms,
+                    ..Default::default()
+                },
+                wake.clone(),
+            )
+        }
+    };
+    // Several nodes: only the holder of the cluster's delivery lock delivers.
+    let deliveries = opts.database.is_none().then(&start_webhooks);
     let retention = crate::retention::start(store.clone(), opts.retention_days.clamp(1, 3650));
     let trimmer = crate::memory::start(Duration::from_secs(60));
     let orgs = app.load().await.context("reading organizations")?;
@@ -322,31 +362,60 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         ),
         limit => tracing::info!(orgs, limit = ?limit, need, "open-file limit"),
     }
-    tracing::info!(
-        orgs,
-        per_second = opts.restore_per_second,
-        "restoring linked organizations"
-    );
-    // The most recently active orgs come back first.
-    let activity = store
-        .read(crate::store::messages::last_activity)
-        .await
-        .unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "cannot read when orgs were last active; restoring in id order");
-            Default::default()
-        });
-    // Give supervisors a moment to open their devices before restoring.
-    let restorer = sessions.clone();
-    let rate = opts.restore_per_second;
-    let restore = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let _ = restorer.restore_all(rate, activity).await;
-    });
-
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .with_context(|| format!("cannot listen on {}", opts.listen))?;
     let addr = listener.local_addr()?;
+    let mut node = None;
+    let restore = match &opts.database {
+        Some(url) => {
+            // Several nodes may share the database: this one restores only
+            // the orgs its lease loop gains.
+            let settings = crate::cluster::node::NodeSettings {
+                db_url: url.clone(),
+                node: opts.node_id.clone().unwrap_or_else(host_name),
+                advertise: opts
+                    .advertise_url
+                    .clone()
+                    .unwrap_or_else(|| advertised(addr)),
+                timing: opts.lease,
+                restore_per_second: opts.restore_per_second,
+            };
+            node = Some(
+                crate::cluster::node::start(
+                    app.clone(),
+                    &devices,
+                    settings,
+                    Box::new(start_webhooks),
+                )
+                .await
+                .context("joining the nodes on the database")?,
+            );
+            tokio::spawn(async {})
+        }
+        None => {
+            tracing::info!(
+                orgs,
+                per_second = opts.restore_per_second,
+                "restoring linked organizations"
+            );
+            // The most recently active orgs come back first.
+            let activity = store
+                .read(crate::store::messages::last_activity)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "cannot read when orgs were last active; restoring in id order");
+                    Default::default()
+                });
+            // Give supervisors a moment to open their devices before restoring.
+            let restorer = sessions.clone();
+            let rate = opts.restore_per_second;
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let _ = restorer.restore_all(rate, activity).await;
+            })
+        }
+    };
     if let Some(tx) = opts.ready {
         let _ = tx.send(addr);
     }
@@ -406,7 +475,15 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     tracing::info!("shutting down: closing event streams, connections and WhatsApp links");
     shutdown.cancel();
     restore.abort();
+    // Several nodes: no lease is renewed or taken while the links close.
+    let held = match node.as_mut() {
+        Some(n) => n.stop().await,
+        None => Vec::new(),
+    };
     let (dropped, stuck) = tokio::join!(http, sessions.stop_all(STOP_LINKS));
+    if let Some(n) = node {
+        n.leave(held).await;
+    }
     if let Some(m) = metrics_http {
         let _ = m.await;
     }
@@ -418,7 +495,9 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             tracing::info!(dropped = n, "connections dropped at the deadline");
         }
     }
-    deliveries.abort();
+    if let Some(d) = deliveries {
+        d.abort();
+    }
     retention.abort();
     trimmer.abort();
     if !outbox.close(FLUSH).await {

@@ -244,6 +244,12 @@ pub enum DbError {
     NoRow,
     #[error("{0}")]
     Invalid(String),
+    /// Several nodes: this node does not hold the org's lease (any more),
+    /// so the write was refused.
+    #[error(
+        "organization incarnation {0}: this node does not hold its lease; nothing was written"
+    )]
+    Fenced(i64),
 }
 
 pub type DbResult<T> = Result<T, DbError>;

@@ -44,6 +44,9 @@ pub struct StatusJson {
     /// The new-chat quota the server last announced (null: never announced).
     pub message_capping: Option<CappingJson>,
     pub decrypt_failures: u64,
+    /// Several nodes on one PostgreSQL: the node that owns the org's link
+    /// (null with one gateway).
+    pub node: Option<String>,
 }
 
 /// WhatsApp's quota of new chats per cycle, as the server announced it.
@@ -93,6 +96,7 @@ impl From<&Status> for StatusJson {
                 })
             }),
             decrypt_failures: s.decrypt_failures,
+            node: s.node.clone(),
         }
     }
 }
@@ -199,6 +203,9 @@ pub struct OrgJson {
     pub state: &'static str,
     pub phone_number: Option<String>,
     pub queued_messages: Option<i64>,
+    /// Several nodes on one PostgreSQL: the node that owns the org's link
+    /// (null with one gateway).
+    pub node: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
 }
@@ -211,6 +218,7 @@ impl From<&OrgSummary> for OrgJson {
             default_country_code: o.row.default_country_code.clone(),
             created_at: rfc3339(o.row.created_ms),
             state: o.status.state.as_str(),
+            node: o.status.node.clone(),
             phone_number: o.status.phone_number.clone(),
             queued_messages: o.status.queued_messages,
             token: None,

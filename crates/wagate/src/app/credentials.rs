@@ -84,6 +84,7 @@ impl App {
                 format!("no copy named '{name}' for '{org}' (GET /v1/orgs/{org}/credentials lists them)"),
             ));
         };
+        self.owned_here(&a)?;
         let from = self.sessions.aside_dir().join(&copy.name);
         let (tx, rx) = tokio::sync::oneshot::channel();
         a.handle

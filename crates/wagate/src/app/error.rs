@@ -109,6 +109,7 @@ codes! {
     NotConnected = "not_connected", Unavailable, "the org's number is not connected now, and the answer needs WhatsApp";
     PairCodeTimeout = "pair_code_timeout", Timeout, "WhatsApp handed out no pairing code within 30 s";
     SessionStopped = "session_stopped", Unavailable, "the org's supervisor is not running (being deleted, or the gateway is stopping)";
+    OwnerUnreachable = "owner_unreachable", Unavailable, "several nodes: the node that owns the org's link does not answer; another takes the org over once its lease lapses (within 15 s by default), so ask again then";
     NotReady = "not_ready", Unavailable, "the database cannot be read (`/readyz`)";
     TooManyConnections = "too_many_connections", Unavailable, "every one of the gateway's connections (`--max-connections`) has a request in flight";
     Internal = "internal", Internal, "a fault in the gateway; the log says more";

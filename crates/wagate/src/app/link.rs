@@ -39,7 +39,7 @@ pub struct StateChange {
 impl App {
     /// An authorized org's status, with its queue.
     pub(crate) async fn status_of(&self, a: &OrgAccess) -> Status {
-        let mut s = a.handle.status();
+        let mut s = self.link_status(&a.handle);
         let inc = a.row.inc;
         if let Ok((queued, held, limits)) = self
             .store
@@ -181,12 +181,30 @@ impl App {
         Ok(self.status_of(&a).await)
     }
 
+    /// Several nodes: a link action runs only on the org's owner (requests
+    /// reach it through `server::to_owner`; one that arrives as the org
+    /// moves is refused, never carried out by a node without the lease).
+    pub(crate) fn owned_here(&self, a: &OrgAccess) -> Result<(), AppError> {
+        match self.cluster() {
+            Some(c) if !c.ownership.owns(&a.row.id) => Err(AppError::new(
+                ErrorCode::OwnerUnreachable,
+                format!(
+                    "organization '{}' is being moved between nodes (owner now: {}); ask again in a few seconds",
+                    a.row.id,
+                    c.owner_of(&a.row.id).unwrap_or_else(|| "none yet".into())
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Order the supervisor and wait (a while) until it has carried it out.
     async fn carry_out(
         &self,
         a: &OrgAccess,
         cmd: impl FnOnce(tokio::sync::oneshot::Sender<()>) -> Command,
     ) -> Result<(), AppError> {
+        self.owned_here(a)?;
         match tokio::time::timeout(ACTION_WAIT, a.handle.ask(cmd)).await {
             Ok(r) => r.map_err(AppError::from),
             // Still under way (a close the server has not confirmed): the

@@ -53,6 +53,11 @@ pub struct App {
     webhook_guard: RwLock<crate::webhook::target::Guard>,
     /// Tells the delivery task that deliveries were queued again.
     webhook_wake: Arc<tokio::sync::Notify>,
+    /// Several nodes: this node's view of the cluster.
+    cluster: std::sync::OnceLock<Arc<crate::cluster::node::ClusterView>>,
+    /// Incarnations deleted through this node (never registered again by
+    /// a directory sync that read them before their deletion committed).
+    deleted: Mutex<std::collections::HashSet<i64>>,
 }
 
 /// An org found and authorized: its row and its supervisor.
@@ -86,7 +91,114 @@ impl App {
             lookups: Mutex::new(HashMap::new()),
             webhook_guard: RwLock::new(Default::default()),
             webhook_wake: Arc::new(tokio::sync::Notify::new()),
+            cluster: std::sync::OnceLock::new(),
+            deleted: Mutex::default(),
         }
+    }
+
+    /// Several nodes: this node's view of the cluster (set once at start).
+    pub fn set_cluster(&self, view: Arc<crate::cluster::node::ClusterView>) {
+        let _ = self.cluster.set(view);
+    }
+
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::node::ClusterView>> {
+        self.cluster.get()
+    }
+
+    /// An org's row, if it is in the directory.
+    pub fn org_row(&self, id: &str) -> Option<Arc<OrgRow>> {
+        self.directory
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// Every org's id.
+    pub fn org_ids(&self) -> Vec<String> {
+        self.directory
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// The link as the surfaces show it: this node's supervisor's view, or
+    /// (several nodes, an org owned elsewhere) its last recorded state and
+    /// its owner.
+    pub fn link_status(&self, h: &Handle) -> crate::session::Status {
+        match self.cluster() {
+            Some(c) if !c.ownership.owns(&h.org.id) => c.remote_status(&h.org.id, h.org.inc),
+            Some(c) => {
+                let mut s = h.status();
+                s.node = Some(c.node().to_string());
+                s
+            }
+            None => h.status(),
+        }
+    }
+
+    /// Several nodes: bring the directory in line with the database (orgs
+    /// created or deleted through other nodes).
+    pub async fn sync_orgs(&self) -> Result<(), AppError> {
+        let known: Vec<(String, i64)> = self
+            .directory
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|r| (r.id.clone(), r.inc))
+            .collect();
+        let rows = self.store.read(crate::store::orgs::list).await?;
+        let fresh: HashMap<&str, i64> = rows.iter().map(|r| (r.id.as_str(), r.inc)).collect();
+        for (id, inc) in known {
+            if fresh.get(id.as_str()) != Some(&inc) {
+                self.forget(&id, inc).await;
+            }
+        }
+        let deleted = self
+            .deleted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for row in rows {
+            let present = self
+                .directory
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(&row.id);
+            if !present && !deleted.contains(&row.inc) {
+                tracing::info!(org = %row.id, inc = row.inc, "organization created on another node");
+                self.register(row);
+            }
+        }
+        Ok(())
+    }
+
+    /// An org deleted through another node: no request reaches it here any
+    /// more and its streams end.
+    async fn forget(&self, id: &str, inc: i64) {
+        self.tokens.remove_org(id);
+        let removed = {
+            let mut dir = self.directory.write().unwrap_or_else(|p| p.into_inner());
+            match dir.get(id) {
+                Some(r) if r.inc == inc => dir.remove(id).is_some(),
+                _ => false,
+            }
+        };
+        if !removed {
+            return;
+        }
+        if let Some(t) = self
+            .scopes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&inc)
+        {
+            t.cancel();
+        }
+        self.sessions.remove(id, false).await;
+        tracing::info!(org = %id, inc, "organization deleted on another node");
     }
 
     /// What the webhook delivery task waits on besides new events.

@@ -106,6 +106,11 @@ impl App {
             .ok_or_else(exists)?;
         let h = self.register(row.clone());
         tracing::info!(org = %row.id, inc = row.inc, "organization created");
+        if let Some(c) = self.cluster() {
+            // Several nodes: this node takes the new org (the balancing
+            // passes move it later if this node has more than its share).
+            c.route(self, &row.id).await;
+        }
         // Answer once its device store is open, so the state it shows means
         // something (`new`, or `error` when the store cannot be opened).
         let mut rx = h.status.clone();
@@ -114,7 +119,7 @@ impl App {
             rx.wait_for(|s| s.state != crate::session::State::Starting),
         )
         .await;
-        let mut status = h.status();
+        let mut status = self.link_status(&h);
         status.queued_messages = Some(0);
         Ok((
             OrgSummary {
@@ -136,7 +141,7 @@ impl App {
                     .sessions
                     .get(&row.id)
                     .filter(|h| h.org.inc == row.inc)?;
-                let mut status = h.status();
+                let mut status = self.link_status(&h);
                 status.queued_messages = Some(counts.get(&row.inc).copied().unwrap_or(0));
                 Some(OrgSummary { row, status })
             })
@@ -154,6 +159,10 @@ impl App {
         self.require_admin(caller)?;
         let a = self.authorize(caller, org)?;
         let row = a.row.clone();
+        self.deleted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(row.inc);
         // No new request reaches it: its token and its entry are gone.
         self.tokens.remove_org(&row.id);
         self.directory

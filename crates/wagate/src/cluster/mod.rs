@@ -5,8 +5,11 @@
 //! waking an org's owner from any node (`wake.rs`). No
 //! coordinator of our own: the database's row locks and clock decide.
 
+pub mod admin;
 pub mod lease;
+pub mod node;
 pub mod owner;
+pub mod ownership;
 pub mod wake;
 
 use std::time::Duration;
@@ -18,7 +21,7 @@ pub use owner::{Change, Lost, Owner};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", crate::sql::pg_detail(.0))]
     Db(#[from] tokio_postgres::Error),
     #[error("cluster settings: {0}")]
     Config(String),
@@ -58,6 +61,8 @@ fn migrations() -> Vec<String> {
             .to_string(),
         crate::store::schema_pg(),
         crate::devstore::sql::pg_schema(),
+        // Where each node's HTTP API is reached (forwarded link actions).
+        "ALTER TABLE nodes ADD COLUMN url TEXT;".to_string(),
     ]
 }
 
@@ -112,17 +117,26 @@ pub async fn migrate(db: &mut Client) -> Result<i64, ClusterError> {
 pub struct Membership {
     pub node: String,
     pub node_ttl: Duration,
+    /// Where the node's HTTP API is reached (none: not advertised).
+    pub url: Option<String>,
 }
 
 impl Membership {
-    pub async fn heartbeat(&self, db: &Client, draining: bool) -> Result<(), ClusterError> {
-        db.execute(
-            "INSERT INTO nodes (id, draining) VALUES ($1, $2)
-             ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), draining = EXCLUDED.draining",
-            &[&self.node, &draining],
-        )
-        .await?;
-        Ok(())
+    /// Say this node is alive (and, with `draining`, that it is being
+    /// drained). Returns whether it is draining: asked here, or by an
+    /// operator in the database (`wagate node drain`).
+    pub async fn heartbeat(&self, db: &Client, draining: bool) -> Result<bool, ClusterError> {
+        let row = db
+            .query_one(
+                "INSERT INTO nodes (id, draining, url) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(),
+                     draining = nodes.draining OR EXCLUDED.draining,
+                     url = COALESCE(EXCLUDED.url, nodes.url)
+                 RETURNING draining",
+                &[&self.node, &draining, &self.url],
+            )
+            .await?;
+        Ok(row.get(0))
     }
 
     /// The live nodes' ids, sorted.

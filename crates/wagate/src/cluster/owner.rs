@@ -49,7 +49,18 @@ pub struct Owner {
     pub timing: Timing,
     /// Whether this node is being drained (its share is then 0).
     pub draining: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Orgs not to hand over now (in the middle of pairing, say); they go
+    /// at a later pass.
+    pub busy: Option<Busy>,
+    /// Told every lease renewed, with its new deadline (the gateway's
+    /// fences read the deadline).
+    pub renewed: Option<Renewed>,
 }
+
+/// Whether an org may not be handed over now.
+pub type Busy = std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>;
+/// Told each renewed lease.
+pub type Renewed = std::sync::Arc<dyn Fn(&Held) + Send + Sync>;
 
 /// The leases this node holds, by org.
 type HeldMap = HashMap<String, Held>;
@@ -137,13 +148,18 @@ impl Owner {
         // Renewed leases this node did not know of (it restarted under the
         // same id) are treated as fresh gains.
         for (org, h) in renewed {
+            if let Some(tell) = &self.renewed {
+                tell(&h);
+            }
             if held.insert(org, h.clone()).is_none() {
                 let _ = changes.send(Change::Gained(h)).await;
             }
         }
         let plan = balance(c, &self.membership, all.len() as i64).await?;
+        let busy = |org: &str| self.busy.as_ref().is_some_and(|b| b(org));
         let extra: Vec<Held> = held
             .values()
+            .filter(|h| !busy(&h.org))
             .take(plan.to_give() as usize)
             .cloned()
             .collect();

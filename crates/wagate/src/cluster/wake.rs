@@ -32,6 +32,17 @@ pub async fn listen(
     orgs: mpsc::Sender<String>,
     stop: CancellationToken,
 ) -> Result<(), ClusterError> {
+    listen_on(url, CHANNEL, orgs, stop).await
+}
+
+/// Listen on `channel` (an identifier of ours, never a caller's text),
+/// sending each notification's payload to `out`, as `listen` does.
+pub async fn listen_on(
+    url: &str,
+    channel: &'static str,
+    orgs: mpsc::Sender<String>,
+    stop: CancellationToken,
+) -> Result<(), ClusterError> {
     let (client, mut conn) = tokio_postgres::connect(url, NoTls).await?;
     let (tx, mut messages) = mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
@@ -50,12 +61,12 @@ pub async fn listen(
             }
         }
     });
-    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    client.batch_execute(&format!("LISTEN {channel}")).await?;
     let out = loop {
         tokio::select! {
             _ = stop.cancelled() => break Ok(()),
             m = messages.recv() => match m {
-                Some(AsyncMessage::Notification(n)) if n.channel() == CHANNEL => {
+                Some(AsyncMessage::Notification(n)) if n.channel() == channel => {
                     if orgs.send(n.payload().to_string()).await.is_err() {
                         break Ok(());
                     }

@@ -179,6 +179,17 @@ impl Devices {
         &self.path
     }
 
+    /// Whether this node may act for device `dev` now (always, without
+    /// fences).
+    pub fn may_act(&self, dev: i64) -> bool {
+        self.db.may_act(dev)
+    }
+
+    /// Fence device writes by this node's leases (several nodes).
+    pub fn set_fences(&self, fences: std::sync::Arc<dyn crate::store::Fences>) {
+        self.db.set_fences(fences);
+    }
+
     /// Commit what is queued and stop the writer.
     pub async fn close(&self, within: std::time::Duration) -> bool {
         self.db.close(within).await

@@ -82,6 +82,11 @@ impl DeviceSql for StoreSql {
         let done = self
             .db
             .write(move |tx| {
+                // Several nodes: every device statement names its device
+                // (the org's incarnation) as `?1`; only its owner writes.
+                if let Some(Val::Int(dev)) = batch.first().and_then(|(_, a)| a.first()) {
+                    tx.fence(*dev)?;
+                }
                 batch
                     .into_iter()
                     .map(|(sql, args)| {

@@ -170,8 +170,17 @@ impl EngineFactory for WaFactory {
                 .pn
                 .is_some();
             shared.creds.store(linked, Ordering::SeqCst);
+            // Several nodes: dial only while this node holds the org's lease.
+            let may_dial: Option<Box<dyn Fn() -> bool + Send + Sync>> = match &self.layout {
+                Layout::Devices(devices) => {
+                    let devices = devices.clone();
+                    Some(Box::new(move || devices.may_act(dev)))
+                }
+                _ => None,
+            };
             Ok(Arc::new(WaEngine {
                 offline: self.cfg.offline,
+                may_dial,
                 client,
                 bot: Mutex::new(Some(bot)),
                 shared,
@@ -505,6 +514,8 @@ fn failure_code(r: &whatsapp_rust::types::events::ConnectFailureReason) -> u16 {
 
 struct WaEngine {
     offline: bool,
+    /// Whether this node may connect for the org now (several nodes).
+    may_dial: Option<Box<dyn Fn() -> bool + Send + Sync>>,
     client: Arc<Client>,
     /// The built bot, until the first attempt wires its background workers.
     bot: Mutex<Option<Bot>>,
@@ -523,12 +534,19 @@ impl Engine for WaEngine {
     }
 
     fn start(&self, opts: StartOptions) {
-        if self.offline {
+        let refusal = if self.offline {
+            Some("offline mode: connections to WhatsApp are disabled")
+        } else if self.may_dial.as_ref().is_some_and(|may| !may()) {
+            // Another node owns the org now: a login here would replace
+            // its link.
+            Some("this node does not hold the org's lease")
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
             let tx = self.shared.tx.clone();
             tokio::spawn(async move {
-                let reason = CloseReason::Network(
-                    "offline mode: connections to WhatsApp are disabled".into(),
-                );
+                let reason = CloseReason::Network(why.into());
                 let _ = tx.send(EngineEvent::Closed { reason });
             });
             return;

@@ -65,7 +65,10 @@ pub struct Outbox {
     scheduler: Mutex<Option<JoinHandle<()>>>,
     pacer: Arc<Pacer>,
     clock: clock::Clock,
+    remote_wake: Mutex<Option<RemoteWake>>,
 }
+
+type RemoteWake = Arc<dyn Fn(i64) + Send + Sync>;
 
 /// Each org's pacing, read from its stored policy (or the server's default)
 /// once and kept until the policy changes.
@@ -156,6 +159,7 @@ impl Outbox {
                 cache: Mutex::new(HashMap::new()),
             }),
             clock,
+            remote_wake: Mutex::new(None),
         });
         let task = tokio::spawn(schedule::run(store, Arc::downgrade(&outbox), kick));
         *outbox.scheduler.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
@@ -397,15 +401,53 @@ impl Outbox {
             .and_then(|l| l.engine.clone())
     }
 
-    fn wake_inc(&self, inc: i64) {
-        if let Some(l) = self
+    /// Tell the org's dispatcher to look at its queue: here if its link is
+    /// up on this node, else (several nodes) through the database to
+    /// whichever node owns it.
+    pub(crate) fn wake_inc(&self, inc: i64) {
+        if !self.wake_local(inc) {
+            let remote = self
+                .remote_wake
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Some(r) = remote {
+                r(inc);
+            }
+        }
+    }
+
+    /// Wake the org's dispatcher if it runs on this node; whether it does.
+    pub fn wake_local(&self, inc: i64) -> bool {
+        match self
             .links
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&inc)
         {
+            Some(l) if l.task.is_some() => {
+                l.wake.notify_one();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Wake every dispatcher on this node (after a wake-up channel was down).
+    pub fn wake_all_local(&self) {
+        for l in self
+            .links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
             l.wake.notify_one();
         }
+    }
+
+    /// Several nodes: how to wake an org whose link is not on this node.
+    pub fn set_remote_wake(&self, wake: Arc<dyn Fn(i64) + Send + Sync>) {
+        *self.remote_wake.lock().unwrap_or_else(|p| p.into_inner()) = Some(wake);
     }
 
     /// Stop every dispatcher, then apply the acks and receipts already
@@ -616,6 +658,7 @@ async fn dispatch(
             let (seq, now, to) = (m.seq, clock.now_ms(), m.to.clone());
             let marked = store
                 .write(move |tx| {
+                    tx.fence(inc)?;
                     let ok = store::messages::mark_attempt(tx, seq, now)?;
                     if ok {
                         store::contacts::note(tx, inc, &to, store::contacts::First::Try, now)?;
@@ -630,11 +673,22 @@ async fn dispatch(
                     done(&mut cursor);
                     continue;
                 }
+                Err(StoreError::Sql(crate::store::DbError::Fenced(_))) => {
+                    // The org's lease is gone: another node sends for it now.
+                    tracing::warn!(org = %org.id, id = %m.id, "lease lost; this node stops sending for the org");
+                    return;
+                }
                 Err(e) => {
                     tracing::error!(org = %org.id, error = %e, "cannot record send attempt");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     break;
                 }
+            }
+            if !store.may_act(inc) {
+                // The lease ran out since the attempt was recorded: the next
+                // owner re-sends it under the same id.
+                tracing::warn!(org = %org.id, id = %m.id, "lease lost before the hand-over; not sent");
+                return;
             }
             match engine.send_text(&m.to, &m.text, &m.wa_id).await {
                 Ok(()) => {
@@ -896,11 +950,11 @@ async fn update_loop(
         let n = batch.len();
         // Told once the batch is committed (receipts and received messages:
         // the engine holds the library's acknowledgement until then).
-        let notices: Vec<crate::engine::Commit> = batch
+        let notices: Vec<(i64, crate::engine::Commit)> = batch
             .iter()
-            .filter_map(|(_, ev)| match ev {
+            .filter_map(|(org, ev)| match ev {
                 EngineEvent::Receipt { committed, .. } | EngineEvent::Message { committed, .. } => {
-                    Some(committed.clone())
+                    Some((org.inc, committed.clone()))
                 }
                 _ => None,
             })
@@ -909,12 +963,22 @@ async fn update_loop(
         let result = store
             .write(move |tx| {
                 let mut wake = std::collections::BTreeSet::new();
+                let mut fenced = std::collections::BTreeSet::new();
                 for (org, ev) in batch {
-                    match tx.attempt(|tx| apply(tx, &org, ev, now)) {
+                    match tx.attempt(|tx| {
+                        tx.fence(org.inc)?;
+                        apply(tx, &org, ev, now)
+                    }) {
                         Ok(true) => {
                             wake.insert(org.inc);
                         }
                         Ok(false) => {}
+                        Err(crate::store::DbError::Fenced(inc)) => {
+                            // Another node owns the org now: the server
+                            // gives the update to its link instead.
+                            tracing::info!(org = %org.id, "update for an org this node lost not applied");
+                            fenced.insert(inc);
+                        }
                         Err(e) => {
                             let gone = StoreError::Sql(e);
                             if gone.is_org_gone() {
@@ -925,12 +989,16 @@ async fn update_loop(
                         }
                     }
                 }
-                Ok(wake)
+                Ok((wake, fenced))
             })
             .await;
         match result {
-            Ok(wake) => {
-                notices.iter().for_each(crate::engine::Commit::done);
+            Ok((wake, fenced)) => {
+                // What was not recorded is not acknowledged to the server.
+                notices
+                    .iter()
+                    .filter(|(inc, _)| !fenced.contains(inc))
+                    .for_each(|(_, c)| c.done());
                 let links = links.lock().unwrap_or_else(|p| p.into_inner());
                 for inc in wake {
                     if let Some(l) = links.get(&inc) {

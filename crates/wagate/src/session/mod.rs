@@ -38,7 +38,11 @@ pub trait Journal: Send + Sync {
 impl Journal for crate::store::Store {
     fn record(&self, org: &OrgRef, kind: &'static str, data: Value) {
         let (id, inc) = (org.id.clone(), org.inc);
-        self.submit(kind, move |tx| tx.emit(inc, &id, kind, data).map(|_| ()));
+        // Several nodes: only the org's owner records its link's events.
+        self.submit(kind, move |tx| {
+            tx.fence(inc)?;
+            tx.emit(inc, &id, kind, data).map(|_| ())
+        });
     }
 }
 
@@ -165,6 +169,39 @@ impl Sessions {
             .remove(org);
         if let Some(h) = h {
             let _ = h.ask(|done| Command::Stop { move_aside, done }).await;
+        }
+    }
+
+    /// Several nodes: close an org's link because another node owns it
+    /// now. Its supervisor stops (credentials kept, waiting at most
+    /// `within`) and an idle one takes its place at once.
+    pub async fn recycle(&self, org: &str, within: Duration) {
+        let old = {
+            let mut map = self.orgs.write().unwrap_or_else(|p| p.into_inner());
+            let Some(old) = map.get(org).cloned() else {
+                return;
+            };
+            let (commands, status, engine) = Supervisor::spawn(old.org.clone(), self.deps.clone());
+            map.insert(
+                org.to_string(),
+                Handle {
+                    org: old.org.clone(),
+                    commands,
+                    status,
+                    engine,
+                },
+            );
+            old
+        };
+        let stopped = old.ask(|done| Command::Stop {
+            move_aside: false,
+            done,
+        });
+        if tokio::time::timeout(within, stopped).await.is_err() {
+            tracing::warn!(
+                org,
+                "a supervisor did not stop in time after its lease was lost"
+            );
         }
     }
 

@@ -160,6 +160,8 @@ pub struct Status {
     /// Messages that could not be decrypted since start (the library asks the
     /// senders to resend; the link is kept).
     pub decrypt_failures: u64,
+    /// Several nodes: the node whose link this is (none with one gateway).
+    pub node: Option<String>,
 }
 
 impl Status {
@@ -188,6 +190,7 @@ impl Status {
             held_messages: None,
             limits: None,
             decrypt_failures: s.decrypt_failures,
+            node: None,
         }
     }
 

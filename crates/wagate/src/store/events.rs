@@ -104,3 +104,32 @@ pub fn prune(c: &Conn, before_ms: i64, limit: i64) -> DbResult<usize> {
                AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event = e.seq AND d.status = 'pending')
              ORDER BY seq LIMIT ?2)", args![cut, limit])
 }
+
+/// Every org's events after `after_seq`, in order, with their org's id
+/// (several nodes: each node's event reader announces what any node wrote).
+pub fn since(c: &Conn, after_seq: i64, limit: i64) -> DbResult<Vec<EventRow>> {
+    c.query_map(
+        "SELECT e.seq, e.inc, e.kind, e.data, e.ts_ms, o.id FROM events e JOIN orgs o ON o.inc = e.inc
+         WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2",
+        args![after_seq, limit],
+        |r| {
+            let data: String = r.get(3)?;
+            Ok(EventRow {
+                seq: r.get(0)?,
+                inc: r.get(1)?,
+                org: r.get(5)?,
+                kind: r.get(2)?,
+                data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+                ts_ms: r.get(4)?,
+            })
+        },
+    )?
+    .collect()
+}
+
+/// The newest event's number (0 if none).
+pub fn max_seq(c: &Conn) -> DbResult<i64> {
+    c.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", args![], |r| {
+        r.get(0)
+    })
+}

@@ -33,7 +33,7 @@ pub use schema::VERSION;
 
 use std::ops::Deref;
 use std::path::Path;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -75,6 +75,16 @@ impl StoreError {
 pub struct Tx<'c> {
     conn: &'c Conn,
     events: Vec<EventRow>,
+    fences: Option<&'c Arc<dyn Fences>>,
+}
+
+/// Several nodes on one PostgreSQL: which orgs this node may write for now.
+/// Set on the gateway's stores once the node runs its lease loop; without
+/// it (SQLite, or tests) every write is this process's to make.
+pub trait Fences: Send + Sync {
+    /// The lease this node holds for org incarnation `inc`, if it may still
+    /// act for it by its own clock: the org's id, this node's id, the epoch.
+    fn lease(&self, inc: i64) -> Option<(String, String, i64)>;
 }
 
 impl Deref for Tx<'_> {
@@ -108,6 +118,30 @@ impl Tx<'_> {
         Ok(seq)
     }
 
+    /// Refuse the job unless this node holds org incarnation `inc`'s lease:
+    /// by its own clock, then in the database (owner, epoch, not expired by
+    /// the server's clock), the lease row locked shared until the commit so
+    /// no other node can take the org over while this write is in flight.
+    /// Without fences (one gateway) it checks nothing.
+    pub fn fence(&self, inc: i64) -> DbResult<()> {
+        let Some(f) = self.fences else {
+            return Ok(());
+        };
+        let Some((org, node, epoch)) = f.lease(inc) else {
+            return Err(DbError::Fenced(inc));
+        };
+        let held = self.conn.query(
+            "SELECT 1 FROM org_leases
+             WHERE org = ?1 AND owner = ?2 AND epoch = ?3 AND expires_at > clock_timestamp()
+             FOR SHARE",
+            crate::args![org, node, epoch],
+        )?;
+        if held.is_empty() {
+            return Err(DbError::Fenced(inc));
+        }
+        Ok(())
+    }
+
     /// Run `f` in a savepoint of its own: if it fails, its writes and its
     /// events are undone and the rest of the transaction goes on.
     pub fn attempt<T>(&mut self, f: impl FnOnce(&mut Tx) -> DbResult<T>) -> DbResult<T> {
@@ -139,6 +173,11 @@ pub struct Store {
     reader: Arc<Mutex<Conn>>,
     live: broadcast::Sender<EventRow>,
     thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+    /// Several nodes: the leases writes are fenced by (`Tx::fence`).
+    fences: Arc<RwLock<Option<Arc<dyn Fences>>>>,
+    /// Several nodes: committed events are announced by the node's event
+    /// reader (`cluster/feed.rs`), in the database's order, not by the writer.
+    announce: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What a database file holds: its schema, and how much a commit survives.
@@ -205,16 +244,52 @@ impl Store {
         let (tx, rx) = mpsc::channel::<Job>();
         let (live, _) = broadcast::channel(kind.live_events.max(1));
         let out = live.clone();
+        let fences: Arc<RwLock<Option<Arc<dyn Fences>>>> = Arc::default();
+        let announce = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (f, a) = (fences.clone(), announce.clone());
         let thread = std::thread::Builder::new()
             .name(kind.writer.into())
-            .spawn(move || writer_loop(writer_conn, rx, out))
+            .spawn(move || writer_loop(writer_conn, rx, out, f, a))
             .map_err(|e| StoreError::Commit(format!("cannot start writer thread: {e}")))?;
         Ok(Store {
             writer: tx,
             reader: Arc::new(Mutex::new(reader)),
             live,
             thread: Arc::new(Mutex::new(Some(thread))),
+            fences,
+            announce,
         })
+    }
+
+    /// Fence this store's writes by the node's leases (several nodes).
+    pub fn set_fences(&self, fences: Arc<dyn Fences>) {
+        *self.fences.write().unwrap_or_else(|p| p.into_inner()) = Some(fences);
+    }
+
+    /// Leave announcing committed events to the caller (`announce`), which
+    /// reads them back in the database's order (several nodes write events).
+    pub fn announce_externally(&self) {
+        self.announce
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Announce an event read back from the database to live subscribers.
+    pub fn announce(&self, e: EventRow) {
+        let _ = self.live.send(e);
+    }
+
+    /// Whether this node may act for org incarnation `inc` now, by its own
+    /// clock (always, without fences). The last look before a send.
+    pub fn may_act(&self, inc: i64) -> bool {
+        match &*self.fences.read().unwrap_or_else(|p| p.into_inner()) {
+            Some(f) => f.lease(inc).is_some(),
+            None => true,
+        }
+    }
+
+    /// Whether this store is on PostgreSQL.
+    pub async fn is_pg(&self) -> bool {
+        self.read(|c| Ok(c.is_pg())).await.unwrap_or(false)
     }
 
     fn job<T, F>(f: F, tx: oneshot::Sender<Result<T, StoreError>>) -> Job
@@ -263,6 +338,9 @@ impl Store {
             let ok = result.is_ok();
             let done: Completion = Box::new(move |commit| match (result, commit) {
                 (Ok(()), Ok(())) => {}
+                (Err(DbError::Fenced(inc)), _) => {
+                    tracing::debug!(what, inc, "write dropped: another node owns the org");
+                }
                 (Err(e), _) => {
                     let e = StoreError::Sql(e);
                     if e.is_org_gone() {
@@ -313,7 +391,13 @@ impl Store {
     }
 }
 
-fn writer_loop(conn: Conn, rx: mpsc::Receiver<Job>, live: broadcast::Sender<EventRow>) {
+fn writer_loop(
+    conn: Conn,
+    rx: mpsc::Receiver<Job>,
+    live: broadcast::Sender<EventRow>,
+    fences: Arc<RwLock<Option<Arc<dyn Fences>>>>,
+    announce: Arc<std::sync::atomic::AtomicBool>,
+) {
     let mut closing = false;
     while !closing {
         let Ok(first) = rx.recv() else { break };
@@ -332,14 +416,23 @@ fn writer_loop(conn: Conn, rx: mpsc::Receiver<Job>, live: broadcast::Sender<Even
                 Err(_) => break,
             }
         }
-        commit_group(&conn, jobs, &live);
+        let f = fences.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let live = announce
+            .load(std::sync::atomic::Ordering::SeqCst)
+            .then_some(&live);
+        commit_group(&conn, jobs, live, f.as_ref());
     }
     tracing::debug!("database writer stopped");
 }
 
 /// One transaction for `jobs`: each job in its own savepoint, so a failed job
 /// rolls back alone; events are announced after the commit, in order.
-fn commit_group(conn: &Conn, jobs: Vec<JobFn>, live: &broadcast::Sender<EventRow>) {
+fn commit_group(
+    conn: &Conn,
+    jobs: Vec<JobFn>,
+    live: Option<&broadcast::Sender<EventRow>>,
+    fences: Option<&Arc<dyn Fences>>,
+) {
     if let Err(e) = conn.begin() {
         // Nothing runs outside a transaction: dropping the jobs tells each
         // caller its write was not committed.
@@ -353,6 +446,7 @@ fn commit_group(conn: &Conn, jobs: Vec<JobFn>, live: &broadcast::Sender<EventRow
         let mut tx = Tx {
             conn,
             events: Vec::new(),
+            fences,
         };
         let (ok, done) = job(&mut tx);
         if ok {
@@ -363,10 +457,14 @@ fn commit_group(conn: &Conn, jobs: Vec<JobFn>, live: &broadcast::Sender<EventRow
         let _ = conn.execute_batch("RELEASE job");
         completions.push(done);
     }
+    if !announced.is_empty() && conn.is_pg() {
+        // Every node's event reader looks now (delivered at the commit).
+        let _ = conn.execute_batch("NOTIFY wagate_events");
+    }
     let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
     if commit.is_err() {
         let _ = conn.execute_batch("ROLLBACK");
-    } else {
+    } else if let Some(live) = live {
         for e in announced {
             // No subscriber is fine; the event is in the table.
             let _ = live.send(e);

@@ -226,6 +226,7 @@ async fn thirty_orgs_spread_over_three_nodes_and_a_drain_hands_them_over() {
                 Membership {
                     node: n.to_string(),
                     node_ttl: Duration::from_secs(10),
+                    url: None,
                 },
                 node(n),
             )

@@ -45,9 +45,12 @@ fn start(url: &str, id: &str, orgs: usize, log: &Log) -> Node {
         membership: Membership {
             node: id.to_string(),
             node_ttl: Duration::from_secs(3),
+            url: None,
         },
         timing: FAST,
         draining: draining.clone(),
+        busy: None,
+        renewed: None,
     };
     let stop = CancellationToken::new();
     let names: Vec<String> = (0..orgs).map(|i| format!("org{i}")).collect();

@@ -44,6 +44,8 @@ mod e2e_metrics;
 #[cfg(feature = "sim")]
 mod e2e_migrate_pg;
 #[cfg(feature = "sim")]
+mod e2e_nodes;
+#[cfg(feature = "sim")]
 mod e2e_postgres;
 #[cfg(feature = "sim")]
 mod e2e_replies;

@@ -1,0 +1,748 @@
+//! One gateway as a node of several on one PostgreSQL: it runs the lease
+//! loop (`owner.rs`) and carries out what it says (a gained org's link is
+//! restored at the paced rate, a lost or handed-over org's link is closed
+//! at once), fences the stores' writes by its leases, wakes an org's owner
+//! when work for it was written here, reads back every node's events in
+//! the database's order for its streams and status (`Feed`), keeps its
+//! org directory in line with the database, and runs webhook deliveries
+//! while it holds the cluster's one delivery lock.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::lease::{Held, Leases, Timing};
+use super::owner::{Change, Owner};
+use super::ownership::Ownership;
+use super::{connect, Membership};
+use crate::app::App;
+use crate::session::{Command, Reason, State, Status};
+use crate::store::{events, EventRow};
+
+/// The channel on which committed events are announced (`store`'s writer).
+pub const EVENTS: &str = "wagate_events";
+/// Key of the advisory lock whose holder delivers webhooks.
+const WEBHOOK_LOCK: i64 = 0x0077_6167_6174_6501;
+
+/// How a node is set up.
+#[derive(Clone)]
+pub struct NodeSettings {
+    pub db_url: String,
+    pub node: String,
+    /// Where the other nodes reach this one's HTTP API (forwarded link actions).
+    pub advertise: String,
+    pub timing: Timing,
+    pub restore_per_second: u32,
+}
+
+/// What the rest of the gateway asks about the cluster.
+pub struct ClusterView {
+    pub ownership: Arc<Ownership>,
+    pub settings: NodeSettings,
+    store: crate::store::Store,
+    /// Live leases: org → owning node (refreshed every renewal).
+    owners: RwLock<HashMap<String, String>>,
+    /// Node → its advertised address.
+    urls: RwLock<HashMap<String, String>>,
+    /// Each org incarnation's last `state` event: its data and time.
+    states: RwLock<HashMap<i64, (serde_json::Value, i64)>>,
+}
+
+/// Where a request about an org is to be carried out.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    Here,
+    /// On the owning node, at this address.
+    There {
+        node: String,
+        url: String,
+    },
+    /// Owned by a node whose address is not known.
+    Unreachable {
+        node: String,
+    },
+}
+
+impl ClusterView {
+    pub fn node(&self) -> &str {
+        self.ownership.node()
+    }
+
+    pub fn owner_of(&self, org: &str) -> Option<String> {
+        if self.ownership.owns(org) {
+            return Some(self.node().to_string());
+        }
+        self.owners
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(org)
+            .cloned()
+    }
+
+    /// Where a link action for `org` runs; an org nobody owns is taken
+    /// here first (a new org, say), so the action has an owner.
+    pub async fn route(&self, app: &App, org: &str) -> Route {
+        if self.ownership.owns(org) {
+            return Route::Here;
+        }
+        let known = self.owner_of(org);
+        let owner = match known {
+            Some(n) if n != self.node() => Some(n),
+            _ => match self.adopt(app, org).await {
+                Ok(true) => return Route::Here,
+                _ => self.fresh_owner(org).await,
+            },
+        };
+        let Some(node) = owner else {
+            return Route::Here;
+        };
+        if node == self.node() {
+            return Route::Here;
+        }
+        match self
+            .urls
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&node)
+        {
+            Some(url) => Route::There {
+                node: node.clone(),
+                url: url.clone(),
+            },
+            None => Route::Unreachable { node },
+        }
+    }
+
+    /// The owner as the database says now (and the owners' addresses).
+    async fn fresh_owner(&self, org: &str) -> Option<String> {
+        self.refresh(&self.store).await;
+        self.owners
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(org)
+            .cloned()
+    }
+
+    /// Take a free org now (its lease row made if missing); the loop renews
+    /// it from its next pass. True when this node owns it now.
+    async fn adopt(&self, app: &App, org: &str) -> anyhow::Result<bool> {
+        let Some(row) = app.org_row(org) else {
+            return Ok(false);
+        };
+        let leases = Leases::new(self.node().to_string(), self.settings.timing)?;
+        let db = connect(&self.settings.db_url).await?;
+        leases.ensure(&db, &[org.to_string()]).await?;
+        let Some(held) = leases.try_acquire(&db, org).await? else {
+            return Ok(false);
+        };
+        tracing::info!(
+            org,
+            epoch = held.epoch,
+            "cluster: org taken on a request for it"
+        );
+        self.ownership.insert(row.inc, held);
+        Ok(true)
+    }
+
+    /// The link status of an org this node does not own: its last recorded
+    /// state, and the node that owns it.
+    pub fn remote_status(&self, org: &str, inc: i64) -> Status {
+        let states = self.states.read().unwrap_or_else(|p| p.into_inner());
+        let (data, ts) = states
+            .get(&inc)
+            .cloned()
+            .unwrap_or((serde_json::Value::Null, crate::store::now_ms()));
+        let state = data
+            .get("state")
+            .and_then(|s| s.as_str())
+            .and_then(State::parse)
+            .unwrap_or(State::Starting);
+        let reason = data
+            .get("reason")
+            .cloned()
+            .and_then(|r| serde_json::from_value::<Reason>(r).ok())
+            .unwrap_or(Reason::NotLinked);
+        Status {
+            org: org.to_string(),
+            state,
+            since_ms: ts,
+            last_seen_ms: None,
+            reconnect_attempt: data
+                .get("reconnect_attempt")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0) as u32,
+            next_retry_in_ms: None,
+            phone_number: data
+                .get("phone_number")
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
+            reason,
+            qr_available: false,
+            pair_code: None,
+            pair_code_expires_in_ms: None,
+            queued_messages: None,
+            queue_empty_eta_ms: None,
+            held_messages: None,
+            limits: None,
+            decrypt_failures: 0,
+            node: self.owner_of(org),
+        }
+    }
+
+    fn note_state(&self, e: &EventRow) {
+        if e.kind == "state" {
+            self.states
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(e.inc, (e.data.clone(), e.ts_ms));
+        }
+    }
+
+    /// Read the live leases' owners and the nodes' addresses.
+    async fn refresh(&self, store: &crate::store::Store) {
+        let read = store
+            .read(|c| {
+                let owners = c.query(
+                    "SELECT l.org, l.owner FROM org_leases l
+                     WHERE l.owner IS NOT NULL AND l.expires_at > now()",
+                    crate::args![],
+                )?;
+                let urls = c.query(
+                    "SELECT id, url FROM nodes WHERE url IS NOT NULL",
+                    crate::args![],
+                )?;
+                let pairs =
+                    |rows: Vec<crate::sql::Row>| -> crate::store::DbResult<Vec<(String, String)>> {
+                        rows.iter().map(|r| Ok((r.get(0)?, r.get(1)?))).collect()
+                    };
+                Ok((pairs(owners)?, pairs(urls)?))
+            })
+            .await;
+        match read {
+            Ok((owners, urls)) => {
+                *self.owners.write().unwrap_or_else(|p| p.into_inner()) =
+                    owners.into_iter().collect();
+                *self.urls.write().unwrap_or_else(|p| p.into_inner()) = urls.into_iter().collect();
+            }
+            Err(e) => tracing::warn!(error = %e, "cluster: cannot read who owns which org"),
+        }
+    }
+}
+
+/// A running node: its tasks, and what shutdown needs.
+pub struct Node {
+    pub view: Arc<ClusterView>,
+    owner: JoinHandle<Vec<Held>>,
+    tasks: Vec<JoinHandle<()>>,
+    stop: CancellationToken,
+}
+
+impl Node {
+    /// Stop the loop: no lease is renewed or taken from now on. Returns
+    /// the leases held, to hand back once every link is closed.
+    pub async fn stop(&mut self) -> Vec<Held> {
+        self.stop.cancel();
+        (&mut self.owner).await.unwrap_or_default()
+    }
+
+    /// After every link is closed: hand the leases back so the other nodes
+    /// take the orgs at once, and mark this node gone.
+    pub async fn leave(self, held: Vec<Held>) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        let s = &self.view.settings;
+        let Ok(leases) = Leases::new(s.node.clone(), s.timing) else {
+            return;
+        };
+        let released = async {
+            let db = connect(&s.db_url).await?;
+            let mut n = 0;
+            for h in &held {
+                if leases.release(&db, h).await? {
+                    n += 1;
+                }
+            }
+            db.execute(
+                "UPDATE nodes SET heartbeat_at = '-infinity' WHERE id = $1",
+                &[&s.node],
+            )
+            .await?;
+            Ok::<_, super::ClusterError>(n)
+        };
+        match tokio::time::timeout(Duration::from_secs(3), released).await {
+            Ok(Ok(n)) => tracing::info!(released = n, "cluster: leases handed back"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cluster: leases not handed back; they lapse by themselves")
+            }
+            Err(_) => {
+                tracing::warn!("cluster: handing leases back timed out; they lapse by themselves")
+            }
+        }
+    }
+}
+
+/// Join the cluster: wait out an earlier process under this node's id,
+/// then start the loop and the tasks around it.
+pub async fn start(
+    app: Arc<App>,
+    devices: &crate::devstore::Devices,
+    settings: NodeSettings,
+    webhooks: Box<dyn Fn() -> JoinHandle<()> + Send + Sync>,
+) -> anyhow::Result<Node> {
+    settings
+        .timing
+        .check()
+        .map_err(|e| anyhow::anyhow!("lease timing: {e}"))?;
+    let store = app.store().clone();
+    let node_ttl = super::owner::node_ttl(&settings.timing);
+    wait_out_namesake(&settings, node_ttl).await?;
+    let ownership = Arc::new(Ownership::new(settings.node.clone()));
+    store.set_fences(ownership.clone());
+    devices.set_fences(ownership.clone());
+    store.announce_externally();
+    let view = Arc::new(ClusterView {
+        ownership: ownership.clone(),
+        settings: settings.clone(),
+        store: store.clone(),
+        owners: RwLock::default(),
+        urls: RwLock::default(),
+        states: RwLock::default(),
+    });
+    load_states(&view, &store).await;
+    view.refresh(&store).await;
+    app.set_cluster(view.clone());
+    let stop = CancellationToken::new();
+    let mut tasks = Vec::new();
+
+    // Wake-ups for orgs owned elsewhere go out through the database.
+    let (wake_tx, wake_rx) = mpsc::unbounded_channel::<i64>();
+    app.outbox().set_remote_wake(Arc::new(move |inc| {
+        let _ = wake_tx.send(inc);
+    }));
+    tasks.push(tokio::spawn(send_wakes(settings.db_url.clone(), wake_rx)));
+    tasks.push(tokio::spawn(hear_wakes(
+        settings.db_url.clone(),
+        app.clone(),
+        stop.clone(),
+    )));
+    let last = store.read(events::max_seq).await.unwrap_or(0);
+    tasks.push(tokio::spawn(feed(
+        settings.db_url.clone(),
+        view.clone(),
+        store.clone(),
+        last,
+        stop.clone(),
+    )));
+    tasks.push(tokio::spawn(keep_in_line(
+        app.clone(),
+        view.clone(),
+        settings.timing.renew_every,
+    )));
+    tasks.push(tokio::spawn(deliver_while_locked(
+        settings.db_url.clone(),
+        webhooks,
+        stop.clone(),
+    )));
+
+    let (changes_tx, changes) = mpsc::channel(1024);
+    let (restore_tx, restore_rx) = mpsc::unbounded_channel();
+    let recycling = Arc::new(std::sync::Mutex::new(HashSet::new()));
+    tasks.push(tokio::spawn(carry_out(
+        app.clone(),
+        ownership.clone(),
+        changes,
+        restore_tx,
+        recycling.clone(),
+    )));
+    tasks.push(tokio::spawn(restore(
+        app.clone(),
+        ownership.clone(),
+        restore_rx,
+        recycling,
+        settings.restore_per_second,
+    )));
+    let dir = app.clone();
+    let busy_app = app.clone();
+    let renewing = ownership.clone();
+    let owner = Owner {
+        url: settings.db_url.clone(),
+        membership: Membership {
+            node: settings.node.clone(),
+            node_ttl,
+            url: Some(settings.advertise.clone()),
+        },
+        timing: settings.timing,
+        draining: Arc::default(),
+        renewed: Some(Arc::new(move |h: &Held| renewing.renew(h))),
+        busy: Some(Arc::new(move |org: &str| {
+            busy_app.sessions().get(org).is_some_and(|h| {
+                matches!(
+                    h.snapshot().state,
+                    State::Pairing | State::Starting | State::Connecting
+                )
+            })
+        })),
+    };
+    let loop_stop = stop.clone();
+    let owner = tokio::spawn(async move {
+        owner
+            .run(move || dir.org_ids(), changes_tx, loop_stop)
+            .await
+    });
+    tracing::info!(node = %settings.node, advertise = %settings.advertise, "cluster: node joined");
+    Ok(Node {
+        view,
+        owner,
+        tasks,
+        stop,
+    })
+}
+
+/// An earlier process under this node's id that heartbeated within
+/// `node_ttl` may still be alive (or was just killed): its leases would be
+/// taken as this process's own. Wait until its heartbeat is stale.
+async fn wait_out_namesake(settings: &NodeSettings, node_ttl: Duration) -> anyhow::Result<()> {
+    let db = connect(&settings.db_url)
+        .await
+        .context("connecting to PostgreSQL")?;
+    let mut told = false;
+    loop {
+        let row = db
+            .query_opt(
+                "SELECT (EXTRACT(EPOCH FROM (now() - heartbeat_at)) * 1000)::float8 FROM nodes WHERE id = $1",
+                &[&settings.node],
+            )
+            .await?;
+        let age_ms: Option<f64> = row.and_then(|r| r.try_get::<_, Option<f64>>(0).ok().flatten());
+        match age_ms {
+            Some(age) if age.is_finite() && age >= 0.0 && age < node_ttl.as_millis() as f64 => {
+                if !told {
+                    tracing::warn!(
+                        node = %settings.node,
+                        seconds_ago = age / 1000.0,
+                        "cluster: a process with this node id heartbeated recently; waiting until it is gone (two processes under one --node-id would both act for its orgs)"
+                    );
+                    told = true;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            _ => {
+                // A node that starts is not draining (a drain is for the
+                // maintenance it was stopped for).
+                db.execute(
+                    "UPDATE nodes SET draining = false WHERE id = $1",
+                    &[&settings.node],
+                )
+                .await?;
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Every org's last state, from the log.
+async fn load_states(view: &ClusterView, store: &crate::store::Store) {
+    let rows = store
+        .read(|c| {
+            c.query(
+                "SELECT DISTINCT ON (inc) inc, data, ts_ms FROM events
+                 WHERE kind = 'state' ORDER BY inc, seq DESC",
+                crate::args![],
+            )
+        })
+        .await;
+    if let Ok(rows) = rows {
+        let mut states = view.states.write().unwrap_or_else(|p| p.into_inner());
+        for r in rows {
+            if let (Ok(inc), Ok(data), Ok(ts)) =
+                (r.get::<i64>(0), r.get::<String>(1), r.get::<i64>(2))
+            {
+                let data = serde_json::from_str(&data).unwrap_or(serde_json::Value::Null);
+                states.insert(inc, (data, ts));
+            }
+        }
+    }
+}
+
+/// Carry out the loop's changes: a gain is queued for a paced restore; a
+/// loss fences at once, then the link is closed; a hand-over answers once
+/// the link is closed.
+async fn carry_out(
+    app: Arc<App>,
+    ownership: Arc<Ownership>,
+    mut changes: mpsc::Receiver<Change>,
+    restore: mpsc::UnboundedSender<String>,
+    recycling: Arc<std::sync::Mutex<HashSet<String>>>,
+) {
+    while let Some(c) = changes.recv().await {
+        match c {
+            Change::Gained(held) => {
+                let mut row = app.org_row(&held.org);
+                if row.is_none() {
+                    let _ = app.sync_orgs().await;
+                    row = app.org_row(&held.org);
+                }
+                let Some(row) = row else {
+                    tracing::debug!(org = %held.org, "cluster: lease for an org not in the directory");
+                    continue;
+                };
+                // Taken on a request already (same epoch): only renewed.
+                let known =
+                    ownership.owns_inc(row.inc) && ownership.epoch(row.inc) == Some(held.epoch);
+                ownership.insert(row.inc, held.clone());
+                if !known {
+                    tracing::info!(org = %held.org, epoch = held.epoch, "cluster: org gained");
+                    let _ = restore.send(held.org);
+                }
+            }
+            Change::Lost { org, why } => {
+                ownership.remove(&org);
+                tracing::warn!(org = %org, why = ?why, "cluster: org lost; closing its link");
+                let (app, recycling) = (app.clone(), recycling.clone());
+                tokio::spawn(async move { recycle(&app, &org, &recycling).await });
+            }
+            Change::Give { org, done } => {
+                ownership.remove(&org);
+                tracing::info!(org = %org, "cluster: handing org over");
+                let (app, recycling) = (app.clone(), recycling.clone());
+                tokio::spawn(async move {
+                    recycle(&app, &org, &recycling).await;
+                    let _ = done.send(());
+                });
+            }
+        }
+    }
+}
+
+/// Close an org's link: its supervisor stops (credentials kept) and an
+/// idle one takes its place.
+async fn recycle(app: &App, org: &str, recycling: &std::sync::Mutex<HashSet<String>>) {
+    recycling
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(org.to_string());
+    app.sessions().recycle(org, Duration::from_secs(5)).await;
+    recycling
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(org);
+}
+
+/// Restore gained orgs at the paced rate (never while the org's previous
+/// link here is still closing, never once the lease is gone again).
+async fn restore(
+    app: Arc<App>,
+    ownership: Arc<Ownership>,
+    mut gained: mpsc::UnboundedReceiver<String>,
+    recycling: Arc<std::sync::Mutex<HashSet<String>>>,
+    per_second: u32,
+) {
+    let gap = Duration::from_secs_f64(1.0 / f64::from(per_second.max(1)));
+    let mut tick = tokio::time::interval(gap);
+    while let Some(org) = gained.recv().await {
+        while recycling
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&org)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if !ownership.owns(&org) {
+            continue;
+        }
+        // An idle supervisor that says "never linked" may have looked at
+        // the device before another node linked it: a fresh one looks
+        // again. One already at work (pairing on a request) is left alone.
+        let stale = app
+            .sessions()
+            .get(&org)
+            .is_some_and(|h| h.snapshot().state == State::New);
+        if stale {
+            app.sessions().recycle(&org, Duration::from_secs(5)).await;
+        }
+        let Some(h) = app.sessions().get(&org) else {
+            continue;
+        };
+        let mut rx = h.status.clone();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            rx.wait_for(|s| s.state != State::Starting),
+        )
+        .await;
+        if !ownership.owns(&org) {
+            continue;
+        }
+        let s = h.snapshot();
+        if !(s.state == State::New && s.reason == Reason::NotLinked) {
+            tick.tick().await;
+        }
+        let _ = h.send(Command::Restore).await;
+    }
+}
+
+/// Send each wake-up for an org owned elsewhere as a notification.
+async fn send_wakes(url: String, mut incs: mpsc::UnboundedReceiver<i64>) {
+    let mut db = None;
+    while let Some(inc) = incs.recv().await {
+        for _ in 0..2 {
+            if db.as_ref().is_none_or(tokio_postgres::Client::is_closed) {
+                db = connect(&url).await.ok();
+            }
+            let Some(c) = db.as_ref() else { break };
+            if super::wake::wake(c, &inc.to_string()).await.is_ok() {
+                break;
+            }
+            db = None;
+        }
+    }
+}
+
+/// Hear wake-ups meant for this node's dispatchers; after the listening
+/// connection was down, every dispatcher looks at its queue once.
+async fn hear_wakes(url: String, app: Arc<App>, stop: CancellationToken) {
+    let (tx, mut rx) = mpsc::channel::<String>(1024);
+    let outbox = app.outbox().clone();
+    let waker = tokio::spawn(async move {
+        while let Some(inc) = rx.recv().await {
+            if let Ok(inc) = inc.parse::<i64>() {
+                outbox.wake_local(inc);
+            }
+        }
+    });
+    while !stop.is_cancelled() {
+        app.outbox().wake_all_local();
+        if let Err(e) =
+            super::wake::listen_on(&url, super::wake::CHANNEL, tx.clone(), stop.clone()).await
+        {
+            tracing::warn!(error = %e, "cluster: wake-up listener down; again in 1 s");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    waker.abort();
+}
+
+/// Announce every node's committed events, in the database's order: on
+/// each notification, and every second in case one was missed.
+async fn feed(
+    url: String,
+    view: Arc<ClusterView>,
+    store: crate::store::Store,
+    mut last: i64,
+    stop: CancellationToken,
+) {
+    let (tx, mut rx) = mpsc::channel::<String>(64);
+    let listener = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                if let Err(e) = super::wake::listen_on(&url, EVENTS, tx.clone(), stop.clone()).await
+                {
+                    tracing::warn!(error = %e, "cluster: event listener down; again in 1 s");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    };
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = rx.recv() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        while rx.try_recv().is_ok() {}
+        loop {
+            let after = last;
+            match store.read(move |c| events::since(c, after, 500)).await {
+                Ok(rows) => {
+                    let n = rows.len();
+                    for e in rows {
+                        last = e.seq;
+                        view.note_state(&e);
+                        store.announce(e);
+                    }
+                    if n < 500 {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cluster: cannot read new events");
+                    break;
+                }
+            }
+        }
+    }
+    listener.abort();
+}
+
+/// Keep the directory in line with the database (orgs created or deleted
+/// through other nodes) and the owners' map fresh.
+async fn keep_in_line(app: Arc<App>, view: Arc<ClusterView>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = app.sync_orgs().await {
+            tracing::warn!(error = %e.message, "cluster: cannot read the organizations");
+        }
+        // Leases of orgs deleted meanwhile (a node with an older directory
+        // may have made one again).
+        let swept = app
+            .store()
+            .write(|tx| {
+                tx.execute(
+                    "DELETE FROM org_leases l WHERE NOT EXISTS (SELECT 1 FROM orgs o WHERE o.id = l.org)",
+                    crate::args![],
+                )
+            })
+            .await;
+        if let Err(e) = swept {
+            tracing::warn!(error = %e, "cluster: cannot sweep the leases of deleted orgs");
+        }
+        view.refresh(app.store()).await;
+    }
+}
+
+/// Run webhook deliveries while this node holds the cluster's delivery
+/// lock (a session-level advisory lock: released when the holder's
+/// connection ends, so a dead node's turn passes on at once).
+async fn deliver_while_locked(
+    url: String,
+    webhooks: Box<dyn Fn() -> JoinHandle<()> + Send + Sync>,
+    stop: CancellationToken,
+) {
+    while !stop.is_cancelled() {
+        let Ok(db) = connect(&url).await else {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            continue;
+        };
+        let locked = db
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&WEBHOOK_LOCK])
+            .await
+            .map(|r| r.get::<_, bool>(0))
+            .unwrap_or(false);
+        if !locked {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            continue;
+        }
+        tracing::info!("cluster: this node delivers webhooks");
+        let task = webhooks();
+        // Hold the lock while the connection lives.
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
+            if db.is_closed() || db.simple_query("SELECT 1").await.is_err() {
+                tracing::warn!("cluster: the delivery lock's connection broke; webhooks stop here");
+                break;
+            }
+        }
+        task.abort();
+    }
+}

@@ -1,0 +1,536 @@
+//! Three gateways on one PostgreSQL, through wa-sim and the real client:
+//! 30 orgs linked and spread over the nodes by lease. A node SIGKILLed in
+//! the middle of a burst of sends: its orgs are connected on the others
+//! within 30 s, every accepted message reaches its patient once, and wa-sim
+//! never sees two live connections for one device. A node SIGSTOPped past
+//! its lease: after SIGCONT it sends and records nothing for the orgs it
+//! lost, and it takes orgs again. `wagate node drain`: every org moves off
+//! a node with no QR and no message lost.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::sim::{link, phone, start_sim};
+use crate::common::{bin, control, fresh_db_blocking, use_database, Server, ADMIN};
+
+const ORGS: usize = 30;
+const PATIENT: &str = "573009990901";
+
+struct Node {
+    id: String,
+    data: tempfile::TempDir,
+    s: Option<Server>,
+}
+
+struct Cluster {
+    _rt: tokio::runtime::Runtime,
+    wa: wa_sim::Running,
+    _sim_dir: tempfile::TempDir,
+    db: String,
+    nodes: Vec<Node>,
+    tokens: Vec<(String, String)>,
+}
+
+impl Cluster {
+    fn start(n: usize) -> Cluster {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let sim_dir = tempfile::tempdir().unwrap();
+        let wa = start_sim(&rt, sim_dir.path());
+        let db = fresh_db_blocking();
+        let mut c = Cluster {
+            _rt: rt,
+            wa,
+            _sim_dir: sim_dir,
+            db,
+            nodes: Vec::new(),
+            tokens: Vec::new(),
+        };
+        for i in 0..n {
+            let data = tempfile::tempdir().unwrap();
+            use_database(data.path(), c.db.clone());
+            c.nodes.push(Node {
+                id: format!("node-{}", (b'a' + i as u8) as char),
+                data,
+                s: None,
+            });
+            c.boot(i);
+        }
+        c
+    }
+
+    fn boot(&mut self, i: usize) {
+        let ws = self.wa.ws_url();
+        let n = &mut self.nodes[i];
+        n.s = Some(Server::start_args(
+            n.data.path(),
+            &[
+                "--wa-url",
+                &ws,
+                "--node-id",
+                &n.id,
+                "--webhook-allow",
+                "127.0.0.1",
+            ],
+        ));
+    }
+
+    fn s(&self, i: usize) -> &Server {
+        self.nodes[i].s.as_ref().expect("node running")
+    }
+
+    fn token(&self, org: &str) -> String {
+        self.tokens
+            .iter()
+            .find(|(o, _)| o == org)
+            .map(|(_, t)| t.clone())
+            .expect("org")
+    }
+
+    /// Every org's state and owner, as node `i` lists them.
+    fn owners(&self, i: usize) -> HashMap<String, (String, String)> {
+        let (st, v) = self.s(i).call("GET", "/v1/orgs", Some(ADMIN), None);
+        assert_eq!(st, 200, "{v}");
+        v["orgs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|o| {
+                (
+                    o["id"].as_str().unwrap_or_default().to_string(),
+                    (
+                        o["state"].as_str().unwrap_or_default().to_string(),
+                        o["node"].as_str().unwrap_or_default().to_string(),
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    /// wa-sim's count of logins that found another live connection for
+    /// the same device, over every device.
+    fn overlaps(&self) -> u64 {
+        let (_, v) = control(&self.wa.control_url(), "GET", "/control/devices", None);
+        v["logins"]
+            .as_object()
+            .map(|m| {
+                m.values()
+                    .map(|l| l["overlaps"].as_u64().unwrap_or(0))
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    fn overlaps_of(&self, jids: &[String]) -> u64 {
+        let (_, v) = control(&self.wa.control_url(), "GET", "/control/devices", None);
+        jids.iter()
+            .map(|j| v["logins"][j]["overlaps"].as_u64().unwrap_or(0))
+            .sum()
+    }
+
+    fn inbox(&self) -> Vec<Value> {
+        let (_, v) = control(
+            &self.wa.control_url(),
+            "GET",
+            &format!("/control/phones/{PATIENT}/inbox"),
+            None,
+        );
+        v["messages"].as_array().cloned().unwrap_or_default()
+    }
+
+    fn node_cmd(&self, args: &[&str]) -> String {
+        let out = Command::new(bin())
+            .args(["node", "--database", &self.db])
+            .args(args)
+            .output()
+            .expect("wagate node");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "wagate node {args:?}: {text}");
+        text
+    }
+}
+
+/// One send through `base`; the message id when it was accepted.
+fn try_send(base: &str, token: &str, org: &str, text: &str) -> Option<String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let resp = agent
+        .post(&format!("{base}/v1/orgs/{org}/messages"))
+        .header("Authorization", &format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .send(json!({"to": PATIENT, "text": text}).to_string().as_bytes())
+        .ok()?;
+    if resp.status().as_u16() != 202 {
+        return None;
+    }
+    let v: Value = serde_json::from_str(&resp.into_body().read_to_string().ok()?).ok()?;
+    v["id"].as_str().map(str::to_string)
+}
+
+/// Every accepted text is in the patient's inbox exactly once (one item
+/// per WhatsApp id, no second id for one text); how many arrived more than
+/// once under their id (re-sent after a node died, which the phone drops).
+fn delivered_once(c: &Cluster, accepted: &[String], within: Duration) -> usize {
+    let t0 = Instant::now();
+    loop {
+        let got = c.inbox();
+        let missing: Vec<&String> = accepted
+            .iter()
+            .filter(|t| !got.iter().any(|m| m["text"] == t.as_str()))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        if t0.elapsed() > within {
+            let via = 1;
+            let mut seen = Vec::new();
+            for t in missing.iter().take(8) {
+                let org = t.rsplit(' ').next().unwrap_or_default();
+                let (_, v) = c.s(via).call(
+                    "GET",
+                    &format!("/v1/orgs/{org}/messages?limit=500"),
+                    Some(&c.token(org)),
+                    None,
+                );
+                let m = v["messages"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|m| m["text"] == t.as_str()).cloned());
+                seen.push(format!("{t}: {m:?}"));
+            }
+            panic!(
+                "{} of {} accepted messages never reached the patient; e.g. {seen:#?}",
+                missing.len(),
+                accepted.len()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let got = c.inbox();
+    let mut by_text: HashMap<String, usize> = HashMap::new();
+    let mut copies = 0;
+    for m in &got {
+        *by_text
+            .entry(m["text"].as_str().unwrap_or_default().to_string())
+            .or_default() += 1;
+        if m["copies"].as_u64().unwrap_or(1) > 1 {
+            copies += 1;
+        }
+    }
+    for t in accepted {
+        assert_eq!(by_text.get(t), Some(&1), "'{t}' must arrive exactly once");
+    }
+    copies
+}
+
+/// A burst of sends spread over the orgs and over the nodes in `via`,
+/// until `stop`; the accepted texts.
+fn burst(
+    c: &Cluster,
+    via: &[usize],
+    tag: &'static str,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<String>> {
+    let bases: Vec<String> = via.iter().map(|i| c.s(*i).base.clone()).collect();
+    let tokens = c.tokens.clone();
+    std::thread::spawn(move || {
+        let mut accepted = Vec::new();
+        let mut n = 0usize;
+        while !stop.load(Ordering::SeqCst) {
+            let (org, token) = &tokens[n % tokens.len()];
+            let base = &bases[n % bases.len()];
+            let text = format!("{tag} {n} for {org}");
+            if try_send(base, token, org, &text).is_some() {
+                accepted.push(text);
+            }
+            n += 1;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        accepted
+    })
+}
+
+/// Poll node `via`'s list of orgs until `done` holds; on failure, say
+/// where each org stood.
+fn wait_owners(
+    c: &Cluster,
+    via: usize,
+    what: &str,
+    within: Duration,
+    done: impl Fn(&HashMap<String, (String, String)>) -> bool,
+) {
+    let t0 = Instant::now();
+    loop {
+        let o = c.owners(via);
+        if done(&o) {
+            return;
+        }
+        if t0.elapsed() > within {
+            let mut v: Vec<_> = o.into_iter().collect();
+            v.sort();
+            panic!("{what}: not within {within:?}; orgs as node {via} lists them: {v:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn owned_by(owners: &HashMap<String, (String, String)>, node: &str) -> Vec<String> {
+    let mut v: Vec<String> = owners
+        .iter()
+        .filter(|(_, (_, n))| n == node)
+        .map(|(o, _)| o.clone())
+        .collect();
+    v.sort();
+    v
+}
+
+fn jids_of(orgs: &[String]) -> Vec<String> {
+    orgs.iter()
+        .map(|o| {
+            let i: usize = o[1..].parse().unwrap();
+            format!("{}:1@s.whatsapp.net", phone(i))
+        })
+        .collect()
+}
+
+fn history_states(c: &Cluster, via: usize, org: &str) -> Vec<String> {
+    let (st, v) = c.s(via).call(
+        "GET",
+        &format!("/v1/orgs/{org}/session/history"),
+        Some(&c.token(org)),
+        None,
+    );
+    assert_eq!(st, 200, "{v}");
+    v["changes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|e| e["state"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn three_nodes_survive_a_kill_a_stop_and_a_drain() {
+    let _heavy = crate::common::heavy();
+    let mut c = Cluster::start(3);
+    control(
+        &c.wa.control_url(),
+        "POST",
+        "/control/phones",
+        Some(json!({"phone": PATIENT, "name": "Paciente"})),
+    );
+
+    // 30 orgs, each created and linked through a different node (link
+    // actions reach the owner whichever node takes them).
+    let t0 = Instant::now();
+    for i in 0..ORGS {
+        let org = format!("o{i}");
+        let via = i % 3;
+        let token = c.s(via).create_org(&org, Some("57"));
+        link(c.s(via), &c.wa.control_url(), &org, &token, &phone(i));
+        c.tokens.push((org, token));
+    }
+    wait_owners(
+        &c,
+        0,
+        "30 orgs connected, 10 on each node",
+        Duration::from_secs(120),
+        |o| {
+            o.len() == ORGS
+                && o.values().all(|(s, _)| s == "connected")
+                && c.nodes.iter().all(|n| owned_by(o, &n.id).len() == 10)
+        },
+    );
+    println!("30 orgs linked and spread 10/10/10 in {:?}", t0.elapsed());
+    assert_eq!(c.overlaps(), 0, "no device ever had two live connections");
+
+    // --- SIGKILL node-a in the middle of a burst sent through all three.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = burst(&c, &[0, 1, 2], "kill", stop.clone());
+    std::thread::sleep(Duration::from_secs(3));
+    let victims = owned_by(&c.owners(1), "node-a");
+    assert_eq!(victims.len(), 10);
+    c.nodes[0].s.as_mut().unwrap().kill9();
+    let killed = Instant::now();
+    // Connected elsewhere: the survivors list each victim as connected on
+    // another node.
+    wait_owners(
+        &c,
+        1,
+        "node-a's orgs connected on the other nodes within 30 s",
+        Duration::from_secs(30),
+        |o| {
+            victims.iter().all(|v| {
+                o.get(v)
+                    .is_some_and(|(s, n)| s == "connected" && n != "node-a" && !n.is_empty())
+            })
+        },
+    );
+    let failover = killed.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::SeqCst);
+    let accepted = sender.join().unwrap();
+    println!(
+        "failover after SIGKILL: {:.1} s; {} sends accepted in the burst",
+        failover.as_secs_f64(),
+        accepted.len()
+    );
+    let resent = delivered_once(&c, &accepted, Duration::from_secs(60));
+    println!("delivered exactly once; {resent} arrived twice under one id (dropped by the phone)");
+    assert_eq!(c.overlaps(), 0, "no device ever had two live connections");
+
+    // --- node-a comes back and takes its share again (no QR anywhere).
+    c.boot(0);
+    wait_owners(
+        &c,
+        1,
+        "node-a back with a share of the orgs, all connected",
+        Duration::from_secs(90),
+        |o| {
+            o.values().all(|(s, _)| s == "connected")
+                && c.nodes.iter().all(|n| owned_by(o, &n.id).len() == 10)
+        },
+    );
+    assert_eq!(c.overlaps(), 0, "no device ever had two live connections");
+    for (org, _) in &c.tokens {
+        let pairings = history_states(&c, 1, org)
+            .iter()
+            .filter(|s| *s == "pairing")
+            .count();
+        assert_eq!(pairings, 1, "{org} paired once, at the start");
+    }
+
+    // --- SIGSTOP node-b past its lease, with sends going on through the
+    // others; then SIGCONT.
+    let stopped = owned_by(&c.owners(2), "node-b");
+    assert!(!stopped.is_empty());
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = burst(&c, &[0, 2], "stop", stop.clone());
+    let pid = c.nodes[1].s.as_ref().unwrap().child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    wait_owners(
+        &c,
+        2,
+        "node-b's orgs connected elsewhere while it is stopped",
+        Duration::from_secs(40),
+        |o| {
+            stopped.iter().all(|v| {
+                o.get(v)
+                    .is_some_and(|(s, n)| s == "connected" && n != "node-b" && !n.is_empty())
+            })
+        },
+    );
+    let replaced_before = c.overlaps_of(&jids_of(&stopped));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let resumed = Instant::now();
+    std::thread::sleep(Duration::from_secs(5));
+    stop.store(true, Ordering::SeqCst);
+    let accepted = sender.join().unwrap();
+    let resent = delivered_once(&c, &accepted, Duration::from_secs(60));
+    println!(
+        "SIGSTOP: {} sends accepted, delivered once ({resent} twice under one id); {} of node-b's devices were taken over while it slept",
+        accepted.len(),
+        replaced_before
+    );
+    // What node-b recorded for the orgs it lost after SIGCONT: nothing. Its
+    // old links were told `replaced` by wa-sim when it woke; had it written
+    // anything for them, the history would say `replaced`.
+    for org in &stopped {
+        let states = history_states(&c, 2, org);
+        assert!(
+            !states.iter().any(|s| s == "replaced"),
+            "{org}: node-b wrote after losing it: {states:?}"
+        );
+    }
+    // No device logged in again from node-b while another node had it:
+    // further overlaps would mean node-b reconnected after SIGCONT.
+    assert_eq!(
+        c.overlaps_of(&jids_of(&stopped)),
+        replaced_before,
+        "node-b logged in again for an org it lost"
+    );
+    // It rejoins as a normal node.
+    wait_owners(
+        &c,
+        0,
+        "node-b rejoined with its share",
+        Duration::from_secs(90),
+        |o| {
+            o.values().all(|(s, _)| s == "connected")
+                && c.nodes.iter().all(|n| owned_by(o, &n.id).len() == 10)
+        },
+    );
+    println!(
+        "node-b rejoined {:.1} s after SIGCONT",
+        resumed.elapsed().as_secs_f64()
+    );
+
+    // --- Drain node-c: everything moves off it, no QR, nothing lost.
+    let overlaps_before = c.overlaps();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = burst(&c, &[0, 1, 2], "drain", stop.clone());
+    let t = Instant::now();
+    let out = c.node_cmd(&["drain", "node-c"]);
+    println!(
+        "drain took {:.1} s: {}",
+        t.elapsed().as_secs_f64(),
+        out.trim()
+    );
+    wait_owners(
+        &c,
+        0,
+        "every org connected on node-a or node-b",
+        Duration::from_secs(60),
+        |o| {
+            o.values()
+                .all(|(s, n)| s == "connected" && (n == "node-a" || n == "node-b"))
+        },
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::SeqCst);
+    let accepted = sender.join().unwrap();
+    let resent = delivered_once(&c, &accepted, Duration::from_secs(60));
+    println!(
+        "drain: {} sends accepted, delivered once ({resent} twice under one id)",
+        accepted.len()
+    );
+    assert_eq!(
+        c.overlaps(),
+        overlaps_before,
+        "a drain closes each link before the next node opens it"
+    );
+    for (org, _) in &c.tokens {
+        let pairings = history_states(&c, 0, org)
+            .iter()
+            .filter(|s| *s == "pairing")
+            .count();
+        assert_eq!(pairings, 1, "{org} paired once, at the start");
+    }
+    let list = c.node_cmd(&["list"]);
+    println!("{list}");
+    assert!(
+        list.contains("node-c") && list.contains("draining"),
+        "{list}"
+    );
+}
