@@ -60,6 +60,11 @@ pub async fn to_owner(State(app): State<Arc<App>>, req: Request, next: Next) -> 
     let Some(org) = owner_bound(req.method(), req.uri().path()).map(str::to_string) else {
         return next.run(req).await;
     };
+    // An API request whose token this gateway does not know is answered
+    // here (401): nobody makes a node dial another without a valid token.
+    if req.uri().path().starts_with("/v1/") && !known_token(&app, &req) {
+        return next.run(req).await;
+    }
     match cluster.route(&app, &org).await {
         Route::Here => next.run(req).await,
         Route::Unreachable { node } => unreachable(&org, &node, "its address is not known"),
@@ -71,6 +76,20 @@ pub async fn to_owner(State(app): State<Arc<App>>, req: Request, next: Next) -> 
             }
         },
     }
+}
+
+/// Whether the request's bearer token is one this gateway knows (any org's
+/// or the admin's; whether it may act on the org is the owner's to say).
+fn known_token(app: &App, req: &Request) -> bool {
+    let Some(raw) = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let (scheme, token) = raw.trim().split_once(' ').unwrap_or(("", ""));
+    scheme.eq_ignore_ascii_case("bearer") && app.identify(token.trim()).is_ok()
 }
 
 fn unreachable(org: &str, node: &str, why: &str) -> Response {

@@ -282,6 +282,10 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     });
     let (token, source) = admin_token(&opts.data, opts.admin_token.clone())?;
     tracing::info!(source = %source, "admin token loaded");
+    if opts.database.is_some() {
+        // Every PostgreSQL connection of this process carries its node's name.
+        crate::cluster::name_connections(&opts.node_id.clone().unwrap_or_else(host_name));
+    }
     let (store, devices) = open_databases(&opts).await?;
     let tz = crate::outbox::pacing::default_timezone(opts.default_timezone.as_deref())?;
     let mut policy = if opts.unpaced {

@@ -51,6 +51,11 @@ pub struct ClusterView {
     urls: RwLock<HashMap<String, String>>,
     /// Each org incarnation's last `state` event: its data and time.
     states: RwLock<HashMap<i64, (serde_json::Value, i64)>>,
+    /// The connection orgs are taken on (`adopt`).
+    adopter: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
+    /// Orgs to restore: (org, whether an idle "never linked" supervisor may
+    /// be replaced first).
+    restore: std::sync::OnceLock<mpsc::UnboundedSender<(String, bool)>>,
 }
 
 /// Where a request about an org is to be carried out.
@@ -135,9 +140,16 @@ impl ClusterView {
             return Ok(false);
         };
         let leases = Leases::new(self.node().to_string(), self.settings.timing)?;
-        let db = connect(&self.settings.db_url).await?;
-        leases.ensure(&db, &[org.to_string()]).await?;
-        let Some(held) = leases.try_acquire(&db, org).await? else {
+        // One connection for these, opened again when it broke.
+        let mut slot = self.adopter.lock().await;
+        if slot.as_ref().is_none_or(tokio_postgres::Client::is_closed) {
+            *slot = Some(connect(&self.settings.db_url).await?);
+        }
+        let Some(db) = slot.as_ref() else {
+            return Ok(false);
+        };
+        leases.ensure(db, &[org.to_string()]).await?;
+        let Some(held) = leases.try_acquire(db, org).await? else {
             return Ok(false);
         };
         tracing::info!(
@@ -146,6 +158,11 @@ impl ClusterView {
             "cluster: org taken on a request for it"
         );
         self.ownership.insert(row.inc, held);
+        // Its link comes up if it has one (a status request, say, took it);
+        // a supervisor at work on the request is left as it is.
+        if let Some(r) = self.restore.get() {
+            let _ = r.send((org.to_string(), false));
+        }
         Ok(true)
     }
 
@@ -313,6 +330,8 @@ pub async fn start(
         owners: RwLock::default(),
         urls: RwLock::default(),
         states: RwLock::default(),
+        adopter: tokio::sync::Mutex::new(None),
+        restore: std::sync::OnceLock::new(),
     });
     load_states(&view, &store).await;
     view.refresh(&store).await;
@@ -352,6 +371,7 @@ pub async fn start(
 
     let (changes_tx, changes) = mpsc::channel(1024);
     let (restore_tx, restore_rx) = mpsc::unbounded_channel();
+    let _ = view.restore.set(restore_tx.clone());
     let recycling = Arc::new(std::sync::Mutex::new(HashSet::new()));
     tasks.push(tokio::spawn(carry_out(
         app.clone(),
@@ -420,8 +440,24 @@ async fn wait_out_namesake(settings: &NodeSettings, node_ttl: Duration) -> anyho
             )
             .await?;
         let age_ms: Option<f64> = row.and_then(|r| r.try_get::<_, Option<f64>>(0).ok().flatten());
+        // A process under this id that still has a connection open is alive
+        // (a killed one's connections end with it).
+        let alive = match super::application_name() {
+            Some(me) => db
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE application_name LIKE $1 AND application_name <> $2",
+                    &[&format!("wagate/{}/%", like_literal(&settings.node)), &me],
+                )
+                .await
+                .map(|r| r.get::<_, i64>(0) > 0)
+                .unwrap_or(true),
+            None => true,
+        };
         match age_ms {
-            Some(age) if age.is_finite() && age >= 0.0 && age < node_ttl.as_millis() as f64 => {
+            Some(age)
+                if alive && age.is_finite() && age >= 0.0 && age < node_ttl.as_millis() as f64 =>
+            {
                 if !told {
                     tracing::warn!(
                         node = %settings.node,
@@ -444,6 +480,18 @@ async fn wait_out_namesake(settings: &NodeSettings, node_ttl: Duration) -> anyho
             }
         }
     }
+}
+
+/// `s` matching itself only in a `LIKE` pattern (backslash escapes).
+fn like_literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Every org's last state, from the log.
@@ -477,7 +525,7 @@ async fn carry_out(
     app: Arc<App>,
     ownership: Arc<Ownership>,
     mut changes: mpsc::Receiver<Change>,
-    restore: mpsc::UnboundedSender<String>,
+    restore: mpsc::UnboundedSender<(String, bool)>,
     recycling: Arc<std::sync::Mutex<HashSet<String>>>,
 ) {
     while let Some(c) = changes.recv().await {
@@ -498,7 +546,7 @@ async fn carry_out(
                 ownership.insert(row.inc, held.clone());
                 if !known {
                     tracing::info!(org = %held.org, epoch = held.epoch, "cluster: org gained");
-                    let _ = restore.send(held.org);
+                    let _ = restore.send((held.org, true));
                 }
             }
             Change::Lost { org, why } => {
@@ -539,13 +587,13 @@ async fn recycle(app: &App, org: &str, recycling: &std::sync::Mutex<HashSet<Stri
 async fn restore(
     app: Arc<App>,
     ownership: Arc<Ownership>,
-    mut gained: mpsc::UnboundedReceiver<String>,
+    mut gained: mpsc::UnboundedReceiver<(String, bool)>,
     recycling: Arc<std::sync::Mutex<HashSet<String>>>,
     per_second: u32,
 ) {
     let gap = Duration::from_secs_f64(1.0 / f64::from(per_second.max(1)));
     let mut tick = tokio::time::interval(gap);
-    while let Some(org) = gained.recv().await {
+    while let Some((org, may_recycle)) = gained.recv().await {
         while recycling
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -559,10 +607,11 @@ async fn restore(
         // An idle supervisor that says "never linked" may have looked at
         // the device before another node linked it: a fresh one looks
         // again. One already at work (pairing on a request) is left alone.
-        let stale = app
-            .sessions()
-            .get(&org)
-            .is_some_and(|h| h.snapshot().state == State::New);
+        let stale = may_recycle
+            && app
+                .sessions()
+                .get(&org)
+                .is_some_and(|h| h.snapshot().state == State::New);
         if stale {
             app.sessions().recycle(&org, Duration::from_secs(5)).await;
         }

@@ -43,7 +43,10 @@ pub async fn listen_on(
     orgs: mpsc::Sender<String>,
     stop: CancellationToken,
 ) -> Result<(), ClusterError> {
-    let (client, mut conn) = tokio_postgres::connect(url, NoTls).await?;
+    let (client, mut conn) = super::settings(url)
+        .map_err(ClusterError::Config)?
+        .connect(NoTls)
+        .await?;
     let (tx, mut messages) = mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         let mut stream = futures::stream::poll_fn(move |cx| conn.poll_message(cx));

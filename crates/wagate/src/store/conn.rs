@@ -71,9 +71,7 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Link {
     fn open(url: &str) -> DbResult<Link> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| DbError::Invalid(format!("PostgreSQL settings: {e}")))?;
+        let mut config = crate::cluster::settings(url).map_err(DbError::Invalid)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
