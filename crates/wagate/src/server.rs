@@ -282,11 +282,17 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     });
     let (token, source) = admin_token(&opts.data, opts.admin_token.clone())?;
     tracing::info!(source = %source, "admin token loaded");
+    let node_id = opts.node_id.clone().unwrap_or_else(host_name);
     if opts.database.is_some() {
         // Every PostgreSQL connection of this process carries its node's name.
-        crate::cluster::name_connections(&opts.node_id.clone().unwrap_or_else(host_name));
+        crate::cluster::name_connections(&node_id);
     }
     let (store, devices) = open_databases(&opts).await?;
+    // Several nodes: writes are fenced before any supervisor starts.
+    let ownership = opts
+        .database
+        .is_some()
+        .then(|| crate::cluster::node::fence_stores(&node_id, &store, &devices));
     let tz = crate::outbox::pacing::default_timezone(opts.default_timezone.as_deref())?;
     let mut policy = if opts.unpaced {
         tracing::warn!("--unpaced: orgs without a sending policy send as fast as the link allows");
@@ -371,13 +377,13 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", opts.listen))?;
     let addr = listener.local_addr()?;
     let mut node = None;
-    let restore = match &opts.database {
-        Some(url) => {
+    let restore = match (&opts.database, ownership) {
+        (Some(url), Some(ownership)) => {
             // Several nodes may share the database: this one restores only
             // the orgs its lease loop gains.
             let settings = crate::cluster::node::NodeSettings {
                 db_url: url.clone(),
-                node: opts.node_id.clone().unwrap_or_else(host_name),
+                node: node_id.clone(),
                 advertise: opts
                     .advertise_url
                     .clone()
@@ -388,7 +394,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             node = Some(
                 crate::cluster::node::start(
                     app.clone(),
-                    &devices,
+                    ownership,
                     settings,
                     Box::new(start_webhooks),
                 )
@@ -397,7 +403,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             );
             tokio::spawn(async {})
         }
-        None => {
+        _ => {
             tracing::info!(
                 orgs,
                 per_second = opts.restore_per_second,

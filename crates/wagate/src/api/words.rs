@@ -37,6 +37,9 @@ pub fn detail(reason: &Reason, decrypt_failures: u64) -> String {
     let base = match reason {
         Reason::Starting => "Opening the org's stored WhatsApp state".to_string(),
         Reason::WaitingForTurn => "Linked before; waiting for its turn to reconnect".into(),
+        Reason::OwnerSilent { node } => format!(
+            "The gateway node that held this link ({node}) stopped answering; another node takes it over within seconds, with no QR"
+        ),
         Reason::NotLinked => {
             "Not linked yet: ask for a QR code (POST …/session/connect)".into()
         }

@@ -26,6 +26,9 @@ use crate::store::{events, EventRow};
 
 /// The channel on which committed events are announced (`store`'s writer).
 pub const EVENTS: &str = "wagate_events";
+/// How long a node keeps an org it gained before the balancing passes may
+/// move it: a connect right after creating an org is not cut off.
+const SETTLE: Duration = Duration::from_secs(10);
 /// Key of the advisory lock whose holder delivers webhooks.
 const WEBHOOK_LOCK: i64 = 0x0077_6167_6174_6501;
 
@@ -49,6 +52,8 @@ pub struct ClusterView {
     owners: RwLock<HashMap<String, String>>,
     /// Node → its advertised address.
     urls: RwLock<HashMap<String, String>>,
+    /// Nodes whose heartbeat is older than two renewals.
+    silent: RwLock<HashSet<String>>,
     /// Each org incarnation's last `state` event: its data and time.
     states: RwLock<HashMap<i64, (serde_json::Value, i64)>>,
     /// The connection orgs are taken on (`adopt`).
@@ -174,16 +179,30 @@ impl ClusterView {
             .get(&inc)
             .cloned()
             .unwrap_or((serde_json::Value::Null, crate::store::now_ms()));
-        let state = data
+        let mut state = data
             .get("state")
             .and_then(|s| s.as_str())
             .and_then(State::parse)
             .unwrap_or(State::Starting);
-        let reason = data
+        let mut reason = data
             .get("reason")
             .cloned()
             .and_then(|r| serde_json::from_value::<Reason>(r).ok())
             .unwrap_or(Reason::NotLinked);
+        let owner = self.owner_of(org);
+        // The last state its owner recorded is not true any more once the
+        // owner went silent (a link it held is gone with it).
+        if let Some(node) = owner.as_ref().filter(|n| {
+            self.silent
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(*n)
+        }) {
+            if !state.needs_link() {
+                state = State::Reconnecting;
+                reason = Reason::OwnerSilent { node: node.clone() };
+            }
+        }
         Status {
             org: org.to_string(),
             state,
@@ -207,7 +226,7 @@ impl ClusterView {
             held_messages: None,
             limits: None,
             decrypt_failures: 0,
-            node: self.owner_of(org),
+            node: owner,
         }
     }
 
@@ -222,8 +241,9 @@ impl ClusterView {
 
     /// Read the live leases' owners and the nodes' addresses.
     async fn refresh(&self, store: &crate::store::Store) {
+        let silent_after = (self.settings.timing.renew_every * 2).as_millis() as i64;
         let read = store
-            .read(|c| {
+            .read(move |c| {
                 let owners = c.query(
                     "SELECT l.org, l.owner FROM org_leases l
                      WHERE l.owner IS NOT NULL AND l.expires_at > now()",
@@ -233,15 +253,25 @@ impl ClusterView {
                     "SELECT id, url FROM nodes WHERE url IS NOT NULL",
                     crate::args![],
                 )?;
+                let silent = c.query(
+                    "SELECT id FROM nodes
+                     WHERE heartbeat_at < now() - CAST(?1 AS BIGINT) * interval '1 millisecond'",
+                    crate::args![silent_after],
+                )?;
+                let silent = silent
+                    .iter()
+                    .map(|r| r.get::<String>(0))
+                    .collect::<crate::store::DbResult<HashSet<String>>>()?;
                 let pairs =
                     |rows: Vec<crate::sql::Row>| -> crate::store::DbResult<Vec<(String, String)>> {
                         rows.iter().map(|r| Ok((r.get(0)?, r.get(1)?))).collect()
                     };
-                Ok((pairs(owners)?, pairs(urls)?))
+                Ok((pairs(owners)?, pairs(urls)?, silent))
             })
             .await;
         match read {
-            Ok((owners, urls)) => {
+            Ok((owners, urls, silent)) => {
+                *self.silent.write().unwrap_or_else(|p| p.into_inner()) = silent;
                 *self.owners.write().unwrap_or_else(|p| p.into_inner()) =
                     owners.into_iter().collect();
                 *self.urls.write().unwrap_or_else(|p| p.into_inner()) = urls.into_iter().collect();
@@ -304,11 +334,27 @@ impl Node {
     }
 }
 
+/// Before any supervisor exists: fence both stores by what this node
+/// will hold (nothing yet), and leave announcing events to the feed. A
+/// supervisor's first state event on a node that does not own its org is
+/// then refused like any other write.
+pub fn fence_stores(
+    node: &str,
+    store: &crate::store::Store,
+    devices: &crate::devstore::Devices,
+) -> Arc<Ownership> {
+    let ownership = Arc::new(Ownership::new(node.to_string()));
+    store.set_fences(ownership.clone());
+    devices.set_fences(ownership.clone());
+    store.announce_externally();
+    ownership
+}
+
 /// Join the cluster: wait out an earlier process under this node's id,
-/// then start the loop and the tasks around it.
+/// then start the loop and the tasks around it (`fence_stores` first).
 pub async fn start(
     app: Arc<App>,
-    devices: &crate::devstore::Devices,
+    ownership: Arc<Ownership>,
     settings: NodeSettings,
     webhooks: Box<dyn Fn() -> JoinHandle<()> + Send + Sync>,
 ) -> anyhow::Result<Node> {
@@ -319,16 +365,13 @@ pub async fn start(
     let store = app.store().clone();
     let node_ttl = super::owner::node_ttl(&settings.timing);
     wait_out_namesake(&settings, node_ttl).await?;
-    let ownership = Arc::new(Ownership::new(settings.node.clone()));
-    store.set_fences(ownership.clone());
-    devices.set_fences(ownership.clone());
-    store.announce_externally();
     let view = Arc::new(ClusterView {
         ownership: ownership.clone(),
         settings: settings.clone(),
         store: store.clone(),
         owners: RwLock::default(),
         urls: RwLock::default(),
+        silent: RwLock::default(),
         states: RwLock::default(),
         adopter: tokio::sync::Mutex::new(None),
         restore: std::sync::OnceLock::new(),
@@ -390,6 +433,7 @@ pub async fn start(
     let dir = app.clone();
     let busy_app = app.clone();
     let renewing = ownership.clone();
+    let settling = ownership.clone();
     let owner = Owner {
         url: settings.db_url.clone(),
         membership: Membership {
@@ -401,12 +445,13 @@ pub async fn start(
         draining: Arc::default(),
         renewed: Some(Arc::new(move |h: &Held| renewing.renew(h))),
         busy: Some(Arc::new(move |org: &str| {
-            busy_app.sessions().get(org).is_some_and(|h| {
-                matches!(
-                    h.snapshot().state,
-                    State::Pairing | State::Starting | State::Connecting
-                )
-            })
+            !settling.settled(org, SETTLE)
+                || busy_app.sessions().get(org).is_some_and(|h| {
+                    matches!(
+                        h.snapshot().state,
+                        State::Pairing | State::Starting | State::Connecting
+                    )
+                })
         })),
     };
     let loop_stop = stop.clone();

@@ -26,8 +26,9 @@ pub enum Change {
     /// its deadline passed with the database out of reach): stop the link now.
     Lost { org: String, why: Lost },
     /// Hand the org over (rebalancing, drain): stop its link, then answer
-    /// `done`; the lease is released after that (or when the lease runs
-    /// out, if no answer comes).
+    /// `done`; the lease is released after that. If no answer comes in
+    /// time, the lease is not released, and the next renewal announces it
+    /// as `Gained` again.
     Give {
         org: String,
         done: oneshot::Sender<()>,
@@ -164,6 +165,11 @@ impl Owner {
             .cloned()
             .collect();
         for h in extra {
+            // Out of this loop's hands from now on (the gateway stops acting
+            // for it at once): if the database still says it is ours at the
+            // next renewal (the answer did not come, the pass was cut short,
+            // the release failed), it is announced as gained again.
+            held.remove(&h.org);
             let (done, closed) = oneshot::channel();
             let _ = changes
                 .send(Change::Give {
@@ -171,13 +177,11 @@ impl Owner {
                     done,
                 })
                 .await;
-            // Released only once the link is closed; if no answer comes,
-            // the lease runs out by itself (and `drop_expired` says so).
+            // Released only once the link is closed.
             if tokio::time::timeout_at(Instant::from_std(h.valid_until), closed)
                 .await
                 .is_ok_and(|r| r.is_ok())
             {
-                held.remove(&h.org);
                 leases.release(c, &h).await?;
             }
         }

@@ -12,6 +12,9 @@ pub struct Ownership {
     node: String,
     /// By incarnation: the org's id and the lease.
     held: RwLock<HashMap<i64, Held>>,
+    /// When each org was gained (by id): a new owner keeps an org a while
+    /// before the balancing passes may move it (`settled`).
+    since: RwLock<HashMap<String, std::time::Instant>>,
 }
 
 impl Ownership {
@@ -19,6 +22,7 @@ impl Ownership {
         Ownership {
             node: node.into(),
             held: RwLock::default(),
+            since: RwLock::default(),
         }
     }
 
@@ -28,10 +32,29 @@ impl Ownership {
 
     /// The loop gained `held` for incarnation `inc`.
     pub fn insert(&self, inc: i64, held: Held) {
-        self.held
+        let org = held.org.clone();
+        let fresh = self
+            .held
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(inc, held);
+            .insert(inc, held)
+            .is_none();
+        if fresh {
+            self.since
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(org, std::time::Instant::now());
+        }
+    }
+
+    /// Whether `org` was gained at least `hold` ago (a request that took it,
+    /// a connect say, has had time to start its work).
+    pub fn settled(&self, org: &str, hold: std::time::Duration) -> bool {
+        self.since
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(org)
+            .is_none_or(|t| t.elapsed() >= hold)
     }
 
     /// A renewal: the lease's new deadline, if this node still holds it at
@@ -52,6 +75,10 @@ impl Ownership {
         let mut map = self.held.write().unwrap_or_else(|p| p.into_inner());
         let inc = map.iter().find(|(_, h)| h.org == org).map(|(i, _)| *i)?;
         map.remove(&inc);
+        self.since
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(org);
         Some(inc)
     }
 

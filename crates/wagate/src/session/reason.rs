@@ -109,6 +109,10 @@ pub enum Reason {
     },
     /// The supervisor stopped (org deleted, gateway stopping).
     Stopped,
+    /// Several nodes: the node that holds this link stopped renewing its
+    /// leases (dead, paused, cut off); another node takes the org over
+    /// when the lease lapses.
+    OwnerSilent { node: String },
 }
 
 impl Reason {
@@ -117,6 +121,7 @@ impl Reason {
         match self {
             Reason::Starting => "starting",
             Reason::WaitingForTurn => "waiting_for_turn",
+            Reason::OwnerSilent { .. } => "owner_silent",
             Reason::NotLinked => "not_linked",
             Reason::Connecting { .. } => "connecting",
             Reason::ScanQr => "scan_qr",
@@ -207,6 +212,9 @@ impl Reason {
                 attempt: 2,
             },
             Reason::Stopped,
+            Reason::OwnerSilent {
+                node: "node-a".into(),
+            },
         ];
         for cause in causes {
             v.push(Reason::RetryScheduled {

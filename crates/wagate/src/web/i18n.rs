@@ -118,6 +118,7 @@ pub fn describe(lang: Lang, reason: &Reason, decrypt_failures: u64) -> String {
     let base = match reason {
         Reason::Starting => t("why.starting"),
         Reason::WaitingForTurn => t("why.waiting_for_turn"),
+        Reason::OwnerSilent { node } => t("why.owner_silent").replace("{node}", node),
         Reason::NotLinked => t("why.not_linked"),
         Reason::Connecting {
             purpose: Purpose::Login,
@@ -405,6 +406,11 @@ pub const TABLE: &[(&str, &str, &str)] = &[
         "why.waiting_for_turn",
         "Linked before; it reconnects in a moment.",
         "Vinculado antes; se reconecta en un momento.",
+    ),
+    (
+        "why.owner_silent",
+        "The server that held this link ({node}) stopped answering; another takes it over in a few seconds, with no QR.",
+        "El servidor que tenía esta vinculación ({node}) dejó de responder; otro la retoma en unos segundos, sin QR.",
     ),
     ("why.not_linked", "Not linked yet.", "Aún no vinculado."),
     ("why.connecting", "Connecting to WhatsApp.", "Conectando con WhatsApp."),

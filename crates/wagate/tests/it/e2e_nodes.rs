@@ -279,10 +279,59 @@ fn wait_owners(
         if t0.elapsed() > within {
             let mut v: Vec<_> = o.into_iter().collect();
             v.sort();
-            panic!("{what}: not within {within:?}; orgs as node {via} lists them: {v:?}");
+            // What the owners themselves say of the orgs not connected.
+            let live: Vec<String> = v
+                .iter()
+                .filter(|(_, (s, _))| s != "connected")
+                .map(|(org, _)| {
+                    let (_, st) = c.s(via).call(
+                        "GET",
+                        &format!("/v1/orgs/{org}/session"),
+                        Some(&c.token(org)),
+                        None,
+                    );
+                    format!(
+                        "{org}: {} on {} ({}); last state events in the database: {:?}",
+                        st["state"],
+                        st["node"],
+                        st["detail"],
+                        last_states(&c.db, org)
+                    )
+                })
+                .collect();
+            panic!("{what}: not within {within:?}; orgs as node {via} lists them: {v:?}; their owners say: {live:#?}");
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The org's last three `state` events as the database holds them.
+fn last_states(db: &str, org: &str) -> Vec<(i64, String)> {
+    let (db, org) = (db.to_string(), org.to_string());
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let (c, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(conn);
+                c.query(
+                    "SELECT e.seq, e.data FROM events e JOIN orgs o ON o.inc = e.inc
+                     WHERE o.id = $1 AND e.kind = 'state' ORDER BY e.seq DESC LIMIT 3",
+                    &[&org],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect()
+            })
+    })
+    .join()
+    .unwrap()
 }
 
 fn owned_by(owners: &HashMap<String, (String, String)>, node: &str) -> Vec<String> {
