@@ -51,12 +51,14 @@ class Postgres:
 
     def __init__(self, work):
         initdb = shutil.which("initdb") or sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))[-1]
-        bindir = Path(initdb).parent
+        bindir = Path(os.path.realpath(initdb)).parent
         self.dir = work / "pg"
         self.dir.mkdir()
         (self.dir / "sock").mkdir()
         as_pg = []
         if os.geteuid() == 0:
+            # The server runs as postgres: it must reach its directory.
+            os.chmod(work, 0o755)
             subprocess.run(["chown", "-R", "postgres:postgres", str(self.dir)], check=True)
             as_pg = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"]
         subprocess.run(as_pg + [str(bindir / "initdb"), "-D", str(self.dir / "data"), "-U", "wagate",

@@ -334,6 +334,33 @@ fn last_states(db: &str, org: &str) -> Vec<(i64, String)> {
     .unwrap()
 }
 
+/// Wait until each of `orgs` is listed connected on a node other than
+/// `away_from`.
+fn wait_moved(
+    c: &Cluster,
+    via: usize,
+    what: &str,
+    within: Duration,
+    orgs: &[String],
+    away_from: &str,
+) {
+    wait_owners(c, via, what, within, |o| {
+        orgs.iter().all(|v| {
+            o.get(v)
+                .is_some_and(|(s, n)| s == "connected" && n != away_from && !n.is_empty())
+        })
+    });
+}
+
+/// Wait until every org is connected and each node owns 10.
+fn wait_balanced(c: &Cluster, via: usize, what: &str, within: Duration) {
+    wait_owners(c, via, what, within, |o| {
+        o.len() == ORGS
+            && o.values().all(|(s, _)| s == "connected")
+            && c.nodes.iter().all(|n| owned_by(o, &n.id).len() == 10)
+    });
+}
+
 fn owned_by(owners: &HashMap<String, (String, String)>, node: &str) -> Vec<String> {
     let mut v: Vec<String> = owners
         .iter()
@@ -391,16 +418,11 @@ fn three_nodes_survive_a_kill_a_stop_and_a_drain() {
         link(c.s(via), &c.wa.control_url(), &org, &token, &phone(i));
         c.tokens.push((org, token));
     }
-    wait_owners(
+    wait_balanced(
         &c,
         0,
         "30 orgs connected, 10 on each node",
         Duration::from_secs(120),
-        |o| {
-            o.len() == ORGS
-                && o.values().all(|(s, _)| s == "connected")
-                && c.nodes.iter().all(|n| owned_by(o, &n.id).len() == 10)
-        },
     );
     println!("30 orgs linked and spread 10/10/10 in {:?}", t0.elapsed());
     assert_eq!(c.overlaps(), 0, "no device ever had two live connections");
@@ -415,17 +437,13 @@ fn three_nodes_survive_a_kill_a_stop_and_a_drain() {
     let killed = Instant::now();
     // Connected elsewhere: the survivors list each victim as connected on
     // another node.
-    wait_owners(
+    wait_moved(
         &c,
         1,
         "node-a's orgs connected on the other nodes within 30 s",
         Duration::from_secs(30),
-        |o| {
-            victims.iter().all(|v| {
-                o.get(v)
-                    .is_some_and(|(s, n)| s == "connected" && n != "node-a" && !n.is_empty())
-            })
-        },
+        &victims,
+        "node-a",
     );
     let failover = killed.elapsed();
     std::thread::sleep(Duration::from_secs(2));
@@ -442,15 +460,11 @@ fn three_nodes_survive_a_kill_a_stop_and_a_drain() {
 
     // --- node-a comes back and takes its share again (no QR anywhere).
     c.boot(0);
-    wait_owners(
+    wait_balanced(
         &c,
         1,
         "node-a back with a share of the orgs, all connected",
         Duration::from_secs(90),
-        |o| {
-            o.values().all(|(s, _)| s == "connected")
-                && c.nodes.iter().all(|n| owned_by(o, &n.id).len() == 10)
-        },
     );
     assert_eq!(c.overlaps(), 0, "no device ever had two live connections");
     for (org, _) in &c.tokens {
@@ -473,17 +487,13 @@ fn three_nodes_survive_a_kill_a_stop_and_a_drain() {
         .status()
         .unwrap()
         .success());
-    wait_owners(
+    wait_moved(
         &c,
         2,
         "node-b's orgs connected elsewhere while it is stopped",
         Duration::from_secs(40),
-        |o| {
-            stopped.iter().all(|v| {
-                o.get(v)
-                    .is_some_and(|(s, n)| s == "connected" && n != "node-b" && !n.is_empty())
-            })
-        },
+        &stopped,
+        "node-b",
     );
     let replaced_before = c.overlaps_of(&jids_of(&stopped));
     std::thread::sleep(Duration::from_secs(2));
@@ -520,15 +530,11 @@ fn three_nodes_survive_a_kill_a_stop_and_a_drain() {
         "node-b logged in again for an org it lost"
     );
     // It rejoins as a normal node.
-    wait_owners(
+    wait_balanced(
         &c,
         0,
         "node-b rejoined with its share",
         Duration::from_secs(90),
-        |o| {
-            o.values().all(|(s, _)| s == "connected")
-                && c.nodes.iter().all(|n| owned_by(o, &n.id).len() == 10)
-        },
     );
     println!(
         "node-b rejoined {:.1} s after SIGCONT",
