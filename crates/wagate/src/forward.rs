@@ -81,15 +81,7 @@ pub async fn to_owner(State(app): State<Arc<App>>, req: Request, next: Next) -> 
 /// Whether the request's bearer token is one this gateway knows (any org's
 /// or the admin's; whether it may act on the org is the owner's to say).
 fn known_token(app: &App, req: &Request) -> bool {
-    let Some(raw) = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let (scheme, token) = raw.trim().split_once(' ').unwrap_or(("", ""));
-    scheme.eq_ignore_ascii_case("bearer") && app.identify(token.trim()).is_ok()
+    crate::api::bearer_token(req.headers()).is_ok_and(|t| app.identify(t).is_ok())
 }
 
 fn unreachable(org: &str, node: &str, why: &str) -> Response {

@@ -376,8 +376,8 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", opts.listen))?;
     let addr = listener.local_addr()?;
-    let mut node = None;
-    let restore = match (&opts.database, ownership) {
+    // One gateway restores every linked org; a node only those it gains.
+    let (mut node, restore) = match (&opts.database, ownership) {
         (Some(url), Some(ownership)) => {
             // Several nodes may share the database: this one restores only
             // the orgs its lease loop gains.
@@ -391,17 +391,15 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
                 timing: opts.lease,
                 restore_per_second: opts.restore_per_second,
             };
-            node = Some(
-                crate::cluster::node::start(
-                    app.clone(),
-                    ownership,
-                    settings,
-                    Box::new(start_webhooks),
-                )
-                .await
-                .context("joining the nodes on the database")?,
-            );
-            tokio::spawn(async {})
+            let node = crate::cluster::node::start(
+                app.clone(),
+                ownership,
+                settings,
+                Box::new(start_webhooks),
+            )
+            .await
+            .context("joining the nodes on the database")?;
+            (Some(node), None)
         }
         _ => {
             tracing::info!(
@@ -420,10 +418,11 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             // Give supervisors a moment to open their devices before restoring.
             let restorer = sessions.clone();
             let rate = opts.restore_per_second;
-            tokio::spawn(async move {
+            let restore = tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 let _ = restorer.restore_all(rate, activity).await;
-            })
+            });
+            (None, Some(restore))
         }
     };
     if let Some(tx) = opts.ready {
@@ -484,7 +483,9 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     }
     tracing::info!("shutting down: closing event streams, connections and WhatsApp links");
     shutdown.cancel();
-    restore.abort();
+    if let Some(r) = restore {
+        r.abort();
+    }
     // Several nodes: no lease is renewed or taken while the links close.
     let held = match node.as_mut() {
         Some(n) => n.stop().await,

@@ -186,11 +186,12 @@ pub async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// The bearer token of `Authorization: Bearer <token>` (the scheme in any case).
-fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+/// The bearer token of `Authorization: Bearer <token>` (the scheme in any
+/// case), or why there is none (also for `forward.rs`, which looks before
+/// routing).
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
     let unauthorized = |m: &str| ApiError::new(ErrorCode::Unauthorized, m);
-    let raw = parts
-        .headers
+    let raw = headers
         .get(header::AUTHORIZATION)
         .ok_or_else(|| unauthorized("missing Authorization: Bearer <token> header"))?
         .to_str()
@@ -218,7 +219,7 @@ impl FromRequestParts<Arc<App>> for Caller {
         parts: &mut Parts,
         app: &Arc<App>,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts)?;
+        let token = bearer_token(&parts.headers)?;
         Ok(app.identify(token)?)
     }
 }

@@ -186,7 +186,7 @@ impl App {
     /// moves is refused, never carried out by a node without the lease).
     pub(crate) fn owned_here(&self, a: &OrgAccess) -> Result<(), AppError> {
         match self.cluster() {
-            Some(c) if !c.ownership.owns(&a.row.id) => Err(AppError::new(
+            Some(c) if !c.ownership.owns_inc(a.row.inc) => Err(AppError::new(
                 ErrorCode::OwnerUnreachable,
                 format!(
                     "organization '{}' is being moved between nodes (owner now: {}); ask again in a few seconds",

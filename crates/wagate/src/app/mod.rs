@@ -129,7 +129,7 @@ impl App {
     /// its owner.
     pub fn link_status(&self, h: &Handle) -> crate::session::Status {
         match self.cluster() {
-            Some(c) if !c.ownership.owns(&h.org.id) => c.remote_status(&h.org.id, h.org.inc),
+            Some(c) if !c.ownership.owns_inc(h.org.inc) => c.remote_status(&h.org.id, h.org.inc),
             Some(c) => {
                 let mut s = h.status();
                 s.node = Some(c.node().to_string());

@@ -709,15 +709,10 @@ async fn hear_wakes(url: String, app: Arc<App>, stop: CancellationToken) {
             }
         }
     });
-    while !stop.is_cancelled() {
-        app.outbox().wake_all_local();
-        if let Err(e) =
-            super::wake::listen_on(&url, super::wake::CHANNEL, tx.clone(), stop.clone()).await
-        {
-            tracing::warn!(error = %e, "cluster: wake-up listener down; again in 1 s");
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    super::wake::listen_forever(&url, super::wake::CHANNEL, tx, stop, || {
+        app.outbox().wake_all_local()
+    })
+    .await;
     waker.abort();
 }
 
@@ -733,15 +728,9 @@ async fn feed(
     let (tx, mut rx) = mpsc::channel::<String>(64);
     let listener = {
         let stop = stop.clone();
-        tokio::spawn(async move {
-            while !stop.is_cancelled() {
-                if let Err(e) = super::wake::listen_on(&url, EVENTS, tx.clone(), stop.clone()).await
-                {
-                    tracing::warn!(error = %e, "cluster: event listener down; again in 1 s");
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        })
+        tokio::spawn(
+            async move { super::wake::listen_forever(&url, EVENTS, tx, stop, || {}).await },
+        )
     };
     loop {
         tokio::select! {

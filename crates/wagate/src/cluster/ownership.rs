@@ -5,16 +5,16 @@
 
 use std::collections::HashMap;
 use std::sync::RwLock;
+use std::time::{Duration, Instant};
 
 use super::Held;
 
 pub struct Ownership {
     node: String,
-    /// By incarnation: the org's id and the lease.
-    held: RwLock<HashMap<i64, Held>>,
-    /// When each org was gained (by id): a new owner keeps an org a while
-    /// before the balancing passes may move it (`settled`).
-    since: RwLock<HashMap<String, std::time::Instant>>,
+    /// By incarnation: the lease, and when this node gained it (a new
+    /// owner keeps an org a while before the balancing passes may move it:
+    /// `settled`).
+    held: RwLock<HashMap<i64, (Held, Instant)>>,
 }
 
 impl Ownership {
@@ -22,7 +22,6 @@ impl Ownership {
         Ownership {
             node: node.into(),
             held: RwLock::default(),
-            since: RwLock::default(),
         }
     }
 
@@ -30,40 +29,39 @@ impl Ownership {
         &self.node
     }
 
-    /// The loop gained `held` for incarnation `inc`.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<i64, (Held, Instant)>> {
+        self.held.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<i64, (Held, Instant)>> {
+        self.held.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The loop gained `held` for incarnation `inc` (gained again: the
+    /// lease is replaced, the time it was first gained kept).
     pub fn insert(&self, inc: i64, held: Held) {
-        let org = held.org.clone();
-        let fresh = self
-            .held
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(inc, held)
-            .is_none();
-        if fresh {
-            self.since
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(org, std::time::Instant::now());
-        }
+        self.write()
+            .entry(inc)
+            .and_modify(|(h, _)| *h = held.clone())
+            .or_insert_with(|| (held, Instant::now()));
     }
 
     /// Whether `org` was gained at least `hold` ago (a request that took it,
     /// a connect say, has had time to start its work).
-    pub fn settled(&self, org: &str, hold: std::time::Duration) -> bool {
-        self.since
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(org)
-            .is_none_or(|t| t.elapsed() >= hold)
+    pub fn settled(&self, org: &str, hold: Duration) -> bool {
+        self.read()
+            .values()
+            .find(|(h, _)| h.org == org)
+            .is_none_or(|(_, since)| since.elapsed() >= hold)
     }
 
     /// A renewal: the lease's new deadline, if this node still holds it at
     /// that epoch (a renewal never brings back a lease given up).
     pub fn renew(&self, held: &Held) {
-        let mut map = self.held.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(h) = map
+        if let Some((h, _)) = self
+            .write()
             .values_mut()
-            .find(|h| h.org == held.org && h.epoch == held.epoch)
+            .find(|(h, _)| h.org == held.org && h.epoch == held.epoch)
         {
             h.valid_until = h.valid_until.max(held.valid_until);
         }
@@ -72,67 +70,36 @@ impl Ownership {
     /// The lease of `org` is gone (or being handed over): from now on this
     /// node writes nothing for it. Returns the incarnation it was held for.
     pub fn remove(&self, org: &str) -> Option<i64> {
-        let mut map = self.held.write().unwrap_or_else(|p| p.into_inner());
-        let inc = map.iter().find(|(_, h)| h.org == org).map(|(i, _)| *i)?;
+        let mut map = self.write();
+        let inc = map
+            .iter()
+            .find(|(_, (h, _))| h.org == org)
+            .map(|(i, _)| *i)?;
         map.remove(&inc);
-        self.since
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(org);
         Some(inc)
     }
 
     /// Whether this node may act for `org` now.
     pub fn owns(&self, org: &str) -> bool {
-        self.held
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .any(|h| h.org == org && h.valid())
+        self.read().values().any(|(h, _)| h.org == org && h.valid())
     }
 
     /// Whether this node may act for incarnation `inc` now.
     pub fn owns_inc(&self, inc: i64) -> bool {
-        self.held
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&inc)
-            .is_some_and(Held::valid)
+        self.read().get(&inc).is_some_and(|(h, _)| h.valid())
     }
 
     /// The epoch of the lease held for `inc`.
     pub fn epoch(&self, inc: i64) -> Option<i64> {
-        self.held
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&inc)
-            .map(|h| h.epoch)
-    }
-
-    /// How many orgs this node may act for now.
-    pub fn count(&self) -> usize {
-        self.incs().len()
-    }
-
-    /// The incarnations held now.
-    pub fn incs(&self) -> Vec<i64> {
-        self.held
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|(_, h)| h.valid())
-            .map(|(i, _)| *i)
-            .collect()
+        self.read().get(&inc).map(|(h, _)| h.epoch)
     }
 }
 
 impl crate::store::Fences for Ownership {
     fn lease(&self, inc: i64) -> Option<(String, String, i64)> {
-        self.held
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+        self.read()
             .get(&inc)
-            .filter(|h| h.valid())
-            .map(|h| (h.org.clone(), self.node.clone(), h.epoch))
+            .filter(|(h, _)| h.valid())
+            .map(|(h, _)| (h.org.clone(), self.node.clone(), h.epoch))
     }
 }

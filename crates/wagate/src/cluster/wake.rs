@@ -83,3 +83,22 @@ pub async fn listen_on(
     driver.abort();
     out
 }
+
+/// `listen_on` until `stop`, connecting again a second after each break;
+/// `reconnected` runs before every attempt (what was sent while no
+/// listener was connected is not replayed: the caller catches up).
+pub async fn listen_forever(
+    url: &str,
+    channel: &'static str,
+    out: mpsc::Sender<String>,
+    stop: CancellationToken,
+    reconnected: impl Fn(),
+) {
+    while !stop.is_cancelled() {
+        reconnected();
+        if let Err(e) = listen_on(url, channel, out.clone(), stop.clone()).await {
+            tracing::warn!(channel, error = %e, "cluster: listener down; again in 1 s");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}

@@ -112,15 +112,20 @@ impl Sessions {
         if let Some(h) = map.get(&org.id).filter(|h| h.org.inc == org.inc) {
             return h.clone();
         }
+        let h = self.spawn(org);
+        map.insert(org.id.clone(), h.clone());
+        h
+    }
+
+    /// A new supervisor for `org`, idle until restored or asked to connect.
+    fn spawn(&self, org: &OrgRef) -> Handle {
         let (commands, status, engine) = Supervisor::spawn(org.clone(), self.deps.clone());
-        let h = Handle {
+        Handle {
             org: org.clone(),
             commands,
             status,
             engine,
-        };
-        map.insert(org.id.clone(), h.clone());
-        h
+        }
     }
 
     /// Where credentials set aside are kept.
@@ -181,16 +186,7 @@ impl Sessions {
             let Some(old) = map.get(org).cloned() else {
                 return;
             };
-            let (commands, status, engine) = Supervisor::spawn(old.org.clone(), self.deps.clone());
-            map.insert(
-                org.to_string(),
-                Handle {
-                    org: old.org.clone(),
-                    commands,
-                    status,
-                    engine,
-                },
-            );
+            map.insert(org.to_string(), self.spawn(&old.org));
             old
         };
         let stopped = old.ask(|done| Command::Stop {

@@ -287,11 +287,6 @@ impl Store {
         }
     }
 
-    /// Whether this store is on PostgreSQL.
-    pub async fn is_pg(&self) -> bool {
-        self.read(|c| Ok(c.is_pg())).await.unwrap_or(false)
-    }
-
     fn job<T, F>(f: F, tx: oneshot::Sender<Result<T, StoreError>>) -> Job
     where
         T: Send + 'static,

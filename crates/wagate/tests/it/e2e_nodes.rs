@@ -361,6 +361,15 @@ fn wait_balanced(c: &Cluster, via: usize, what: &str, within: Duration) {
     });
 }
 
+/// Send `sig` (`-STOP`, `-CONT`) to process `pid`.
+fn signal(sig: &str, pid: &str) {
+    assert!(Command::new("kill")
+        .args([sig, pid])
+        .status()
+        .unwrap()
+        .success());
+}
+
 fn owned_by(owners: &HashMap<String, (String, String)>, node: &str) -> Vec<String> {
     let mut v: Vec<String> = owners
         .iter()
@@ -482,11 +491,7 @@ fn three_nodes_survive_a_kill_a_stop_and_a_drain() {
     let stop = Arc::new(AtomicBool::new(false));
     let sender = burst(&c, &[0, 2], "stop", stop.clone());
     let pid = c.nodes[1].s.as_ref().unwrap().child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-STOP", &pid])
-        .status()
-        .unwrap()
-        .success());
+    signal("-STOP", &pid);
     wait_moved(
         &c,
         2,
@@ -497,11 +502,7 @@ fn three_nodes_survive_a_kill_a_stop_and_a_drain() {
     );
     let replaced_before = c.overlaps_of(&jids_of(&stopped));
     std::thread::sleep(Duration::from_secs(2));
-    assert!(Command::new("kill")
-        .args(["-CONT", &pid])
-        .status()
-        .unwrap()
-        .success());
+    signal("-CONT", &pid);
     let resumed = Instant::now();
     std::thread::sleep(Duration::from_secs(5));
     stop.store(true, Ordering::SeqCst);
