@@ -156,12 +156,16 @@ impl PgConn {
         if self.in_tx.get() {
             return op(&mut link);
         }
+        // The connection's task runs only while a statement does: let it
+        // read what the server sent meanwhile (a terminated backend's last
+        // word), so a connection already gone is seen as closed.
+        link.block_on(tokio::task::yield_now());
         if link.client.is_closed() {
             *link = Link::open(&self.url)?;
             tracing::info!("PostgreSQL connection opened again");
         }
         match op(&mut link) {
-            Err(DbError::Pg(e)) if e.is_closed() || link.client.is_closed() => {
+            Err(DbError::Pg(e)) if broken(&e) || link.client.is_closed() => {
                 tracing::warn!(error = %e, "PostgreSQL connection broken; opening it again");
                 *link = Link::open(&self.url)?;
                 op(&mut link)
@@ -183,6 +187,20 @@ impl PgConn {
         }
         result
     }
+}
+
+/// Whether `e` says the connection itself is gone: closed, or the server
+/// ended the session (`57P01` terminated by an administrator, `57P02` crash,
+/// `57P03` not accepting connections yet, class `08` connection errors).
+/// The statement that got it did not take effect, so it may be run again.
+fn broken(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    e.code().is_some_and(|c| {
+        let c = c.code();
+        c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03")
+    })
 }
 
 /// A connection to either database.

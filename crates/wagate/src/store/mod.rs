@@ -158,7 +158,9 @@ impl Tx<'_> {
 }
 
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
-type JobFn = Box<dyn FnOnce(&mut Tx) -> (bool, Completion) + Send>;
+/// A write job: run in the open transaction (`Some`), or told that none
+/// could begin (`None`), after which its completion gets the reason.
+type JobFn = Box<dyn FnOnce(Option<&mut Tx>) -> (bool, Completion) + Send>;
 
 enum Job {
     Write(JobFn),
@@ -293,13 +295,14 @@ impl Store {
         F: FnOnce(&mut Tx) -> DbResult<T> + Send + 'static,
     {
         Job::Write(Box::new(move |t| {
-            let result = f(t);
-            let ok = result.is_ok();
+            let result = t.map(f);
+            let ok = matches!(result, Some(Ok(_)));
             let done: Completion = Box::new(move |commit| {
                 let out = match (result, commit) {
-                    (Ok(v), Ok(())) => Ok(v),
-                    (Err(e), _) => Err(StoreError::Sql(e)),
-                    (Ok(_), Err(e)) => Err(StoreError::Commit(e)),
+                    (Some(Ok(v)), Ok(())) => Ok(v),
+                    (Some(Err(e)), _) => Err(StoreError::Sql(e)),
+                    (_, Err(e)) => Err(StoreError::Commit(e)),
+                    (None, Ok(())) => Err(StoreError::Commit("the write was not run".into())),
                 };
                 let _ = tx.send(out);
             });
@@ -329,6 +332,13 @@ impl Store {
         F: FnOnce(&mut Tx) -> DbResult<()> + Send + 'static,
     {
         let job = Job::Write(Box::new(move |t| {
+            let Some(t) = t else {
+                let done: Completion = Box::new(move |commit| {
+                    let why = commit.err().unwrap_or_default();
+                    tracing::error!(what, error = %why, "write not run");
+                });
+                return (false, done);
+            };
             let result = f(t);
             let ok = result.is_ok();
             let done: Completion = Box::new(move |commit| match (result, commit) {
@@ -429,9 +439,14 @@ fn commit_group(
     fences: Option<&Arc<dyn Fences>>,
 ) {
     if let Err(e) = conn.begin() {
-        // Nothing runs outside a transaction: dropping the jobs tells each
-        // caller its write was not committed.
+        // Nothing runs outside a transaction: each caller is told its write
+        // was not committed, and why; the writer goes on with the next jobs.
         tracing::error!(error = %e, jobs = jobs.len(), "cannot begin a write transaction");
+        let why = format!("cannot begin a transaction: {e}");
+        for job in jobs {
+            let (_, done) = job(None);
+            done(Err(why.clone()));
+        }
         return;
     }
     let mut completions = Vec::with_capacity(jobs.len());
@@ -443,7 +458,7 @@ fn commit_group(
             events: Vec::new(),
             fences,
         };
-        let (ok, done) = job(&mut tx);
+        let (ok, done) = job(Some(&mut tx));
         if ok {
             announced.append(&mut tx.events);
         } else {

@@ -21,6 +21,7 @@ mod scheduling;
 mod sending_policy;
 mod service;
 mod sse_events;
+mod store_pg;
 mod tenancy;
 mod web_pages;
 mod webhooks;

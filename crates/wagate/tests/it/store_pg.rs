@@ -1,0 +1,130 @@
+//! The gateway's store on a real PostgreSQL whose sessions are ended under
+//! it (`pg_terminate_backend`, as a restart or an operator would): the next
+//! write and the next read open their connection again and succeed, every
+//! time, with nothing lost; and while it refuses the gateway's logins, each
+//! write fails with the reason and the writer carries on afterwards.
+
+use std::time::Duration;
+
+use wagate::cluster;
+use wagate::store::orgs::{self, NewOrg};
+use wagate::store::{Store, StoreError, GATEWAY};
+
+use crate::common::pg::fresh_db;
+
+/// End every session on the database but `admin`'s own; how many.
+async fn terminate_others(admin: &tokio_postgres::Client) -> usize {
+    admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_and_reads_right_after_the_backends_are_terminated_succeed() {
+    let url = fresh_db().await;
+    let mut c = cluster::connect(&url).await.unwrap();
+    cluster::migrate(&mut c).await.unwrap();
+    drop(c);
+    let admin = cluster::connect(&url).await.unwrap();
+    let store = Store::open_pg(&url, &GATEWAY).await.unwrap();
+    for round in 0..20 {
+        // Both of the store's connections in round 0; later, the reader's
+        // (the writer's stays closed until the next write opens it).
+        let ended = terminate_others(&admin).await;
+        assert!(ended >= 1, "round {round}: {ended} sessions ended");
+        // Give the server time to send its goodbye on some rounds, none on
+        // others: the reconnection must not depend on when it arrives.
+        if round % 2 == 1 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let new = NewOrg {
+            id: format!("org{round}"),
+            name: format!("Clinic {round}"),
+            default_country_code: None,
+            token_hash: "00".repeat(32),
+            created_ms: 1,
+        };
+        let made = store.write(move |tx| orgs::insert(tx, &new)).await;
+        assert!(matches!(made, Ok(Some(_))), "round {round}: {made:?}");
+        // The writer's, opened again by the write.
+        let ended = terminate_others(&admin).await;
+        assert!(ended >= 1, "round {round}: {ended} sessions ended");
+        let listed = store.read(orgs::list).await;
+        match listed {
+            Ok(all) => assert_eq!(all.len(), round + 1, "round {round}"),
+            Err(e) => panic!("round {round}: the read after the termination: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_database_refuses_the_gateway_writes_fail_with_the_reason_then_resume() {
+    let url = fresh_db().await;
+    let mut c = cluster::connect(&url).await.unwrap();
+    cluster::migrate(&mut c).await.unwrap();
+    drop(c);
+    let admin = cluster::connect(&url).await.unwrap();
+    let role = format!("gw_{}", std::process::id());
+    admin
+        .batch_execute(&format!("CREATE ROLE {role} LOGIN SUPERUSER"))
+        .await
+        .unwrap();
+    let store = Store::open_pg(
+        &url.replace("user=wagate", &format!("user={role}")),
+        &GATEWAY,
+    )
+    .await
+    .unwrap();
+    let org = |i: usize| NewOrg {
+        id: format!("org{i}"),
+        name: format!("Clinic {i}"),
+        default_country_code: None,
+        token_hash: "00".repeat(32),
+        created_ms: 1,
+    };
+    let first = org(0);
+    assert!(matches!(
+        store.write(move |tx| orgs::insert(tx, &first)).await,
+        Ok(Some(_))
+    ));
+    // The gateway's sessions end and it may not log in again.
+    admin
+        .batch_execute(&format!(
+            "ALTER ROLE {role} NOLOGIN;
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}';"
+        ))
+        .await
+        .unwrap();
+    for i in 1..4 {
+        let new = org(i);
+        match store.write(move |tx| orgs::insert(tx, &new)).await {
+            Err(StoreError::Commit(why)) => {
+                assert!(why.contains("cannot begin"), "{why}");
+            }
+            other => panic!("write {i} while refused: {other:?}"),
+        }
+    }
+    // The writer did not stop: once logins are allowed, the next write is
+    // committed, and only it and the first are there.
+    admin
+        .batch_execute(&format!("ALTER ROLE {role} LOGIN"))
+        .await
+        .unwrap();
+    let back = org(9);
+    let made = store.write(move |tx| orgs::insert(tx, &back)).await;
+    assert!(matches!(made, Ok(Some(_))), "{made:?}");
+    let ids: Vec<String> = store
+        .read(orgs::list)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.id)
+        .collect();
+    assert_eq!(ids, ["org0", "org9"]);
+}
