@@ -197,9 +197,10 @@ enum Cmd {
     /// Several gateways on one PostgreSQL: list the nodes, drain one before
     /// maintenance, or let a drained one take orgs again.
     Node {
-        /// The PostgreSQL database the nodes share.
-        #[arg(long, env = "WAGATE_DATABASE")]
-        database: String,
+        /// The PostgreSQL database the nodes share (before or after the
+        /// subcommand).
+        #[arg(long, env = "WAGATE_DATABASE", global = true)]
+        database: Option<String>,
         #[command(subcommand)]
         cmd: NodeCmd,
     },
@@ -415,6 +416,10 @@ fn config_check(args: &[std::ffi::OsString]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A node whose heartbeat is older than this is shown `silent` (the
+/// default lease's length: its orgs are free by then).
+const SILENT_AFTER_MS: i64 = 15_000;
+
 async fn node_command(database: &str, cmd: &NodeCmd) -> anyhow::Result<()> {
     use wagate::cluster::admin;
     match cmd {
@@ -431,7 +436,7 @@ async fn node_command(database: &str, cmd: &NodeCmd) -> anyhow::Result<()> {
                 let state = match (n.draining, n.heartbeat_ago_ms) {
                     (_, None) => "left",
                     (true, _) => "draining",
-                    (false, Some(ms)) if ms > 15_000 => "silent",
+                    (false, Some(ms)) if ms > SILENT_AFTER_MS => "silent",
                     _ => "live",
                 };
                 let beat = n
@@ -455,6 +460,18 @@ async fn node_command(database: &str, cmd: &NodeCmd) -> anyhow::Result<()> {
                 );
             }
             println!("draining {node}: its orgs move to the other nodes");
+            let others = admin::list(database)
+                .await?
+                .into_iter()
+                .filter(|n| &n.id != node && !n.draining)
+                .filter(|n| n.heartbeat_ago_ms.is_some_and(|ms| ms <= SILENT_AFTER_MS))
+                .count();
+            if others == 0 {
+                eprintln!(
+                    "no other live node can take them: they stay linked on {node} until one joins \
+                     (waiting up to {wait} s; `wagate node resume {node}` cancels the drain)"
+                );
+            }
             let left = admin::wait_drained(
                 database,
                 node,
@@ -562,6 +579,11 @@ fn run(cli: Cli, args: &[std::ffi::OsString]) -> anyhow::Result<()> {
             return Ok(());
         }
         Cmd::Node { database, cmd } => {
+            let Some(database) = database else {
+                anyhow::bail!(
+                    "wagate node needs --database (or WAGATE_DATABASE): the PostgreSQL database the nodes share"
+                );
+            };
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;

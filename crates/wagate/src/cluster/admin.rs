@@ -7,6 +7,18 @@ use std::time::{Duration, Instant};
 
 use super::{connect, ClusterError};
 
+/// A connection to `url`, once it is known to hold the nodes' tables.
+async fn open(url: &str) -> Result<tokio_postgres::Client, ClusterError> {
+    let db = connect(url).await?;
+    let row = db
+        .query_one("SELECT to_regclass('nodes') IS NOT NULL", &[])
+        .await?;
+    if !row.get::<_, bool>(0) {
+        return Err(ClusterError::NoSchema);
+    }
+    Ok(db)
+}
+
 /// One node as `wagate node list` shows it.
 #[derive(Debug)]
 pub struct NodeRow {
@@ -18,7 +30,7 @@ pub struct NodeRow {
 }
 
 pub async fn list(url: &str) -> Result<Vec<NodeRow>, ClusterError> {
-    let db = connect(url).await?;
+    let db = open(url).await?;
     let rows = db
         .query(
             "SELECT n.id, n.url,
@@ -44,7 +56,7 @@ pub async fn list(url: &str) -> Result<Vec<NodeRow>, ClusterError> {
 
 /// Mark `node` draining (or not). False when no such node is known.
 pub async fn set_draining(url: &str, node: &str, draining: bool) -> Result<bool, ClusterError> {
-    let db = connect(url).await?;
+    let db = open(url).await?;
     let n = db
         .execute(
             "UPDATE nodes SET draining = $2 WHERE id = $1",
@@ -62,7 +74,7 @@ pub async fn wait_drained(
     within: Duration,
     progress: &mut dyn FnMut(i64, Duration),
 ) -> Result<i64, ClusterError> {
-    let db = connect(url).await?;
+    let db = open(url).await?;
     let t0 = Instant::now();
     loop {
         let left = super::lease::count_owned(&db, node).await?;

@@ -27,6 +27,8 @@ pub enum ClusterError {
     Config(String),
     #[error("the connection to PostgreSQL closed")]
     Disconnected,
+    #[error("this database has no wagate tables yet: start a gateway with --database on it first")]
+    NoSchema,
 }
 
 /// The `application_name` every connection of this process gives
@@ -148,7 +150,8 @@ pub async fn migrate(db: &mut Client) -> Result<i64, ClusterError> {
 }
 
 /// Node membership: each node writes a heartbeat; a node is live while
-/// its last one is younger than `node_ttl` and it is not draining.
+/// its last one is younger than `node_ttl` and it is not draining (or
+/// every live node is draining, see `live`).
 pub struct Membership {
     pub node: String,
     pub node_ttl: Duration,
@@ -174,18 +177,30 @@ impl Membership {
         Ok(row.get(0))
     }
 
-    /// The live nodes' ids, sorted.
+    /// The ids, sorted, of the nodes that share the orgs: those heartbeating
+    /// and not draining. When every heartbeating node is draining, they all
+    /// share them still: a drain moves orgs to other nodes, and with none
+    /// to take them the orgs stay linked where they are rather than on no
+    /// node at all.
     pub async fn live(&self, db: &Client) -> Result<Vec<String>, ClusterError> {
         let rows = db
             .query(
-                "SELECT id FROM nodes
-                 WHERE NOT draining
-                   AND heartbeat_at > now() - make_interval(secs => $1::double precision / 1000)
+                "SELECT id, draining FROM nodes
+                 WHERE heartbeat_at > now() - make_interval(secs => $1::double precision / 1000)
                  ORDER BY id",
                 &[&(self.node_ttl.as_millis() as f64)],
             )
             .await?;
-        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+        let beating: Vec<(String, bool)> = rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+        let serving: Vec<String> = beating
+            .iter()
+            .filter(|(_, draining)| !draining)
+            .map(|(id, _)| id.clone())
+            .collect();
+        if serving.is_empty() {
+            return Ok(beating.into_iter().map(|(id, _)| id).collect());
+        }
+        Ok(serving)
     }
 }
 

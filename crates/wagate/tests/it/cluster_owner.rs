@@ -282,3 +282,35 @@ async fn a_drained_node_hands_every_org_over_after_closing_its_links() {
     a.stop.cancel();
     b.stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_node_with_no_other_node_keeps_its_orgs_until_one_joins() {
+    let url = fresh_db().await;
+    migrated(&url).await;
+    let log: Log = Arc::default();
+    let a = start(&url, "a", 4, &log);
+    wait(Duration::from_secs(20), "a owning all 4", || {
+        count(&log, "a") == 4
+    })
+    .await;
+    let (had, since) = snapshot(&log, "a");
+    a.draining.store(true, std::sync::atomic::Ordering::SeqCst);
+    // Five renewals: a gives nothing up, since no node could take it.
+    tokio::time::sleep(FAST.renew_every * 5).await;
+    let stopped: Vec<Ev> = log.lock().unwrap()[since..]
+        .iter()
+        .map(|(_, _, e)| e.clone())
+        .collect();
+    assert!(stopped.is_empty(), "with nowhere to go: {stopped:?}");
+    assert_eq!(count(&log, "a"), 4);
+    // A node joins: the drain goes on, every org moves to it.
+    let b = start(&url, "b", 4, &log);
+    wait(Duration::from_secs(20), "b owning all 4", || {
+        count(&log, "b") == 4
+    })
+    .await;
+    assert_eq!(count(&log, "a"), 0);
+    handed_over(&log, &had, since, "a", "b", true);
+    a.stop.cancel();
+    b.stop.cancel();
+}

@@ -16,6 +16,7 @@ mod hostile_input;
 mod http_api;
 mod kill_restart;
 mod lifecycle;
+mod node_cli;
 mod openapi;
 mod scheduling;
 mod sending_policy;

@@ -1,0 +1,90 @@
+//! `wagate node …` as an operator types it: `--database` before or after
+//! the subcommand, a clear sentence when it is missing or the database has
+//! no gateway in it, an unknown node named, and a drain with no other node
+//! to take the orgs saying so.
+
+use std::process::Output;
+use std::time::Duration;
+
+use wagate::cluster::{self, Membership};
+
+use crate::common::bin;
+use crate::common::pg::fresh_db;
+
+/// Run `wagate node ARGS` off the async threads.
+async fn node(args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(bin())
+            .arg("node")
+            .args(&args)
+            .env_remove("WAGATE_DATABASE")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_commands_take_the_database_anywhere_and_explain_what_is_wrong() {
+    let missing = node(&["list"]).await;
+    let (_, err) = text(&missing);
+    assert_eq!(missing.status.code(), Some(1), "{err}");
+    assert!(err.contains("needs --database"), "{err}");
+
+    let url = fresh_db().await;
+    let empty = node(&["list", "--database", &url]).await;
+    let (_, err) = text(&empty);
+    assert_eq!(empty.status.code(), Some(1), "{err}");
+    assert!(err.contains("no wagate tables yet"), "{err}");
+
+    let mut c = cluster::connect(&url).await.unwrap();
+    cluster::migrate(&mut c).await.unwrap();
+    let solo = Membership {
+        node: "solo".into(),
+        node_ttl: Duration::from_secs(15),
+        url: Some("http://127.0.0.1:9".into()),
+    };
+    solo.heartbeat(&c, false).await.unwrap();
+
+    let unknown = node(&["--database", &url, "drain", "nosuch"]).await;
+    let (_, err) = text(&unknown);
+    assert_eq!(unknown.status.code(), Some(1), "{err}");
+    assert!(err.contains("no node 'nosuch'"), "{err}");
+
+    // The only node: nothing can take its orgs, and the operator is told.
+    let drained = node(&["drain", "solo", "--database", &url, "--wait", "1"]).await;
+    let (out, err) = text(&drained);
+    assert_eq!(drained.status.code(), Some(0), "{out}{err}");
+    assert!(err.contains("no other live node can take them"), "{err}");
+    let listed = node(&["list", "--database", &url]).await;
+    let (out, err) = text(&listed);
+    assert!(listed.status.success(), "{err}");
+    let row = out.lines().find(|l| l.starts_with("solo")).unwrap_or("");
+    assert!(row.contains("draining"), "{out}");
+
+    // With another live node, no such note.
+    let other = Membership {
+        node: "other".into(),
+        ..solo
+    };
+    other.heartbeat(&c, false).await.unwrap();
+    let again = node(&["drain", "solo", "--database", &url, "--wait", "1"]).await;
+    let (out, err) = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{out}{err}");
+    assert!(!err.contains("no other live node"), "{err}");
+    let resumed = node(&["resume", "solo", "--database", &url]).await;
+    assert!(resumed.status.success(), "{:?}", text(&resumed));
+    let listed = node(&["list", "--database", &url]).await;
+    let (out, _) = text(&listed);
+    let row = out.lines().find(|l| l.starts_with("solo")).unwrap_or("");
+    assert!(row.contains("live"), "{out}");
+}
