@@ -3,9 +3,11 @@
 //! deleting the org) is carried out by the node that owns the org. Any
 //! node takes the request and, when the org is owned elsewhere, forwards
 //! it unchanged to the owner's advertised address and hands its answer
-//! back. A forwarded request carries `Wagate-Forwarded-By` and is never
-//! forwarded again (the receiver refuses a link action for an org it does
-//! not own: `app::link::owned_here`).
+//! back; a status read for an org whose owner stopped heartbeating is
+//! answered here instead (`owner_silent`). A forwarded request carries
+//! `Wagate-Forwarded-By` and is never forwarded again (the receiver
+//! refuses a link action for an org it does not own:
+//! `app::link::owned_here`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +51,20 @@ pub fn owner_bound<'p>(method: &Method, path: &'p str) -> Option<&'p str> {
     None
 }
 
+/// Whether the request only reads the org's link status (the API's
+/// `GET …/session`, the dashboard's org page), which any node can answer
+/// from the owners' recorded events.
+fn reads_status(method: &Method, path: &str) -> bool {
+    if method != Method::GET {
+        return false;
+    }
+    let org_only = |rest: &str| !rest.is_empty() && !rest.contains('/');
+    path.strip_prefix("/v1/orgs/")
+        .and_then(|r| r.strip_suffix("/session"))
+        .is_some_and(org_only)
+        || path.strip_prefix("/ui/orgs/").is_some_and(org_only)
+}
+
 /// The middleware: forward an org-bound request to the org's owner.
 pub async fn to_owner(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let Some(cluster) = app.cluster().cloned() else {
@@ -67,6 +83,14 @@ pub async fn to_owner(State(app): State<Arc<App>>, req: Request, next: Next) -> 
     }
     match cluster.route(&app, &org).await {
         Route::Here => next.run(req).await,
+        // Its owner stopped heartbeating: this node's view says so
+        // (`reconnecting`, `owner_silent`) rather than a 503 until another
+        // node takes the org.
+        Route::There { node, .. } | Route::Unreachable { node }
+            if cluster.is_silent(&node) && reads_status(req.method(), req.uri().path()) =>
+        {
+            next.run(req).await
+        }
         Route::Unreachable { node } => unreachable(&org, &node, "its address is not known"),
         Route::There { node, url } => match send(&url, cluster.node(), req).await {
             Ok(r) => r,
@@ -148,5 +172,19 @@ mod tests {
         assert_eq!(owner_bound(&get, "/ui/orgs/a/events"), None);
         assert_eq!(owner_bound(&get, "/v1/orgs"), None);
         assert_eq!(owner_bound(&get, "/v1/orgs/"), None);
+    }
+
+    #[test]
+    fn which_requests_only_read_the_status() {
+        let get = Method::GET;
+        assert!(reads_status(&get, "/v1/orgs/a/session"));
+        assert!(reads_status(&get, "/ui/orgs/a"));
+        assert!(!reads_status(&Method::POST, "/v1/orgs/a/session"));
+        assert!(!reads_status(&Method::DELETE, "/v1/orgs/a/session"));
+        assert!(!reads_status(&get, "/v1/orgs/a/session/qr"));
+        assert!(!reads_status(&get, "/v1/orgs/a/b/session"));
+        assert!(!reads_status(&get, "/v1/orgs//session"));
+        assert!(!reads_status(&get, "/ui/orgs/a/qr.svg"));
+        assert!(!reads_status(&get, "/ui/orgs/"));
     }
 }

@@ -171,6 +171,14 @@ impl ClusterView {
         Ok(true)
     }
 
+    /// Whether `node` has stopped heartbeating (as of the last refresh).
+    pub fn is_silent(&self, node: &str) -> bool {
+        self.silent
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(node)
+    }
+
     /// The link status of an org this node does not own: its last recorded
     /// state, and the node that owns it.
     pub fn remote_status(&self, org: &str, inc: i64) -> Status {
@@ -192,12 +200,7 @@ impl ClusterView {
         let owner = self.owner_of(org);
         // The last state its owner recorded is not true any more once the
         // owner went silent (a link it held is gone with it).
-        if let Some(node) = owner.as_ref().filter(|n| {
-            self.silent
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains(*n)
-        }) {
+        if let Some(node) = owner.as_ref().filter(|n| self.is_silent(n)) {
             if !state.needs_link() {
                 state = State::Reconnecting;
                 reason = Reason::OwnerSilent { node: node.clone() };

@@ -334,6 +334,48 @@ fn last_states(db: &str, org: &str) -> Vec<(i64, String)> {
     .unwrap()
 }
 
+/// One org's link status as asked through `base` until `stop`, every
+/// 200 ms: (HTTP status, state, reason code, owning node) per answer.
+fn watch_status(
+    base: String,
+    token: String,
+    org: String,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<(u16, String, String, String)>> {
+    std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        let mut seen = Vec::new();
+        while !stop.load(Ordering::SeqCst) {
+            let answer = agent
+                .get(&format!("{base}/v1/orgs/{org}/session"))
+                .header("Authorization", &format!("Bearer {token}"))
+                .call();
+            if let Ok(r) = answer {
+                let code = r.status().as_u16();
+                let v: Value = r
+                    .into_body()
+                    .read_to_string()
+                    .ok()
+                    .and_then(|b| serde_json::from_str(&b).ok())
+                    .unwrap_or(Value::Null);
+                let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+                seen.push((
+                    code,
+                    text(&v["state"]),
+                    text(&v["reason"]["code"]).to_string() + &text(&v["error"]["code"]),
+                    text(&v["node"]),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        seen
+    })
+}
+
 /// Wait until each of `orgs` is listed connected on a node other than
 /// `away_from`.
 fn wait_moved(
@@ -444,6 +486,14 @@ fn three_nodes_survive_a_kill_a_stop_and_a_drain() {
     assert_eq!(victims.len(), 10);
     c.nodes[0].s.as_mut().unwrap().kill9();
     let killed = Instant::now();
+    // One victim's status, asked of a survivor all through the failover.
+    let watching = Arc::new(AtomicBool::new(false));
+    let watcher = watch_status(
+        c.s(1).base.clone(),
+        c.token(&victims[0]),
+        victims[0].clone(),
+        watching.clone(),
+    );
     // Connected elsewhere: the survivors list each victim as connected on
     // another node.
     wait_moved(
@@ -456,6 +506,40 @@ fn three_nodes_survive_a_kill_a_stop_and_a_drain() {
     );
     let failover = killed.elapsed();
     std::thread::sleep(Duration::from_secs(2));
+    watching.store(true, Ordering::SeqCst);
+    let seen = watcher.join().unwrap();
+    // Never a dead node's link shown as connected; a 503 only while the
+    // owner may still be alive; once it is known silent, `reconnecting`
+    // with `owner_silent`; then connected on its new owner.
+    for (code, state, why, node) in &seen {
+        match code {
+            200 => assert!(
+                node != "node-a" || (state == "reconnecting" && why == "owner_silent"),
+                "{} as node-b saw it after the kill: {seen:?}",
+                victims[0]
+            ),
+            503 => assert_eq!(why, "owner_unreachable", "{seen:?}"),
+            _ => panic!("status answered {code}: {seen:?}"),
+        }
+    }
+    assert!(
+        seen.iter().any(|(_, _, why, _)| why == "owner_silent"),
+        "never shown owner_silent: {seen:?}"
+    );
+    assert!(
+        seen.last()
+            .is_some_and(|(code, state, _, node)| *code == 200
+                && state == "connected"
+                && node != "node-a"),
+        "{seen:?}"
+    );
+    println!(
+        "status of {} through node-b during the failover: {} answers, {} of them 503, {} owner_silent",
+        victims[0],
+        seen.len(),
+        seen.iter().filter(|a| a.0 == 503).count(),
+        seen.iter().filter(|a| a.2 == "owner_silent").count()
+    );
     stop.store(true, Ordering::SeqCst);
     let accepted = sender.join().unwrap();
     println!(
