@@ -120,13 +120,13 @@ enum Cmd {
         database: Option<String>,
         /// With --database: this gateway's name among the nodes sharing the
         /// database (unique per running gateway; default: the host name).
-        #[arg(long, env = "WAGATE_NODE_ID")]
+        #[arg(long, env = "WAGATE_NODE_ID", value_parser = wagate::cluster::identity::node_id)]
         node_id: Option<String>,
         /// With --database: the address the other nodes forward link actions
         /// (connect, QR, logout …) to, e.g. http://10.0.0.5:8080 (default:
         /// http:// and the --listen address, the host name if it listens on
         /// all interfaces).
-        #[arg(long, env = "WAGATE_ADVERTISE_URL")]
+        #[arg(long, env = "WAGATE_ADVERTISE_URL", value_parser = wagate::cluster::identity::advertise_url)]
         advertise_url: Option<String>,
         /// With --database: seconds an org's lease lasts after each renewal
         /// (renewed every fifth of it; the owner stops a fifth early). A dead

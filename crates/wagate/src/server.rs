@@ -284,6 +284,9 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     tracing::info!(source = %source, "admin token loaded");
     let node_id = opts.node_id.clone().unwrap_or_else(host_name);
     if opts.database.is_some() {
+        crate::cluster::identity::node_id(&node_id).map_err(|e| {
+            anyhow::anyhow!("{e}; the node id defaults to the host name: give --node-id")
+        })?;
         // Every PostgreSQL connection of this process carries its node's name.
         crate::cluster::name_connections(&node_id);
     }

@@ -6,6 +6,7 @@
 //! coordinator of our own: the database's row locks and clock decide.
 
 pub mod admin;
+pub mod identity;
 pub mod lease;
 pub mod node;
 pub mod owner;
