@@ -25,13 +25,27 @@ async fn terminate_others(admin: &tokio_postgres::Client) -> usize {
         .len()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_and_reads_right_after_the_backends_are_terminated_succeed() {
+/// A new database with the gateway's tables, and a connection of its own.
+async fn migrated_db() -> (String, tokio_postgres::Client) {
     let url = fresh_db().await;
     let mut c = cluster::connect(&url).await.unwrap();
     cluster::migrate(&mut c).await.unwrap();
-    drop(c);
-    let admin = cluster::connect(&url).await.unwrap();
+    (url, c)
+}
+
+fn org(i: usize) -> NewOrg {
+    NewOrg {
+        id: format!("org{i}"),
+        name: format!("Clinic {i}"),
+        default_country_code: None,
+        token_hash: "00".repeat(32),
+        created_ms: 1,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_and_reads_right_after_the_backends_are_terminated_succeed() {
+    let (url, admin) = migrated_db().await;
     let store = Store::open_pg(&url, &GATEWAY).await.unwrap();
     for round in 0..20 {
         // Both of the store's connections in round 0; later, the reader's
@@ -43,13 +57,7 @@ async fn writes_and_reads_right_after_the_backends_are_terminated_succeed() {
         if round % 2 == 1 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let new = NewOrg {
-            id: format!("org{round}"),
-            name: format!("Clinic {round}"),
-            default_country_code: None,
-            token_hash: "00".repeat(32),
-            created_ms: 1,
-        };
+        let new = org(round);
         let made = store.write(move |tx| orgs::insert(tx, &new)).await;
         assert!(matches!(made, Ok(Some(_))), "round {round}: {made:?}");
         // The writer's, opened again by the write.
@@ -65,11 +73,7 @@ async fn writes_and_reads_right_after_the_backends_are_terminated_succeed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_the_database_refuses_the_gateway_writes_fail_with_the_reason_then_resume() {
-    let url = fresh_db().await;
-    let mut c = cluster::connect(&url).await.unwrap();
-    cluster::migrate(&mut c).await.unwrap();
-    drop(c);
-    let admin = cluster::connect(&url).await.unwrap();
+    let (url, admin) = migrated_db().await;
     let role = format!("gw_{}", std::process::id());
     admin
         .batch_execute(&format!("CREATE ROLE {role} LOGIN SUPERUSER"))
@@ -81,13 +85,6 @@ async fn while_the_database_refuses_the_gateway_writes_fail_with_the_reason_then
     )
     .await
     .unwrap();
-    let org = |i: usize| NewOrg {
-        id: format!("org{i}"),
-        name: format!("Clinic {i}"),
-        default_country_code: None,
-        token_hash: "00".repeat(32),
-        created_ms: 1,
-    };
     let first = org(0);
     assert!(matches!(
         store.write(move |tx| orgs::insert(tx, &first)).await,
