@@ -250,6 +250,10 @@ pub enum DbError {
         "organization incarnation {0}: this node does not hold its lease; nothing was written"
     )]
     Fenced(i64),
+    /// PostgreSQL cannot be reached: the connection broke and could not be
+    /// opened again, or broke inside a transaction.
+    #[error("PostgreSQL cannot be reached: {0}")]
+    Unavailable(String),
 }
 
 pub type DbResult<T> = Result<T, DbError>;
@@ -275,6 +279,11 @@ impl DbError {
             }
             _ => false,
         }
+    }
+
+    /// The database could not be reached (asking again later may work).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, DbError::Unavailable(_))
     }
 
     /// A unique constraint failed.

@@ -110,6 +110,7 @@ codes! {
     PairCodeTimeout = "pair_code_timeout", Timeout, "WhatsApp handed out no pairing code within 30 s";
     SessionStopped = "session_stopped", Unavailable, "the org's supervisor is not running (being deleted, or the gateway is stopping)";
     OwnerUnreachable = "owner_unreachable", Unavailable, "several nodes: the node that owns the org's link does not answer; another takes the org over once its lease lapses (within 15 s by default), so ask again then";
+    DatabaseUnavailable = "database_unavailable", Unavailable, "the database cannot be reached now (PostgreSQL down, restarting or cut off): ask again after `Retry-After` seconds, a send with the same `Idempotency-Key` so it cannot go twice";
     NotReady = "not_ready", Unavailable, "the database cannot be read (`/readyz`)";
     TooManyConnections = "too_many_connections", Unavailable, "every one of the gateway's connections (`--max-connections`) has a request in flight";
     Internal = "internal", Internal, "a fault in the gateway; the log says more";
@@ -167,8 +168,20 @@ impl fmt::Display for AppError {
 
 impl std::error::Error for AppError {}
 
+/// How long a client is asked to wait before trying again while the
+/// database cannot be reached (a PostgreSQL restart takes seconds).
+const DATABASE_RETRY_S: u64 = 5;
+
 impl From<crate::store::StoreError> for AppError {
     fn from(e: crate::store::StoreError) -> AppError {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "a request met the database unreachable");
+            return AppError {
+                code: ErrorCode::DatabaseUnavailable,
+                message: "the database cannot be reached now; ask again in a few seconds (a send with the same Idempotency-Key, so it cannot go out twice)".into(),
+                retry_after_s: Some(DATABASE_RETRY_S),
+            };
+        }
         AppError::internal("database error", e)
     }
 }

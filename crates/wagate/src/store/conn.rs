@@ -41,7 +41,9 @@ impl<T> OptionalExt<T> for DbResult<T> {
 /// terminated) is opened again before the next statement that is not
 /// inside a transaction, and a statement that found it broken is tried
 /// once more on the new one. Inside a transaction nothing is retried: the
-/// transaction fails, and so does every job in it.
+/// transaction fails, and so does every job in it. When the connection
+/// cannot be opened again, or breaks inside a transaction, the error is
+/// `DbError::Unavailable` (the API's 503 `database_unavailable`).
 pub struct PgConn {
     url: String,
     link: RefCell<Link>,
@@ -154,21 +156,21 @@ impl PgConn {
     fn with<T>(&self, mut op: impl FnMut(&mut Link) -> DbResult<T>) -> DbResult<T> {
         let mut link = self.link.borrow_mut();
         if self.in_tx.get() {
-            return op(&mut link);
+            return op(&mut link).map_err(unreachable_if_broken);
         }
         // The connection's task runs only while a statement does: let it
         // read what the server sent meanwhile (a terminated backend's last
         // word), so a connection already gone is seen as closed.
         link.block_on(tokio::task::yield_now());
         if link.client.is_closed() {
-            *link = Link::open(&self.url)?;
+            *link = Link::open(&self.url).map_err(cannot_open)?;
             tracing::info!("PostgreSQL connection opened again");
         }
         match op(&mut link) {
             Err(DbError::Pg(e)) if broken(&e) || link.client.is_closed() => {
                 tracing::warn!(error = %e, "PostgreSQL connection broken; opening it again");
-                *link = Link::open(&self.url)?;
-                op(&mut link)
+                *link = Link::open(&self.url).map_err(cannot_open)?;
+                op(&mut link).map_err(unreachable_if_broken)
             }
             other => other,
         }
@@ -201,6 +203,39 @@ fn broken(e: &tokio_postgres::Error) -> bool {
         let c = c.code();
         c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03")
     })
+}
+
+/// A connection that cannot be opened again (refused, timed out, the login
+/// refused): PostgreSQL cannot be reached, whatever the reason.
+fn cannot_open(e: DbError) -> DbError {
+    match e {
+        DbError::Pg(pg) => DbError::Unavailable(crate::sql::pg_detail(&pg)),
+        other => DbError::Unavailable(other.to_string()),
+    }
+}
+
+/// `e` as `DbError::Unavailable` when it says PostgreSQL cannot be reached
+/// (the connection is gone, or a new one could not be opened).
+fn unreachable_if_broken(e: DbError) -> DbError {
+    match e {
+        DbError::Pg(pg) if broken(&pg) || pg.as_db_error().is_none() && is_io(&pg) => {
+            DbError::Unavailable(crate::sql::pg_detail(&pg))
+        }
+        other => other,
+    }
+}
+
+/// Whether `e` came from the network (a reset connection), not from a
+/// statement, a type or the settings.
+fn is_io(e: &tokio_postgres::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// A connection to either database.

@@ -53,6 +53,8 @@ pub enum StoreError {
     Closed,
     #[error("commit failed: {0}")]
     Commit(String),
+    #[error("the database cannot be reached: {0}")]
+    Unavailable(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -66,6 +68,16 @@ impl StoreError {
     /// key to `orgs` failed): the org was deleted while the write was on its way.
     pub fn is_org_gone(&self) -> bool {
         matches!(self, StoreError::Sql(e) if e.is_foreign_key())
+    }
+
+    /// The database could not be reached (PostgreSQL down or cut off):
+    /// nothing is wrong with the request, and asking again later may work.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Sql(e) => e.is_unavailable(),
+            _ => false,
+        }
     }
 }
 
@@ -157,7 +169,35 @@ impl Tx<'_> {
     }
 }
 
-type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// Why a group's transaction did not commit, told to each of its jobs.
+#[derive(Clone, Debug)]
+struct NotCommitted {
+    why: String,
+    /// The database could not be reached.
+    unavailable: bool,
+}
+
+impl NotCommitted {
+    fn new(context: &str, e: &DbError) -> NotCommitted {
+        NotCommitted {
+            why: match e {
+                DbError::Unavailable(why) => format!("{context}: {why}"),
+                e => format!("{context}: {e}"),
+            },
+            unavailable: e.is_unavailable(),
+        }
+    }
+
+    fn into_error(self) -> StoreError {
+        if self.unavailable {
+            StoreError::Unavailable(self.why)
+        } else {
+            StoreError::Commit(self.why)
+        }
+    }
+}
+
+type Completion = Box<dyn FnOnce(Result<(), NotCommitted>) + Send>;
 /// A write job: run in the open transaction (`Some`), or told that none
 /// could begin (`None`), after which its completion gets the reason.
 type JobFn = Box<dyn FnOnce(Option<&mut Tx>) -> (bool, Completion) + Send>;
@@ -301,7 +341,7 @@ impl Store {
                 let out = match (result, commit) {
                     (Some(Ok(v)), Ok(())) => Ok(v),
                     (Some(Err(e)), _) => Err(StoreError::Sql(e)),
-                    (_, Err(e)) => Err(StoreError::Commit(e)),
+                    (_, Err(e)) => Err(e.into_error()),
                     (None, Ok(())) => Err(StoreError::Commit("the write was not run".into())),
                 };
                 let _ = tx.send(out);
@@ -334,7 +374,7 @@ impl Store {
         let job = Job::Write(Box::new(move |t| {
             let Some(t) = t else {
                 let done: Completion = Box::new(move |commit| {
-                    let why = commit.err().unwrap_or_default();
+                    let why = commit.err().map(|e| e.why).unwrap_or_default();
                     tracing::error!(what, error = %why, "write not run");
                 });
                 return (false, done);
@@ -354,7 +394,7 @@ impl Store {
                         tracing::error!(what, error = %e, "write failed");
                     }
                 }
-                (Ok(()), Err(e)) => tracing::error!(what, error = %e, "commit failed"),
+                (Ok(()), Err(e)) => tracing::error!(what, error = %e.why, "commit failed"),
             });
             (ok, done)
         }));
@@ -442,7 +482,7 @@ fn commit_group(
         // Nothing runs outside a transaction: each caller is told its write
         // was not committed, and why; the writer goes on with the next jobs.
         tracing::error!(error = %e, jobs = jobs.len(), "cannot begin a write transaction");
-        let why = format!("cannot begin a transaction: {e}");
+        let why = NotCommitted::new("cannot begin a transaction", &e);
         for job in jobs {
             let (_, done) = job(None);
             done(Err(why.clone()));
@@ -471,7 +511,9 @@ fn commit_group(
         // Every node's event reader looks now (delivered at the commit).
         let _ = conn.execute_batch("NOTIFY wagate_events");
     }
-    let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+    let commit = conn
+        .execute_batch("COMMIT")
+        .map_err(|e| NotCommitted::new("COMMIT", &e));
     if commit.is_err() {
         let _ = conn.execute_batch("ROLLBACK");
     } else if let Some(live) = live {

@@ -2,7 +2,8 @@
 //! it (`pg_terminate_backend`, as a restart or an operator would): the next
 //! write and the next read open their connection again and succeed, every
 //! time, with nothing lost; and while it refuses the gateway's logins, each
-//! write fails with the reason and the writer carries on afterwards.
+//! write and read fails as "unavailable" with the reason, and the writer
+//! carries on afterwards.
 
 use std::time::Duration;
 
@@ -101,11 +102,17 @@ async fn while_the_database_refuses_the_gateway_writes_fail_with_the_reason_then
     for i in 1..4 {
         let new = org(i);
         match store.write(move |tx| orgs::insert(tx, &new)).await {
-            Err(StoreError::Commit(why)) => {
+            Err(StoreError::Unavailable(why)) => {
                 assert!(why.contains("cannot begin"), "{why}");
+                assert!(why.contains("not permitted to log in"), "{why}");
             }
             other => panic!("write {i} while refused: {other:?}"),
         }
+        let read = store.read(orgs::list).await;
+        assert!(
+            read.as_ref().is_err_and(StoreError::is_unavailable),
+            "read {i} while refused: {read:?}"
+        );
     }
     // The writer did not stop: once logins are allowed, the next write is
     // committed, and only it and the first are there.
@@ -124,4 +131,76 @@ async fn while_the_database_refuses_the_gateway_writes_fail_with_the_reason_then
         .map(|o| o.id)
         .collect();
     assert_eq!(ids, ["org0", "org9"]);
+}
+
+/// Run `sql` on the database at `url` from code that is not async.
+fn admin_sql(url: &str, sql: &str) {
+    let (url, sql) = (url.to_string(), sql.to_string());
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let c = cluster::connect(&url).await.unwrap();
+                c.batch_execute(&sql).await.unwrap();
+            })
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn while_postgres_refuses_the_gateway_the_api_answers_503_and_recovers() {
+    let url = crate::common::fresh_db_blocking();
+    let role = format!("api_{}", std::process::id());
+    admin_sql(&url, &format!("CREATE ROLE {role} LOGIN SUPERUSER"));
+    let data = tempfile::tempdir().unwrap();
+    crate::common::use_database(
+        data.path(),
+        url.replace("user=wagate", &format!("user={role}")),
+    );
+    let s = crate::common::Server::start(data.path());
+    let token = s.create_org("clinic", Some("57"));
+    let send = |key: &str| {
+        s.call_h(
+            "POST",
+            "/v1/orgs/clinic/messages",
+            Some(&token),
+            Some(r#"{"to":"+573001112233","text":"Su cita es mañana"}"#),
+            &[("Idempotency-Key", key)],
+        )
+    };
+    let (st, v) = send("before");
+    assert_eq!(st, 202, "{v}");
+
+    admin_sql(
+        &url,
+        &format!(
+            "ALTER ROLE {role} NOLOGIN;
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}';"
+        ),
+    );
+    let (st, v) = send("during");
+    assert_eq!(st, 503, "{v}");
+    assert_eq!(v["error"]["code"], "database_unavailable", "{v}");
+    let (st, headers, v) = s.get_with_headers("/v1/orgs/clinic/messages", &token);
+    assert_eq!(st, 503, "{v}");
+    assert_eq!(v["error"]["code"], "database_unavailable", "{v}");
+    assert!(
+        headers.iter().any(|(k, v)| k == "retry-after" && v == "5"),
+        "{headers:?}"
+    );
+
+    // PostgreSQL takes the gateway back: the same send is accepted once,
+    // and both messages are there.
+    admin_sql(&url, &format!("ALTER ROLE {role} LOGIN"));
+    let (st, v) = send("during");
+    assert_eq!(st, 202, "{v}");
+    let (st, again) = send("during");
+    assert_eq!(st, 202, "{again}");
+    assert_eq!(again["id"], v["id"], "one message for one key");
+    let (st, list) = s.call("GET", "/v1/orgs/clinic/messages", Some(&token), None);
+    assert_eq!(st, 200, "{list}");
+    assert_eq!(list["messages"].as_array().map(Vec::len), Some(2), "{list}");
 }
