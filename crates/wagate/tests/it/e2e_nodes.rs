@@ -493,6 +493,38 @@ fn three_nodes_survive_a_kill_a_stop_a_drain_and_a_sigterm() {
     println!("30 orgs linked and spread 10/10/10 in {:?}", t0.elapsed());
     assert_eq!(c.overlaps(), 0, "no device ever had two live connections");
 
+    // One org's token reaches nothing of another's on any node, whether
+    // the request is answered there or forwarded to the owner; an unknown
+    // token is refused where it arrives.
+    let other = c.token("o1");
+    for via in 0..3 {
+        for (method, path) in [
+            ("GET", "/v1/orgs/o0/session"),
+            ("GET", "/v1/orgs/o0/messages"),
+            ("POST", "/v1/orgs/o0/session/logout"),
+            ("POST", "/v1/orgs/o0/session/reset"),
+            ("DELETE", "/v1/orgs/o0"),
+        ] {
+            let (st, v) = c.s(via).call(method, path, Some(&other), None);
+            assert_eq!(
+                st, 403,
+                "{method} {path} via node {via} with o1's token: {v}"
+            );
+            let (st, v) = c.s(via).call(method, path, Some("wgo_not_a_token"), None);
+            assert_eq!(
+                st, 401,
+                "{method} {path} via node {via}, unknown token: {v}"
+            );
+        }
+    }
+    let (_, v) = c
+        .s(0)
+        .call("GET", "/v1/orgs/o0/session", Some(&c.token("o0")), None);
+    assert_eq!(
+        v["state"], "connected",
+        "o0 untouched by the refused requests: {v}"
+    );
+
     // --- SIGKILL node-a in the middle of a burst sent through all three.
     let stop = Arc::new(AtomicBool::new(false));
     let sender = burst(&c, &[0, 1, 2], "kill", stop.clone());
