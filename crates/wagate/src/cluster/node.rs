@@ -474,12 +474,16 @@ pub async fn start(
 
 /// An earlier process under this node's id that heartbeated within
 /// `node_ttl` may still be alive (or was just killed): its leases would be
-/// taken as this process's own. Wait until its heartbeat is stale.
+/// taken as this process's own. Wait until its heartbeat is stale; fail
+/// when it goes on heartbeating for two liveness windows (another gateway
+/// running under the same id).
 async fn wait_out_namesake(settings: &NodeSettings, node_ttl: Duration) -> anyhow::Result<()> {
     let db = connect(&settings.db_url)
         .await
         .context("connecting to PostgreSQL")?;
     let mut told = false;
+    // Since when a live process under this id has been seen heartbeating.
+    let mut alive_since: Option<std::time::Instant> = None;
     loop {
         let row = db
             .query_opt(
@@ -489,23 +493,41 @@ async fn wait_out_namesake(settings: &NodeSettings, node_ttl: Duration) -> anyho
             .await?;
         let age_ms: Option<f64> = row.and_then(|r| r.try_get::<_, Option<f64>>(0).ok().flatten());
         // A process under this id that still has a connection open is alive
-        // (a killed one's connections end with it).
-        let alive = match super::application_name() {
+        // (a killed one's connections end with it): where they come from,
+        // for the operator.
+        let others: Option<String> = match super::application_name() {
             Some(me) => db
                 .query_one(
-                    "SELECT count(*) FROM pg_stat_activity
+                    "SELECT string_agg(DISTINCT COALESCE(host(client_addr), 'a local socket'), ', ')
+                     FROM pg_stat_activity
                      WHERE application_name LIKE $1 AND application_name <> $2",
                     &[&format!("wagate/{}/%", like_literal(&settings.node)), &me],
                 )
                 .await
-                .map(|r| r.get::<_, i64>(0) > 0)
-                .unwrap_or(true),
-            None => true,
+                .map(|r| r.get::<_, Option<String>>(0))
+                .unwrap_or_else(|_| Some("an unknown address".into())),
+            None => Some("an unknown address".into()),
         };
         match age_ms {
             Some(age)
-                if alive && age.is_finite() && age >= 0.0 && age < node_ttl.as_millis() as f64 =>
+                if others.is_some()
+                    && age.is_finite()
+                    && age >= 0.0
+                    && age < node_ttl.as_millis() as f64 =>
             {
+                // An earlier process that is stopping stops heartbeating; one
+                // that goes on for two liveness windows is another gateway
+                // running under this id.
+                let since = *alive_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() > node_ttl * 2 {
+                    anyhow::bail!(
+                        "node id '{}' is in use: another running gateway (connected from {}) has heartbeated under it for {} s, the last time {:.1} s ago; give each gateway its own --node-id",
+                        settings.node,
+                        others.unwrap_or_default(),
+                        since.elapsed().as_secs(),
+                        age / 1000.0
+                    );
+                }
                 if !told {
                     tracing::warn!(
                         node = %settings.node,

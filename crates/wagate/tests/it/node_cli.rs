@@ -1,7 +1,8 @@
 //! `wagate node …` as an operator types it: `--database` before or after
 //! the subcommand, a clear sentence when it is missing or the database has
-//! no gateway in it, an unknown node named, and a drain with no other node
-//! to take the orgs saying so.
+//! no gateway in it, an unknown node named, a drain with no other node to
+//! take the orgs saying so, and a second gateway started under a running
+//! node's id refused.
 
 use std::process::Output;
 use std::time::Duration;
@@ -87,4 +88,48 @@ async fn node_commands_take_the_database_anywhere_and_explain_what_is_wrong() {
     let (out, _) = text(&listed);
     let row = out.lines().find(|l| l.starts_with("solo")).unwrap_or("");
     assert!(row.contains("live"), "{out}");
+}
+
+#[test]
+fn a_second_gateway_under_a_running_nodes_id_stops_with_a_clear_error() {
+    let url = crate::common::fresh_db_blocking();
+    let first_data = tempfile::tempdir().unwrap();
+    crate::common::use_database(first_data.path(), url.clone());
+    // 5 s leases: a node is live while it heartbeated in the last 5 s.
+    let _first = crate::common::Server::start_args(
+        first_data.path(),
+        &[
+            "--offline",
+            "--node-id",
+            "clinic-gw",
+            "--lease-seconds",
+            "5",
+        ],
+    );
+    let second_data = tempfile::tempdir().unwrap();
+    let t = std::time::Instant::now();
+    let out = std::process::Command::new(bin())
+        .args(["serve", "--offline", "--listen", "127.0.0.1:0"])
+        .args(["--node-id", "clinic-gw", "--lease-seconds", "5"])
+        .arg(format!("--database={url}"))
+        .arg("--data")
+        .arg(second_data.path())
+        .env("WAGATE_ADMIN_TOKEN", crate::common::ADMIN)
+        .env("WAGATE_LOG", "warn")
+        .output()
+        .unwrap();
+    let waited = t.elapsed();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("node id 'clinic-gw' is in use")
+            && stderr.contains("give each gateway its own --node-id"),
+        "{stderr}"
+    );
+    // It waited two liveness windows for an earlier process to go first.
+    assert!(waited >= Duration::from_secs(10), "{waited:?}");
+    println!(
+        "the second gateway gave up after {:.1} s",
+        waited.as_secs_f64()
+    );
 }
