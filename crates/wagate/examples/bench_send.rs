@@ -50,10 +50,13 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<usize> = std::env::args()
+    const USAGE: &str = "usage: bench_send [ACCEPTS [LATENCY_SAMPLES [CLIENTS]]], each a whole number of at least 1";
+    let args = std::env::args()
         .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+        .map(|a| a.parse::<usize>().ok().filter(|n| *n >= 1))
+        .collect::<Option<Vec<usize>>>()
+        .ok_or_else(|| anyhow::anyhow!(USAGE))?;
+    anyhow::ensure!(args.len() <= 3, USAGE);
     let accepts = *args.first().unwrap_or(&5000);
     let samples = *args.get(1).unwrap_or(&300);
     let clients = *args.get(2).unwrap_or(&8);
