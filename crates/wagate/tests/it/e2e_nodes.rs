@@ -309,21 +309,10 @@ fn wait_owners(
 /// Rows of `sql` (with `arg` as `$1`) on the shared database.
 fn db_rows(db: &str, sql: &'static str, arg: &str) -> Vec<tokio_postgres::Row> {
     let (db, arg) = (db.to_string(), arg.to_string());
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async move {
-                let (c, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls)
-                    .await
-                    .unwrap();
-                tokio::spawn(conn);
-                c.query(sql, &[&arg]).await.unwrap()
-            })
+    crate::common::on_own_runtime(move || async move {
+        let c = wagate::cluster::connect(&db).await.unwrap();
+        c.query(sql, &[&arg]).await.unwrap()
     })
-    .join()
-    .unwrap()
 }
 
 /// The org's last three `state` events as the database holds them.

@@ -176,24 +176,16 @@ fn a_gateway_on_postgres_keeps_links_messages_and_events_across_a_sigkill() {
 /// End every other session on the database at `url`; how many.
 fn terminate_backends(url: &str) -> i64 {
     let url = url.to_string();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+    crate::common::on_own_runtime(move || async move {
+        let c = wagate::cluster::connect(&url).await.unwrap();
+        let rows = c
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
             .unwrap();
-        rt.block_on(async {
-            let c = wagate::cluster::connect(&url).await.unwrap();
-            let rows = c
-                .query(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                     WHERE datname = current_database() AND pid <> pg_backend_pid()",
-                    &[],
-                )
-                .await
-                .unwrap();
-            rows.len() as i64
-        })
+        rows.len() as i64
     })
-    .join()
-    .unwrap()
 }

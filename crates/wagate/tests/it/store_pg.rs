@@ -136,18 +136,10 @@ async fn while_the_database_refuses_the_gateway_writes_fail_with_the_reason_then
 /// Run `sql` on the database at `url` from code that is not async.
 fn admin_sql(url: &str, sql: &str) {
     let (url, sql) = (url.to_string(), sql.to_string());
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async {
-                let c = cluster::connect(&url).await.unwrap();
-                c.batch_execute(&sql).await.unwrap();
-            })
+    crate::common::on_own_runtime(move || async move {
+        let c = cluster::connect(&url).await.unwrap();
+        c.batch_execute(&sql).await.unwrap();
     })
-    .join()
-    .unwrap()
 }
 
 #[test]

@@ -462,17 +462,28 @@ pub fn database_for(data: &Path) -> Option<String> {
     Some(url)
 }
 
-/// `pg::fresh_db` from code that is not async (or inside another runtime).
-pub fn fresh_db_blocking() -> String {
-    std::thread::spawn(|| {
+/// Run `f` to its end on a runtime of its own, on a thread of its own: async
+/// code (a PostgreSQL client) from a test that is not async, or from inside
+/// another runtime.
+pub fn on_own_runtime<T, F>(f: impl FnOnce() -> F + Send + 'static) -> T
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T>,
+{
+    std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime")
-            .block_on(pg::fresh_db())
+            .block_on(f())
     })
     .join()
-    .expect("a fresh PostgreSQL database")
+    .expect("the task on its own runtime")
+}
+
+/// `pg::fresh_db` from code that is not async (or inside another runtime).
+pub fn fresh_db_blocking() -> String {
+    on_own_runtime(pg::fresh_db)
 }
 
 pub fn now_ms() -> i64 {
