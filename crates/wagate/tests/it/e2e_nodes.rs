@@ -6,7 +6,9 @@
 //! its lease: after SIGCONT it sends and records nothing for the orgs it
 //! lost, and it takes orgs again. `wagate node drain`: every org moves off
 //! a node with no QR and no message lost. A node stopped with SIGTERM: its
-//! leases are handed back as it exits, and its orgs move at once.
+//! leases are handed back as it exits, and its orgs move at once. An event
+//! stream held on a node that does not own the org shows every move live,
+//! and a webhook gets every delivery through all of it.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -16,8 +18,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::common::receiver::Receiver;
 use crate::common::sim::{link, phone, start_sim};
-use crate::common::{bin, control, fresh_db_blocking, use_database, Server, ADMIN};
+use crate::common::{
+    bin, control, fresh_db_blocking, open_stream, read_until_close, use_database, Server, ADMIN,
+};
 
 const ORGS: usize = 30;
 const PATIENT: &str = "573009990901";
@@ -338,6 +343,79 @@ fn leases_held(db: &str, node: &str) -> i64 {
     .get(0)
 }
 
+/// The `message.status` events of a stream's text, in the order sent:
+/// (event number, message id, status).
+fn status_events(text: &str) -> Vec<(i64, String, String)> {
+    let mut out = Vec::new();
+    let mut id = None;
+    for line in text.lines() {
+        if let Some(n) = line.strip_prefix("id:") {
+            id = n.trim().parse::<i64>().ok();
+        } else if let Some(d) = line.strip_prefix("data:") {
+            let v: Value = serde_json::from_str(d.trim()).unwrap_or(Value::Null);
+            if let (Some(n), Some(m), Some(st)) =
+                (id.take(), v["id"].as_str(), v["status"].as_str())
+            {
+                out.push((n, m.to_string(), st.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// Message ids the webhook receiver got a `delivered` event for, with
+/// how many times each came.
+fn hooked_delivered(r: &Receiver) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for x in r.received() {
+        let v = x.json();
+        if v["type"] == "message.status" && v["data"]["status"] == "delivered" {
+            *m.entry(v["data"]["id"].as_str().unwrap_or("").to_string())
+                .or_insert(0) += 1;
+        }
+    }
+    m
+}
+
+/// Every message of `org` the database has as delivered (or read), asked
+/// through node `via`.
+fn delivered_ids(c: &Cluster, via: usize, org: &str) -> Vec<String> {
+    let (st, v) = c.s(via).call(
+        "GET",
+        &format!("/v1/orgs/{org}/messages?limit=1000"),
+        Some(&c.token(org)),
+        None,
+    );
+    assert_eq!(st, 200, "{v}");
+    v["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["status"] == "delivered" || m["status"] == "read")
+        .filter_map(|m| m["id"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Wait until each of `ids` has reached the receiver as delivered.
+fn wait_hooked(r: &Receiver, ids: &[String], what: &str, within: Duration) {
+    let t0 = Instant::now();
+    loop {
+        let got = hooked_delivered(r);
+        let missing: Vec<&String> = ids.iter().filter(|i| !got.contains_key(*i)).collect();
+        if missing.is_empty() {
+            return;
+        }
+        assert!(
+            t0.elapsed() < within,
+            "{what}: {} of {} never reached the webhook as delivered, e.g. {:?}",
+            missing.len(),
+            ids.len(),
+            &missing[..missing.len().min(5)]
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// One org's link status as asked through `base` until `stop`, every
 /// 200 ms: (HTTP status, state, reason code, owning node) per answer.
 fn watch_status(
@@ -514,6 +592,86 @@ fn three_nodes_survive_a_kill_a_stop_a_drain_and_a_sigterm() {
         "o0 untouched by the refused requests: {v}"
     );
 
+    // A stream held on a node that does not own o0 and a webhook added
+    // through the third: messages sent through that third node show every
+    // move live on the stream, in order, and reach the webhook.
+    let owner = c.owners(0)["o0"].1.clone();
+    let others: Vec<usize> = (0..3).filter(|i| c.nodes[*i].id != owner).collect();
+    let (watcher_node, sender_node) = (others[0], others[1]);
+    let hook = Receiver::start();
+    let (st, v) = c.s(sender_node).call(
+        "POST",
+        "/v1/orgs/o0/webhooks",
+        Some(&c.token("o0")),
+        Some(&json!({"url": hook.url, "events": ["message.status"]}).to_string()),
+    );
+    assert_eq!(st, 201, "{v}");
+    let auth = format!("Bearer {}", c.token("o0"));
+    let mut stream = open_stream(
+        &c.s(watcher_node).addr(),
+        "/v1/orgs/o0/events",
+        &[("Authorization", &auth)],
+    );
+    let sent: Vec<String> = (0..5)
+        .map(|i| {
+            try_send(
+                &c.s(sender_node).base,
+                &c.token("o0"),
+                "o0",
+                &format!("stream {i}"),
+            )
+            .expect("accepted")
+        })
+        .collect();
+    let mut text = String::new();
+    let t = Instant::now();
+    let seen = loop {
+        let (more, closed) = read_until_close(&mut stream, Duration::from_millis(500));
+        text.push_str(&more);
+        let seen = status_events(&text);
+        let delivered = sent
+            .iter()
+            .all(|m| seen.iter().any(|(_, id, st)| id == m && st == "delivered"));
+        if delivered {
+            break seen;
+        }
+        assert!(
+            !closed,
+            "the stream on {} ended: {text}",
+            c.nodes[watcher_node].id
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "not every move on the stream of {} within 30 s: {seen:?}",
+            c.nodes[watcher_node].id
+        );
+    };
+    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "{seen:?}");
+    for m in &sent {
+        let moves: Vec<&str> = seen
+            .iter()
+            .filter(|(_, id, _)| id == m)
+            .map(|(_, _, st)| st.as_str())
+            .collect();
+        let at = |st: &str| moves.iter().position(|x| *x == st);
+        // `sent` (the server's ack) may come after the delivery receipt,
+        // and then there is no move back to it.
+        assert!(
+            at("queued") == Some(0)
+                && at("delivered") > at("queued")
+                && at("sent").is_none_or(|sent| Some(sent) < at("delivered")),
+            "{m}: {moves:?}"
+        );
+    }
+    drop(stream);
+    wait_hooked(&hook, &sent, "o0's first five", Duration::from_secs(30));
+    println!(
+        "o0 owned by {owner}: its stream on {} showed {} moves of 5 messages sent through {}, in order; the webhook got each delivery",
+        c.nodes[watcher_node].id,
+        seen.len(),
+        c.nodes[sender_node].id
+    );
+
     // --- SIGKILL node-a in the middle of a burst sent through all three.
     let stop = Arc::new(AtomicBool::new(false));
     let sender = burst(&c, &[0, 1, 2], "kill", stop.clone());
@@ -569,12 +727,28 @@ fn three_nodes_survive_a_kill_a_stop_a_drain_and_a_sigterm() {
                 && node != "node-a"),
         "{seen:?}"
     );
+    // The answers in runs: "503 owner_unreachable ×21 → …".
+    let mut runs: Vec<(String, usize)> = Vec::new();
+    for (code, state, why, node) in &seen {
+        let k = format!("{code} {state} {why} {node}");
+        match runs.last_mut() {
+            Some((last, n)) if *last == k => *n += 1,
+            _ => runs.push((k, 1)),
+        }
+    }
+    let runs: Vec<String> = runs
+        .iter()
+        .map(|(k, n)| {
+            format!(
+                "{} ×{n}",
+                k.split_whitespace().collect::<Vec<_>>().join(" ")
+            )
+        })
+        .collect();
     println!(
-        "status of {} through node-b during the failover: {} answers, {} of them 503, {} owner_silent",
+        "status of {} through node-b during the failover, every 200 ms: {}",
         victims[0],
-        seen.len(),
-        seen.iter().filter(|a| a.0 == 503).count(),
-        seen.iter().filter(|a| a.2 == "owner_silent").count()
+        runs.join(" → ")
     );
     stop.store(true, Ordering::SeqCst);
     let accepted = sender.join().unwrap();
@@ -748,6 +922,22 @@ fn three_nodes_survive_a_kill_a_stop_a_drain_and_a_sigterm() {
         c.overlaps(),
         overlaps_before,
         "each link closed before node-b opened it"
+    );
+    // The webhook went on through the kill, the stop, the drain and the
+    // SIGTERM (whichever node delivered): every message of o0 that was
+    // delivered reached it as delivered.
+    let all = delivered_ids(&c, 1, "o0");
+    assert!(all.len() > sent.len(), "{all:?}");
+    wait_hooked(
+        &hook,
+        &all,
+        "o0's messages of the whole test",
+        Duration::from_secs(60),
+    );
+    let twice = hooked_delivered(&hook).values().filter(|n| **n > 1).count();
+    println!(
+        "webhook: {} delivered messages of o0, each reached the receiver ({twice} more than once)",
+        all.len()
     );
     println!(
         "SIGTERM: node-a exited in {:.1} s; its {} orgs connected on node-b {:.1} s after the signal; \
