@@ -380,14 +380,7 @@ fn hooked_delivered(r: &Receiver) -> HashMap<String, usize> {
 /// Every message of `org` the database has as delivered (or read), asked
 /// through node `via`.
 fn delivered_ids(c: &Cluster, via: usize, org: &str) -> Vec<String> {
-    let (st, v) = c.s(via).call(
-        "GET",
-        &format!("/v1/orgs/{org}/messages?limit=1000"),
-        Some(&c.token(org)),
-        None,
-    );
-    assert_eq!(st, 200, "{v}");
-    v["messages"]
+    get_as(c, via, org, &format!("/v1/orgs/{org}/messages?limit=1000"))["messages"]
         .as_array()
         .into_iter()
         .flatten()
@@ -513,15 +506,15 @@ fn jids_of(orgs: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// A GET through node `via` with `org`'s token; its 200 answer.
+fn get_as(c: &Cluster, via: usize, org: &str, path: &str) -> Value {
+    let (st, v) = c.s(via).call("GET", path, Some(&c.token(org)), None);
+    assert_eq!(st, 200, "GET {path} via node {via}: {v}");
+    v
+}
+
 fn history_states(c: &Cluster, via: usize, org: &str) -> Vec<String> {
-    let (st, v) = c.s(via).call(
-        "GET",
-        &format!("/v1/orgs/{org}/session/history"),
-        Some(&c.token(org)),
-        None,
-    );
-    assert_eq!(st, 200, "{v}");
-    v["changes"]
+    get_as(c, via, org, &format!("/v1/orgs/{org}/session/history"))["changes"]
         .as_array()
         .cloned()
         .unwrap_or_default()
