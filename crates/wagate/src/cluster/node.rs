@@ -674,14 +674,17 @@ async fn restore(
         if !ownership.owns(&org) {
             continue;
         }
-        // An idle supervisor that says "never linked" may have looked at
-        // the device before another node linked it: a fresh one looks
-        // again. One already at work (pairing on a request) is left alone.
+        // The idle supervisor kept here while another node owned the org
+        // opened the device when it was made: what it holds in memory (the
+        // credentials, the key counters, whether it was linked at all) is
+        // as old as that, and the owner has written since. A fresh one
+        // reads the device as it is now. One linking the org on a request
+        // (pairing) is left alone.
         let stale = may_recycle
             && app
                 .sessions()
                 .get(&org)
-                .is_some_and(|h| h.snapshot().state == State::New);
+                .is_some_and(|h| !linking_on_request(&h.snapshot()));
         if stale {
             app.sessions().recycle(&org, Duration::from_secs(5)).await;
         }
@@ -703,6 +706,21 @@ async fn restore(
         }
         let _ = h.send(Command::Restore).await;
     }
+}
+
+/// Whether a supervisor is linking its org on a request: a QR or a pairing
+/// code on offer, or the login right after the phone linked it.
+fn linking_on_request(s: &crate::session::Snapshot) -> bool {
+    s.state == State::Pairing
+        || matches!(
+            s.reason,
+            Reason::Connecting {
+                purpose: crate::session::Purpose::Qr | crate::session::Purpose::PairCode,
+                ..
+            } | Reason::ScanQr
+                | Reason::TypePairCode
+                | Reason::Paired { .. }
+        )
 }
 
 /// Send each wake-up for an org owned elsewhere as a notification.
