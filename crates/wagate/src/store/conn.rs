@@ -158,10 +158,6 @@ impl PgConn {
         if self.in_tx.get() {
             return op(&mut link).map_err(unreachable_if_broken);
         }
-        // The connection's task runs only while a statement does: let it
-        // read what the server sent meanwhile (a terminated backend's last
-        // word), so a connection already gone is seen as closed.
-        link.block_on(tokio::task::yield_now());
         if link.client.is_closed() {
             *link = Link::open(&self.url).map_err(cannot_open)?;
             tracing::info!("PostgreSQL connection opened again");
