@@ -167,11 +167,7 @@ impl Cluster {
 
 /// One send through `base`; the message id when it was accepted.
 fn try_send(base: &str, token: &str, org: &str, text: &str) -> Option<String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
+    let agent = crate::common::agent(Duration::from_secs(10));
     let resp = agent
         .post(&format!("{base}/v1/orgs/{org}/messages"))
         .header("Authorization", &format!("Bearer {token}"))
@@ -418,11 +414,7 @@ fn watch_status(
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<Vec<(u16, String, String, String)>> {
     std::thread::spawn(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build()
-            .into();
+        let agent = crate::common::agent(Duration::from_secs(10));
         let mut seen = Vec::new();
         while !stop.load(Ordering::SeqCst) {
             let answer = agent

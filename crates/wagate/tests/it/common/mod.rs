@@ -186,11 +186,7 @@ impl Server {
         body: Option<&str>,
         headers: &[(&str, &str)],
     ) -> (u16, Value) {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
+        let agent = agent(Duration::from_secs(30));
         let url = format!("{}{}", self.base, path);
         let auth = token.map(|t| format!("Bearer {t}"));
         let resp = match method {
@@ -238,11 +234,7 @@ impl Server {
 
     /// A GET with its response headers (names lower-cased).
     pub fn get_with_headers(&self, path: &str, token: &str) -> (u16, Vec<(String, String)>, Value) {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
+        let agent = agent(Duration::from_secs(30));
         let resp = agent
             .get(format!("{}{}", self.base, path))
             .header("Authorization", format!("Bearer {token}"))
@@ -286,13 +278,19 @@ impl Drop for Server {
     }
 }
 
+/// An HTTP client that hands back every status as an answer (not as an
+/// error), giving up after `timeout`.
+pub fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .build()
+        .into()
+}
+
 /// A JSON call to wa-sim's control API.
 pub fn control(base: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
+    let agent = agent(Duration::from_secs(30));
     let url = format!("{base}{path}");
     let resp = match (method, body) {
         ("GET", _) => agent.get(&url).call(),
