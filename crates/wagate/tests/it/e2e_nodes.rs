@@ -433,7 +433,7 @@ fn watch_status(
                 seen.push((
                     code,
                     text(&v["state"]),
-                    text(&v["reason"]["code"]).to_string() + &text(&v["error"]["code"]),
+                    text(&v["reason"]["code"]) + &text(&v["error"]["code"]),
                     text(&v["node"]),
                 ));
             }
@@ -468,15 +468,6 @@ fn wait_balanced(c: &Cluster, via: usize, what: &str, within: Duration) {
             && o.values().all(|(s, _)| s == "connected")
             && c.nodes.iter().all(|n| owned_by(o, &n.id).len() == 10)
     });
-}
-
-/// Send `sig` (`-STOP`, `-CONT`) to process `pid`.
-fn signal(sig: &str, pid: &str) {
-    assert!(Command::new("kill")
-        .args([sig, pid])
-        .status()
-        .unwrap()
-        .success());
 }
 
 fn owned_by(owners: &HashMap<String, (String, String)>, node: &str) -> Vec<String> {
@@ -769,8 +760,7 @@ fn three_nodes_survive_a_kill_a_stop_a_drain_and_a_sigterm() {
     assert!(!stopped.is_empty());
     let stop = Arc::new(AtomicBool::new(false));
     let sender = burst(&c, &[0, 2], "stop", stop.clone());
-    let pid = c.nodes[1].s.as_ref().unwrap().child.id().to_string();
-    signal("-STOP", &pid);
+    c.s(1).send_signal("-STOP");
     wait_moved(
         &c,
         2,
@@ -781,7 +771,7 @@ fn three_nodes_survive_a_kill_a_stop_a_drain_and_a_sigterm() {
     );
     let replaced_before = c.overlaps_of(&jids_of(&stopped));
     std::thread::sleep(Duration::from_secs(2));
-    signal("-CONT", &pid);
+    c.s(1).send_signal("-CONT");
     let resumed = Instant::now();
     std::thread::sleep(Duration::from_secs(5));
     stop.store(true, Ordering::SeqCst);

@@ -140,13 +140,8 @@ impl Server {
         sig: &str,
         within: Duration,
     ) -> Option<(std::process::ExitStatus, Duration)> {
-        let pid = self.child.id().to_string();
         let t0 = Instant::now();
-        let rc = Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .expect("kill");
-        assert!(rc.success());
+        self.send_signal(sig);
         while t0.elapsed() < within {
             if let Some(st) = self.child.try_wait().expect("wait") {
                 return Some((st, t0.elapsed()));
@@ -159,13 +154,17 @@ impl Server {
     }
 
     pub fn kill9(&mut self) {
-        let pid = self.child.id() as i32;
+        self.send_signal("-9");
+        let _ = self.child.wait();
+    }
+
+    /// Send `sig` (`-STOP`, `-CONT`, …) and return at once.
+    pub fn send_signal(&self, sig: &str) {
         let rc = Command::new("kill")
-            .args(["-9", &pid.to_string()])
+            .args([sig, &self.child.id().to_string()])
             .status()
             .expect("kill");
-        assert!(rc.success());
-        let _ = self.child.wait();
+        assert!(rc.success(), "kill {sig}");
     }
 
     pub fn call(
