@@ -3,8 +3,8 @@
 //! never logged. This module decides who a bearer token is; the service layer
 //! (`app`) decides what that identity may touch.
 
+use parking_lot::RwLock;
 use std::collections::HashMap;
-use std::sync::RwLock;
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -81,18 +81,12 @@ impl TokenBook {
     pub fn add_org(&self, org: &OrgRef, token_hash_hex: &str) {
         let mut key = [0u8; 32];
         if hex::decode_to_slice(token_hash_hex, &mut key).is_ok() {
-            self.orgs
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(key, org.clone());
+            self.orgs.write().insert(key, org.clone());
         }
     }
 
     pub fn remove_org(&self, org: &str) {
-        self.orgs
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, o| o.id != org);
+        self.orgs.write().retain(|_, o| o.id != org);
     }
 
     /// Identify a presented token. The admin comparison is constant-time; org
@@ -103,7 +97,7 @@ impl TokenBook {
         if bool::from(h.ct_eq(&self.admin)) {
             return Some(Caller::Admin);
         }
-        let orgs = self.orgs.read().unwrap_or_else(|p| p.into_inner());
+        let orgs = self.orgs.read();
         orgs.iter()
             .find(|(k, _)| bool::from(k.ct_eq(&h)))
             .map(|(_, org)| Caller::Org(org.clone()))

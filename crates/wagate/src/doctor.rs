@@ -318,12 +318,7 @@ fn postgres(url: &str) -> (Finding, i64) {
             Ok(r) => r.get::<_, String>(0),
             Err(_) => "?".into(),
         };
-        let ours = crate::cluster::schema_version();
-        let version = match c.query_opt("SELECT version FROM schema_version", &[]).await {
-            Ok(Some(r)) => Some(r.get::<_, i64>(0)),
-            // No table yet: an empty database, which the gateway sets up.
-            _ => None,
-        };
+        let versions = crate::db::migrate::pg_versions(&c).await.unwrap_or_default();
         let orgs = match c.query_one("SELECT COUNT(*) FROM orgs", &[]).await {
             Ok(r) => r.get::<_, i64>(0),
             Err(_) => 0,
@@ -331,20 +326,52 @@ fn postgres(url: &str) -> (Finding, i64) {
         let said = format!(
             "PostgreSQL {server}, a round trip {trip_ms:.1} ms (median of 5), {orgs} org(s)"
         );
-        let finding = match version {
-            Some(v) if v > ours => fail(
-                "database",
-                format!("{said}; its schema (version {v}) is newer than this wagate's ({ours}): upgrade wagate"),
-            ),
-            Some(v) if v < ours => ok(
-                "database",
-                format!("{said}; schema version {v}, migrated to {ours} at the gateway's next start"),
-            ),
-            Some(v) => ok("database", format!("{said}; schema version {v}")),
-            None => ok("database", format!("{said}; empty (the schema is made at the gateway's first start)")),
-        };
+        let finding = schema_finding(&said, &versions);
         (finding, orgs)
     })
+}
+
+/// What the stores' schema versions in PostgreSQL say, against this
+/// wagate's (`cluster::schema_versions`).
+fn schema_finding(said: &str, versions: &[(String, i64)]) -> Finding {
+    if versions.is_empty() {
+        return ok(
+            "database",
+            format!("{said}; empty (the schema is made at the gateway's first start)"),
+        );
+    }
+    let mut behind = Vec::new();
+    for (name, ours) in crate::cluster::schema_versions() {
+        let at = versions
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, v)| *v);
+        if at > ours {
+            return fail(
+                "database",
+                format!("{said}; its {name} tables (schema version {at}) are newer than this wagate's ({ours}): upgrade wagate"),
+            );
+        }
+        if at < ours {
+            behind.push(format!("{name} {at} → {ours}"));
+        }
+    }
+    let list = versions
+        .iter()
+        .map(|(n, v)| format!("{n} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if behind.is_empty() {
+        ok("database", format!("{said}; schema versions {list}"))
+    } else {
+        ok(
+            "database",
+            format!(
+                "{said}; schema versions {list}, migrated at the gateway's next start ({})",
+                behind.join(", ")
+            ),
+        )
+    }
 }
 
 fn descriptors(orgs: i64, max_connections: usize) -> Finding {

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 
 use crate::app::{App, AppError, ErrorCode};
-use crate::cluster::node::Route;
+use crate::cluster::view::Route;
 
 /// Marks a request one node forwarded to another.
 pub const FORWARDED_BY: &str = "wagate-forwarded-by";
@@ -81,7 +81,7 @@ pub async fn to_owner(State(app): State<Arc<App>>, req: Request, next: Next) -> 
     if req.uri().path().starts_with("/v1/") && !known_token(&app, &req) {
         return next.run(req).await;
     }
-    match cluster.route(&app, &org).await {
+    match cluster.route(&org, app.org_row(&org).map(|r| r.inc)).await {
         Route::Here => next.run(req).await,
         // Its owner stopped heartbeating: this node's view says so
         // (`reconnecting`, `owner_silent`) rather than a 503 until another

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod datadir;
+pub mod db;
 #[cfg(feature = "sim")]
 pub mod demo;
 pub mod devstore;
@@ -19,6 +20,7 @@ pub mod listener;
 pub mod memory;
 pub mod metrics;
 pub mod migrate_pg;
+pub mod node;
 #[cfg(unix)]
 pub mod notify;
 pub mod outbox;
@@ -27,7 +29,6 @@ pub mod qr;
 pub mod retention;
 pub mod server;
 pub mod session;
-pub mod sql;
 pub mod store;
 pub mod web;
 pub mod webhook;

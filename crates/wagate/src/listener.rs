@@ -17,12 +17,13 @@
 //!   reads — is dropped. axum's own graceful shutdown waits for those
 //!   forever (tokio-rs/axum#2673), which is why this file exists.
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -84,14 +85,14 @@ struct Registry {
 
 impl Registry {
     fn len(&self) -> usize {
-        self.open.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.open.lock().len()
     }
 
     fn add(self: &Arc<Self>) -> (Entry, Arc<AtomicUsize>, CancellationToken) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let busy = Arc::new(AtomicUsize::new(0));
         let kill = CancellationToken::new();
-        self.open.lock().unwrap_or_else(|p| p.into_inner()).insert(
+        self.open.lock().insert(
             id,
             Conn {
                 busy: busy.clone(),
@@ -111,7 +112,7 @@ impl Registry {
     /// Close the oldest connection with no request in flight; `false` if
     /// every connection is busy.
     fn evict_idle(&self) -> bool {
-        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let open = self.open.lock();
         for c in open.values() {
             if c.busy.load(Ordering::SeqCst) == 0 && !c.kill.is_cancelled() {
                 c.kill.cancel();
@@ -130,11 +131,7 @@ struct Entry {
 
 impl Drop for Entry {
     fn drop(&mut self) {
-        self.registry
-            .open
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.id);
+        self.registry.open.lock().remove(&self.id);
     }
 }
 

@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 use rusqlite::{Connection, OpenFlags};
 use tokio_postgres::types::ToSql;
 
-use crate::sql::{self, Val};
+use crate::db::{self, Val};
 
 /// The gateway's tables, parents before children (foreign keys).
 const GATEWAY_TABLES: &[&str] = &[
@@ -89,7 +89,7 @@ async fn copy_table(
     let cols = columns(from, table)?;
     let quoted: Vec<String> = cols.iter().map(|c| format!("\"{c}\"")).collect();
     let mut st = from.prepare(&format!("SELECT {} FROM {table}", quoted.join(", ")))?;
-    let rows: Vec<Vec<Val>> = sql::sqlite_rows(&mut st, &[], None)
+    let rows: Vec<Vec<Val>> = db::sqlite_rows(&mut st, &[], None)
         .with_context(|| format!("reading {table}"))?
         .into_iter()
         .map(|r| r.0)
@@ -118,7 +118,7 @@ async fn copy_table(
             .collect();
         to.execute(stmt.as_str(), &params)
             .await
-            .map_err(|e| anyhow::anyhow!("writing {table}: {}", sql::pg_detail(&e)))?;
+            .map_err(|e| anyhow::anyhow!("writing {table}: {}", db::pg_detail(&e)))?;
     }
     Ok(rows.len())
 }

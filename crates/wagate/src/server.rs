@@ -138,7 +138,7 @@ async fn open_databases(opts: &ServeOptions) -> anyhow::Result<(Store, crate::de
     let version = crate::cluster::migrate(&mut admin)
         .await
         .context("migrating the PostgreSQL schema")?;
-    tracing::info!(version, "PostgreSQL schema ready");
+    tracing::info!(versions = ?version, "PostgreSQL schema ready");
     let store = Store::open_pg(url, &crate::store::GATEWAY)
         .await
         .context("opening the gateway's tables in PostgreSQL")?;
@@ -288,14 +288,14 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             anyhow::anyhow!("{e}; the node id defaults to the host name: give --node-id")
         })?;
         // Every PostgreSQL connection of this process carries its node's name.
-        crate::cluster::name_connections(&node_id);
+        crate::db::pg::name_connections(&node_id);
     }
     let (store, devices) = open_databases(&opts).await?;
     // Several nodes: writes are fenced before any supervisor starts.
     let ownership = opts
         .database
         .is_some()
-        .then(|| crate::cluster::node::fence_stores(&node_id, &store, &devices));
+        .then(|| crate::node::fence_stores(&node_id, &store, &devices));
     let tz = crate::outbox::pacing::default_timezone(opts.default_timezone.as_deref())?;
     let mut policy = if opts.unpaced {
         tracing::warn!("--unpaced: orgs without a sending policy send as fast as the link allows");
@@ -332,6 +332,31 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         jitter: Arc::new(|| rand::random::<f64>() * 2.0 - 1.0),
         open_budget,
     }));
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", opts.listen))?;
+    let addr = listener.local_addr()?;
+    // Several nodes: the view of the cluster the service layer asks.
+    let cluster = match (&opts.database, ownership) {
+        (Some(url), Some(ownership)) => {
+            let settings = crate::cluster::view::NodeSettings {
+                db_url: url.clone(),
+                node: node_id.clone(),
+                advertise: opts
+                    .advertise_url
+                    .clone()
+                    .unwrap_or_else(|| advertised(addr)),
+                timing: opts.lease,
+                restore_per_second: opts.restore_per_second,
+            };
+            Some(crate::cluster::view::ClusterView::new(
+                ownership,
+                settings,
+                store.clone(),
+            ))
+        }
+        _ => None,
+    };
     let shutdown = CancellationToken::new();
     let app = Arc::new(App::new(
         store.clone(),
@@ -339,6 +364,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         outbox.clone(),
         TokenBook::new(&token),
         shutdown.clone(),
+        cluster.as_ref().map(|(view, _)| view.clone()),
     ));
     let guard = crate::webhook::target::Guard::parse(opts.webhook_allow.as_deref().unwrap_or(""))
         .map_err(|e| anyhow::anyhow!("--webhook-allow: {e}"))?;
@@ -375,33 +401,14 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         ),
         limit => tracing::info!(orgs, limit = ?limit, need, "open-file limit"),
     }
-    let listener = tokio::net::TcpListener::bind(opts.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", opts.listen))?;
-    let addr = listener.local_addr()?;
     // One gateway restores every linked org; a node only those it gains.
-    let (mut node, restore) = match (&opts.database, ownership) {
-        (Some(url), Some(ownership)) => {
+    let (mut node, restore) = match cluster {
+        Some((view, restore_rx)) => {
             // Several nodes may share the database: this one restores only
             // the orgs its lease loop gains.
-            let settings = crate::cluster::node::NodeSettings {
-                db_url: url.clone(),
-                node: node_id.clone(),
-                advertise: opts
-                    .advertise_url
-                    .clone()
-                    .unwrap_or_else(|| advertised(addr)),
-                timing: opts.lease,
-                restore_per_second: opts.restore_per_second,
-            };
-            let node = crate::cluster::node::start(
-                app.clone(),
-                ownership,
-                settings,
-                Box::new(start_webhooks),
-            )
-            .await
-            .context("joining the nodes on the database")?;
+            let node = crate::node::start(app.clone(), view, restore_rx, Box::new(start_webhooks))
+                .await
+                .context("joining the nodes on the database")?;
             (Some(node), None)
         }
         _ => {

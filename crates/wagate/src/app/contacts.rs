@@ -93,7 +93,7 @@ impl App {
             )
         })?;
         {
-            let mut buckets = self.lookups.lock().unwrap_or_else(|p| p.into_inner());
+            let mut buckets = self.lookups.lock();
             let now = Instant::now();
             let b = buckets.entry(inc).or_insert_with(|| Bucket::full(now));
             if let Err(secs) = b.take(now) {

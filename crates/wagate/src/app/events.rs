@@ -137,6 +137,7 @@ mod tests {
             outbox,
             TokenBook::new("admin"),
             tokio_util::sync::CancellationToken::new(),
+            None,
         );
         let (org, _) = app
             .create_org(

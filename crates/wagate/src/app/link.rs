@@ -222,12 +222,7 @@ impl App {
     ) -> Result<Option<String>, AppError> {
         self.require_admin(caller)?;
         let a = self.authorize(caller, org)?;
-        let engine = a
-            .handle
-            .engine
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let engine = a.handle.engine.lock().clone();
         Ok(match engine {
             Some(e) => e.memory_report().await,
             None => None,

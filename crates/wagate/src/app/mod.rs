@@ -24,12 +24,14 @@ pub mod webhooks;
 
 pub use error::{AppError, ErrorCode, Kind};
 
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Caller, TokenBook};
+use crate::cluster::view::{ClusterView, RemoteLink};
 use crate::outbox::Outbox;
 use crate::session::{Handle, OrgRef, Sessions};
 use crate::store::{OrgRow, Store};
@@ -54,7 +56,7 @@ pub struct App {
     /// Tells the delivery task that deliveries were queued again.
     webhook_wake: Arc<tokio::sync::Notify>,
     /// Several nodes: this node's view of the cluster.
-    cluster: std::sync::OnceLock<Arc<crate::cluster::node::ClusterView>>,
+    cluster: Option<Arc<ClusterView>>,
     /// Incarnations deleted through this node (never registered again by
     /// a directory sync that read them before their deletion committed).
     deleted: Mutex<std::collections::HashSet<i64>>,
@@ -79,6 +81,7 @@ impl App {
         outbox: Arc<Outbox>,
         tokens: TokenBook,
         shutdown: CancellationToken,
+        cluster: Option<Arc<ClusterView>>,
     ) -> App {
         App {
             store,
@@ -91,37 +94,24 @@ impl App {
             lookups: Mutex::new(HashMap::new()),
             webhook_guard: RwLock::new(Default::default()),
             webhook_wake: Arc::new(tokio::sync::Notify::new()),
-            cluster: std::sync::OnceLock::new(),
+            cluster,
             deleted: Mutex::default(),
         }
     }
 
-    /// Several nodes: this node's view of the cluster (set once at start).
-    pub fn set_cluster(&self, view: Arc<crate::cluster::node::ClusterView>) {
-        let _ = self.cluster.set(view);
-    }
-
-    pub fn cluster(&self) -> Option<&Arc<crate::cluster::node::ClusterView>> {
-        self.cluster.get()
+    /// Several nodes: this node's view of the cluster.
+    pub fn cluster(&self) -> Option<&Arc<ClusterView>> {
+        self.cluster.as_ref()
     }
 
     /// An org's row, if it is in the directory.
     pub fn org_row(&self, id: &str) -> Option<Arc<OrgRow>> {
-        self.directory
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
+        self.directory.read().get(id).cloned()
     }
 
     /// Every org's id.
     pub fn org_ids(&self) -> Vec<String> {
-        self.directory
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect()
+        self.directory.read().keys().cloned().collect()
     }
 
     /// The link as the surfaces show it: this node's supervisor's view, or
@@ -129,7 +119,9 @@ impl App {
     /// its owner.
     pub fn link_status(&self, h: &Handle) -> crate::session::Status {
         match self.cluster() {
-            Some(c) if !c.ownership.owns_inc(h.org.inc) => c.remote_status(&h.org.id, h.org.inc),
+            Some(c) if !c.ownership.owns_inc(h.org.inc) => {
+                remote_status(&h.org.id, c.remote_link(&h.org.id, h.org.inc))
+            }
             Some(c) => {
                 let mut s = h.status();
                 s.node = Some(c.node().to_string());
@@ -145,7 +137,6 @@ impl App {
         let known: Vec<(String, i64)> = self
             .directory
             .read()
-            .unwrap_or_else(|p| p.into_inner())
             .values()
             .map(|r| (r.id.clone(), r.inc))
             .collect();
@@ -156,17 +147,9 @@ impl App {
                 self.forget(&id, inc).await;
             }
         }
-        let deleted = self
-            .deleted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let deleted = self.deleted.lock().clone();
         for row in rows {
-            let present = self
-                .directory
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains_key(&row.id);
+            let present = self.directory.read().contains_key(&row.id);
             if !present && !deleted.contains(&row.inc) {
                 tracing::info!(org = %row.id, inc = row.inc, "organization created on another node");
                 self.register(row);
@@ -180,7 +163,7 @@ impl App {
     async fn forget(&self, id: &str, inc: i64) {
         self.tokens.remove_org(id);
         let removed = {
-            let mut dir = self.directory.write().unwrap_or_else(|p| p.into_inner());
+            let mut dir = self.directory.write();
             match dir.get(id) {
                 Some(r) if r.inc == inc => dir.remove(id).is_some(),
                 _ => false,
@@ -189,12 +172,7 @@ impl App {
         if !removed {
             return;
         }
-        if let Some(t) = self
-            .scopes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&inc)
-        {
+        if let Some(t) = self.scopes.lock().remove(&inc) {
             t.cancel();
         }
         self.sessions.remove(id, false).await;
@@ -208,17 +186,11 @@ impl App {
 
     /// Let webhooks reach these non-public hosts and networks (`--webhook-allow`).
     pub fn set_webhook_guard(&self, guard: crate::webhook::target::Guard) {
-        *self
-            .webhook_guard
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = guard;
+        *self.webhook_guard.write() = guard;
     }
 
     pub(crate) fn webhook_guard(&self) -> crate::webhook::target::Guard {
-        self.webhook_guard
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.webhook_guard.read().clone()
     }
 
     /// Load every organization from the store and start its supervisor.
@@ -238,10 +210,7 @@ impl App {
         };
         self.tokens.add_org(&org, &row.token_hash);
         let h = self.sessions.add(&org);
-        self.directory
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(row.id.clone(), Arc::new(row));
+        self.directory.write().insert(row.id.clone(), Arc::new(row));
         h
     }
 
@@ -296,7 +265,6 @@ impl App {
         let row = self
             .directory
             .read()
-            .unwrap_or_else(|p| p.into_inner())
             .get(org)
             .cloned()
             .ok_or_else(not_found)?;
@@ -316,7 +284,6 @@ impl App {
         let mut v: Vec<Arc<OrgRow>> = self
             .directory
             .read()
-            .unwrap_or_else(|p| p.into_inner())
             .values()
             .filter(|r| {
                 caller.may_act_on(&OrgRef {
@@ -336,23 +303,14 @@ impl App {
         let token = self
             .scopes
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .entry(inc)
             .or_insert_with(|| self.shutdown.child_token())
             .clone();
-        let live = self
-            .directory
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .any(|r| r.inc == inc);
+        let live = self.directory.read().values().any(|r| r.inc == inc);
         if !live {
             // Deleted between the caller's authorization and now.
             token.cancel();
-            self.scopes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&inc);
+            self.scopes.lock().remove(&inc);
         }
         token
     }
@@ -363,5 +321,56 @@ impl App {
             .read(crate::store::orgs::count)
             .await
             .map_err(|e| AppError::new(ErrorCode::NotReady, format!("database unavailable: {e}")))
+    }
+}
+
+/// The link status of an org owned by another node: its last recorded
+/// state, and its owner. A state recorded by an owner that has gone silent
+/// is not true any more (a link it held is gone with it).
+fn remote_status(org: &str, link: RemoteLink) -> crate::session::Status {
+    use crate::session::{Reason, State};
+    let (data, ts) = link
+        .last_state
+        .unwrap_or((serde_json::Value::Null, crate::store::now_ms()));
+    let mut state = data
+        .get("state")
+        .and_then(|s| s.as_str())
+        .and_then(State::parse)
+        .unwrap_or(State::Starting);
+    let mut reason = data
+        .get("reason")
+        .cloned()
+        .and_then(|r| serde_json::from_value::<Reason>(r).ok())
+        .unwrap_or(Reason::NotLinked);
+    if let Some(node) = link.owner.as_ref().filter(|_| link.owner_silent) {
+        if !state.needs_link() {
+            state = State::Reconnecting;
+            reason = Reason::OwnerSilent { node: node.clone() };
+        }
+    }
+    crate::session::Status {
+        org: org.to_string(),
+        state,
+        since_ms: ts,
+        last_seen_ms: None,
+        reconnect_attempt: data
+            .get("reconnect_attempt")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0) as u32,
+        next_retry_in_ms: None,
+        phone_number: data
+            .get("phone_number")
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
+        reason,
+        qr_available: false,
+        pair_code: None,
+        pair_code_expires_in_ms: None,
+        queued_messages: None,
+        queue_empty_eta_ms: None,
+        held_messages: None,
+        limits: None,
+        decrypt_failures: 0,
+        node: link.owner,
     }
 }

@@ -78,12 +78,7 @@ impl App {
                 format!("organization '{id}' already exists"),
             )
         };
-        if self
-            .directory
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(&id)
-        {
+        if self.directory.read().contains_key(&id) {
             return Err(exists());
         }
         // A folder left under this id (an earlier org whose credentials could
@@ -109,7 +104,7 @@ impl App {
         if let Some(c) = self.cluster() {
             // Several nodes: this node takes the new org (the balancing
             // passes move it later if this node has more than its share).
-            c.route(self, &row.id).await;
+            c.route(&row.id, Some(row.inc)).await;
         }
         // Answer once its device store is open, so the state it shows means
         // something (`new`, or `error` when the store cannot be opened).
@@ -159,23 +154,12 @@ impl App {
         self.require_admin(caller)?;
         let a = self.authorize(caller, org)?;
         let row = a.row.clone();
-        self.deleted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(row.inc);
+        self.deleted.lock().insert(row.inc);
         // No new request reaches it: its token and its entry are gone.
         self.tokens.remove_org(&row.id);
-        self.directory
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&row.id);
+        self.directory.write().remove(&row.id);
         // Its open event streams end now.
-        if let Some(t) = self
-            .scopes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&row.inc)
-        {
+        if let Some(t) = self.scopes.lock().remove(&row.inc) {
             t.cancel();
         }
         // Its link stops; the credentials are moved aside, never deleted.

@@ -106,7 +106,6 @@ impl App {
                 let live = self
                     .directory
                     .read()
-                    .unwrap_or_else(|p| p.into_inner())
                     .get(&org)
                     .is_some_and(|r| r.inc == inc);
                 if !live {

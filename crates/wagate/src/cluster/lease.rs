@@ -2,15 +2,16 @@
 //! coordinator of our own. One row per org: `owner`, `epoch`, `expires_at`.
 //!
 //! - **Time is the database's.** Expiry is written and compared with the
-//!   server's `now()`, so the nodes' wall clocks never matter.
+//!   server's `clock_timestamp()` (the statement's time, in every statement
+//!   here and in the fence), so the nodes' wall clocks never matter.
 //! - **The owner stops first.** A node notes its monotonic clock *before*
-//!   it sends a renewal; the database sets `expires_at = now() + ttl`, which
+//!   it sends a renewal; the database sets `expires_at = clock_timestamp() + ttl`, which
 //!   is later in real time. The node treats the lease as valid only until
 //!   `sent + ttl - margin` (`Held::valid_until`), so it has stopped acting
 //!   for the org (`margin`) before anyone else can take it over.
 //! - **Every write is fenced.** A write for an org runs in a transaction that
 //!   first takes a share lock on the lease row and checks owner, epoch and
-//!   expiry (`fenced`); a takeover needs that row's exclusive lock, so it
+//!   expiry (`FENCE`, run by the store's `Tx::fence`); a takeover needs that row's exclusive lock, so it
 //!   waits for the write or the write sees the new epoch and is refused. A
 //!   node that was paused past its lease can no longer change anything.
 //! - **A takeover bumps the epoch**, also when the same node takes back an
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::{Client, GenericClient};
 
 use super::ClusterError;
+use crate::db::{Conn, DbError, DbResult};
 
 /// The lease settings, with the timing argument they must satisfy.
 #[derive(Debug, Clone, Copy)]
@@ -88,15 +90,6 @@ impl Held {
     }
 }
 
-/// A write refused because this node no longer holds the org's lease.
-#[derive(Debug, thiserror::Error)]
-pub enum Fenced {
-    #[error("organization {org}: lease lost (epoch {epoch} is no longer current)")]
-    LeaseLost { org: String, epoch: i64 },
-    #[error(transparent)]
-    Db(#[from] ClusterError),
-}
-
 /// One node's view of the lease table.
 pub struct Leases {
     node: String,
@@ -148,12 +141,12 @@ impl Leases {
             .query(
                 "WITH free AS (
                      SELECT org FROM org_leases
-                     WHERE owner IS NULL OR expires_at <= now()
+                     WHERE owner IS NULL OR expires_at <= clock_timestamp()
                      ORDER BY random() LIMIT $2
                      FOR UPDATE SKIP LOCKED)
                  UPDATE org_leases l
                  SET owner = $1, epoch = l.epoch + 1,
-                     expires_at = now() + make_interval(secs => $3::double precision / 1000)
+                     expires_at = clock_timestamp() + make_interval(secs => $3::double precision / 1000)
                  FROM free WHERE l.org = free.org
                  RETURNING l.org, l.epoch",
                 &[&self.node, &n, &(self.timing.ttl_ms() as f64)],
@@ -172,8 +165,8 @@ impl Leases {
             .query_opt(
                 "UPDATE org_leases
                  SET owner = $1, epoch = epoch + 1,
-                     expires_at = now() + make_interval(secs => $3::double precision / 1000)
-                 WHERE org = $2 AND (owner IS NULL OR expires_at <= now())
+                     expires_at = clock_timestamp() + make_interval(secs => $3::double precision / 1000)
+                 WHERE org = $2 AND (owner IS NULL OR expires_at <= clock_timestamp())
                  RETURNING epoch",
                 &[&self.node, &org, &(self.timing.ttl_ms() as f64)],
             )
@@ -196,10 +189,10 @@ impl Leases {
             .query(
                 "WITH mine AS (
                      SELECT org FROM org_leases
-                     WHERE owner = $1 AND expires_at > now()
+                     WHERE owner = $1 AND expires_at > clock_timestamp()
                      FOR UPDATE SKIP LOCKED)
                  UPDATE org_leases l
-                 SET expires_at = now() + make_interval(secs => $2::double precision / 1000)
+                 SET expires_at = clock_timestamp() + make_interval(secs => $2::double precision / 1000)
                  FROM mine WHERE l.org = mine.org
                  RETURNING l.org, l.epoch",
                 &[&self.node, &ttl],
@@ -212,7 +205,7 @@ impl Leases {
         let done: std::collections::HashSet<String> = out.iter().map(|h| h.org.clone()).collect();
         let skipped: Vec<String> = db
             .query(
-                "SELECT org FROM org_leases WHERE owner = $1 AND expires_at > now()",
+                "SELECT org FROM org_leases WHERE owner = $1 AND expires_at > clock_timestamp()",
                 &[&self.node],
             )
             .await?
@@ -225,8 +218,8 @@ impl Leases {
             let row = db
                 .query_opt(
                     "UPDATE org_leases
-                     SET expires_at = now() + make_interval(secs => $3::double precision / 1000)
-                     WHERE org = $2 AND owner = $1 AND expires_at > now()
+                     SET expires_at = clock_timestamp() + make_interval(secs => $3::double precision / 1000)
+                     WHERE org = $2 AND owner = $1 AND expires_at > clock_timestamp()
                      RETURNING epoch",
                     &[&self.node, &org, &ttl],
                 )
@@ -243,55 +236,37 @@ impl Leases {
     pub async fn release(&self, db: &Client, held: &Held) -> Result<bool, ClusterError> {
         let n = db
             .execute(
-                "UPDATE org_leases SET owner = NULL, expires_at = now()
+                "UPDATE org_leases SET owner = NULL, expires_at = clock_timestamp()
                  WHERE org = $1 AND owner = $2 AND epoch = $3",
                 &[&held.org, &self.node, &held.epoch],
             )
             .await?;
         Ok(n == 1)
     }
-
-    /// Run `write` in a transaction that holds the org's lease row shared:
-    /// refused (nothing written) unless this node still owns the lease at
-    /// `held.epoch` and it has not expired by the database's clock.
-    pub async fn fenced<T, F>(&self, db: &mut Client, held: &Held, write: F) -> Result<T, Fenced>
-    where
-        F: for<'t> AsyncFnOnce(&'t tokio_postgres::Transaction<'t>) -> Result<T, ClusterError>,
-    {
-        let tx = db.transaction().await.map_err(ClusterError::from)?;
-        if !holds(&tx, &self.node, held).await? {
-            return Err(Fenced::LeaseLost {
-                org: held.org.clone(),
-                epoch: held.epoch,
-            });
-        }
-        let out = write(&tx).await?;
-        tx.commit().await.map_err(ClusterError::from)?;
-        Ok(out)
-    }
 }
 
-/// Inside a transaction: whether `node` still holds `held` (before its own
-/// deadline; owner, epoch and not expired by the database's clock), the
-/// lease row locked shared until the transaction ends so no takeover can
-/// pass it meanwhile.
-pub async fn holds(
-    tx: &tokio_postgres::Transaction<'_>,
-    node: &str,
-    held: &Held,
-) -> Result<bool, ClusterError> {
-    if !held.valid() {
-        return Ok(false);
+/// The fence, the one statement that decides whether a write may commit:
+/// org `?1`'s lease is held by node `?2` at epoch `?3` and has not expired
+/// by the database's clock (`clock_timestamp()`, the time the statement
+/// runs, not the transaction's start). The lease row stays locked shared
+/// until the transaction ends, so a takeover (which needs the row's
+/// exclusive lock) waits for the write, or the write sees the new epoch.
+pub const FENCE: &str = "SELECT 1 FROM org_leases
+     WHERE org = ?1 AND owner = ?2 AND epoch = ?3 AND expires_at > clock_timestamp()
+     FOR SHARE";
+
+/// Inside the write transaction on `conn`: refuse it (`DbError::Fenced`,
+/// "lease lost") unless `node` holds `held` for incarnation `inc`, first by
+/// this node's own deadline, then by the database (`FENCE`).
+pub fn fence(conn: &Conn, inc: i64, node: &str, held: Option<&Held>) -> DbResult<()> {
+    let Some(held) = held.filter(|h| h.valid()) else {
+        return Err(DbError::Fenced(inc));
+    };
+    let rows = conn.query(FENCE, crate::args![held.org, node, held.epoch])?;
+    if rows.is_empty() {
+        return Err(DbError::Fenced(inc));
     }
-    Ok(tx
-        .query_opt(
-            "SELECT 1 FROM org_leases
-             WHERE org = $1 AND owner = $2 AND epoch = $3 AND expires_at > now()
-             FOR SHARE",
-            &[&held.org, &node, &held.epoch],
-        )
-        .await?
-        .is_some())
+    Ok(())
 }
 
 /// The orgs each live node should own: an even share, the first
@@ -308,7 +283,7 @@ pub fn share(total: i64, live_nodes: &[String], node: &str) -> i64 {
 pub async fn count_owned(db: &impl GenericClient, node: &str) -> Result<i64, ClusterError> {
     let row = db
         .query_one(
-            "SELECT count(*) FROM org_leases WHERE owner = $1 AND expires_at > now()",
+            "SELECT count(*) FROM org_leases WHERE owner = $1 AND expires_at > clock_timestamp()",
             &[&node],
         )
         .await?;

@@ -1,5 +1,5 @@
-//! Several gateways on one PostgreSQL: the connection, the cluster's schema
-//! (versioned migrations), node membership (heartbeats, draining), who owns
+//! Several gateways on one PostgreSQL, below the service layer: the
+//! cluster's tables (frozen steps under `schema/`), node membership (heartbeats, draining), who owns
 //! which organization (`lease.rs`) and each node's loop that keeps its
 //! leases and tells the gateway what it gained and lost (`owner.rs`), and
 //! waking an org's owner from any node (`wake.rs`). No
@@ -8,22 +8,26 @@
 pub mod admin;
 pub mod identity;
 pub mod lease;
-pub mod node;
 pub mod owner;
 pub mod ownership;
+pub mod view;
 pub mod wake;
 
 use std::time::Duration;
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
-pub use lease::{Fenced, Held, Leases, Timing};
+use crate::db::migrate::{MigrateError, Schema, Steps};
+use crate::db::pg::PgError;
+pub use lease::{Held, Leases, Timing};
 pub use owner::{Change, Lost, Owner};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    #[error("PostgreSQL: {}", crate::sql::pg_detail(.0))]
+    #[error("PostgreSQL: {}", crate::db::pg_detail(.0))]
     Db(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
     #[error("cluster settings: {0}")]
     Config(String),
     #[error("the connection to PostgreSQL closed")]
@@ -32,122 +36,45 @@ pub enum ClusterError {
     NoSchema,
 }
 
-/// The `application_name` every connection of this process gives
-/// PostgreSQL (`wagate/<node>/<instance>`), once the gateway set it: a
-/// restarted node sees whether a process under its id still has one open.
-static APPLICATION_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
-/// Name this process's connections after `node` and a random instance.
-pub fn name_connections(node: &str) {
-    let instance = uuid::Uuid::new_v4().simple().to_string();
-    let mut name = format!("wagate/{node}/{}", &instance[..12]);
-    // PostgreSQL keeps 63 bytes of it.
-    while name.len() > 63 {
-        name.pop();
-    }
-    let _ = APPLICATION_NAME.set(name);
-}
-
-/// This process's connection name, if set.
-pub fn application_name() -> Option<&'static str> {
-    APPLICATION_NAME.get().map(String::as_str)
-}
-
-/// `url` as settings, with this process's connection name.
-pub fn settings(url: &str) -> Result<tokio_postgres::Config, String> {
-    let mut config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| format!("PostgreSQL settings: {e}"))?;
-    if let Some(name) = application_name() {
-        config.application_name(name);
-    }
-    Ok(config)
-}
-
-/// Open a connection; its I/O runs on a task of its own, which logs and
-/// ends when the connection breaks.
-pub async fn connect(url: &str) -> Result<Client, ClusterError> {
-    let (client, conn) = settings(url)
-        .map_err(ClusterError::Config)?
-        .connect(NoTls)
-        .await?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::warn!(error = %e, "PostgreSQL connection closed");
+impl From<PgError> for ClusterError {
+    fn from(e: PgError) -> ClusterError {
+        match e {
+            PgError::Db(e) => ClusterError::Db(e),
+            PgError::Settings(s) => ClusterError::Config(s),
         }
-    });
-    Ok(client)
-}
-
-/// The cluster's schema, one version per step: nodes and leases, then the
-/// gateway's tables, then the WhatsApp client's device tables.
-fn migrations() -> Vec<String> {
-    vec![
-        "CREATE TABLE nodes (
-             id TEXT PRIMARY KEY,
-             started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-             heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-             draining BOOLEAN NOT NULL DEFAULT false
-         );
-         CREATE TABLE org_leases (
-             org TEXT PRIMARY KEY,
-             owner TEXT,
-             epoch BIGINT NOT NULL,
-             expires_at TIMESTAMPTZ NOT NULL
-         );
-         CREATE INDEX org_leases_owner ON org_leases (owner);"
-            .to_string(),
-        crate::store::schema_pg(),
-        crate::devstore::sql::pg_schema(),
-        // Where each node's HTTP API is reached (forwarded link actions).
-        "ALTER TABLE nodes ADD COLUMN url TEXT;".to_string(),
-    ]
-}
-
-/// The schema version this wagate migrates PostgreSQL to.
-pub fn schema_version() -> i64 {
-    migrations().len() as i64
-}
-
-/// An arbitrary, fixed key for `pg_advisory_xact_lock`.
-const MIGRATION_LOCK: i64 = 0x7761_6761_7465; // "wagate"
-
-/// Apply the migrations this database has not seen, all in one
-/// transaction (PostgreSQL's DDL is transactional) under an advisory lock,
-/// so nodes starting together apply each step once. Returns the version.
-pub async fn migrate(db: &mut Client) -> Result<i64, ClusterError> {
-    let tx = db.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-        .await?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS schema_version (
-             id BOOLEAN PRIMARY KEY DEFAULT true CHECK (id),
-             version BIGINT NOT NULL)",
-    )
-    .await?;
-    let at: i64 = tx
-        .query_opt("SELECT version FROM schema_version", &[])
-        .await?
-        .map_or(0, |r| r.get(0));
-    let steps = migrations();
-    let latest = steps.len() as i64;
-    if at > latest {
-        return Err(ClusterError::Config(format!(
-            "the database is at schema version {at}, newer than this wagate knows ({latest}); upgrade wagate"
-        )));
     }
-    for (i, step) in steps.iter().enumerate().skip(at as usize) {
-        tx.batch_execute(step).await?;
-        tracing::info!(version = i + 1, "cluster schema migrated");
-    }
-    tx.execute(
-        "INSERT INTO schema_version (id, version) VALUES (true, $1)
-         ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version",
-        &[&latest],
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(latest)
+}
+
+/// The cluster's own tables (nodes, leases) on PostgreSQL.
+pub const SCHEMA: Schema = Schema {
+    name: "cluster",
+    pg: Steps {
+        steps: &[
+            include_str!("schema/pg/v1.sql"),
+            include_str!("schema/pg/v2.sql"),
+        ],
+        latest: include_str!("schema/pg/latest.sql"),
+    },
+};
+
+/// Every store's tables in one PostgreSQL database, in the order they are
+/// made: the cluster's, the gateway's, the devices'.
+pub const SCHEMAS: [Schema; 3] = [SCHEMA, crate::store::SCHEMA, crate::devstore::SCHEMA];
+
+/// Open a connection (`db::pg::connect`).
+pub async fn connect(url: &str) -> Result<Client, ClusterError> {
+    Ok(crate::db::pg::connect(url).await?)
+}
+
+/// Bring every store's tables in this database to the newest version.
+/// Returns each store's version.
+pub async fn migrate(db: &mut Client) -> Result<Vec<(&'static str, i64)>, ClusterError> {
+    Ok(crate::db::migrate::pg(db, &SCHEMAS).await?)
+}
+
+/// The versions this wagate migrates PostgreSQL to, by store.
+pub fn schema_versions() -> Vec<(&'static str, i64)> {
+    SCHEMAS.iter().map(|s| (s.name, s.pg.version())).collect()
 }
 
 /// Node membership: each node writes a heartbeat; a node is live while

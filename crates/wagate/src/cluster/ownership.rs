@@ -3,8 +3,8 @@
 //! writes are fenced through it (`store::Fences`): a lease whose deadline
 //! passed on this node's clock fences at once, before the database says so.
 
+use parking_lot::RwLock;
 use std::collections::HashMap;
-use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use super::Held;
@@ -29,12 +29,12 @@ impl Ownership {
         &self.node
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<i64, (Held, Instant)>> {
-        self.held.read().unwrap_or_else(|p| p.into_inner())
+    fn read(&self) -> parking_lot::RwLockReadGuard<'_, HashMap<i64, (Held, Instant)>> {
+        self.held.read()
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<i64, (Held, Instant)>> {
-        self.held.write().unwrap_or_else(|p| p.into_inner())
+    fn write(&self) -> parking_lot::RwLockWriteGuard<'_, HashMap<i64, (Held, Instant)>> {
+        self.held.write()
     }
 
     /// The loop gained `held` for incarnation `inc` (gained again: the
@@ -96,10 +96,12 @@ impl Ownership {
 }
 
 impl crate::store::Fences for Ownership {
-    fn lease(&self, inc: i64) -> Option<(String, String, i64)> {
-        self.read()
-            .get(&inc)
-            .filter(|(h, _)| h.valid())
-            .map(|(h, _)| (h.org.clone(), self.node.clone(), h.epoch))
+    fn fence(&self, conn: &crate::db::Conn, inc: i64) -> crate::db::DbResult<()> {
+        let held = self.read().get(&inc).map(|(h, _)| h.clone());
+        super::lease::fence(conn, inc, &self.node, held.as_ref())
+    }
+
+    fn may_act(&self, inc: i64) -> bool {
+        self.owns_inc(inc)
     }
 }

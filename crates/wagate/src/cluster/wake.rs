@@ -43,7 +43,7 @@ pub async fn listen_on(
     orgs: mpsc::Sender<String>,
     stop: CancellationToken,
 ) -> Result<(), ClusterError> {
-    let (client, mut conn) = super::settings(url)
+    let (client, mut conn) = crate::db::pg::settings(url)
         .map_err(ClusterError::Config)?
         .connect(NoTls)
         .await?;

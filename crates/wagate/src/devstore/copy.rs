@@ -98,7 +98,7 @@ fn read_copy(from: &Path) -> Result<Vec<TableRows>, CopyError> {
         let mut st = c
             .prepare(&format!("SELECT * FROM {t}"))
             .map_err(|e| e.to_string())?;
-        crate::sql::sqlite_rows(&mut st, &[], None)
+        crate::db::sqlite_rows(&mut st, &[], None)
             .map(|rows| rows.into_iter().map(|r| r.0).collect())
             .map_err(|e| e.to_string())
     };

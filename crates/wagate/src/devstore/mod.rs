@@ -21,11 +21,12 @@ pub mod sql;
 mod tests;
 pub mod upgrade;
 
+use parking_lot::Mutex;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use sql::{Done, FromVal, Rows, Val};
 use whatsapp_rust::wacore::store::error::{Result, StoreError as WaError};
@@ -33,7 +34,7 @@ use whatsapp_rust::wacore::store::traits::DeviceStore;
 
 use crate::store::{Kind, Store, StoreError};
 
-pub use schema::TABLES;
+pub use schema::{SCHEMA, SQLITE, TABLES};
 
 const DEVICES: Kind = Kind {
     writer: "wagate-devices-writer",
@@ -86,13 +87,7 @@ impl Devices {
     /// The storage backend of device `dev` (every handle given out until
     /// the next `retire` of `dev` shares one flag).
     pub fn device(&self, dev: i64) -> OrgDevice {
-        let retired = self
-            .live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(dev)
-            .or_default()
-            .clone();
+        let retired = self.live.lock().entry(dev).or_default().clone();
         OrgDevice {
             sql: self.sql.clone(),
             dev,
@@ -104,12 +99,7 @@ impl Devices {
     /// far: a client that is shutting down cannot write its device back
     /// after it was set aside. Writes queued before this still apply first.
     pub fn retire(&self, dev: i64) {
-        if let Some(flag) = self
-            .live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&dev)
-        {
+        if let Some(flag) = self.live.lock().remove(&dev) {
             flag.store(true, Ordering::SeqCst);
         }
     }

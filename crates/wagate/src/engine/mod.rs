@@ -141,19 +141,22 @@ pub enum LimitNotice {
 /// (a while) until the outbox has committed the event: a gateway killed in
 /// between gets them again at its next login instead of losing them.
 #[derive(Clone, Debug, Default)]
-pub struct Commit(Option<Arc<std::sync::Mutex<Option<std::sync::mpsc::Sender<()>>>>>);
+pub struct Commit(Option<Arc<parking_lot::Mutex<Option<std::sync::mpsc::Sender<()>>>>>);
 
 impl Commit {
     /// A commit notice and the receiver that waits for it.
     pub fn new() -> (Commit, std::sync::mpsc::Receiver<()>) {
         let (tx, rx) = std::sync::mpsc::channel();
-        (Commit(Some(Arc::new(std::sync::Mutex::new(Some(tx))))), rx)
+        (
+            Commit(Some(Arc::new(parking_lot::Mutex::new(Some(tx))))),
+            rx,
+        )
     }
 
     /// The event is committed.
     pub fn done(&self) {
         if let Some(slot) = &self.0 {
-            if let Some(tx) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            if let Some(tx) = slot.lock().take() {
                 let _ = tx.send(());
             }
         }

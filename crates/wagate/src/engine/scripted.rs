@@ -1,9 +1,10 @@
 //! A scripted engine for unit tests of the supervisor: it records every call
 //! and lets the test play the events a real engine would emit. Test-only.
 
+use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -57,7 +58,7 @@ impl Script {
     }
 
     fn record(&self, c: Call) {
-        self.calls.lock().unwrap().push((Instant::now(), c));
+        self.calls.lock().push((Instant::now(), c));
     }
 
     /// Emit an event as the engine would.
@@ -66,9 +67,9 @@ impl Script {
             self.active.store(false, Ordering::SeqCst);
         }
         if matches!(ev, EngineEvent::Connected { .. }) {
-            *self.last_frame.lock().unwrap() = Some(Instant::now());
+            *self.last_frame.lock() = Some(Instant::now());
         }
-        let tx = self.events.lock().unwrap().clone();
+        let tx = self.events.lock().clone();
         if let Some(tx) = tx {
             tx.send(ev).expect("supervisor gone");
         }
@@ -76,7 +77,7 @@ impl Script {
     }
 
     pub fn frame_now(&self) {
-        *self.last_frame.lock().unwrap() = Some(Instant::now());
+        *self.last_frame.lock() = Some(Instant::now());
     }
 
     pub fn starts(&self) -> Vec<Instant> {
@@ -86,7 +87,6 @@ impl Script {
     pub fn calls_of(&self, f: impl Fn(&Call) -> bool) -> Vec<Instant> {
         self.calls
             .lock()
-            .unwrap()
             .iter()
             .filter(|(_, c)| f(c))
             .map(|(t, _)| *t)
@@ -94,7 +94,7 @@ impl Script {
     }
 
     pub fn last_call(&self) -> Option<Call> {
-        self.calls.lock().unwrap().last().map(|(_, c)| c.clone())
+        self.calls.lock().last().map(|(_, c)| c.clone())
     }
 }
 
@@ -103,7 +103,7 @@ struct ScriptEngine(Arc<Script>);
 impl ScriptEngine {
     fn close_active(&self) {
         if self.0.active.swap(false, Ordering::SeqCst) {
-            let tx = self.0.events.lock().unwrap().clone();
+            let tx = self.0.events.lock().clone();
             if let Some(tx) = tx {
                 let _ = tx.send(EngineEvent::Closed {
                     reason: CloseReason::Requested,
@@ -129,15 +129,15 @@ impl Engine for ScriptEngine {
         self.0.record(Call::Probe);
         if self.0.answer_probes.load(Ordering::SeqCst) {
             self.0.frame_now();
-            let tx = self.0.events.lock().unwrap().clone();
+            let tx = self.0.events.lock().clone();
             if let Some(tx) = tx {
                 let _ = tx.send(EngineEvent::ProbeAnswered);
             }
         }
     }
     fn last_frame(&self) -> Option<Instant> {
-        self.0.looks.lock().unwrap().push(Instant::now());
-        *self.0.last_frame.lock().unwrap()
+        self.0.looks.lock().push(Instant::now());
+        *self.0.last_frame.lock()
     }
     fn logout(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
@@ -165,13 +165,7 @@ impl Engine for ScriptEngine {
             if !self.0.accept_sends.load(Ordering::SeqCst) {
                 return Err(SendFailure::NotConnected("scripted engine".into()));
             }
-            let absent = self
-                .0
-                .not_on_whatsapp
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|p| p == phone);
+            let absent = self.0.not_on_whatsapp.lock().iter().any(|p| p == phone);
             Ok((!absent).then(|| format!("{phone}@s.whatsapp.net")))
         })
     }
@@ -189,7 +183,6 @@ impl Engine for ScriptEngine {
             self.0
                 .sent
                 .lock()
-                .unwrap()
                 .push((to.to_string(), text.to_string(), wa_id.to_string()));
             Ok(())
         })
@@ -238,7 +231,7 @@ impl EngineFactory for ScriptFactory {
             if !dir.join("creds").exists() {
                 s.creds.store(false, Ordering::SeqCst);
             }
-            *s.events.lock().unwrap() = Some(events);
+            *s.events.lock() = Some(events);
             Ok(Arc::new(ScriptEngine(s.clone())) as Arc<dyn Engine>)
         })
     }

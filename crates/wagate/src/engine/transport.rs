@@ -8,7 +8,8 @@
 //! that one big write does not pin a big buffer for the rest of the link: see
 //! there.
 
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -100,7 +101,7 @@ impl HoldLastWrite {
     fn keep(&self, data: Option<Bytes>) {
         // A poisoned lock only means a panic elsewhere mid-swap; the slot
         // holds a plain value either way.
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = self.last.lock();
         *last = data;
     }
 }
@@ -135,7 +136,7 @@ mod tests {
     #[whatsapp_rust::async_trait]
     impl Transport for Sink {
         async fn send(&self, data: Bytes) -> Result<(), anyhow::Error> {
-            let mut w = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            let mut w = self.0.lock();
             w.push((data.as_ptr() as usize, data.len()));
             Ok(())
         }

@@ -3,9 +3,10 @@
 //! number = the org's incarnation), its auto-reconnect switched off. Library events are translated into our own
 //! `EngineEvent`s here and nowhere else.
 
+use parking_lot::Mutex;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -300,7 +301,7 @@ impl Shared {
     }
 
     fn note_reason(&self, r: CloseReason) {
-        let mut g = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = self.reason.lock();
         if g.is_none() {
             *g = Some(r);
         }
@@ -553,8 +554,8 @@ impl Engine for WaEngine {
         }
         let client = self.client.clone();
         let shared = self.shared.clone();
-        let bot = self.bot.lock().unwrap_or_else(|p| p.into_inner()).take();
-        *shared.reason.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let bot = self.bot.lock().take();
+        *shared.reason.lock() = None;
         shared.close_requested.store(false, Ordering::SeqCst);
         // Frames received before this attempt: none after it means "never connected".
         let base = self.frames();
@@ -586,11 +587,7 @@ impl Engine for WaEngine {
             }
             let frames = client.stats().frames_received;
             let reached = frames > base;
-            let reason = shared
-                .reason
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
+            let reason = shared.reason.lock().take();
             let reason = match reason {
                 _ if shared.close_requested.load(Ordering::SeqCst) => CloseReason::Requested,
                 Some(r) => r,

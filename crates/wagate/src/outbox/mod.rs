@@ -24,8 +24,9 @@ use pacing::{Pacing, Policy};
 #[cfg(test)]
 mod tests;
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -91,12 +92,7 @@ impl Pacer {
     }
 
     async fn pacing(&self, inc: i64) -> Arc<Pacing> {
-        if let Some(p) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&inc)
-        {
+        if let Some(p) = self.cache.lock().get(&inc) {
             return p.clone();
         }
         let policy = match self.policy(inc).await {
@@ -110,10 +106,7 @@ impl Pacer {
             tracing::warn!(inc, field, %why, "stored sending policy unusable; sending unpaced");
             Pacing::none()
         }));
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(inc, pacing.clone());
+        self.cache.lock().insert(inc, pacing.clone());
         pacing
     }
 }
@@ -162,7 +155,7 @@ impl Outbox {
             remote_wake: Mutex::new(None),
         });
         let task = tokio::spawn(schedule::run(store, Arc::downgrade(&outbox), kick));
-        *outbox.scheduler.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+        *outbox.scheduler.lock() = Some(task);
         outbox
     }
 
@@ -298,11 +291,7 @@ impl Outbox {
         self.store
             .write(move |tx| store::policies::put(tx, inc, &body, store::now_ms()))
             .await?;
-        self.pacer
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&inc);
+        self.pacer.cache.lock().remove(&inc);
         self.wake_inc(inc);
         Ok(())
     }
@@ -394,11 +383,7 @@ impl Outbox {
 
     /// The org's engine while its link is up.
     pub fn engine(&self, inc: i64) -> Option<Arc<dyn Engine>> {
-        self.links
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&inc)
-            .and_then(|l| l.engine.clone())
+        self.links.lock().get(&inc).and_then(|l| l.engine.clone())
     }
 
     /// Tell the org's dispatcher to look at its queue: here if its link is
@@ -406,11 +391,7 @@ impl Outbox {
     /// whichever node owns it.
     pub(crate) fn wake_inc(&self, inc: i64) {
         if !self.wake_local(inc) {
-            let remote = self
-                .remote_wake
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
+            let remote = self.remote_wake.lock().clone();
             if let Some(r) = remote {
                 r(inc);
             }
@@ -419,12 +400,7 @@ impl Outbox {
 
     /// Wake the org's dispatcher if it runs on this node; whether it does.
     pub fn wake_local(&self, inc: i64) -> bool {
-        match self
-            .links
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&inc)
-        {
+        match self.links.lock().get(&inc) {
             Some(l) if l.task.is_some() => {
                 l.wake.notify_one();
                 true
@@ -435,48 +411,29 @@ impl Outbox {
 
     /// Wake every dispatcher on this node (after a wake-up channel was down).
     pub fn wake_all_local(&self) {
-        for l in self
-            .links
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-        {
+        for l in self.links.lock().values() {
             l.wake.notify_one();
         }
     }
 
     /// Several nodes: how to wake an org whose link is not on this node.
     pub fn set_remote_wake(&self, wake: Arc<dyn Fn(i64) + Send + Sync>) {
-        *self.remote_wake.lock().unwrap_or_else(|p| p.into_inner()) = Some(wake);
+        *self.remote_wake.lock() = Some(wake);
     }
 
     /// Stop every dispatcher, then apply the acks and receipts already
     /// received and stop the update task (waiting at most `within`).
     pub async fn close(&self, within: Duration) -> bool {
-        if let Some(t) = self
-            .scheduler
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+        if let Some(t) = self.scheduler.lock().take() {
             t.abort();
         }
-        for (_, l) in self.links.lock().unwrap_or_else(|p| p.into_inner()).drain() {
+        for (_, l) in self.links.lock().drain() {
             if let Some(t) = l.task {
                 t.abort();
             }
         }
-        drop(
-            self.updates
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take(),
-        );
-        let task = self
-            .updater
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        drop(self.updates.lock().take());
+        let task = self.updater.lock().take();
         match task {
             Some(t) => matches!(tokio::time::timeout(within, t).await, Ok(Ok(()))),
             None => true,
@@ -486,7 +443,7 @@ impl Outbox {
 
 impl LinkHooks for Outbox {
     fn link_up(&self, org: &OrgRef, engine: Arc<dyn Engine>) {
-        let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        let mut links = self.links.lock();
         let link = links.entry(org.inc).or_insert_with(|| Link {
             wake: Arc::new(Notify::new()),
             task: None,
@@ -507,12 +464,7 @@ impl LinkHooks for Outbox {
     }
 
     fn link_down(&self, org: &OrgRef) {
-        if let Some(l) = self
-            .links
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(&org.inc)
-        {
+        if let Some(l) = self.links.lock().get_mut(&org.inc) {
             l.engine = None;
             if let Some(t) = l.task.take() {
                 t.abort();
@@ -524,7 +476,6 @@ impl LinkHooks for Outbox {
         let sent = self
             .updates
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .map(|u| u.send((org.clone(), event)).is_ok());
         if sent != Some(true) {
@@ -999,7 +950,7 @@ async fn update_loop(
                     .iter()
                     .filter(|(inc, _)| !fenced.contains(inc))
                     .for_each(|(_, c)| c.done());
-                let links = links.lock().unwrap_or_else(|p| p.into_inner());
+                let links = links.lock();
                 for inc in wake {
                     if let Some(l) = links.get(&inc) {
                         l.wake.notify_one();

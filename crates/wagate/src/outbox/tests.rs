@@ -93,7 +93,6 @@ impl Rig {
         self.script
             .sent
             .lock()
-            .unwrap()
             .iter()
             .map(|s| s.2.clone())
             .collect()
@@ -798,11 +797,7 @@ async fn a_timelock_notice_moves_held_messages_to_its_end_and_its_lifting_frees_
 #[tokio::test]
 async fn a_number_not_on_whatsapp_fails_without_being_sent() {
     let r = rig().await;
-    r.script
-        .not_on_whatsapp
-        .lock()
-        .unwrap()
-        .push("573001110001".into());
+    r.script.not_on_whatsapp.lock().push("573001110001".into());
     let m = r.accept(1).await;
     let ok = r.accept(2).await;
     r.outbox.link_up(&r.org, r.engine.clone());

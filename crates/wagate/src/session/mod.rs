@@ -9,8 +9,9 @@ pub mod reason;
 pub mod status;
 pub mod supervisor;
 
+use parking_lot::RwLock;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -67,12 +68,7 @@ impl Handle {
 
     /// The link as the surfaces show it (without the queue count).
     pub fn status(&self) -> Status {
-        let last = self
-            .engine
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .and_then(|e| e.last_frame());
+        let last = self.engine.lock().as_ref().and_then(|e| e.last_frame());
         Status::build(&self.org.id, &self.snapshot(), last)
     }
 
@@ -108,7 +104,7 @@ impl Sessions {
 
     /// Start the supervisor of `org` (idle until restored or asked to connect).
     pub fn add(&self, org: &OrgRef) -> Handle {
-        let mut map = self.orgs.write().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.orgs.write();
         if let Some(h) = map.get(&org.id).filter(|h| h.org.inc == org.inc) {
             return h.clone();
         }
@@ -134,11 +130,7 @@ impl Sessions {
     }
 
     pub fn get(&self, org: &str) -> Option<Handle> {
-        self.orgs
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(org)
-            .cloned()
+        self.orgs.read().get(org).cloned()
     }
 
     /// Supervisors that ended although their org was not removed (a panic):
@@ -146,20 +138,13 @@ impl Sessions {
     pub fn stopped_supervisors(&self) -> usize {
         self.orgs
             .read()
-            .unwrap_or_else(|p| p.into_inner())
             .values()
             .filter(|h| h.commands.is_closed())
             .count()
     }
 
     pub fn list(&self) -> Vec<Handle> {
-        let mut v: Vec<_> = self
-            .orgs
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let mut v: Vec<_> = self.orgs.read().values().cloned().collect();
         v.sort_by(|a, b| a.org.id.cmp(&b.org.id));
         v
     }
@@ -167,11 +152,7 @@ impl Sessions {
     /// Stop an org's supervisor; with `move_aside`, its credentials are moved
     /// into the aside folder (never deleted). Waits until it has stopped.
     pub async fn remove(&self, org: &str, move_aside: bool) {
-        let h = self
-            .orgs
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(org);
+        let h = self.orgs.write().remove(org);
         if let Some(h) = h {
             let _ = h.ask(|done| Command::Stop { move_aside, done }).await;
         }
@@ -182,7 +163,7 @@ impl Sessions {
     /// `within`) and an idle one takes its place at once.
     pub async fn recycle(&self, org: &str, within: Duration) {
         let old = {
-            let mut map = self.orgs.write().unwrap_or_else(|p| p.into_inner());
+            let mut map = self.orgs.write();
             let Some(old) = map.get(org).cloned() else {
                 return;
             };
@@ -245,13 +226,7 @@ impl Sessions {
     /// files); gives up waiting after `within`. Returns how many had not
     /// finished by then.
     pub async fn stop_all(&self, within: Duration) -> usize {
-        let handles: Vec<Handle> = self
-            .orgs
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .map(|(_, h)| h)
-            .collect();
+        let handles: Vec<Handle> = self.orgs.write().drain().map(|(_, h)| h).collect();
         let total = handles.len();
         let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut set = tokio::task::JoinSet::new();

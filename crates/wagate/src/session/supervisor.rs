@@ -5,9 +5,10 @@
 //! to, and publishes every state change with its reason. It is the only writer
 //! of the org's status and the only caller of the engine's lifecycle methods.
 
+use parking_lot::Mutex;
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{sleep_until, Instant};
 
@@ -383,13 +384,13 @@ impl Supervisor {
     }
 
     fn install(&mut self, engine: Arc<dyn Engine>, rx: mpsc::UnboundedReceiver<EngineEvent>) {
-        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(engine.clone());
+        *self.slot.lock() = Some(engine.clone());
         self.engine = Some(engine);
         self.events = Some(rx);
     }
 
     async fn drop_engine(&mut self) {
-        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.slot.lock() = None;
         if let Some(e) = self.engine.take() {
             e.shutdown().await;
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use super::liveness;
 use super::{Cause, Command, Deps, Handle, Journal, LinkHooks, OrgRef, Reason, Sessions, State};
@@ -27,7 +27,7 @@ impl LinkHooks for NoHooks {
 struct Recorder(Mutex<Vec<(OrgRef, &'static str, serde_json::Value)>>);
 impl Journal for Recorder {
     fn record(&self, org: &OrgRef, kind: &'static str, data: serde_json::Value) {
-        self.0.lock().unwrap().push((org.clone(), kind, data));
+        self.0.lock().push((org.clone(), kind, data));
     }
 }
 
@@ -35,7 +35,6 @@ impl Recorder {
     fn states(&self) -> Vec<String> {
         self.0
             .lock()
-            .unwrap()
             .iter()
             .filter(|(_, k, _)| *k == "state")
             .map(|(_, _, d)| d["state"].as_str().unwrap_or("").to_string())
@@ -599,7 +598,7 @@ async fn an_idle_link_that_answers_each_probe_stays_connected() {
     // probe's answer arrives, never at the probe's deadline in between: each
     // look is either with the answer (no time passed) or a whole PROBE_AFTER
     // after the previous one.
-    let looks = r.script.looks.lock().unwrap().clone();
+    let looks = r.script.looks.lock().clone();
     let gaps: Vec<Duration> = looks.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(
         gaps.iter()
@@ -629,10 +628,7 @@ async fn the_checks_of_many_links_fall_on_one_grid() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     connected(&b).await;
     tokio::time::sleep(Duration::from_secs(300)).await;
-    let (la, lb) = (
-        a.script.looks.lock().unwrap().clone(),
-        b.script.looks.lock().unwrap().clone(),
-    );
+    let (la, lb) = (a.script.looks.lock().clone(), b.script.looks.lock().clone());
     assert!(la.len() >= 13, "a look per quiet spell: {}", la.len());
     assert_eq!(la, lb, "both links looked at in the same instants");
     for t in &la {
@@ -858,7 +854,7 @@ async fn every_state_change_is_recorded_with_its_reason() {
         .await;
     wait_state(&r.h, State::Replaced, Duration::from_secs(1)).await;
     settle().await;
-    let recorded = r.journal.0.lock().unwrap().clone();
+    let recorded = r.journal.0.lock().clone();
     let states: Vec<(&str, &str)> = recorded
         .iter()
         .filter(|(_, k, _)| *k == "state")
@@ -1010,7 +1006,6 @@ async fn a_never_linked_org_opens_no_engine_until_it_pairs() {
     let opened = |s: &Script| {
         s.calls
             .lock()
-            .unwrap()
             .iter()
             .filter(|(_, c)| *c == Call::Open)
             .count()

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use super::{Conn, DbResult, OptionalExt};
 use crate::args;
-use crate::sql::Row;
+use crate::db::Row;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageStatus {

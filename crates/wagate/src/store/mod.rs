@@ -9,7 +9,6 @@
 //! the commit, in sequence order, so an event is never lost and never seen
 //! before it is durable. It knows nothing of WhatsApp.
 
-pub mod conn;
 pub mod contacts;
 pub mod events;
 pub mod inbound;
@@ -23,17 +22,16 @@ pub mod signins;
 mod tests;
 pub mod webhooks;
 
-pub use conn::{Conn, DbError, DbResult, OptionalExt};
+pub use crate::db::{Conn, DbError, DbResult, OptionalExt};
 pub use events::EventRow;
 pub use messages::{MessageRow, MessageStatus, NewMessage};
 pub use orgs::OrgRow;
-pub use schema::pg as schema_pg;
-pub(crate) use schema::version_to_migrate;
-pub use schema::VERSION;
+pub use schema::{SCHEMA, SQLITE, VERSION};
 
+use parking_lot::{Mutex, RwLock};
 use std::ops::Deref;
 use std::path::Path;
-use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -44,6 +42,10 @@ const MAX_GROUP: usize = 1024;
 /// Committed events buffered for live subscribers; a subscriber further
 /// behind is told it lagged and replays from the table.
 pub(crate) const LIVE_EVENTS: usize = 4096;
+
+/// PostgreSQL: the channel on which each commit that recorded events is
+/// announced, so every node reads them back (`node.rs`'s feed).
+pub const EVENTS_CHANNEL: &str = "wagate_events";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -94,9 +96,13 @@ pub struct Tx<'c> {
 /// Set on the gateway's stores once the node runs its lease loop; without
 /// it (SQLite, or tests) every write is this process's to make.
 pub trait Fences: Send + Sync {
-    /// The lease this node holds for org incarnation `inc`, if it may still
-    /// act for it by its own clock: the org's id, this node's id, the epoch.
-    fn lease(&self, inc: i64) -> Option<(String, String, i64)>;
+    /// Inside the write transaction on `conn`: `Err(DbError::Fenced)` unless
+    /// this node holds org incarnation `inc`'s lease (`cluster::lease::fence`).
+    fn fence(&self, conn: &Conn, inc: i64) -> DbResult<()>;
+
+    /// Whether this node may act for `inc` now by its own clock (no
+    /// database round trip): the last look before a send.
+    fn may_act(&self, inc: i64) -> bool;
 }
 
 impl Deref for Tx<'_> {
@@ -130,28 +136,14 @@ impl Tx<'_> {
         Ok(seq)
     }
 
-    /// Refuse the job unless this node holds org incarnation `inc`'s lease:
-    /// by its own clock, then in the database (owner, epoch, not expired by
-    /// the server's clock), the lease row locked shared until the commit so
-    /// no other node can take the org over while this write is in flight.
-    /// Without fences (one gateway) it checks nothing.
+    /// Refuse the job unless this node holds org incarnation `inc`'s lease
+    /// (the one fence, `cluster::lease::FENCE`, through `Fences`). Without
+    /// fences (one gateway) it checks nothing.
     pub fn fence(&self, inc: i64) -> DbResult<()> {
-        let Some(f) = self.fences else {
-            return Ok(());
-        };
-        let Some((org, node, epoch)) = f.lease(inc) else {
-            return Err(DbError::Fenced(inc));
-        };
-        let held = self.conn.query(
-            "SELECT 1 FROM org_leases
-             WHERE org = ?1 AND owner = ?2 AND epoch = ?3 AND expires_at > clock_timestamp()
-             FOR SHARE",
-            crate::args![org, node, epoch],
-        )?;
-        if held.is_empty() {
-            return Err(DbError::Fenced(inc));
+        match self.fences {
+            Some(f) => f.fence(self.conn, inc),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Run `f` in a savepoint of its own: if it fails, its writes and its
@@ -276,8 +268,8 @@ impl Store {
     /// the writer's and the reader's. The schema must be in place
     /// (`cluster::migrate`).
     pub async fn open_pg(url: &str, kind: &Kind) -> Result<Store, StoreError> {
-        let writer = conn::PgConn::connect(url).await?;
-        let reader = conn::PgConn::connect(url).await?;
+        let writer = crate::db::PgConn::connect(url).await?;
+        let reader = crate::db::PgConn::connect(url).await?;
         Store::start(Conn::Pg(Box::new(writer)), Conn::Pg(Box::new(reader)), kind)
     }
 
@@ -305,7 +297,7 @@ impl Store {
 
     /// Fence this store's writes by the node's leases (several nodes).
     pub fn set_fences(&self, fences: Arc<dyn Fences>) {
-        *self.fences.write().unwrap_or_else(|p| p.into_inner()) = Some(fences);
+        *self.fences.write() = Some(fences);
     }
 
     /// Leave announcing committed events to the caller (`announce`), which
@@ -323,8 +315,8 @@ impl Store {
     /// Whether this node may act for org incarnation `inc` now, by its own
     /// clock (always, without fences). The last look before a send.
     pub fn may_act(&self, inc: i64) -> bool {
-        match &*self.fences.read().unwrap_or_else(|p| p.into_inner()) {
-            Some(f) => f.lease(inc).is_some(),
+        match &*self.fences.read() {
+            Some(f) => f.may_act(inc),
             None => true,
         }
     }
@@ -411,7 +403,7 @@ impl Store {
     {
         let reader = self.reader.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
+            let conn = reader.lock();
             f(&conn).map_err(StoreError::Sql)
         })
         .await
@@ -427,7 +419,7 @@ impl Store {
     /// `within`). Later writes fail with `Closed`.
     pub async fn close(&self, within: Duration) -> bool {
         let _ = self.writer.send(Job::Close);
-        let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let handle = self.thread.lock().take();
         let Some(handle) = handle else {
             return true;
         };
@@ -461,7 +453,7 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let f = fences.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let f = fences.read().clone();
         let live = announce
             .load(std::sync::atomic::Ordering::SeqCst)
             .then_some(&live);
@@ -509,7 +501,7 @@ fn commit_group(
     }
     if !announced.is_empty() && conn.is_pg() {
         // Every node's event reader looks now (delivered at the commit).
-        let _ = conn.execute_batch("NOTIFY wagate_events");
+        let _ = conn.execute_batch(&format!("NOTIFY {EVENTS_CHANNEL}"));
     }
     let commit = conn
         .execute_batch("COMMIT")

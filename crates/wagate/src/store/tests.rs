@@ -317,7 +317,7 @@ async fn a_version_1_database_gains_scheduling_and_keeps_its_queue_order() {
     let path = d.path().join("wagate.db");
     {
         let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch(schema::V1).unwrap();
+        c.execute_batch(schema::SQLITE.steps[0]).unwrap();
         c.execute_batch(
             "INSERT INTO orgs (inc, id, name, token_hash, created_ms) VALUES (3, '4', 'Oceano', 'aa', 1);
              INSERT INTO messages (seq, id, inc, phone, text, status, wa_id, created_ms, updated_ms)

@@ -7,7 +7,7 @@
 
 use super::{Conn, DbResult, OptionalExt};
 use crate::args;
-use crate::sql::Row;
+use crate::db::Row;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Webhook {

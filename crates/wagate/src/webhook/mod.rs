@@ -12,8 +12,9 @@
 pub mod sign;
 pub mod target;
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -105,11 +106,7 @@ async fn run(store: Store, settings: Arc<Settings>, wake: Arc<Notify>) {
         if read {
             let now = store::now_ms();
             // Tries recorded before this read are in it; later ones go in `ended`.
-            flight
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .ended
-                .clear();
+            flight.lock().ended.clear();
             match store.read(move |c| rows::due(c, now, BATCH)).await {
                 Ok(d) => queue = d.into(),
                 Err(e) => {
@@ -123,7 +120,7 @@ async fn run(store: Store, settings: Arc<Settings>, wake: Arc<Notify>) {
         let mut kept = std::collections::VecDeque::new();
         while let Some(d) = queue.pop_front() {
             {
-                let f = flight.lock().unwrap_or_else(|p| p.into_inner());
+                let f = flight.lock();
                 if f.deliveries.contains(&d.seq) || f.ended.contains(&d.seq) {
                     continue;
                 }
@@ -138,7 +135,7 @@ async fn run(store: Store, settings: Arc<Settings>, wake: Arc<Notify>) {
                 break;
             };
             {
-                let mut f = flight.lock().unwrap_or_else(|p| p.into_inner());
+                let mut f = flight.lock();
                 f.deliveries.insert(d.seq);
                 *f.per_endpoint.entry(d.webhook.clone()).or_default() += 1;
             }
@@ -153,7 +150,7 @@ async fn run(store: Store, settings: Arc<Settings>, wake: Arc<Notify>) {
                 let (seq, hook) = (d.seq, d.webhook.clone());
                 attempt(&store, &settings, &wake, &flight, d).await;
                 {
-                    let mut f = flight.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut f = flight.lock();
                     f.deliveries.remove(&seq);
                     f.ended.insert(seq);
                     if let Some(n) = f.per_endpoint.get_mut(&hook) {
@@ -170,11 +167,7 @@ async fn run(store: Store, settings: Arc<Settings>, wake: Arc<Notify>) {
         queue = kept;
         // With work in hand, or everything due already in flight, a try's
         // end wakes us; otherwise the next due time, a new event or a retry.
-        let in_flight = !flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .deliveries
-            .is_empty();
+        let in_flight = !flight.lock().deliveries.is_empty();
         let next = if queue.is_empty() {
             store.read(rows::next_due).await.ok().flatten()
         } else {
@@ -289,7 +282,7 @@ async fn attempt(
     // failing: the receiver is back, so the rest of its deliveries in
     // backoff need not wait out their timers.
     let back = {
-        let mut f = flight.lock().unwrap_or_else(|p| p.into_inner());
+        let mut f = flight.lock();
         match outcome {
             Outcome::Delivered { .. } => f.failing.remove(&hook.id) || d.attempts > 0,
             Outcome::Retry { .. } => {

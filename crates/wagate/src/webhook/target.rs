@@ -8,9 +8,10 @@
 //! refused; `--webhook-allow` names hosts and networks that may be reached
 //! anyway (a Django app on the same host or LAN).
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
@@ -281,7 +282,7 @@ impl Pool {
 
     /// A live idle connection to `t`, if one is kept.
     fn take(&self, t: &Target) -> Option<http1::SendRequest<Full<Bytes>>> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self.idle.lock();
         let list = idle.get_mut(&Pool::key(t))?;
         while let Some(c) = list.pop() {
             if c.since.elapsed() < IDLE_FOR && c.sender.is_ready() {
@@ -292,7 +293,7 @@ impl Pool {
     }
 
     fn put(&self, t: &Target, sender: http1::SendRequest<Full<Bytes>>) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self.idle.lock();
         // Forget what went stale anywhere, so the map does not grow with
         // endpoints that were deleted.
         idle.retain(|_, l| {
@@ -311,12 +312,7 @@ impl Pool {
     /// Idle connections kept.
     #[cfg(test)]
     fn idle(&self) -> usize {
-        self.idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .map(Vec::len)
-            .sum()
+        self.idle.lock().values().map(Vec::len).sum()
     }
 }
 
@@ -643,7 +639,7 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(pool.idle(), 1);
-        if let Some(l) = pool.idle.lock().unwrap().values_mut().next() {
+        if let Some(l) = pool.idle.lock().values_mut().next() {
             l[0].since = Instant::now() - IDLE_FOR;
         }
         post(

@@ -245,8 +245,8 @@ fn doctor_checks_the_postgresql_database_a_gateway_uses() {
     assert!(o.status.success(), "{out}");
     assert!(
         out.contains(&format!(
-            "schema version {}",
-            wagate::cluster::schema_version()
+            "schema versions cluster 2, devices 1, gateway {}",
+            wagate::store::VERSION
         )),
         "{out}"
     );

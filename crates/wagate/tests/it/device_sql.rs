@@ -1,11 +1,17 @@
 //! The device store's backend-neutral SQL (`devstore/sql.rs`) on SQLite
 //! (`devices.db`) and on a real PostgreSQL: the device tables made from one
 //! schema, the same statements giving the same rows on both, and device
-//! writes on PostgreSQL refused once the node's lease is gone.
+//! writes on PostgreSQL refused once the node's lease is gone (the store's
+//! one fence, through the node's ownership).
 
+use std::sync::Arc;
 use wagate::cluster::{self, Leases, Timing};
-use wagate::devstore::sql::{DeviceSql, Fence, PgSql, SqlError, Val};
+
+use wagate::cluster::ownership::Ownership;
+use wagate::db::DbError;
+use wagate::devstore::sql::{DeviceSql, SqlError, Val};
 use wagate::devstore::{Devices, TABLES};
+use wagate::store::StoreError;
 
 use crate::common::pg::fresh_db;
 
@@ -150,12 +156,10 @@ async fn the_same_statements_give_the_same_rows_on_sqlite_and_postgres() {
             "{t} not made in PostgreSQL: {made:?}"
         );
     }
-    let pg = PgSql {
-        client: tokio::sync::Mutex::new(c),
-        fence: None,
-    };
+    drop(c);
+    let pg = Devices::open_pg(&url).await.unwrap().sql();
     let on_sqlite = scenario(sqlite.as_ref()).await;
-    let on_pg = scenario(&pg).await;
+    let on_pg = scenario(pg.as_ref()).await;
     assert_eq!(on_sqlite, on_pg);
     // And the answers are the ones the statements mean.
     assert_eq!(
@@ -189,14 +193,12 @@ async fn device_writes_on_postgres_stop_when_the_lease_is_gone() {
     let a = Leases::new("a", Timing::DEFAULT).unwrap();
     a.ensure(&c, &["org1".to_string()]).await.unwrap();
     let held = a.try_acquire(&c, "org1").await.unwrap().unwrap();
-    let admin = cluster::connect(&url).await.unwrap();
-    let pg = PgSql {
-        client: tokio::sync::Mutex::new(c),
-        fence: Some(Fence {
-            node: "a".into(),
-            held,
-        }),
-    };
+    let admin = c;
+    let devices = Devices::open_pg(&url).await.unwrap();
+    let ownership = Arc::new(Ownership::new("a"));
+    ownership.insert(1, held);
+    devices.set_fences(ownership);
+    let pg = devices.sql();
     let put = |r: &[u8]| {
         vec![(
             UPSERT_SESSION.into(),
@@ -217,7 +219,10 @@ async fn device_writes_on_postgres_stop_when_the_lease_is_gone() {
     assert!(b.try_acquire(&admin, "org1").await.unwrap().is_some());
     let refused = pg.exec(put(b"after takeover")).await;
     assert!(
-        matches!(refused, Err(SqlError::Fenced { .. })),
+        matches!(
+            refused,
+            Err(SqlError::Store(StoreError::Sql(DbError::Fenced(1))))
+        ),
         "{refused:?}"
     );
     let rows = pg
@@ -437,7 +442,6 @@ async fn library_calls(dev: &wagate::devstore::OrgDevice) -> Vec<String> {
 
 #[tokio::test]
 async fn the_client_librarys_storage_calls_answer_alike_on_postgres() {
-    use std::sync::Arc;
     use wagate::devstore::OrgDevice;
     let dir = tempfile::tempdir().unwrap();
     let devices = Devices::open(&dir.path().join("devices.db")).unwrap();
@@ -446,10 +450,8 @@ async fn the_client_librarys_storage_calls_answer_alike_on_postgres() {
     let url = fresh_db().await;
     let mut c = cluster::connect(&url).await.unwrap();
     cluster::migrate(&mut c).await.unwrap();
-    let pg = Arc::new(PgSql {
-        client: tokio::sync::Mutex::new(c),
-        fence: None,
-    });
+    drop(c);
+    let pg = Devices::open_pg(&url).await.unwrap().sql();
     let on_pg = library_calls(&OrgDevice::on(pg, 5)).await;
     assert_eq!(on_sqlite, on_pg);
     let find = |what: &str| {

@@ -108,8 +108,8 @@ impl<T: ToVal + ?Sized> ToVal for &T {
 /// Statement arguments: `args![a, b]` is `vec![a.to_val(), b.to_val()]`.
 #[macro_export]
 macro_rules! args {
-    () => { ::std::vec::Vec::<$crate::sql::Val>::new() };
-    ($($e:expr),+ $(,)?) => { vec![$($crate::sql::ToVal::to_val(&$e)),+] };
+    () => { ::std::vec::Vec::<$crate::db::Val>::new() };
+    ($($e:expr),+ $(,)?) => { vec![$($crate::db::ToVal::to_val(&$e)),+] };
 }
 
 impl<T: ToVal + ?Sized> From<&T> for Val {

@@ -1,5 +1,6 @@
-//! One gateway as a node of several on one PostgreSQL: it runs the lease
-//! loop (`owner.rs`) and carries out what it says (a gained org's link is
+//! One gateway as a node of several on one PostgreSQL, composed above the
+//! service layer (it drives `App`): it runs the lease loop
+//! (`cluster::owner`) and carries out what it says (a gained org's link is
 //! restored at the paced rate, a lost or handed-over org's link is closed
 //! at once), fences the stores' writes by its leases, wakes an org's owner
 //! when work for it was written here, reads back every node's events in
@@ -7,8 +8,8 @@
 //! org directory in line with the database, and runs webhook deliveries
 //! while it holds the cluster's one delivery lock.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -16,273 +17,20 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::lease::{Held, Leases, Timing};
-use super::owner::{Change, Owner};
-use super::ownership::Ownership;
-use super::{connect, Membership};
 use crate::app::App;
-use crate::session::{Command, Reason, State, Status};
-use crate::store::{events, EventRow};
+use crate::cluster::lease::{Held, Leases};
+use crate::cluster::owner::{Change, Owner};
+use crate::cluster::ownership::Ownership;
+use crate::cluster::view::ClusterView;
+use crate::cluster::{connect, Membership};
+use crate::session::{Command, Reason, State};
+use crate::store::events;
 
-/// The channel on which committed events are announced (`store`'s writer).
-pub const EVENTS: &str = "wagate_events";
 /// How long a node keeps an org it gained before the balancing passes may
 /// move it: a connect right after creating an org is not cut off.
 const SETTLE: Duration = Duration::from_secs(10);
 /// Key of the advisory lock whose holder delivers webhooks.
 const WEBHOOK_LOCK: i64 = 0x0077_6167_6174_6501;
-
-/// How a node is set up.
-#[derive(Clone)]
-pub struct NodeSettings {
-    pub db_url: String,
-    pub node: String,
-    /// Where the other nodes reach this one's HTTP API (forwarded link actions).
-    pub advertise: String,
-    pub timing: Timing,
-    pub restore_per_second: u32,
-}
-
-/// What the rest of the gateway asks about the cluster.
-pub struct ClusterView {
-    pub ownership: Arc<Ownership>,
-    pub settings: NodeSettings,
-    store: crate::store::Store,
-    /// Live leases: org → owning node (refreshed every renewal).
-    owners: RwLock<HashMap<String, String>>,
-    /// Node → its advertised address.
-    urls: RwLock<HashMap<String, String>>,
-    /// Nodes whose heartbeat is older than two renewals.
-    silent: RwLock<HashSet<String>>,
-    /// Each org incarnation's last `state` event: its data and time.
-    states: RwLock<HashMap<i64, (serde_json::Value, i64)>>,
-    /// The connection orgs are taken on (`adopt`).
-    adopter: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
-    /// Orgs to restore: (org, whether an idle "never linked" supervisor may
-    /// be replaced first).
-    restore: std::sync::OnceLock<mpsc::UnboundedSender<(String, bool)>>,
-}
-
-/// Where a request about an org is to be carried out.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Route {
-    Here,
-    /// On the owning node, at this address.
-    There {
-        node: String,
-        url: String,
-    },
-    /// Owned by a node whose address is not known.
-    Unreachable {
-        node: String,
-    },
-}
-
-impl ClusterView {
-    pub fn node(&self) -> &str {
-        self.ownership.node()
-    }
-
-    pub fn owner_of(&self, org: &str) -> Option<String> {
-        if self.ownership.owns(org) {
-            return Some(self.node().to_string());
-        }
-        self.owners
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(org)
-            .cloned()
-    }
-
-    /// Where a link action for `org` runs; an org nobody owns is taken
-    /// here first (a new org, say), so the action has an owner.
-    pub async fn route(&self, app: &App, org: &str) -> Route {
-        if self.ownership.owns(org) {
-            return Route::Here;
-        }
-        let known = self.owner_of(org);
-        let owner = match known {
-            Some(n) if n != self.node() => Some(n),
-            _ => match self.adopt(app, org).await {
-                Ok(true) => return Route::Here,
-                _ => self.fresh_owner(org).await,
-            },
-        };
-        let Some(node) = owner else {
-            return Route::Here;
-        };
-        if node == self.node() {
-            return Route::Here;
-        }
-        match self
-            .urls
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&node)
-        {
-            Some(url) => Route::There {
-                node: node.clone(),
-                url: url.clone(),
-            },
-            None => Route::Unreachable { node },
-        }
-    }
-
-    /// The owner as the database says now (and the owners' addresses).
-    async fn fresh_owner(&self, org: &str) -> Option<String> {
-        self.refresh(&self.store).await;
-        self.owners
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(org)
-            .cloned()
-    }
-
-    /// Take a free org now (its lease row made if missing); the loop renews
-    /// it from its next pass. True when this node owns it now.
-    async fn adopt(&self, app: &App, org: &str) -> anyhow::Result<bool> {
-        let Some(row) = app.org_row(org) else {
-            return Ok(false);
-        };
-        let leases = Leases::new(self.node().to_string(), self.settings.timing)?;
-        // One connection for these, opened again when it broke.
-        let mut slot = self.adopter.lock().await;
-        if slot.as_ref().is_none_or(tokio_postgres::Client::is_closed) {
-            *slot = Some(connect(&self.settings.db_url).await?);
-        }
-        let Some(db) = slot.as_ref() else {
-            return Ok(false);
-        };
-        leases.ensure(db, &[org.to_string()]).await?;
-        let Some(held) = leases.try_acquire(db, org).await? else {
-            return Ok(false);
-        };
-        tracing::info!(
-            org,
-            epoch = held.epoch,
-            "cluster: org taken on a request for it"
-        );
-        self.ownership.insert(row.inc, held);
-        // Its link comes up if it has one (a status request, say, took it);
-        // a supervisor at work on the request is left as it is.
-        if let Some(r) = self.restore.get() {
-            let _ = r.send((org.to_string(), false));
-        }
-        Ok(true)
-    }
-
-    /// Whether `node` has stopped heartbeating (as of the last refresh).
-    pub fn is_silent(&self, node: &str) -> bool {
-        self.silent
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(node)
-    }
-
-    /// The link status of an org this node does not own: its last recorded
-    /// state, and the node that owns it.
-    pub fn remote_status(&self, org: &str, inc: i64) -> Status {
-        let states = self.states.read().unwrap_or_else(|p| p.into_inner());
-        let (data, ts) = states
-            .get(&inc)
-            .cloned()
-            .unwrap_or((serde_json::Value::Null, crate::store::now_ms()));
-        let mut state = data
-            .get("state")
-            .and_then(|s| s.as_str())
-            .and_then(State::parse)
-            .unwrap_or(State::Starting);
-        let mut reason = data
-            .get("reason")
-            .cloned()
-            .and_then(|r| serde_json::from_value::<Reason>(r).ok())
-            .unwrap_or(Reason::NotLinked);
-        let owner = self.owner_of(org);
-        // The last state its owner recorded is not true any more once the
-        // owner went silent (a link it held is gone with it).
-        if let Some(node) = owner.as_ref().filter(|n| self.is_silent(n)) {
-            if !state.needs_link() {
-                state = State::Reconnecting;
-                reason = Reason::OwnerSilent { node: node.clone() };
-            }
-        }
-        Status {
-            org: org.to_string(),
-            state,
-            since_ms: ts,
-            last_seen_ms: None,
-            reconnect_attempt: data
-                .get("reconnect_attempt")
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0) as u32,
-            next_retry_in_ms: None,
-            phone_number: data
-                .get("phone_number")
-                .and_then(|v| v.as_str())
-                .map(str::to_string),
-            reason,
-            qr_available: false,
-            pair_code: None,
-            pair_code_expires_in_ms: None,
-            queued_messages: None,
-            queue_empty_eta_ms: None,
-            held_messages: None,
-            limits: None,
-            decrypt_failures: 0,
-            node: owner,
-        }
-    }
-
-    fn note_state(&self, e: &EventRow) {
-        if e.kind == "state" {
-            self.states
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(e.inc, (e.data.clone(), e.ts_ms));
-        }
-    }
-
-    /// Read the live leases' owners and the nodes' addresses.
-    async fn refresh(&self, store: &crate::store::Store) {
-        let silent_after = (self.settings.timing.renew_every * 2).as_millis() as i64;
-        let read = store
-            .read(move |c| {
-                let owners = c.query(
-                    "SELECT l.org, l.owner FROM org_leases l
-                     WHERE l.owner IS NOT NULL AND l.expires_at > now()",
-                    crate::args![],
-                )?;
-                let urls = c.query(
-                    "SELECT id, url FROM nodes WHERE url IS NOT NULL",
-                    crate::args![],
-                )?;
-                let silent = c.query(
-                    "SELECT id FROM nodes
-                     WHERE heartbeat_at < now() - CAST(?1 AS BIGINT) * interval '1 millisecond'",
-                    crate::args![silent_after],
-                )?;
-                let silent = silent
-                    .iter()
-                    .map(|r| r.get::<String>(0))
-                    .collect::<crate::store::DbResult<HashSet<String>>>()?;
-                let pairs =
-                    |rows: Vec<crate::sql::Row>| -> crate::store::DbResult<Vec<(String, String)>> {
-                        rows.iter().map(|r| Ok((r.get(0)?, r.get(1)?))).collect()
-                    };
-                Ok((pairs(owners)?, pairs(urls)?, silent))
-            })
-            .await;
-        match read {
-            Ok((owners, urls, silent)) => {
-                *self.silent.write().unwrap_or_else(|p| p.into_inner()) = silent;
-                *self.owners.write().unwrap_or_else(|p| p.into_inner()) =
-                    owners.into_iter().collect();
-                *self.urls.write().unwrap_or_else(|p| p.into_inner()) = urls.into_iter().collect();
-            }
-            Err(e) => tracing::warn!(error = %e, "cluster: cannot read who owns which org"),
-        }
-    }
-}
 
 /// A running node: its tasks, and what shutdown needs.
 pub struct Node {
@@ -323,7 +71,7 @@ impl Node {
                 &[&s.node],
             )
             .await?;
-            Ok::<_, super::ClusterError>(n)
+            Ok::<_, crate::cluster::ClusterError>(n)
         };
         match tokio::time::timeout(Duration::from_secs(3), released).await {
             Ok(Ok(n)) => tracing::info!(released = n, "cluster: leases handed back"),
@@ -357,31 +105,21 @@ pub fn fence_stores(
 /// then start the loop and the tasks around it (`fence_stores` first).
 pub async fn start(
     app: Arc<App>,
-    ownership: Arc<Ownership>,
-    settings: NodeSettings,
+    view: Arc<ClusterView>,
+    restore_rx: mpsc::UnboundedReceiver<(String, bool)>,
     webhooks: Box<dyn Fn() -> JoinHandle<()> + Send + Sync>,
 ) -> anyhow::Result<Node> {
+    let settings = view.settings.clone();
+    let ownership = view.ownership.clone();
     settings
         .timing
         .check()
         .map_err(|e| anyhow::anyhow!("lease timing: {e}"))?;
     let store = app.store().clone();
-    let node_ttl = super::owner::node_ttl(&settings.timing);
+    let node_ttl = crate::cluster::owner::node_ttl(&settings.timing);
     wait_out_namesake(&settings, node_ttl).await?;
-    let view = Arc::new(ClusterView {
-        ownership: ownership.clone(),
-        settings: settings.clone(),
-        store: store.clone(),
-        owners: RwLock::default(),
-        urls: RwLock::default(),
-        silent: RwLock::default(),
-        states: RwLock::default(),
-        adopter: tokio::sync::Mutex::new(None),
-        restore: std::sync::OnceLock::new(),
-    });
-    load_states(&view, &store).await;
+    view.load_states(&store).await;
     view.refresh(&store).await;
-    app.set_cluster(view.clone());
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
 
@@ -416,14 +154,12 @@ pub async fn start(
     )));
 
     let (changes_tx, changes) = mpsc::channel(1024);
-    let (restore_tx, restore_rx) = mpsc::unbounded_channel();
-    let _ = view.restore.set(restore_tx.clone());
-    let recycling = Arc::new(std::sync::Mutex::new(HashSet::new()));
+    let recycling = Arc::new(parking_lot::Mutex::new(HashSet::new()));
     tasks.push(tokio::spawn(carry_out(
         app.clone(),
         ownership.clone(),
         changes,
-        restore_tx,
+        view.clone(),
         recycling.clone(),
     )));
     tasks.push(tokio::spawn(restore(
@@ -477,7 +213,10 @@ pub async fn start(
 /// taken as this process's own. Wait until its heartbeat is stale; fail
 /// when it goes on heartbeating for two liveness windows (another gateway
 /// running under the same id).
-async fn wait_out_namesake(settings: &NodeSettings, node_ttl: Duration) -> anyhow::Result<()> {
+async fn wait_out_namesake(
+    settings: &crate::cluster::view::NodeSettings,
+    node_ttl: Duration,
+) -> anyhow::Result<()> {
     let db = connect(&settings.db_url)
         .await
         .context("connecting to PostgreSQL")?;
@@ -495,7 +234,7 @@ async fn wait_out_namesake(settings: &NodeSettings, node_ttl: Duration) -> anyho
         // A process under this id that still has a connection open is alive
         // (a killed one's connections end with it): where they come from,
         // for the operator.
-        let others: Option<String> = match super::application_name() {
+        let others: Option<String> = match crate::db::pg::application_name() {
             Some(me) => db
                 .query_one(
                     "SELECT string_agg(DISTINCT COALESCE(host(client_addr), 'a local socket'), ', ')
@@ -564,30 +303,6 @@ fn like_literal(s: &str) -> String {
     out
 }
 
-/// Every org's last state, from the log.
-async fn load_states(view: &ClusterView, store: &crate::store::Store) {
-    let rows = store
-        .read(|c| {
-            c.query(
-                "SELECT DISTINCT ON (inc) inc, data, ts_ms FROM events
-                 WHERE kind = 'state' ORDER BY inc, seq DESC",
-                crate::args![],
-            )
-        })
-        .await;
-    if let Ok(rows) = rows {
-        let mut states = view.states.write().unwrap_or_else(|p| p.into_inner());
-        for r in rows {
-            if let (Ok(inc), Ok(data), Ok(ts)) =
-                (r.get::<i64>(0), r.get::<String>(1), r.get::<i64>(2))
-            {
-                let data = serde_json::from_str(&data).unwrap_or(serde_json::Value::Null);
-                states.insert(inc, (data, ts));
-            }
-        }
-    }
-}
-
 /// Carry out the loop's changes: a gain is queued for a paced restore; a
 /// loss fences at once, then the link is closed; a hand-over answers once
 /// the link is closed.
@@ -595,8 +310,8 @@ async fn carry_out(
     app: Arc<App>,
     ownership: Arc<Ownership>,
     mut changes: mpsc::Receiver<Change>,
-    restore: mpsc::UnboundedSender<(String, bool)>,
-    recycling: Arc<std::sync::Mutex<HashSet<String>>>,
+    view: Arc<ClusterView>,
+    recycling: Arc<parking_lot::Mutex<HashSet<String>>>,
 ) {
     while let Some(c) = changes.recv().await {
         match c {
@@ -616,7 +331,7 @@ async fn carry_out(
                 ownership.insert(row.inc, held.clone());
                 if !known {
                     tracing::info!(org = %held.org, epoch = held.epoch, "cluster: org gained");
-                    let _ = restore.send((held.org, true));
+                    view.restore(&held.org, true);
                 }
             }
             Change::Lost { org, why } => {
@@ -640,16 +355,10 @@ async fn carry_out(
 
 /// Close an org's link: its supervisor stops (credentials kept) and an
 /// idle one takes its place.
-async fn recycle(app: &App, org: &str, recycling: &std::sync::Mutex<HashSet<String>>) {
-    recycling
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(org.to_string());
+async fn recycle(app: &App, org: &str, recycling: &parking_lot::Mutex<HashSet<String>>) {
+    recycling.lock().insert(org.to_string());
     app.sessions().recycle(org, Duration::from_secs(5)).await;
-    recycling
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(org);
+    recycling.lock().remove(org);
 }
 
 /// Restore gained orgs at the paced rate (never while the org's previous
@@ -658,17 +367,13 @@ async fn restore(
     app: Arc<App>,
     ownership: Arc<Ownership>,
     mut gained: mpsc::UnboundedReceiver<(String, bool)>,
-    recycling: Arc<std::sync::Mutex<HashSet<String>>>,
+    recycling: Arc<parking_lot::Mutex<HashSet<String>>>,
     per_second: u32,
 ) {
     let gap = Duration::from_secs_f64(1.0 / f64::from(per_second.max(1)));
     let mut tick = tokio::time::interval(gap);
     while let Some((org, may_recycle)) = gained.recv().await {
-        while recycling
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&org)
-        {
+        while recycling.lock().contains(&org) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         if !ownership.owns(&org) {
@@ -732,7 +437,10 @@ async fn send_wakes(url: String, mut incs: mpsc::UnboundedReceiver<i64>) {
                 db = connect(&url).await.ok();
             }
             let Some(c) = db.as_ref() else { break };
-            if super::wake::wake(c, &inc.to_string()).await.is_ok() {
+            if crate::cluster::wake::wake(c, &inc.to_string())
+                .await
+                .is_ok()
+            {
                 break;
             }
             db = None;
@@ -752,7 +460,7 @@ async fn hear_wakes(url: String, app: Arc<App>, stop: CancellationToken) {
             }
         }
     });
-    super::wake::listen_forever(&url, super::wake::CHANNEL, tx, stop, || {
+    crate::cluster::wake::listen_forever(&url, crate::cluster::wake::CHANNEL, tx, stop, || {
         app.outbox().wake_all_local()
     })
     .await;
@@ -771,9 +479,16 @@ async fn feed(
     let (tx, mut rx) = mpsc::channel::<String>(64);
     let listener = {
         let stop = stop.clone();
-        tokio::spawn(
-            async move { super::wake::listen_forever(&url, EVENTS, tx, stop, || {}).await },
-        )
+        tokio::spawn(async move {
+            crate::cluster::wake::listen_forever(
+                &url,
+                crate::store::EVENTS_CHANNEL,
+                tx,
+                stop,
+                || {},
+            )
+            .await
+        })
     };
     loop {
         tokio::select! {

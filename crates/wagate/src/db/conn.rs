@@ -14,8 +14,7 @@ use std::collections::HashMap;
 
 use tokio_postgres::types::ToSql;
 
-use crate::sql::{self, Row, Val};
-pub use crate::sql::{DbError, DbResult};
+use super::sql::{self, DbError, DbResult, Row, Val};
 
 /// `Ok(None)` for a query that returned no row.
 pub trait OptionalExt<T> {
@@ -73,7 +72,7 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Link {
     fn open(url: &str) -> DbResult<Link> {
-        let mut config = crate::cluster::settings(url).map_err(DbError::Invalid)?;
+        let mut config = super::pg::settings(url).map_err(DbError::Invalid)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -205,7 +204,7 @@ fn broken(e: &tokio_postgres::Error) -> bool {
 /// refused): PostgreSQL cannot be reached, whatever the reason.
 fn cannot_open(e: DbError) -> DbError {
     match e {
-        DbError::Pg(pg) => DbError::Unavailable(crate::sql::pg_detail(&pg)),
+        DbError::Pg(pg) => DbError::Unavailable(sql::pg_detail(&pg)),
         other => DbError::Unavailable(other.to_string()),
     }
 }
@@ -215,7 +214,7 @@ fn cannot_open(e: DbError) -> DbError {
 fn unreachable_if_broken(e: DbError) -> DbError {
     match e {
         DbError::Pg(pg) if broken(&pg) || pg.as_db_error().is_none() && is_io(&pg) => {
-            DbError::Unavailable(crate::sql::pg_detail(&pg))
+            DbError::Unavailable(sql::pg_detail(&pg))
         }
         other => other,
     }

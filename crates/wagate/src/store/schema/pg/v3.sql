@@ -1,0 +1,42 @@
+-- PostgreSQL, version 2 -> 3: WhatsApp's sending limits. A queued message may be held
+-- (held_reason, retry_at_ms); contacts remember per org and phone whether the
+-- number is on WhatsApp and when it first wrote, was tried and accepted
+-- (filled from what the tables already know); account_limits keeps the
+-- reach-out timelock and message capping last announced for the number.
+-- Released: this file never changes; a new version is a new file.
+
+ALTER TABLE messages ADD COLUMN held_reason TEXT;
+ALTER TABLE messages ADD COLUMN retry_at_ms BIGINT;
+CREATE INDEX messages_held ON messages(inc, retry_at_ms)
+    WHERE status = 'queued' AND retry_at_ms IS NOT NULL;
+CREATE TABLE contacts (
+    inc BIGINT NOT NULL REFERENCES orgs(inc) ON DELETE CASCADE,
+    phone TEXT NOT NULL,
+    on_whatsapp BIGINT,
+    jid TEXT,
+    checked_ms BIGINT,
+    first_in_ms BIGINT,
+    first_try_ms BIGINT,
+    first_ok_ms BIGINT,
+    PRIMARY KEY (inc, phone)
+);
+CREATE INDEX contacts_reach ON contacts(inc, first_try_ms) WHERE first_try_ms IS NOT NULL;
+INSERT INTO contacts (inc, phone, first_in_ms)
+    SELECT inc, sender, MIN(received_ms) FROM inbound GROUP BY inc, sender;
+INSERT INTO contacts (inc, phone, first_try_ms, first_ok_ms)
+    SELECT inc, phone, MIN(COALESCE(handed_ms, updated_ms)),
+           MIN(CASE WHEN status IN ('sent', 'delivered', 'read') THEN updated_ms END)
+    FROM messages WHERE attempts > 0 OR status IN ('sent', 'delivered', 'read')
+    GROUP BY inc, phone
+    ON CONFLICT(inc, phone) DO UPDATE SET
+        first_try_ms = excluded.first_try_ms, first_ok_ms = excluded.first_ok_ms;
+CREATE TABLE account_limits (
+    inc BIGINT PRIMARY KEY REFERENCES orgs(inc) ON DELETE CASCADE,
+    reachout_until_ms BIGINT,
+    reachout_type TEXT,
+    cap_used BIGINT,
+    cap_total BIGINT,
+    cap_cycle_end_ms BIGINT,
+    cap_status TEXT,
+    updated_ms BIGINT NOT NULL
+);
