@@ -265,7 +265,7 @@ async fn handle(link: &mut Link, node: Node) -> anyhow::Result<bool> {
                 .build();
             link.send(&ib).await?;
             if let Some(device) = crate::sim::conn_jid(&link.conn) {
-                link.sim.welcome_step(&device, |w| w.online = true);
+                welcome_step(&link.sim, &device, |w| w.online = true);
             }
             return Ok(true);
         }
@@ -310,7 +310,7 @@ async fn handle(link: &mut Link, node: Node) -> anyhow::Result<bool> {
                 (Some(up), Some(jid)) => {
                     let held = crate::messaging::take_upload(&link.sim, &jid, up);
                     tracing::debug!(%jid, held, "pre-keys uploaded");
-                    link.sim.welcome_step(&jid, |w| w.keys = true);
+                    welcome_step(&link.sim, &jid, |w| w.keys = true);
                 }
                 _ => tracing::warn!("unreadable pre-key upload"),
             }
@@ -382,4 +382,16 @@ async fn finish_pairing(link: &mut Link, p: &PendingPair) -> anyhow::Result<()> 
     tracing::info!(phone = %p.phone, device = p.device, "device linked; sending 515");
     link.send(&stream_error("515")).await?;
     Ok(())
+}
+
+/// Note a step of a new device's first login; once both are in, the phone
+/// sends its welcome, off this task.
+fn welcome_step(sim: &Arc<Sim>, jid: &str, step: impl FnOnce(&mut crate::sim::Welcome)) {
+    if sim.welcome_step(jid, step) {
+        let (sim, jid) = (sim.clone(), jid.to_string());
+        tokio::spawn(async move {
+            let phone = crate::sim::split_jid(&jid).0;
+            crate::messaging::welcome_new_device(&sim, &phone, &jid).await;
+        });
+    }
 }

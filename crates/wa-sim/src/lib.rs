@@ -11,6 +11,7 @@ pub mod messaging;
 pub mod node;
 pub mod paircode;
 pub mod pairing;
+pub mod records;
 pub mod signal;
 pub mod sim;
 pub mod state;

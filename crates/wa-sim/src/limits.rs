@@ -19,38 +19,8 @@ use std::sync::Arc;
 use serde_json::json;
 use wacore_binary::builder::NodeBuilder;
 
+pub use crate::records::{Capping, Reachout};
 use crate::sim::{conn_jid, now_ms, split_jid, Out, Sim};
-
-/// A timelock in force for one number.
-#[derive(Debug, Clone)]
-pub struct Reachout {
-    pub until_ms: i64,
-    /// Tell the devices (a silent one shows only as 463s).
-    pub announce: bool,
-    pub announced: bool,
-}
-
-/// A new-chat quota in force for one number.
-#[derive(Debug, Clone)]
-pub struct Capping {
-    pub total: i64,
-    pub used: i64,
-    pub cycle_end_ms: i64,
-}
-
-impl Capping {
-    fn status(&self) -> &'static str {
-        if self.used >= self.total {
-            "CAPPED"
-        } else if self.used * 10 >= self.total * 9 {
-            "SECOND_WARNING"
-        } else if self.used * 10 >= self.total * 7 {
-            "FIRST_WARNING"
-        } else {
-            "NONE"
-        }
-    }
-}
 
 /// Whether a limit is in force for `sender` (the rest of the checks cost a
 /// scan of the recipient's inbox, so they run only then).

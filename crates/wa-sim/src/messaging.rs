@@ -12,6 +12,7 @@ use wacore_libsignal::protocol::{DeviceId, ProtocolAddress};
 use waproto::whatsapp as wa;
 
 use crate::node::{attr, child, children};
+pub use crate::records::{Addressed, Compose, Sent, Uploaded};
 use crate::signal::{InboxItem, Recipient};
 use crate::sim::{conn_jid, now_ms, split_jid, Conn, Out, PendingReceipt, Sim};
 
@@ -310,85 +311,6 @@ pub async fn read(sim: &Sim, phone: &str, ids: &[String]) -> usize {
     by_sender.len()
 }
 
-/// The key bundle a linked device uploaded (`iq xmlns="encrypt" type="set"`),
-/// as the server holds it: a phone opening a Signal session to the device
-/// takes one of its one-time pre-keys (which the server then forgets).
-#[derive(Debug, Clone)]
-pub struct Uploaded {
-    pub registration: u32,
-    pub identity: [u8; 32],
-    /// One-time pre-keys held, by id (in the order they were uploaded).
-    pub prekeys: Vec<(u32, [u8; 32])>,
-    pub signed: (u32, [u8; 32], Vec<u8>),
-}
-
-impl Uploaded {
-    /// Take in a new upload: identity, registration and signed pre-key are
-    /// replaced, one-time pre-keys are added to those held (the real server
-    /// keeps what was not used yet; WA Web and whatsapp-rust upload more only
-    /// when the count it reports runs low).
-    pub fn merge(&mut self, new: Uploaded) {
-        self.registration = new.registration;
-        self.identity = new.identity;
-        self.signed = new.signed;
-        for (id, key) in new.prekeys {
-            if let Some(held) = self.prekeys.iter_mut().find(|(i, _)| *i == id) {
-                held.1 = key;
-            } else {
-                self.prekeys.push((id, key));
-            }
-        }
-    }
-
-    /// The `<digest>` answer: the bundle and a SHA-1 over identity, signed
-    /// pre-key and its signature and each held pre-key (the material of WA
-    /// Web's `validateLocalKeyBundle`; wacore `prekeys.rs`
-    /// `compute_key_bundle_digest`, `iq/prekeys.rs` `DigestKeyBundleSpec`).
-    pub fn digest(&self) -> Node {
-        use sha1::Digest;
-        let mut h = sha1::Sha1::new();
-        h.update(self.identity);
-        h.update(self.signed.1);
-        h.update(&self.signed.2);
-        for (_, k) in &self.prekeys {
-            h.update(k);
-        }
-        let id3 = |i: u32| i.to_be_bytes()[1..].to_vec();
-        NodeBuilder::new("digest")
-            .children([
-                NodeBuilder::new("registration")
-                    .bytes(self.registration.to_be_bytes().to_vec())
-                    .build(),
-                NodeBuilder::new("type").bytes(vec![5u8]).build(),
-                NodeBuilder::new("identity")
-                    .bytes(self.identity.to_vec())
-                    .build(),
-                NodeBuilder::new("skey")
-                    .children([
-                        NodeBuilder::new("id").bytes(id3(self.signed.0)).build(),
-                        NodeBuilder::new("value")
-                            .bytes(self.signed.1.to_vec())
-                            .build(),
-                        NodeBuilder::new("signature")
-                            .bytes(self.signed.2.clone())
-                            .build(),
-                    ])
-                    .build(),
-                NodeBuilder::new("list")
-                    .children(
-                        self.prekeys
-                            .iter()
-                            .map(|(i, _)| NodeBuilder::new("id").bytes(id3(*i)).build()),
-                    )
-                    .build(),
-                NodeBuilder::new("hash")
-                    .bytes(h.finalize().to_vec())
-                    .build(),
-            ])
-            .build()
-    }
-}
-
 /// Record an upload from device `jid`, adding to what it uploaded before.
 pub fn take_upload(sim: &Sim, jid: &str, up: Uploaded) -> usize {
     let mut all = sim.uploads.lock().unwrap_or_else(|p| p.into_inner());
@@ -442,44 +364,6 @@ pub fn parse_upload(iq: &Node) -> Option<Uploaded> {
         prekeys,
         signed,
     })
-}
-
-/// What a phone writes: text, a reply quoting a message, or a reaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Compose {
-    Text(String),
-    /// A reply that quotes message `quoted` (its WhatsApp id) of the number.
-    Quote {
-        text: String,
-        quoted: String,
-    },
-    /// A reaction (`emoji`; empty takes it back) to message `target`.
-    React {
-        emoji: String,
-        target: String,
-    },
-}
-
-/// A message a phone sent, kept for retry receipts and "who wrote to whom".
-#[derive(Debug, Clone)]
-pub struct Sent {
-    pub from: String,
-    pub to: String,
-    pub what: Compose,
-    pub by: Addressed,
-}
-
-/// How a phone's message names its sender.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Addressed {
-    /// By phone number (`…@s.whatsapp.net`).
-    Phone,
-    /// By LID, with the number beside it (`sender_pn`), as LID-migrated
-    /// chats usually are.
-    Lid,
-    /// By LID alone: the receiver must know the number from earlier (a
-    /// contact look-up, a message that carried it).
-    LidOnly,
 }
 
 /// A phone sends `what` to every connected device of the number `to`,
@@ -873,5 +757,72 @@ mod tests {
             .map(|n| crate::node::content_bytes(n).unwrap().to_vec())
             .collect();
         assert_eq!(ids, vec![vec![0, 0, 5], vec![0, 0, 6]]);
+    }
+}
+
+impl Uploaded {
+    /// Take in a new upload: identity, registration and signed pre-key are
+    /// replaced, one-time pre-keys are added to those held (the real server
+    /// keeps what was not used yet; WA Web and whatsapp-rust upload more only
+    /// when the count it reports runs low).
+    pub fn merge(&mut self, new: Uploaded) {
+        self.registration = new.registration;
+        self.identity = new.identity;
+        self.signed = new.signed;
+        for (id, key) in new.prekeys {
+            if let Some(held) = self.prekeys.iter_mut().find(|(i, _)| *i == id) {
+                held.1 = key;
+            } else {
+                self.prekeys.push((id, key));
+            }
+        }
+    }
+
+    /// The `<digest>` answer: the bundle and a SHA-1 over identity, signed
+    /// pre-key and its signature and each held pre-key (the material of WA
+    /// Web's `validateLocalKeyBundle`; wacore `prekeys.rs`
+    /// `compute_key_bundle_digest`, `iq/prekeys.rs` `DigestKeyBundleSpec`).
+    pub fn digest(&self) -> Node {
+        use sha1::Digest;
+        let mut h = sha1::Sha1::new();
+        h.update(self.identity);
+        h.update(self.signed.1);
+        h.update(&self.signed.2);
+        for (_, k) in &self.prekeys {
+            h.update(k);
+        }
+        let id3 = |i: u32| i.to_be_bytes()[1..].to_vec();
+        NodeBuilder::new("digest")
+            .children([
+                NodeBuilder::new("registration")
+                    .bytes(self.registration.to_be_bytes().to_vec())
+                    .build(),
+                NodeBuilder::new("type").bytes(vec![5u8]).build(),
+                NodeBuilder::new("identity")
+                    .bytes(self.identity.to_vec())
+                    .build(),
+                NodeBuilder::new("skey")
+                    .children([
+                        NodeBuilder::new("id").bytes(id3(self.signed.0)).build(),
+                        NodeBuilder::new("value")
+                            .bytes(self.signed.1.to_vec())
+                            .build(),
+                        NodeBuilder::new("signature")
+                            .bytes(self.signed.2.clone())
+                            .build(),
+                    ])
+                    .build(),
+                NodeBuilder::new("list")
+                    .children(
+                        self.prekeys
+                            .iter()
+                            .map(|(i, _)| NodeBuilder::new("id").bytes(id3(*i)).build()),
+                    )
+                    .build(),
+                NodeBuilder::new("hash")
+                    .bytes(h.finalize().to_vec())
+                    .build(),
+            ])
+            .build()
     }
 }

@@ -6,9 +6,6 @@
 //! secret; the phone decrypts it, derives the ADV secret, and sends the same
 //! signed `pair-success` a QR scan would. A wrong code fails at stage 2.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use base64::Engine as _;
 use wacore::pair_code::PairCodeUtils;
 use wacore_binary::builder::NodeBuilder;
@@ -16,21 +13,9 @@ use wacore_binary::Node;
 use wacore_libsignal::protocol::{KeyPair, PublicKey};
 
 use crate::pairing::{link_device, ScanError};
+pub use crate::records::{Codes, Pending};
 use crate::sim::{Out, Sim};
 use crate::state::keypair_from_hex;
-
-/// One companion waiting for its code to be typed on a phone.
-pub struct Pending {
-    pub conn: u64,
-    pub reference: String,
-    pub wrapped_companion: Vec<u8>,
-    /// Set once the code was typed: our ephemeral key and the companion's.
-    pub primary: Option<(KeyPair, [u8; 32])>,
-}
-
-/// Pending pairing-code flows by phone number.
-#[derive(Default)]
-pub struct Codes(pub Mutex<HashMap<String, Pending>>);
 
 fn bytes_of<'a>(n: &'a Node, tag: &str) -> Option<&'a [u8]> {
     crate::node::content_bytes(n.get_optional_child(tag)?)

@@ -94,9 +94,9 @@ pub struct Faults {
     /// Phones whose next message to a linked device carries a bad MAC.
     pub bad_mac: std::collections::HashSet<String>,
     /// Reach-out timelocks in force, by the number they hold back.
-    pub reachout: HashMap<String, crate::limits::Reachout>,
+    pub reachout: HashMap<String, crate::records::Reachout>,
     /// New-chat quotas in force, by number.
-    pub capping: HashMap<String, crate::limits::Capping>,
+    pub capping: HashMap<String, crate::records::Capping>,
 }
 
 pub struct Sim {
@@ -116,14 +116,14 @@ pub struct Sim {
     pub refs: Mutex<HashMap<String, u64>>,
     pub faults: Mutex<Faults>,
     /// Pairing-code flows waiting for a code to be typed.
-    pub codes: crate::paircode::Codes,
+    pub codes: crate::records::Codes,
     /// Each phone's primary device as a Signal recipient, made on first use.
     pub recipients: tokio::sync::Mutex<HashMap<String, crate::signal::Recipient>>,
     /// Pre-keys each linked device uploaded, by device jid.
-    pub uploads: Mutex<HashMap<String, crate::messaging::Uploaded>>,
+    pub uploads: Mutex<HashMap<String, crate::records::Uploaded>>,
     /// What phones sent, by message id, for retry receipts and for who
     /// wrote to whom.
-    pub sent_log: Mutex<HashMap<String, crate::messaging::Sent>>,
+    pub sent_log: Mutex<HashMap<String, crate::records::Sent>>,
     /// Receipts for each device jid that it has not acked yet: sent again at
     /// its next login, as WhatsApp keeps them for a device that was away.
     pub receipts: Mutex<HashMap<String, Vec<PendingReceipt>>>,
@@ -331,26 +331,19 @@ impl Sim {
         self.persist().phones.get(phone).map(|p| p.lid.clone())
     }
 
-    /// Note a step of a new device's first login; once both steps are in,
-    /// the phone sends its welcome (off this task).
-    pub fn welcome_step(self: &Arc<Self>, jid: &str, step: impl FnOnce(&mut Welcome)) {
-        let ready = {
-            let mut due = lock(&self.welcome_due);
-            let Some(w) = due.get_mut(jid) else { return };
-            step(w);
-            let ready = w.keys && w.online;
-            if ready {
-                due.remove(jid);
-            }
-            ready
+    /// Note a step of a new device's first login. True once both steps
+    /// are in: the phone's welcome is due now (`messaging::welcome_new_device`).
+    pub fn welcome_step(&self, jid: &str, step: impl FnOnce(&mut Welcome)) -> bool {
+        let mut due = lock(&self.welcome_due);
+        let Some(w) = due.get_mut(jid) else {
+            return false;
         };
+        step(w);
+        let ready = w.keys && w.online;
         if ready {
-            let (sim, jid) = (self.clone(), jid.to_string());
-            tokio::spawn(async move {
-                let phone = split_jid(&jid).0;
-                crate::messaging::welcome_new_device(&sim, &phone, &jid).await;
-            });
+            due.remove(jid);
         }
+        ready
     }
 
     /// A value fixed per phone, derived from its account key (so it stays

@@ -10,7 +10,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::session::OrgRef;
+use crate::link::OrgRef;
 
 /// Who presented a token.
 #[derive(Debug, Clone, PartialEq, Eq)]

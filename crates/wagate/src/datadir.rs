@@ -2,7 +2,8 @@
 //! folders, 0600 files, tightened at start-up when found looser — device keys
 //! and message data must not be readable by other users), the admin token,
 //! and the descriptor limit (raised from the soft to the hard limit, with a
-//! warning when the configured orgs need more).
+//! warning when the configured orgs need more), and setting folders aside
+//! (never deleted) under `aside/`.
 
 use std::path::Path;
 
@@ -248,4 +249,28 @@ mod tests {
         assert_eq!(t3, "from-env");
         assert_eq!(src, "WAGATE_ADMIN_TOKEN");
     }
+}
+
+/// The name of a copy set aside now: `<org>-<why>-<UTC time>` (plus the
+/// extension the engine gives it).
+pub fn aside_name(org: &str, why: &str) -> String {
+    let ts = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+    format!("{org}-{why}-{ts}")
+}
+
+/// Move the folder `dir` into `aside_dir` as `aside_name(org, why)`; where
+/// it went, or `None` when there is no such folder. Never deletes.
+pub fn move_dir_aside(
+    dir: &std::path::Path,
+    aside_dir: &std::path::Path,
+    org: &str,
+    why: &str,
+) -> std::io::Result<Option<std::path::PathBuf>> {
+    if !dir.exists() {
+        return Ok(None);
+    }
+    let target = aside_dir.join(aside_name(org, why));
+    std::fs::create_dir_all(aside_dir)?;
+    std::fs::rename(dir, &target)?;
+    Ok(Some(target))
 }

@@ -14,7 +14,6 @@ pub mod schema;
 pub mod session;
 pub mod webhooks;
 pub mod wire;
-pub mod words;
 
 use std::sync::{Arc, OnceLock};
 

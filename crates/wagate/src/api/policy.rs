@@ -58,7 +58,7 @@ pub async fn contact(
         phone: c.phone,
         on_whatsapp: c.on_whatsapp,
         jid: c.jid,
-        checked_at: crate::session::status::rfc3339(c.checked_ms),
+        checked_at: crate::times::rfc3339(c.checked_ms),
         cached: c.cached,
     }))
 }

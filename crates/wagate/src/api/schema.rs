@@ -57,7 +57,7 @@ name_list!(
 name_list!(
     /// An event kind a webhook can ask for.
     EventKind,
-    crate::app::webhooks::EVENT_KINDS,
+    crate::events::Kind::ALL.map(crate::events::Kind::as_str),
     "An event kind."
 );
 name_list!(

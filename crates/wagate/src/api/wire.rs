@@ -8,15 +8,15 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::schema::{DeliveryStatusName, LinkState, MessageStatusName};
-use super::words;
 use crate::app::link::StateChange;
 use crate::app::orgs::OrgSummary;
 use crate::app::webhooks::WebhookView;
-use crate::session::status::rfc3339;
+use crate::link::words;
 use crate::session::{Reason, Status};
 use crate::store::inbound::InboundRow;
 use crate::store::webhooks::{Delivery, Webhook};
 use crate::store::{EventRow, MessageRow};
+use crate::times::rfc3339;
 
 /// `GET /v1/orgs/{org}/session`, and the `status` event.
 #[derive(Debug, Serialize, ToSchema)]
@@ -254,13 +254,7 @@ impl From<&StateChange> for StateChangeJson {
 /// An event's payload as the API sends it: `state` events gain their
 /// English `detail`.
 pub fn event_data(e: &EventRow) -> Value {
-    let mut data = e.data.clone();
-    if e.kind == "state" {
-        if let Ok(r) = serde_json::from_value::<Reason>(data["reason"].clone()) {
-            data["detail"] = Value::String(words::detail(&r, 0));
-        }
-    }
-    data
+    crate::events::wire(&e.kind, &e.data)
 }
 
 /// `GET /v1/orgs`.

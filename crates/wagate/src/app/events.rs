@@ -162,7 +162,7 @@ mod tests {
                     store
                         .write(move |tx| {
                             for i in chunk..end {
-                                tx.emit(inc, "4", "test", json!({ "n": i }))?;
+                                tx.record_event(inc, "4", "test", json!({ "n": i }))?;
                             }
                             Ok(())
                         })

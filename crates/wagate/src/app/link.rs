@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::{App, AppError, ErrorCode, OrgAccess};
 use crate::auth::Caller;
+use crate::events::{Event, Kind};
 use crate::session::{Command, Reason, State, Status};
 use crate::store;
 
@@ -239,15 +240,22 @@ impl App {
         let (inc, id) = (a.row.inc, a.row.id.clone());
         let rows = self
             .store
-            .read(move |c| store::events::latest(c, inc, &id, "state", HISTORY))
+            .read(move |c| store::events::latest(c, inc, &id, Kind::State.as_str(), HISTORY))
             .await?;
         Ok(rows
             .into_iter()
-            .map(|r| StateChange {
-                at_ms: r.ts_ms,
-                state: r.data["state"].as_str().unwrap_or("").to_string(),
-                reason: serde_json::from_value(r.data["reason"].clone()).ok(),
-                legacy_detail: r.data["detail"].as_str().map(str::to_string),
+            .filter_map(|r| match Event::decode(&r.kind, &r.data) {
+                Some(Event::State(s)) => Some(StateChange {
+                    at_ms: r.ts_ms,
+                    legacy_detail: s
+                        .reason
+                        .is_none()
+                        .then(|| s.detail.clone())
+                        .filter(|d| !d.is_empty()),
+                    state: s.state,
+                    reason: s.reason,
+                }),
+                _ => None,
             })
             .collect())
     }

@@ -332,15 +332,17 @@ fn remote_status(org: &str, link: RemoteLink) -> crate::session::Status {
     let (data, ts) = link
         .last_state
         .unwrap_or((serde_json::Value::Null, crate::store::now_ms()));
-    let mut state = data
-        .get("state")
-        .and_then(|s| s.as_str())
-        .and_then(State::parse)
+    let last = match crate::events::Event::decode(crate::events::Kind::State.as_str(), &data) {
+        Some(crate::events::Event::State(s)) => Some(s),
+        _ => None,
+    };
+    let mut state = last
+        .as_ref()
+        .and_then(|s| s.link_state())
         .unwrap_or(State::Starting);
-    let mut reason = data
-        .get("reason")
-        .cloned()
-        .and_then(|r| serde_json::from_value::<Reason>(r).ok())
+    let mut reason = last
+        .as_ref()
+        .and_then(|s| s.reason.clone())
         .unwrap_or(Reason::NotLinked);
     if let Some(node) = link.owner.as_ref().filter(|_| link.owner_silent) {
         if !state.needs_link() {
@@ -353,15 +355,9 @@ fn remote_status(org: &str, link: RemoteLink) -> crate::session::Status {
         state,
         since_ms: ts,
         last_seen_ms: None,
-        reconnect_attempt: data
-            .get("reconnect_attempt")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(0) as u32,
+        reconnect_attempt: last.as_ref().map_or(0, |s| s.reconnect_attempt),
         next_retry_in_ms: None,
-        phone_number: data
-            .get("phone_number")
-            .and_then(|v| v.as_str())
-            .map(str::to_string),
+        phone_number: last.and_then(|s| s.phone_number),
         reason,
         qr_available: false,
         pair_code: None,

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::{App, AppError, ErrorCode};
 use crate::auth::Caller;
+use crate::events::Kind;
 use crate::store::webhooks::{self as rows, Delivery, DeliveryStatus, Webhook};
 use crate::store::{self};
 use crate::webhook::{sign, target};
@@ -16,16 +17,6 @@ use crate::webhook::{sign, target};
 pub const MAX_ENDPOINTS: usize = 10;
 /// How long a rotated-out secret keeps signing.
 pub const ROTATION_GRACE_MS: i64 = 24 * 3_600_000;
-/// The event kinds an endpoint can ask for.
-pub const EVENT_KINDS: [&str; 7] = [
-    "message.status",
-    "message.received",
-    "message.reaction",
-    "send.limited",
-    "state",
-    "decrypt_failure",
-    "qr",
-];
 
 /// What adding an endpoint needs.
 #[derive(Debug, Default)]
@@ -61,7 +52,7 @@ fn events_of(v: Option<&Value>) -> Result<Option<Vec<String>>, AppError> {
             ErrorCode::InvalidField,
             format!(
                 "events must be null or a list of: {}",
-                EVENT_KINDS.join(", ")
+                Kind::ALL.map(Kind::as_str).join(", ")
             ),
         )
     };
@@ -72,7 +63,7 @@ fn events_of(v: Option<&Value>) -> Result<Option<Vec<String>>, AppError> {
             for e in a {
                 let k = e
                     .as_str()
-                    .filter(|k| EVENT_KINDS.contains(k))
+                    .filter(|k| Kind::parse(k).is_some())
                     .ok_or_else(bad)?;
                 if !out.iter().any(|o| o == k) {
                     out.push(k.to_string());

@@ -195,7 +195,7 @@ impl ClusterView {
 
     /// Remember an org's latest `state` event (read back from the log).
     pub fn note_state(&self, e: &EventRow) {
-        if e.kind == "state" {
+        if e.kind == crate::events::Kind::State.as_str() {
             self.states.write().insert(e.inc, (e.data.clone(), e.ts_ms));
         }
     }

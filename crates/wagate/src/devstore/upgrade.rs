@@ -104,7 +104,7 @@ pub async fn from_org_folders(
                 w
             }
         };
-        match crate::engine::move_dir_aside(&dir, aside_dir, org, why) {
+        match crate::datadir::move_dir_aside(&dir, aside_dir, org, why) {
             Ok(None) => {}
             Ok(Some(p)) => {
                 tracing::info!(org = %org, aside = %p.display(), "the org's old folder is kept aside ({why})")

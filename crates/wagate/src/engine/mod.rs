@@ -17,6 +17,7 @@ pub mod scripted;
 pub mod transport;
 pub mod wa;
 
+pub use crate::datadir::{aside_name, move_dir_aside};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -272,30 +273,6 @@ pub trait EngineFactory: Send + Sync {
         dev: i64,
         from: &'a std::path::Path,
     ) -> BoxFuture<'a, Result<(), String>>;
-}
-
-/// The name of a copy set aside now: `<org>-<why>-<UTC time>` (plus the
-/// extension the engine gives it).
-pub fn aside_name(org: &str, why: &str) -> String {
-    let ts = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
-    format!("{org}-{why}-{ts}")
-}
-
-/// Move the folder `dir` into `aside_dir` as `aside_name(org, why)`; where
-/// it went, or `None` when there is no such folder. Never deletes.
-pub fn move_dir_aside(
-    dir: &std::path::Path,
-    aside_dir: &std::path::Path,
-    org: &str,
-    why: &str,
-) -> std::io::Result<Option<PathBuf>> {
-    if !dir.exists() {
-        return Ok(None);
-    }
-    let target = aside_dir.join(aside_name(org, why));
-    std::fs::create_dir_all(aside_dir)?;
-    std::fs::rename(dir, &target)?;
-    Ok(Some(target))
 }
 
 /// A fresh WhatsApp message id in the form WhatsApp Web uses (`3EB0` + 16 hex).

@@ -176,3 +176,10 @@ mod tests {
         );
     }
 }
+
+/// The TLS connector the WhatsApp client uses (its roots and settings), for
+/// the gateway's other outgoing HTTPS (webhooks), so the library is named
+/// only here.
+pub fn tls_connector() -> tokio_websockets::Connector {
+    whatsapp_rust::transport::default_tls_connector()
+}

@@ -7,8 +7,6 @@
 //! number is under a reach-out timelock, while new chats are capped, or
 //! when the org's daily cap on new contacts is used up.
 
-use serde_json::json;
-
 use super::pacing::{Pacing, DAY_MS};
 use crate::engine::{Engine, SendFailure};
 use crate::session::OrgRef;
@@ -135,11 +133,6 @@ pub fn hold_in(
     let Some(row) = store::messages::hold(tx, seq, reason, until, now_ms)? else {
         return Ok(None);
     };
-    tx.emit(
-        org.inc,
-        &org.id,
-        "message.status",
-        json!({"id": row.id, "status": "queued", "held_reason": reason, "retry_at": crate::session::status::rfc3339(until)}),
-    )?;
+    crate::events::emit_status(tx, &org.id, &row)?;
     Ok(Some(row))
 }

@@ -29,11 +29,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
 use crate::engine::{self, Engine, EngineEvent, ReceiptKind, SendFailure};
+use crate::events::{self, Event, SendLimited};
 use crate::session::{LinkHooks, OrgRef};
 use crate::store::messages::Inserted;
 use crate::store::{self, MessageRow, MessageStatus, NewMessage, Store, StoreError, Tx};
@@ -187,12 +187,7 @@ impl Outbox {
             .write(move |tx| {
                 let out = store::messages::insert(tx, &m)?;
                 if let Inserted::New(row) = &out {
-                    tx.emit(
-                        row.inc,
-                        &id,
-                        "message.status",
-                        json!({"id": row.id, "status": row.status.as_str(), "to": row.to}),
-                    )?;
+                    events::emit_status(tx, &id, row)?;
                 }
                 Ok(out)
             })
@@ -684,12 +679,7 @@ fn advance(
         return Ok(None);
     };
     tracing::debug!(org = %org.id, id = %row.id, status = row.status.as_str(), "message status");
-    tx.emit(
-        org.inc,
-        &org.id,
-        "message.status",
-        json!({"id": row.id, "status": row.status.as_str(), "error": row.error}),
-    )?;
+    events::emit_status(tx, &org.id, &row)?;
     Ok(Some(row))
 }
 
@@ -745,12 +735,15 @@ fn apply(tx: &mut Tx, org: &OrgRef, ev: EngineEvent, now: i64) -> crate::store::
             };
             tracing::warn!(org = %org.id, id = %row.id, reason, "send refused by WhatsApp (463); message held");
             gate::hold_in(tx, org, row.seq, reason, until, now)?;
-            tx.emit(
-                org.inc,
-                &org.id,
-                "send.limited",
-                json!({"reason": reason, "active": true, "until": crate::session::status::rfc3339(until), "code": 463, "message_id": row.id}),
-            )?;
+            let limited = SendLimited {
+                reason: reason.to_string(),
+                active: true,
+                until: Some(crate::times::rfc3339(until)),
+                code: Some(463),
+                message_id: Some(row.id.clone()),
+                ..Default::default()
+            };
+            events::emit(tx, org.inc, &org.id, &Event::SendLimited(limited))?;
             return Ok(true);
         }
         EngineEvent::ServerAck {
@@ -794,20 +787,30 @@ fn apply(tx: &mut Tx, org: &OrgRef, ev: EngineEvent, now: i64) -> crate::store::
             if let Some(row) = store::inbound::insert(tx, org.inc, &m, now)? {
                 tracing::info!(org = %org.id, from = %row.from, "message received");
                 store::contacts::note(tx, org.inc, &row.from, store::contacts::First::In, now)?;
-                let (kind, data) = match &row.reaction_to {
-                    Some(target) => (
-                        "message.reaction",
-                        json!({"wa_id": row.wa_id, "from": row.from, "from_lid": row.from_lid,
-                               "emoji": row.text, "message_id": target, "received_ms": row.received_ms}),
-                    ),
-                    None => (
-                        "message.received",
-                        json!({"wa_id": row.wa_id, "from": row.from, "from_lid": row.from_lid, "text": row.text,
-                               "in_reply_to": row.in_reply_to, "last_outbound_id": row.last_outbound_id,
-                               "quoted_wa_id": row.quoted_wa_id, "received_ms": row.received_ms}),
-                    ),
+                let received_at = Some(crate::times::rfc3339(row.received_ms));
+                let event = match &row.reaction_to {
+                    Some(target) => Event::MessageReaction(events::MessageReaction {
+                        wa_id: row.wa_id.clone(),
+                        from: row.from.clone(),
+                        from_lid: row.from_lid.clone(),
+                        emoji: row.text.clone(),
+                        message_id: target.clone(),
+                        received_at,
+                        received_ms: row.received_ms,
+                    }),
+                    None => Event::MessageReceived(events::MessageReceived {
+                        wa_id: row.wa_id.clone(),
+                        from: row.from.clone(),
+                        from_lid: row.from_lid.clone(),
+                        text: row.text.clone(),
+                        received_at,
+                        received_ms: row.received_ms,
+                        in_reply_to: row.in_reply_to.clone(),
+                        last_outbound_id: row.last_outbound_id.clone(),
+                        quoted_wa_id: row.quoted_wa_id.clone(),
+                    }),
                 };
-                tx.emit(org.inc, &org.id, kind, data)?;
+                events::emit(tx, org.inc, &org.id, &event)?;
                 // Held first messages to this contact may go now.
                 return Ok(true);
             }
@@ -835,7 +838,11 @@ fn apply_limit(
         } => {
             let until = until_ms.filter(|_| active);
             store::limits::set_reachout(tx, org.inc, until, kind.as_deref(), now)?;
-            (gate::REACHOUT, until, json!({"enforcement_type": kind}))
+            let extra = SendLimited {
+                enforcement_type: kind,
+                ..Default::default()
+            };
+            (gate::REACHOUT, until, extra)
         }
         LimitNotice::Capping {
             used,
@@ -858,26 +865,27 @@ fn apply_limit(
                 store::limits::set_reachout(tx, org.inc, None, None, now)?;
                 store::messages::reclassify_held(tx, org.inc, gate::REACHOUT, gate::CAPPED)?;
             }
-            (
-                gate::CAPPED,
-                l.capped(now),
-                json!({"used": used, "total": total, "cycle_end": cycle_end_ms.map(crate::session::status::rfc3339), "capping_status": status}),
-            )
+            let extra = SendLimited {
+                used,
+                total,
+                cycle_end: cycle_end_ms.map(crate::times::rfc3339),
+                capping_status: status,
+                ..Default::default()
+            };
+            (gate::CAPPED, l.capped(now), extra)
         }
     };
     // Held messages follow the limit: to its end, or out now it lifted.
     let moved = store::messages::retime_held(tx, org.inc, reason, until.unwrap_or(now), now)?;
     tracing::info!(org = %org.id, reason, until, moved = moved.len(), "sending limit recorded");
-    let mut body = json!({
-        "reason": reason,
-        "active": until.is_some(),
-        "until": until.map(crate::session::status::rfc3339),
-        "held": moved.len(),
-    });
-    if let (Some(b), Some(d)) = (body.as_object_mut(), data.as_object()) {
-        b.extend(d.clone());
-    }
-    tx.emit(org.inc, &org.id, "send.limited", body)?;
+    let limited = SendLimited {
+        reason: reason.to_string(),
+        active: until.is_some(),
+        until: until.map(crate::times::rfc3339),
+        held: Some(moved.len() as u64),
+        ..data
+    };
+    events::emit(tx, org.inc, &org.id, &Event::SendLimited(limited))?;
     Ok(true)
 }
 

@@ -10,7 +10,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Weak;
 use std::time::Duration;
 
-use serde_json::json;
 use tokio::sync::Notify;
 
 use super::Outbox;
@@ -110,11 +109,6 @@ fn pass(tx: &mut Tx, now: i64) -> crate::store::DbResult<Pass> {
 /// The `message.status` event of a scheduled message that moved, in org `org`.
 pub(super) fn announce(tx: &mut Tx, org: &str, row: &MessageRow) -> crate::store::DbResult<()> {
     tracing::debug!(org = %org, id = %row.id, status = row.status.as_str(), "scheduled message moved");
-    tx.emit(
-        row.inc,
-        org,
-        "message.status",
-        json!({"id": row.id, "status": row.status.as_str(), "to": row.to, "error": row.error}),
-    )?;
+    crate::events::emit_status(tx, org, row)?;
     Ok(())
 }

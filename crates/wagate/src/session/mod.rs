@@ -5,7 +5,6 @@
 
 pub mod liveness;
 pub mod policy;
-pub mod reason;
 pub mod status;
 pub mod supervisor;
 
@@ -14,35 +13,27 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
+use crate::events::Event;
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use reason::{Cause, Purpose, Reason};
-pub use status::{Snapshot, State, Status};
+pub use crate::link::{Cause, OrgRef, Purpose, Reason, State};
+pub use status::{Snapshot, Status};
 pub use supervisor::{Command, Deps, EngineSlot, LinkHooks, Supervisor};
-
-/// One incarnation of an organization: its id and the number that tells it
-/// apart from an earlier org deleted under the same id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct OrgRef {
-    pub id: String,
-    pub inc: i64,
-}
 
 /// Where supervisors record their events (state changes, codes on offer,
 /// decryption failures). Recording never blocks the supervisor and never
 /// drops an event.
 pub trait Journal: Send + Sync {
-    fn record(&self, org: &OrgRef, kind: &'static str, data: Value);
+    fn record(&self, org: &OrgRef, event: Event);
 }
 
 impl Journal for crate::store::Store {
-    fn record(&self, org: &OrgRef, kind: &'static str, data: Value) {
+    fn record(&self, org: &OrgRef, event: Event) {
         let (id, inc) = (org.id.clone(), org.inc);
         // Several nodes: only the org's owner records its link's events.
-        self.submit(kind, move |tx| {
+        self.submit(event.kind().as_str(), move |tx| {
             tx.fence(inc)?;
-            tx.emit(inc, &id, kind, data).map(|_| ())
+            crate::events::emit(tx, inc, &id, &event).map(|_| ())
         });
     }
 }
@@ -185,7 +176,7 @@ impl Sessions {
     /// Move a device folder left under `org` aside (as `stale`), so a new org
     /// with this id never starts from an earlier org's credentials.
     pub fn set_leftovers_aside(&self, org: &str) -> std::io::Result<Option<std::path::PathBuf>> {
-        let moved = crate::engine::move_dir_aside(
+        let moved = crate::datadir::move_dir_aside(
             &self.deps.orgs_dir.join(org),
             &self.deps.aside_dir,
             org,

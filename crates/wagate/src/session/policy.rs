@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::reason::{Cause, Reason};
-use super::status::State;
 use crate::engine::CloseReason;
+use crate::link::State;
+use crate::link::{Cause, Reason};
 
 /// First retry delay; doubles per failed attempt.
 pub const BACKOFF_BASE: Duration = Duration::from_secs(2);

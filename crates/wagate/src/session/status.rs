@@ -4,88 +4,7 @@
 
 use tokio::time::Instant;
 
-use super::reason::Reason;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    /// The supervisor is opening the org's stored state (at start-up): not
-    /// yet known whether it was linked.
-    Starting,
-    /// Created, never linked, nobody asked to link yet.
-    New,
-    /// A QR code or pairing code is on offer.
-    Pairing,
-    /// Logging in with stored credentials (or after pairing).
-    Connecting,
-    /// Logged in and frames keep arriving.
-    Connected,
-    /// The link dropped; waiting to retry (see `next_retry_in_ms`).
-    Reconnecting,
-    /// No usable credentials; someone must link again.
-    NeedsQr,
-    /// The phone unlinked this device; credentials moved aside.
-    LoggedOut,
-    /// Another client took over; not fighting it.
-    Replaced,
-    /// Temporarily banned by WhatsApp.
-    Banned,
-    /// WhatsApp says this client version is too old.
-    Outdated,
-    /// The org's device store cannot be opened now (descriptors, disk,
-    /// permissions); credentials kept, retried with the backoff.
-    Error,
-    /// The supervisor is not running (org being deleted or gateway stopping).
-    Stopped,
-}
-
-impl State {
-    pub const ALL: [State; 13] = [
-        State::Starting,
-        State::New,
-        State::Pairing,
-        State::Connecting,
-        State::Connected,
-        State::Reconnecting,
-        State::NeedsQr,
-        State::LoggedOut,
-        State::Replaced,
-        State::Banned,
-        State::Outdated,
-        State::Error,
-        State::Stopped,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Starting => "starting",
-            State::New => "new",
-            State::Pairing => "pairing",
-            State::Connecting => "connecting",
-            State::Connected => "connected",
-            State::Reconnecting => "reconnecting",
-            State::NeedsQr => "needs_qr",
-            State::LoggedOut => "logged_out",
-            State::Replaced => "replaced",
-            State::Banned => "banned",
-            State::Outdated => "outdated",
-            State::Error => "error",
-            State::Stopped => "stopped",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<State> {
-        State::ALL.into_iter().find(|x| x.as_str() == s)
-    }
-
-    /// States in which someone must link the number (QR or code), rather
-    /// than wait for a reconnect.
-    pub fn needs_link(self) -> bool {
-        matches!(
-            self,
-            State::New | State::NeedsQr | State::LoggedOut | State::Pairing
-        )
-    }
-}
+use crate::link::{Reason, State};
 
 /// A code on offer to link the device.
 #[derive(Debug, Clone, PartialEq)]
@@ -197,11 +116,4 @@ impl Status {
     pub fn connected(&self) -> bool {
         self.state == State::Connected
     }
-}
-
-/// Milliseconds since the epoch as RFC 3339 (UTC, milliseconds).
-pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
 }

@@ -6,7 +6,6 @@
 //! of the org's status and the only caller of the engine's lifecycle methods.
 
 use parking_lot::Mutex;
-use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -14,10 +13,12 @@ use tokio::time::{sleep_until, Instant};
 
 use super::liveness::{self, Verdict};
 use super::policy::{self, Action, Ctx, Happening, RestartLog};
-use super::reason::{Purpose, Reason};
-use super::status::{Offer, Snapshot, State};
+use super::status::{Offer, Snapshot};
 use super::{Journal, OrgRef};
 use crate::engine::{CloseReason, Engine, EngineError, EngineEvent, EngineFactory, StartOptions};
+use crate::events::{DecryptFailure, Event, PairCodeOffered, QrOffered, StateChanged};
+use crate::link::State;
+use crate::link::{Purpose, Reason};
 
 /// Orders for a supervisor. `done` is answered once the order was carried
 /// out (the state it leads to is published).
@@ -248,14 +249,14 @@ impl Supervisor {
         tracing::info!(org = %self.org.id, state = state.as_str(), attempt, reason = ?reason, "link state");
         self.deps.journal.record(
             &self.org,
-            "state",
-            json!({
-                "state": state.as_str(),
-                "reason": reason,
-                "reconnect_attempt": snap.reconnect_attempt,
-                "next_retry_in_ms": next_retry_at.map(|t| t.saturating_duration_since(Instant::now()).as_millis() as u64),
-                "phone_number": snap.phone_number,
-            }),
+            Event::State(StateChanged::new(
+                state,
+                reason,
+                snap.reconnect_attempt,
+                next_retry_at
+                    .map(|t| t.saturating_duration_since(Instant::now()).as_millis() as u64),
+                snap.phone_number,
+            )),
         );
     }
 
@@ -680,8 +681,10 @@ impl Supervisor {
                 self.disarm_login();
                 self.deps.journal.record(
                     &self.org,
-                    "qr",
-                    json!({"qr": code, "expires_in_ms": ttl.as_millis() as u64}),
+                    Event::Qr(QrOffered {
+                        qr: code,
+                        expires_in_ms: ttl.as_millis() as u64,
+                    }),
                 );
             }
             EngineEvent::PairCode { code, ttl } => {
@@ -697,8 +700,10 @@ impl Supervisor {
                 self.timer = Some((expires_at + policy::PAIR_CODE_GRACE, Timer::Login));
                 self.deps.journal.record(
                     &self.org,
-                    "pair_code",
-                    json!({"pair_code": code, "expires_in_ms": ttl.as_millis() as u64}),
+                    Event::PairCode(PairCodeOffered {
+                        pair_code: code,
+                        expires_in_ms: ttl.as_millis() as u64,
+                    }),
                 );
             }
             EngineEvent::QrExhausted => {
@@ -752,8 +757,7 @@ impl Supervisor {
                 tracing::warn!(org = %self.org.id, %from, failures = n, "a message could not be decrypted; the sender was asked to resend");
                 self.deps.journal.record(
                     &self.org,
-                    "decrypt_failure",
-                    json!({"from": from, "count": n}),
+                    Event::DecryptFailure(DecryptFailure { from, count: n }),
                 );
             }
             EngineEvent::ProbeAnswered => {

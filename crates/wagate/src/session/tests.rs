@@ -26,8 +26,10 @@ impl LinkHooks for NoHooks {
 #[derive(Default)]
 struct Recorder(Mutex<Vec<(OrgRef, &'static str, serde_json::Value)>>);
 impl Journal for Recorder {
-    fn record(&self, org: &OrgRef, kind: &'static str, data: serde_json::Value) {
-        self.0.lock().push((org.clone(), kind, data));
+    fn record(&self, org: &OrgRef, event: crate::events::Event) {
+        self.0
+            .lock()
+            .push((org.clone(), event.kind().as_str(), event.data()));
     }
 }
 

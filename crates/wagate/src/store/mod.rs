@@ -5,7 +5,7 @@
 //! commit, one fsync for many accepted sends) and one reader connection.
 //!
 //! Events are written inside the transaction of the change they report
-//! (`Tx::emit`) and announced to live subscribers by the writer thread after
+//! (`Tx::record_event`, through `events::emit`) and announced to live subscribers by the writer thread after
 //! the commit, in sequence order, so an event is never lost and never seen
 //! before it is durable. It knows nothing of WhatsApp.
 
@@ -113,8 +113,10 @@ impl Deref for Tx<'_> {
 }
 
 impl Tx<'_> {
-    /// Record an event of organization incarnation `inc` in this transaction.
-    pub fn emit(
+    /// Record an event of organization incarnation `inc` in this
+    /// transaction, as `kind` and its JSON data. The gateway's events are
+    /// written through `events::emit`, which gives both from a typed event.
+    pub fn record_event(
         &mut self,
         inc: i64,
         org: &str,
@@ -534,7 +536,7 @@ pub(crate) async fn test_store() -> (tempfile::TempDir, Store) {
             std::process::id(),
             N.fetch_add(1, Ordering::SeqCst)
         );
-        let admin = crate::cluster::connect(&format!("{base} dbname=postgres"))
+        let admin = crate::db::pg::connect(&format!("{base} dbname=postgres"))
             .await
             .unwrap();
         admin
@@ -542,8 +544,8 @@ pub(crate) async fn test_store() -> (tempfile::TempDir, Store) {
             .await
             .unwrap();
         let url = format!("{base} dbname={name}");
-        let mut c = crate::cluster::connect(&url).await.unwrap();
-        crate::cluster::migrate(&mut c).await.unwrap();
+        let mut c = crate::db::pg::connect(&url).await.unwrap();
+        crate::db::migrate::pg(&mut c, &[SCHEMA]).await.unwrap();
         return (d, Store::open_pg(&url, &GATEWAY).await.unwrap());
     }
     let s = Store::open(&d.path().join("wagate.db")).unwrap();

@@ -72,16 +72,16 @@ async fn one_failed_job_rolls_back_alone_in_a_shared_transaction() {
         Ok(())
     });
     let a = store.write(move |tx| {
-        tx.emit(inc, "4", "test", json!({"job": "a"}))?;
+        tx.record_event(inc, "4", "test", json!({"job": "a"}))?;
         Ok(())
     });
     let b = store.write(move |tx| {
-        tx.emit(inc, "4", "test", json!({"job": "b"}))?;
+        tx.record_event(inc, "4", "test", json!({"job": "b"}))?;
         tx.execute("INSERT INTO no_such_table VALUES (1)", args![])?;
         Ok(())
     });
     let c = store.write(move |tx| {
-        tx.emit(inc, "4", "test", json!({"job": "c"}))?;
+        tx.record_event(inc, "4", "test", json!({"job": "c"}))?;
         Ok(())
     });
     let (a, b, c) = tokio::join!(a, b, c);
@@ -106,14 +106,14 @@ async fn a_job_alone_in_its_transaction_that_fails_leaves_nothing() {
     // Awaited one by one, each job has a transaction of its own.
     let bad = store
         .write(move |tx| {
-            tx.emit(inc, "4", "test", json!({"job": "bad"}))?;
+            tx.record_event(inc, "4", "test", json!({"job": "bad"}))?;
             tx.execute("INSERT INTO no_such_table VALUES (1)", args![])?;
             Ok(())
         })
         .await;
     assert!(bad.is_err(), "the failing job reports its failure");
     store
-        .write(move |tx| tx.emit(inc, "4", "test", json!({"job": "good"})))
+        .write(move |tx| tx.record_event(inc, "4", "test", json!({"job": "good"})))
         .await
         .unwrap();
     let jobs = logged_jobs(&store, inc).await;
@@ -132,11 +132,11 @@ async fn an_attempt_inside_a_job_undoes_only_itself() {
     let kept = store
         .write(move |tx| {
             let bad = tx.attempt(|tx| {
-                tx.emit(inc, "4", "test", json!({"n": 1}))?;
+                tx.record_event(inc, "4", "test", json!({"n": 1}))?;
                 tx.execute("INSERT INTO no_such_table VALUES (1)", args![])
             });
             assert!(bad.is_err());
-            tx.attempt(|tx| tx.emit(inc, "4", "test", json!({"n": 2})))?;
+            tx.attempt(|tx| tx.record_event(inc, "4", "test", json!({"n": 2})))?;
             Ok(tx.events.len())
         })
         .await
@@ -158,7 +158,7 @@ async fn events_are_announced_in_sequence_order_after_commit() {
     for i in 0..200 {
         let s = store.clone();
         writes.push(tokio::spawn(async move {
-            s.write(move |tx| tx.emit(inc, "4", "test", json!({"i": i})))
+            s.write(move |tx| tx.record_event(inc, "4", "test", json!({"i": i})))
                 .await
                 .unwrap()
         }));
@@ -186,7 +186,7 @@ async fn a_write_for_a_deleted_org_is_refused_not_reassigned() {
     assert_ne!(old.inc, new.inc, "an incarnation is never reused");
     let inc = old.inc;
     let late = store
-        .write(move |tx| tx.emit(inc, "4", "message.status", json!({"id": "x"})))
+        .write(move |tx| tx.record_event(inc, "4", "message.status", json!({"id": "x"})))
         .await
         .unwrap_err();
     assert!(late.is_org_gone(), "{late}");
@@ -208,7 +208,8 @@ async fn close_commits_what_was_submitted() {
     let inc = add_org(&store, "4").await.inc;
     for i in 0..100 {
         store.submit("test", move |tx| {
-            tx.emit(inc, "4", "test", json!({ "i": i })).map(|_| ())
+            tx.record_event(inc, "4", "test", json!({ "i": i }))
+                .map(|_| ())
         });
     }
     assert!(store.close(Duration::from_secs(5)).await);
@@ -297,7 +298,7 @@ async fn a_version_0_database_is_migrated_keeping_ids_and_sequences() {
     assert_eq!(orphans, 0);
     // New rows continue after the old sequences.
     let seq = store
-        .write(move |tx| tx.emit(inc, "4", "state", json!({})))
+        .write(move |tx| tx.record_event(inc, "4", "state", json!({})))
         .await
         .unwrap();
     assert!(seq > 41, "{seq}");
@@ -453,7 +454,10 @@ async fn retention_deletes_old_events_and_their_finished_deliveries_only() {
         .await
         .unwrap();
 
-    let deleted = crate::retention::prune(&store, 30 * day).await.unwrap();
+    let deleted = store
+        .write(move |tx| events::prune(tx, now_ms() - 30 * day, 2_000))
+        .await
+        .unwrap();
     assert_eq!(
         deleted, 3,
         "the delivered, the failed and the hookless old events"
@@ -483,7 +487,13 @@ async fn retention_deletes_old_events_and_their_finished_deliveries_only() {
     );
     assert_eq!(deliveries, vec!["pending".to_string()]);
     // Nothing more to delete: a second pass deletes nothing.
-    assert_eq!(crate::retention::prune(&store, 30 * day).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .write(move |tx| events::prune(tx, now_ms() - 30 * day, 2_000))
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 #[tokio::test]

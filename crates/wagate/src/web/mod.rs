@@ -32,8 +32,8 @@ use crate::app::events::StreamItem;
 use crate::app::signin::SIGNIN_TTL;
 use crate::app::{App, AppError, ErrorCode, Kind};
 use crate::auth::Caller;
-use crate::session::status::rfc3339;
 use crate::session::{Reason, Status};
+use crate::times::rfc3339;
 use i18n::Lang;
 
 pub const SESSION_COOKIE: &str = "wagate_session";
@@ -397,8 +397,8 @@ fn page_event(lang: Lang, item: StreamItem) -> Event {
             .event("status")
             .data(status_json(lang, &s).to_string()),
         StreamItem::Event(e) => {
-            let mut data = e.data.clone();
-            if e.kind == "state" {
+            let mut data = crate::events::wire(&e.kind, &e.data);
+            if e.kind == crate::events::Kind::State.as_str() {
                 let reason = serde_json::from_value::<Reason>(data["reason"].clone()).ok();
                 data["detail"] = Value::String(match reason {
                     Some(r) => i18n::describe(lang, &r, 0),

@@ -19,9 +19,9 @@ use crate::app::link::StateChange;
 use crate::app::orgs::OrgSummary;
 use crate::app::{App, AppError};
 use crate::auth::Caller;
-use crate::session::status::rfc3339;
 use crate::session::{State as LinkState, Status};
 use crate::store::{MessageRow, MessageStatus};
+use crate::times::rfc3339;
 
 type Q = Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>;
 

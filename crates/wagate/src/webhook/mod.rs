@@ -206,8 +206,8 @@ pub fn body(d: &Delivery) -> Vec<u8> {
         "id": format!("evt_{}", d.event),
         "type": d.kind,
         "org": d.org,
-        "created_at": crate::session::status::rfc3339(d.event_ms),
-        "data": data,
+        "created_at": crate::times::rfc3339(d.event_ms),
+        "data": crate::events::wire(&d.kind, &data),
     })
     .to_string()
     .into_bytes()

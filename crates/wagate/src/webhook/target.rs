@@ -368,7 +368,7 @@ async fn dial(guard: &Guard, t: &Target) -> Result<http1::SendRequest<Full<Bytes
     let tcp = tcp.ok_or(last)?;
     let _ = tcp.set_nodelay(true);
     let connector = if t.https {
-        whatsapp_rust::transport::default_tls_connector()
+        crate::engine::transport::tls_connector()
     } else {
         tokio_websockets::Connector::Plain
     };

@@ -15,6 +15,7 @@ mod fd_limit;
 mod hostile_input;
 mod http_api;
 mod kill_restart;
+mod layering;
 mod lifecycle;
 mod migrations;
 mod node_cli;

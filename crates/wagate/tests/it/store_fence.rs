@@ -62,7 +62,7 @@ async fn record(store: &Store, inc: i64, what: &str) -> Result<i64, StoreError> 
     store
         .write(move |tx| {
             tx.fence(inc)?;
-            tx.emit(inc, "4", "state", serde_json::json!({ "what": what }))
+            tx.record_event(inc, "4", "state", serde_json::json!({ "what": what }))
         })
         .await
 }

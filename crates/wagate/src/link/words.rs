@@ -2,7 +2,7 @@
 //! goes with every status, state event and history entry (the structured
 //! `reason` goes with it, for programs).
 
-use crate::session::{Cause, Purpose, Reason};
+use super::{Cause, Purpose, Reason};
 
 fn secs(ms: u64) -> String {
     format!("{:.1} s", ms as f64 / 1000.0)
