@@ -715,51 +715,6 @@ fn corrupt_mac(ct: &wacore_libsignal::protocol::CiphertextMessage, wire: &mut [u
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn upload(ids: &[u32]) -> Uploaded {
-        Uploaded {
-            registration: 4242,
-            identity: [7u8; 32],
-            prekeys: ids.iter().map(|i| (*i, [*i as u8; 32])).collect(),
-            signed: (9, [8u8; 32], vec![6u8; 64]),
-        }
-    }
-
-    #[test]
-    fn uploads_add_to_the_held_pre_keys() {
-        let mut held = upload(&[1, 2, 3]);
-        held.merge(upload(&[3, 4]));
-        let ids: Vec<u32> = held.prekeys.iter().map(|(i, _)| *i).collect();
-        assert_eq!(ids, vec![1, 2, 3, 4]);
-    }
-
-    /// The digest's hash is the one the client computes from its own keys.
-    #[test]
-    fn the_digest_hash_matches_the_clients() {
-        let held = upload(&[5, 6]);
-        let d = held.digest();
-        let hash = crate::node::content_bytes(child(&d, "hash").unwrap())
-            .unwrap()
-            .to_vec();
-        let keys: Vec<&[u8]> = held.prekeys.iter().map(|(_, k)| &k[..]).collect();
-        let expected = wacore::prekeys::compute_key_bundle_digest(
-            &held.identity,
-            &held.signed.1,
-            &held.signed.2,
-            &keys,
-        );
-        assert_eq!(hash, expected);
-        let ids: Vec<Vec<u8>> = children(child(&d, "list").unwrap())
-            .iter()
-            .map(|n| crate::node::content_bytes(n).unwrap().to_vec())
-            .collect();
-        assert_eq!(ids, vec![vec![0, 0, 5], vec![0, 0, 6]]);
-    }
-}
-
 impl Uploaded {
     /// Take in a new upload: identity, registration and signed pre-key are
     /// replaced, one-time pre-keys are added to those held (the real server
@@ -824,5 +779,50 @@ impl Uploaded {
                     .build(),
             ])
             .build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upload(ids: &[u32]) -> Uploaded {
+        Uploaded {
+            registration: 4242,
+            identity: [7u8; 32],
+            prekeys: ids.iter().map(|i| (*i, [*i as u8; 32])).collect(),
+            signed: (9, [8u8; 32], vec![6u8; 64]),
+        }
+    }
+
+    #[test]
+    fn uploads_add_to_the_held_pre_keys() {
+        let mut held = upload(&[1, 2, 3]);
+        held.merge(upload(&[3, 4]));
+        let ids: Vec<u32> = held.prekeys.iter().map(|(i, _)| *i).collect();
+        assert_eq!(ids, vec![1, 2, 3, 4]);
+    }
+
+    /// The digest's hash is the one the client computes from its own keys.
+    #[test]
+    fn the_digest_hash_matches_the_clients() {
+        let held = upload(&[5, 6]);
+        let d = held.digest();
+        let hash = crate::node::content_bytes(child(&d, "hash").unwrap())
+            .unwrap()
+            .to_vec();
+        let keys: Vec<&[u8]> = held.prekeys.iter().map(|(_, k)| &k[..]).collect();
+        let expected = wacore::prekeys::compute_key_bundle_digest(
+            &held.identity,
+            &held.signed.1,
+            &held.signed.2,
+            &keys,
+        );
+        assert_eq!(hash, expected);
+        let ids: Vec<Vec<u8>> = children(child(&d, "list").unwrap())
+            .iter()
+            .map(|n| crate::node::content_bytes(n).unwrap().to_vec())
+            .collect();
+        assert_eq!(ids, vec![vec![0, 0, 5], vec![0, 0, 6]]);
     }
 }

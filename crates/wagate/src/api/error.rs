@@ -219,15 +219,15 @@ impl QueryMap {
 mod tests {
     use super::*;
 
-    /// The README's error table gives each code the status this file answers with.
+    /// The error table of docs/api.md gives each code the status this file answers with.
     #[test]
     fn the_readme_states_each_codes_http_status() {
-        let readme = include_str!("../../../../README.md");
+        let readme = include_str!("../../../../docs/api.md");
         for c in ErrorCode::ALL {
             let row = readme
                 .lines()
                 .find(|l| l.starts_with(&format!("| `{}` |", c.as_str())))
-                .unwrap_or_else(|| panic!("{c} is not in the README"));
+                .unwrap_or_else(|| panic!("{c} is not in docs/api.md"));
             let status = row.split('|').nth(2).unwrap_or("").trim();
             assert_eq!(status, status_of(c.kind()).as_u16().to_string(), "{c}");
         }

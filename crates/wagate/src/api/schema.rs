@@ -70,7 +70,7 @@ name_list!(
     /// Every public error code.
     ErrorCodeName,
     ErrorCode::ALL.iter().map(|c| c.as_str()),
-    "What went wrong, for programs; the README's error table lists each code."
+    "What went wrong, for programs; docs/api.md lists each code."
 );
 
 /// A string matching `pattern`, or a whole number from `min` (to `max`)

@@ -1,6 +1,6 @@
 //! The service layer's error: a public code from the one list of codes
 //! (`ErrorCode`) and a sentence a person understands. The codes are the
-//! contract (the README's table is checked against `ErrorCode::ALL`); each
+//! contract (the table in docs/api.md is checked against `ErrorCode::ALL`); each
 //! surface maps a code's `Kind` to its own answer (an HTTP status in `api/`,
 //! a page or a note in `web/`).
 
@@ -53,7 +53,7 @@ macro_rules! codes {
                 match self { $( ErrorCode::$name => Kind::$kind, )* }
             }
 
-            /// When it is answered (for the README's table).
+            /// When it is answered (for the table in docs/api.md).
             pub fn about(self) -> &'static str {
                 match self { $( ErrorCode::$name => $about, )* }
             }
@@ -214,13 +214,13 @@ mod tests {
         }
     }
 
-    /// The README's error table lists exactly the codes of `ErrorCode`.
+    /// The error table of docs/api.md lists exactly the codes of `ErrorCode`.
     #[test]
-    fn the_readme_documents_every_code_and_no_other() {
-        let readme = include_str!("../../../../README.md");
+    fn the_api_docs_document_every_code_and_no_other() {
+        let readme = include_str!("../../../../docs/api.md");
         let start = readme
             .find("<!-- error-codes -->")
-            .expect("README has an error-code table");
+            .expect("docs/api.md has an error-code table");
         let end = readme[start..]
             .find("<!-- /error-codes -->")
             .expect("the table ends")

@@ -25,6 +25,10 @@ impl Steps {
     }
 }
 
+/// What brings a SQLite file from before versions to version 1 (inside
+/// the migration's transaction); false when the file holds no such tables.
+pub type Legacy<'a> = &'a dyn Fn(&Connection) -> rusqlite::Result<bool>;
+
 /// A store's schema on PostgreSQL: its name in `schema_versions` and steps.
 #[derive(Debug, Clone, Copy)]
 pub struct Schema {
@@ -73,7 +77,7 @@ pub fn sqlite(
     c: &Connection,
     file: &str,
     steps: &Steps,
-    legacy: Option<&dyn Fn(&Connection) -> rusqlite::Result<bool>>,
+    legacy: Option<Legacy>,
 ) -> rusqlite::Result<()> {
     let ours = steps.version();
     let Some(at) = sqlite_version_to_migrate(c, file, ours)? else {

@@ -125,6 +125,13 @@ impl Transport for HoldLastWrite {
     }
 }
 
+/// The TLS connector the WhatsApp client uses (its roots and settings), for
+/// the gateway's other outgoing HTTPS (webhooks), so the library is named
+/// only here.
+pub fn tls_connector() -> tokio_websockets::Connector {
+    whatsapp_rust::transport::default_tls_connector()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,11 +182,4 @@ mod tests {
             "with the hold, later writes use a fresh small buffer"
         );
     }
-}
-
-/// The TLS connector the WhatsApp client uses (its roots and settings), for
-/// the gateway's other outgoing HTTPS (webhooks), so the library is named
-/// only here.
-pub fn tls_connector() -> tokio_websockets::Connector {
-    whatsapp_rust::transport::default_tls_connector()
 }

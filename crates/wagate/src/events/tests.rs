@@ -170,3 +170,38 @@ fn events_stored_by_older_releases_decode_with_todays_fields() {
     let odd = json!({"unexpected": true});
     assert_eq!(wire("qr", &odd), odd);
 }
+
+#[test]
+fn the_docs_event_table_lists_every_kind_with_its_fields() {
+    let doc = include_str!("../../../../docs/api.md");
+    let start = doc
+        .find("| event | data |")
+        .expect("docs/api.md has the event table");
+    let rows: Vec<(&str, &str)> = doc[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').collect();
+            Some((cells.get(1)?.trim().trim_matches('`'), *cells.get(2)?))
+        })
+        .filter(|(k, _)| !matches!(*k, "status" | "lagged"))
+        .collect();
+    let listed: Vec<&str> = rows.iter().map(|(k, _)| *k).collect();
+    let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+    assert_eq!(
+        listed, kinds,
+        "the table lists the kinds of Kind::ALL, in order"
+    );
+    for (event, _) in examples() {
+        let kind = event.kind().as_str();
+        let row = rows.iter().find(|(k, _)| *k == kind).map_or("", |r| r.1);
+        let data = event.data();
+        for field in data.as_object().into_iter().flat_map(|o| o.keys()) {
+            assert!(
+                row.contains(&format!("`{field}`")),
+                "{kind}: `{field}` missing from docs/api.md"
+            );
+        }
+    }
+}

@@ -20,6 +20,7 @@ mod lifecycle;
 mod migrations;
 mod node_cli;
 mod openapi;
+mod readme;
 mod scheduling;
 mod sending_policy;
 mod service;

@@ -1,5 +1,5 @@
 //! `/openapi.json`: the gateway describes every route it serves, and serves
-//! every route it describes; the README's endpoint table names the same set.
+//! every route it describes; the endpoint table of docs/api.md names the same set.
 
 use std::collections::BTreeSet;
 
@@ -108,17 +108,17 @@ fn every_served_route_is_described_and_every_described_one_is_served() {
     }
 }
 
-/// The README's "HTTP API" table names every described operation and no
+/// The "HTTP API" table of docs/api.md names every described operation and no
 /// other (`…/x` there is short for `/v1/orgs/{org}/x`).
 #[test]
-fn the_readme_lists_the_same_endpoints_as_the_document() {
+fn the_api_docs_list_the_same_endpoints_as_the_document() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path());
     let doc = document(&s);
-    let readme = include_str!("../../../../README.md");
+    let readme = include_str!("../../../../docs/api.md");
     let start = readme
         .find("\n## HTTP API")
-        .expect("README has ## HTTP API");
+        .expect("docs/api.md has ## HTTP API");
     let section = &readme[start + 1..];
     let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
     let mut listed = BTreeSet::new();
@@ -158,6 +158,6 @@ fn the_readme_lists_the_same_endpoints_as_the_document() {
     let extra: Vec<_> = listed.difference(&described).collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
-        "described but not in the README: {missing:?}; in the README but not described: {extra:?}"
+        "described but not in docs/api.md: {missing:?}; in docs/api.md but not described: {extra:?}"
     );
 }
