@@ -1,7 +1,8 @@
 //! Several nodes: a request that acts on an org's link (connect, QR,
 //! pairing code, logout, reset, credentials, contact look-ups, status,
-//! deleting the org) is carried out by the node that owns the org. Any
-//! node takes the request and, when the org is owned elsewhere, forwards
+//! deleting the org) is carried out by the node that owns the org. Which
+//! routes those are is said where the routes are declared (`api::groups`,
+//! `web::router`: `Bound`); this layer wraps them. Any node takes the request and, when the org is owned elsewhere, forwards
 //! it unchanged to the owner's advertised address and hands its answer
 //! back; a status read for an org whose owner stopped heartbeating is
 //! answered here instead (`owner_silent`). A forwarded request carries
@@ -13,13 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method};
+use axum::extract::{RawPathParams, Request, State};
+use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 
-use crate::app::{App, AppError, ErrorCode};
+use crate::app::{App, AppError, Bound, ErrorCode};
 use crate::cluster::view::Route;
 
 /// Marks a request one node forwarded to another.
@@ -28,52 +29,25 @@ pub const FORWARDED_BY: &str = "wagate-forwarded-by";
 const ANSWER_WAIT: Duration = Duration::from_secs(40);
 const CONNECT_WAIT: Duration = Duration::from_secs(2);
 
-/// The org a request acts on through its link, if it does.
-pub fn owner_bound<'p>(method: &Method, path: &'p str) -> Option<&'p str> {
-    if let Some(rest) = path.strip_prefix("/v1/orgs/") {
-        let (org, tail) = rest.split_once('/').unwrap_or((rest, ""));
-        let first = tail.split('/').next().unwrap_or("");
-        let bound = match first {
-            "" => method == Method::DELETE,
-            "session" | "contacts" | "credentials" | "debug" => true,
-            _ => false,
-        };
-        return (bound && !org.is_empty()).then_some(org);
-    }
-    if let Some(rest) = path.strip_prefix("/ui/orgs/") {
-        let (org, tail) = rest.split_once('/').unwrap_or((rest, ""));
-        let bound = matches!(
-            tail,
-            "" | "qr.svg" | "connect" | "pair-code" | "logout" | "reset"
-        );
-        return (bound && !org.is_empty()).then_some(org);
-    }
-    None
-}
-
-/// Whether the request only reads the org's link status (the API's
-/// `GET …/session`, the dashboard's org page), which any node can answer
-/// from the owners' recorded events.
-fn reads_status(method: &Method, path: &str) -> bool {
-    if method != Method::GET {
-        return false;
-    }
-    let org_only = |rest: &str| !rest.is_empty() && !rest.contains('/');
-    path.strip_prefix("/v1/orgs/")
-        .and_then(|r| r.strip_suffix("/session"))
-        .is_some_and(org_only)
-        || path.strip_prefix("/ui/orgs/").is_some_and(org_only)
-}
-
-/// The middleware: forward an org-bound request to the org's owner.
-pub async fn to_owner(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+/// The middleware on every link-bound route (`route_layer`, so the route
+/// matched and names its `{org}`): forward the request to the org's owner.
+pub async fn to_owner(
+    State((app, bound)): State<(Arc<App>, Bound)>,
+    params: RawPathParams,
+    req: Request,
+    next: Next,
+) -> Response {
     let Some(cluster) = app.cluster().cloned() else {
         return next.run(req).await;
     };
     if req.headers().contains_key(FORWARDED_BY) {
         return next.run(req).await;
     }
-    let Some(org) = owner_bound(req.method(), req.uri().path()).map(str::to_string) else {
+    let Some(org) = params
+        .iter()
+        .find(|(name, _)| *name == "org")
+        .map(|(_, v)| v.to_string())
+    else {
         return next.run(req).await;
     };
     // An API request whose token this gateway does not know is answered
@@ -87,7 +61,7 @@ pub async fn to_owner(State(app): State<Arc<App>>, req: Request, next: Next) -> 
         // (`reconnecting`, `owner_silent`) rather than a 503 until another
         // node takes the org.
         Route::There { node, .. } | Route::Unreachable { node }
-            if cluster.is_silent(&node) && reads_status(req.method(), req.uri().path()) =>
+            if cluster.is_silent(&node) && bound == Bound::Status =>
         {
             next.run(req).await
         }
@@ -145,46 +119,4 @@ async fn send(base: &str, me: &str, req: Request) -> Result<Response, String> {
         .map_err(|_| format!("{authority} did not answer within 40 s"))?
         .map_err(|e| format!("{authority}: {e}"))?;
     Ok(answer.map(Body::new))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn which_requests_go_to_the_owner() {
-        let get = Method::GET;
-        let post = Method::POST;
-        let del = Method::DELETE;
-        assert_eq!(owner_bound(&get, "/v1/orgs/a/session"), Some("a"));
-        assert_eq!(owner_bound(&post, "/v1/orgs/a/session/connect"), Some("a"));
-        assert_eq!(owner_bound(&get, "/v1/orgs/a/session/qr"), Some("a"));
-        assert_eq!(owner_bound(&get, "/v1/orgs/a/contacts/573001"), Some("a"));
-        assert_eq!(owner_bound(&del, "/v1/orgs/a"), Some("a"));
-        assert_eq!(owner_bound(&get, "/ui/orgs/a/qr.svg"), Some("a"));
-        assert_eq!(owner_bound(&post, "/ui/orgs/a/connect"), Some("a"));
-        // Served from the database by any node.
-        assert_eq!(owner_bound(&get, "/v1/orgs/a"), None);
-        assert_eq!(owner_bound(&post, "/v1/orgs/a/messages"), None);
-        assert_eq!(owner_bound(&get, "/v1/orgs/a/events"), None);
-        assert_eq!(owner_bound(&get, "/v1/orgs/a/webhooks"), None);
-        assert_eq!(owner_bound(&post, "/ui/orgs/a/send"), None);
-        assert_eq!(owner_bound(&get, "/ui/orgs/a/events"), None);
-        assert_eq!(owner_bound(&get, "/v1/orgs"), None);
-        assert_eq!(owner_bound(&get, "/v1/orgs/"), None);
-    }
-
-    #[test]
-    fn which_requests_only_read_the_status() {
-        let get = Method::GET;
-        assert!(reads_status(&get, "/v1/orgs/a/session"));
-        assert!(reads_status(&get, "/ui/orgs/a"));
-        assert!(!reads_status(&Method::POST, "/v1/orgs/a/session"));
-        assert!(!reads_status(&Method::DELETE, "/v1/orgs/a/session"));
-        assert!(!reads_status(&get, "/v1/orgs/a/session/qr"));
-        assert!(!reads_status(&get, "/v1/orgs/a/b/session"));
-        assert!(!reads_status(&get, "/v1/orgs//session"));
-        assert!(!reads_status(&get, "/ui/orgs/a/qr.svg"));
-        assert!(!reads_status(&get, "/ui/orgs/"));
-    }
 }

@@ -218,14 +218,16 @@ pub fn is_loopback_url(url: &str) -> bool {
 /// method gets each surface's own answer, and every dashboard answer
 /// carries the security headers.
 pub fn compose(app: Arc<App>) -> Router {
-    api::router(app.clone())
-        .merge(web::router(app.clone()))
-        .fallback(api::not_found)
-        .method_not_allowed_fallback(wrong_method)
-        .layer(axum::middleware::from_fn_with_state(
-            app,
+    let around = |r: Router<Arc<App>>, bound: crate::app::Bound| {
+        r.route_layer(axum::middleware::from_fn_with_state(
+            (app.clone(), bound),
             crate::forward::to_owner,
         ))
+    };
+    api::router(app.clone(), &around)
+        .merge(web::router(app.clone(), &around))
+        .fallback(api::not_found)
+        .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::from_fn(api::record_http))
         .layer(axum::middleware::from_fn(web::security_headers))
 }
@@ -674,6 +676,93 @@ mod tests {
                 !text.contains("Serialize"),
                 "{path}: store rows are not wire types"
             );
+        }
+    }
+
+    /// The routes that act on an org's link are the ones wrapped by the
+    /// forwarding layer (with the kind each is), and no other route is: a
+    /// marker layer in the layer's place says which answered through it.
+    #[tokio::test]
+    async fn the_link_bound_routes_carry_the_forwarding_layer() {
+        use crate::app::Bound;
+        use crate::engine::scripted::{Script, ScriptFactory};
+        use crate::session::Deps;
+        use axum::body::Body;
+        use tower::ServiceExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("wagate.db")).unwrap();
+        let outbox = Outbox::start(store.clone(), crate::outbox::pacing::Policy::unpaced("UTC"));
+        let sessions = Arc::new(Sessions::new(Deps {
+            factory: Arc::new(ScriptFactory::new(Script::new(false), dir.path())),
+            journal: Arc::new(store.clone()),
+            hooks: outbox.clone(),
+            orgs_dir: dir.path().join("orgs"),
+            aside_dir: dir.path().join("aside"),
+            jitter: Arc::new(|| 0.0),
+            open_budget: None,
+        }));
+        let app = Arc::new(App::new(
+            store,
+            sessions,
+            outbox,
+            TokenBook::new("admin"),
+            CancellationToken::new(),
+            None,
+        ));
+        let marked = |r: Router<Arc<App>>, bound: Bound| {
+            r.route_layer(axum::middleware::map_response(
+                move |mut res: axum::response::Response| async move {
+                    let v = if bound == Bound::Action {
+                        "action"
+                    } else {
+                        "status"
+                    };
+                    res.headers_mut()
+                        .insert("x-bound", axum::http::HeaderValue::from_static(v));
+                    res
+                },
+            ))
+        };
+        let router = api::router(app.clone(), &marked).merge(web::router(app, &marked));
+        let cases = [
+            ("GET", "/v1/orgs/4/session", Some("status")),
+            ("GET", "/ui/orgs/4", Some("status")),
+            ("POST", "/v1/orgs/4/session/connect", Some("action")),
+            ("GET", "/v1/orgs/4/session/qr", Some("action")),
+            ("POST", "/v1/orgs/4/session/logout", Some("action")),
+            ("POST", "/v1/orgs/4/session/reset", Some("action")),
+            ("GET", "/v1/orgs/4/session/history", Some("action")),
+            ("GET", "/v1/orgs/4/credentials", Some("action")),
+            ("POST", "/v1/orgs/4/credentials/restore", Some("action")),
+            ("GET", "/v1/orgs/4/debug/memory", Some("action")),
+            ("GET", "/v1/orgs/4/contacts/573001112233", Some("action")),
+            ("DELETE", "/v1/orgs/4", Some("action")),
+            ("GET", "/ui/orgs/4/qr.svg", Some("action")),
+            ("POST", "/ui/orgs/4/connect", Some("action")),
+            ("POST", "/ui/orgs/4/pair-code", Some("action")),
+            ("POST", "/ui/orgs/4/logout", Some("action")),
+            ("POST", "/ui/orgs/4/reset", Some("action")),
+            // Served from the database by any node.
+            ("GET", "/v1/orgs/4", None),
+            ("GET", "/v1/orgs", None),
+            ("POST", "/v1/orgs/4/messages", None),
+            ("GET", "/v1/orgs/4/events", None),
+            ("GET", "/v1/orgs/4/webhooks", None),
+            ("GET", "/v1/orgs/4/sending-policy", None),
+            ("POST", "/ui/orgs/4/send", None),
+            ("GET", "/ui/orgs/4/events", None),
+            ("GET", "/healthz", None),
+        ];
+        for (method, path, want) in cases {
+            let req = axum::http::Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::empty())
+                .unwrap();
+            let res = router.clone().oneshot(req).await.unwrap();
+            let got = res.headers().get("x-bound").and_then(|v| v.to_str().ok());
+            assert_eq!(got, want, "{method} {path} answered {}", res.status());
         }
     }
 

@@ -28,26 +28,61 @@ use utoipa_axum::routes;
 
 pub use error::{ApiError, BODY_LIMIT};
 
-use crate::app::{App, ErrorCode};
+use crate::app::{App, Bound, ErrorCode};
 use crate::auth::Caller;
 
 /// Every route of the API, each with its description: `routes!` takes the
 /// method and path from the handler's `#[utoipa::path]`, so what is served
-/// and what `/openapi.json` says are one list.
+/// and what `/openapi.json` says are one list. In three groups: the routes
+/// any node serves from the database, those that act on the org's link
+/// (`Bound::Action`: carried out by its owner) and the status read
+/// (`Bound::Status`).
+fn groups() -> [(Option<Bound>, OpenApiRouter<Arc<App>>); 3] {
+    [
+        (None, free()),
+        (
+            Some(Bound::Action),
+            OpenApiRouter::new()
+                .routes(routes!(orgs::delete))
+                .routes(routes!(session::connect))
+                .routes(routes!(session::qr))
+                .routes(routes!(session::logout))
+                .routes(routes!(session::reset))
+                .routes(routes!(session::history))
+                .routes(routes!(policy::contact))
+                .routes(routes!(session::credentials))
+                .routes(routes!(session::memory))
+                .routes(routes!(session::restore_credentials)),
+        ),
+        (
+            Some(Bound::Status),
+            OpenApiRouter::new().routes(routes!(session::status)),
+        ),
+    ]
+}
+
+/// Every route, for the document.
 fn routes() -> OpenApiRouter<Arc<App>> {
-    OpenApiRouter::with_openapi(openapi::base())
+    groups().into_iter().fold(
+        OpenApiRouter::with_openapi(openapi::base()),
+        |all, (_, g)| all.merge(g),
+    )
+}
+
+/// What the composition wraps the link-bound routes in (several nodes:
+/// forwarding to the org's owner); applied with `route_layer`, so only a
+/// matched route of the group passes through it.
+pub type Around<'a> = &'a dyn Fn(Router<Arc<App>>, Bound) -> Router<Arc<App>>;
+
+/// The routes any node serves itself.
+fn free() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
         .routes(routes!(health))
         .routes(routes!(ready))
         .routes(routes!(metrics))
         .routes(routes!(openapi_json))
         .routes(routes!(orgs::create, orgs::list))
-        .routes(routes!(orgs::delete, orgs::get_one))
-        .routes(routes!(session::status))
-        .routes(routes!(session::connect))
-        .routes(routes!(session::qr))
-        .routes(routes!(session::logout))
-        .routes(routes!(session::reset))
-        .routes(routes!(session::history))
+        .routes(routes!(orgs::get_one))
         .routes(routes!(messages::send, messages::list))
         .routes(routes!(
             messages::get_one,
@@ -56,31 +91,35 @@ fn routes() -> OpenApiRouter<Arc<App>> {
         ))
         .routes(routes!(messages::inbound))
         .routes(routes!(policy::get, policy::put))
-        .routes(routes!(policy::contact))
         .routes(routes!(webhooks::create, webhooks::list))
         .routes(routes!(webhooks::get_one, webhooks::delete))
         .routes(routes!(webhooks::rotate))
         .routes(routes!(webhooks::deliveries))
         .routes(routes!(webhooks::retry))
         .routes(routes!(webhooks::replay))
-        .routes(routes!(session::credentials))
-        .routes(routes!(session::memory))
-        .routes(routes!(session::restore_credentials))
         .routes(routes!(events::stream))
         .routes(routes!(compat::status))
         .routes(routes!(compat::send_message))
 }
 
-/// The API as served, before it is given the app.
-fn served() -> Router<Arc<App>> {
-    let (router, _) = routes().split_for_parts();
-    router
+/// The API as served, before it is given the app, with the link-bound
+/// groups wrapped by `around`.
+fn served(around: Around) -> Router<Arc<App>> {
+    groups()
+        .into_iter()
+        .fold(Router::new(), |all, (bound, g)| {
+            let (router, _) = g.split_for_parts();
+            all.merge(match bound {
+                Some(b) => around(router, b),
+                None => router,
+            })
+        })
         .layer(axum::middleware::from_fn(declared_size))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
 
-pub fn router(app: Arc<App>) -> Router {
-    served().with_state(app)
+pub fn router(app: Arc<App>, around: Around) -> Router {
+    served(around).with_state(app)
 }
 
 /// The OpenAPI document, built once.
@@ -233,7 +272,7 @@ mod tests {
     /// shows up here.
     #[test]
     fn the_document_describes_every_path_the_router_serves() {
-        let dump = format!("{:?}", super::served());
+        let dump = format!("{:?}", super::served(&|r, _| r));
         let served: BTreeSet<&str> = dump
             .split('"')
             .filter(|s| s.starts_with('/') && s.len() > 1 && !s.contains("__private__"))

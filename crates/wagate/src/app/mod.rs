@@ -62,6 +62,15 @@ pub struct App {
     deleted: Mutex<std::collections::HashSet<i64>>,
 }
 
+/// How a route depends on the org's link: an action (connect, QR, logout,
+/// deleting the org …) runs where the link is, on the org's owner; a status
+/// read may be answered from the recorded state when the owner is silent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    Action,
+    Status,
+}
+
 /// An org found and authorized: its row and its supervisor.
 pub struct OrgAccess {
     pub row: Arc<OrgRow>,

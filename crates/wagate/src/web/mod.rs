@@ -30,7 +30,7 @@ use subtle::ConstantTimeEq;
 
 use crate::app::events::StreamItem;
 use crate::app::signin::SIGNIN_TTL;
-use crate::app::{App, AppError, ErrorCode, Kind};
+use crate::app::{App, AppError, Bound, ErrorCode, Kind};
 use crate::auth::Caller;
 use crate::session::{Reason, Status};
 use crate::times::rfc3339;
@@ -41,8 +41,22 @@ pub const SESSION_COOKIE: &str = "wagate_session";
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-pub fn router(app: Arc<App>) -> Router {
+/// The dashboard; `around` wraps its link-bound pages (the org page reads
+/// the status; QR, connect, pairing code, logout and reset act on the link).
+pub fn router(
+    app: Arc<App>,
+    around: &dyn Fn(Router<Arc<App>>, Bound) -> Router<Arc<App>>,
+) -> Router {
+    let status = Router::new().route("/ui/orgs/{org}", get(pages::org));
+    let actions = Router::new()
+        .route("/ui/orgs/{org}/qr.svg", get(qr_svg))
+        .route("/ui/orgs/{org}/connect", post(actions::connect))
+        .route("/ui/orgs/{org}/pair-code", post(actions::pair_code))
+        .route("/ui/orgs/{org}/logout", post(actions::unlink))
+        .route("/ui/orgs/{org}/reset", post(actions::reset));
     Router::new()
+        .merge(around(status, Bound::Status))
+        .merge(around(actions, Bound::Action))
         .route("/", get(|| async { Redirect::to("/ui/") }))
         .route("/ui", get(|| async { Redirect::to("/ui/") }))
         .route("/ui/", get(pages::home))
@@ -50,11 +64,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/ui/logout", post(actions::logout))
         .route("/ui/lang/{lang}", get(actions::switch_lang))
         .route("/ui/overview.json", get(pages::overview_json))
-        .route("/ui/orgs/{org}", get(pages::org))
         .route("/ui/orgs/{org}/events", get(org_events))
-        .route("/ui/orgs/{org}/qr.svg", get(qr_svg))
-        .route("/ui/orgs/{org}/connect", post(actions::connect))
-        .route("/ui/orgs/{org}/pair-code", post(actions::pair_code))
         .route("/ui/orgs/{org}/send", post(actions::send))
         .route("/ui/orgs/{org}/cancel", post(actions::cancel))
         .route("/ui/orgs/{org}/policy", post(actions::policy))
@@ -62,8 +72,6 @@ pub fn router(app: Arc<App>) -> Router {
             "/ui/orgs/{org}/webhooks/{id}/retry",
             post(actions::retry_delivery),
         )
-        .route("/ui/orgs/{org}/logout", post(actions::unlink))
-        .route("/ui/orgs/{org}/reset", post(actions::reset))
         .route("/ui/assets/app.js", get(app_js))
         .route("/ui/assets/app.css", get(app_css))
         .route("/ui/assets/icon.svg", get(icon))
