@@ -28,14 +28,15 @@ pub fn trim() -> bool {
     false
 }
 
-/// Trim every `every` until the task is aborted.
-pub fn start(every: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let _ = tokio::task::spawn_blocking(trim).await;
+/// Trim every `every` until `stop`.
+pub async fn run(every: Duration, stop: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
         }
-    })
+        let _ = tokio::task::spawn_blocking(trim).await;
+    }
 }

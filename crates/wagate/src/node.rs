@@ -16,6 +16,7 @@ use anyhow::Context;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::app::App;
 use crate::cluster::lease::{Held, Leases};
@@ -36,9 +37,16 @@ const WEBHOOK_LOCK: i64 = 0x0077_6167_6174_6501;
 pub struct Node {
     pub view: Arc<ClusterView>,
     owner: JoinHandle<Vec<Held>>,
-    tasks: Vec<JoinHandle<()>>,
+    /// The node's other tasks; each ends on `stop`.
+    tasks: TaskTracker,
     stop: CancellationToken,
 }
+
+/// Starts webhook deliveries, which run until the token is cancelled.
+pub type Deliveries = Box<dyn Fn(CancellationToken) -> JoinHandle<()> + Send + Sync>;
+
+/// How long the node's tasks may take to end once stopped.
+const TASKS_WAIT: Duration = Duration::from_secs(2);
 
 impl Node {
     /// Stop the loop: no lease is renewed or taken from now on. Returns
@@ -51,8 +59,12 @@ impl Node {
     /// After every link is closed: hand the leases back so the other nodes
     /// take the orgs at once, and mark this node gone.
     pub async fn leave(self, held: Vec<Held>) {
-        for t in &self.tasks {
-            t.abort();
+        self.tasks.close();
+        if tokio::time::timeout(TASKS_WAIT, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("cluster: the node's tasks did not end in time");
         }
         let s = &self.view.settings;
         let Ok(leases) = Leases::new(s.node.clone(), s.timing) else {
@@ -107,7 +119,7 @@ pub async fn start(
     app: Arc<App>,
     view: Arc<ClusterView>,
     restore_rx: mpsc::UnboundedReceiver<(String, bool)>,
-    webhooks: Box<dyn Fn() -> JoinHandle<()> + Send + Sync>,
+    webhooks: Deliveries,
 ) -> anyhow::Result<Node> {
     let settings = view.settings.clone();
     let ownership = view.ownership.clone();
@@ -121,54 +133,58 @@ pub async fn start(
     view.load_states(&store).await;
     view.refresh(&store).await;
     let stop = CancellationToken::new();
-    let mut tasks = Vec::new();
+    let tasks = TaskTracker::new();
 
     // Wake-ups for orgs owned elsewhere go out through the database.
     let (wake_tx, wake_rx) = mpsc::unbounded_channel::<i64>();
     app.outbox().set_remote_wake(Arc::new(move |inc| {
         let _ = wake_tx.send(inc);
     }));
-    tasks.push(tokio::spawn(send_wakes(settings.db_url.clone(), wake_rx)));
-    tasks.push(tokio::spawn(hear_wakes(
+    tasks.spawn(send_wakes(settings.db_url.clone(), wake_rx, stop.clone()));
+    tasks.spawn(hear_wakes(
         settings.db_url.clone(),
         app.clone(),
         stop.clone(),
-    )));
+    ));
     let last = store.read(events::max_seq).await.unwrap_or(0);
-    tasks.push(tokio::spawn(feed(
+    tasks.spawn(feed(
         settings.db_url.clone(),
         view.clone(),
         store.clone(),
         last,
         stop.clone(),
-    )));
-    tasks.push(tokio::spawn(keep_in_line(
+    ));
+    tasks.spawn(keep_in_line(
         app.clone(),
         view.clone(),
         settings.timing.renew_every,
-    )));
-    tasks.push(tokio::spawn(deliver_while_locked(
+        stop.clone(),
+    ));
+    tasks.spawn(deliver_while_locked(
         settings.db_url.clone(),
         webhooks,
         stop.clone(),
-    )));
+    ));
 
     let (changes_tx, changes) = mpsc::channel(1024);
     let recycling = Arc::new(parking_lot::Mutex::new(HashSet::new()));
-    tasks.push(tokio::spawn(carry_out(
+    tasks.spawn(carry_out(
         app.clone(),
         ownership.clone(),
         changes,
         view.clone(),
         recycling.clone(),
-    )));
-    tasks.push(tokio::spawn(restore(
-        app.clone(),
-        ownership.clone(),
-        restore_rx,
-        recycling,
-        settings.restore_per_second,
-    )));
+    ));
+    tasks.spawn(until(
+        stop.clone(),
+        restore(
+            app.clone(),
+            ownership.clone(),
+            restore_rx,
+            recycling,
+            settings.restore_per_second,
+        ),
+    ));
     let dir = app.clone();
     let busy_app = app.clone();
     let renewing = ownership.clone();
@@ -429,9 +445,16 @@ fn linking_on_request(s: &crate::session::Snapshot) -> bool {
 }
 
 /// Send each wake-up for an org owned elsewhere as a notification.
-async fn send_wakes(url: String, mut incs: mpsc::UnboundedReceiver<i64>) {
+async fn send_wakes(url: String, mut incs: mpsc::UnboundedReceiver<i64>, stop: CancellationToken) {
     let mut db = None;
-    while let Some(inc) = incs.recv().await {
+    loop {
+        let inc = tokio::select! {
+            _ = stop.cancelled() => return,
+            inc = incs.recv() => match inc {
+                Some(inc) => inc,
+                None => return,
+            },
+        };
         for _ in 0..2 {
             if db.as_ref().is_none_or(tokio_postgres::Client::is_closed) {
                 db = connect(&url).await.ok();
@@ -464,7 +487,8 @@ async fn hear_wakes(url: String, app: Arc<App>, stop: CancellationToken) {
         app.outbox().wake_all_local()
     })
     .await;
-    waker.abort();
+    // The listener is gone with its sender: the waker ends on its own.
+    let _ = waker.await;
 }
 
 /// Announce every node's committed events, in the database's order: on
@@ -518,16 +542,24 @@ async fn feed(
             }
         }
     }
-    listener.abort();
+    let _ = listener.await;
 }
 
 /// Keep the directory in line with the database (orgs created or deleted
 /// through other nodes) and the owners' map fresh.
-async fn keep_in_line(app: Arc<App>, view: Arc<ClusterView>, every: Duration) {
+async fn keep_in_line(
+    app: Arc<App>,
+    view: Arc<ClusterView>,
+    every: Duration,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
         if let Err(e) = app.sync_orgs().await {
             tracing::warn!(error = %e.message, "cluster: cannot read the organizations");
         }
@@ -552,11 +584,7 @@ async fn keep_in_line(app: Arc<App>, view: Arc<ClusterView>, every: Duration) {
 /// Run webhook deliveries while this node holds the cluster's delivery
 /// lock (a session-level advisory lock: released when the holder's
 /// connection ends, so a dead node's turn passes on at once).
-async fn deliver_while_locked(
-    url: String,
-    webhooks: Box<dyn Fn() -> JoinHandle<()> + Send + Sync>,
-    stop: CancellationToken,
-) {
+async fn deliver_while_locked(url: String, webhooks: Deliveries, stop: CancellationToken) {
     while !stop.is_cancelled() {
         let Ok(db) = connect(&url).await else {
             tokio::time::sleep(Duration::from_secs(2)).await;
@@ -572,7 +600,8 @@ async fn deliver_while_locked(
             continue;
         }
         tracing::info!("cluster: this node delivers webhooks");
-        let task = webhooks();
+        let turn = stop.child_token();
+        let task = webhooks(turn.clone());
         // Hold the lock while the connection lives.
         loop {
             tokio::select! {
@@ -584,6 +613,16 @@ async fn deliver_while_locked(
                 break;
             }
         }
-        task.abort();
+        turn.cancel();
+        let _ = task.await;
+    }
+}
+
+/// Run `work` until it ends or `stop` is cancelled (then it is dropped at
+/// its next await point).
+async fn until(stop: CancellationToken, work: impl std::future::Future<Output = ()>) {
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        _ = work => {}
     }
 }

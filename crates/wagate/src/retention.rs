@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::store::{self, events, Store, StoreError};
 
@@ -33,13 +33,19 @@ pub async fn prune(store: &Store, keep_ms: i64) -> Result<usize, StoreError> {
     }
 }
 
-/// Start the hourly pass.
-pub fn start(store: Store, keep_days: u64) -> JoinHandle<()> {
+/// The hourly pass, until `stop` (a pass in progress ends between batches).
+pub async fn run(store: Store, keep_days: u64, stop: CancellationToken) {
     let keep_ms = (keep_days as i64).saturating_mul(86_400_000);
-    tokio::spawn(async move {
-        tokio::time::sleep(FIRST).await;
-        loop {
-            match prune(&store, keep_ms).await {
+    let mut wait = FIRST;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = EVERY;
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            r = prune(&store, keep_ms) => match r {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(
                     events = n,
@@ -50,8 +56,7 @@ pub fn start(store: Store, keep_days: u64) -> JoinHandle<()> {
                 Err(e) => {
                     tracing::error!(error = %e, "cannot delete old events; trying again in an hour")
                 }
-            }
-            tokio::time::sleep(EVERY).await;
+            },
         }
-    })
+    }
 }

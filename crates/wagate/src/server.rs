@@ -17,6 +17,7 @@ use axum::extract::Request;
 use axum::response::Response;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::app::App;
 use crate::auth::TokenBook;
@@ -260,141 +261,194 @@ async fn wrong_method(req: Request) -> Response {
     }
 }
 
+/// Run the gateway until SIGTERM, SIGINT or `opts.stop`: build it, run
+/// it, stop it.
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
-    let wa = wa_config(opts.wa_url.clone(), opts.offline)?;
-    if let Some(u) = &wa.ws_url {
-        tracing::warn!(url = %u, "SIM BUILD: certificate checks are skipped; talking to a local WhatsApp simulator");
-    }
-    datadir::prepare(&opts.data)?;
-    let fd_limit = datadir::raise_fd_limit();
-    let mut http_limits = opts.http;
-    let open_budget = fd_limit.map(|limit| {
-        let (connections, stores) = datadir::budget(limit, http_limits.max_connections);
-        if connections < http_limits.max_connections {
+    let gateway = Gateway::build(opts).await?;
+    gateway.run().await;
+    gateway.stop().await;
+    Ok(())
+}
+
+/// A built gateway: listening, its links being restored, and what
+/// stopping it needs.
+pub struct Gateway {
+    stop_asked: CancellationToken,
+    /// Cancelled when stopping begins: listener, connections, streams.
+    shutdown: CancellationToken,
+    /// Cancelled once every link is closed: the background loops.
+    background: CancellationToken,
+    /// Retention, memory trimming, the watchdog, the paced restore.
+    tasks: TaskTracker,
+    /// Quiets the systemd watchdog as stopping begins.
+    watchdog_stop: CancellationToken,
+    notifier: Arc<crate::notify::Notifier>,
+    node: Option<crate::node::Node>,
+    http: tokio::task::JoinHandle<usize>,
+    metrics_http: Option<tokio::task::JoinHandle<usize>>,
+    deliveries: Option<tokio::task::JoinHandle<()>>,
+    sessions: Arc<Sessions>,
+    outbox: Arc<Outbox>,
+    store: Store,
+    devices: crate::devstore::Devices,
+}
+
+impl Gateway {
+    /// Open the stores, make the services, join the cluster (several nodes),
+    /// bind the listeners and start the background tasks.
+    pub async fn build(opts: ServeOptions) -> anyhow::Result<Gateway> {
+        let wa = wa_config(opts.wa_url.clone(), opts.offline)?;
+        if let Some(u) = &wa.ws_url {
+            tracing::warn!(url = %u, "SIM BUILD: certificate checks are skipped; talking to a local WhatsApp simulator");
+        }
+        datadir::prepare(&opts.data)?;
+        let fd_limit = datadir::raise_fd_limit();
+        let mut http_limits = opts.http;
+        let open_budget = fd_limit.map(|limit| {
+            let (connections, stores) = datadir::budget(limit, http_limits.max_connections);
+            if connections < http_limits.max_connections {
+                tracing::warn!(
+                    limit,
+                    asked = http_limits.max_connections,
+                    connections,
+                    "the open-file limit caps HTTP connections lower than --max-connections"
+                );
+                http_limits.max_connections = connections;
+            }
+            tracing::info!(limit, connections, org_stores = stores, "open-file budget");
+            Arc::new(tokio::sync::Semaphore::new(stores))
+        });
+        let (token, source) = admin_token(&opts.data, opts.admin_token.clone())?;
+        tracing::info!(source = %source, "admin token loaded");
+        let node_id = opts.node_id.clone().unwrap_or_else(host_name);
+        if opts.database.is_some() {
+            crate::cluster::identity::node_id(&node_id).map_err(|e| {
+                anyhow::anyhow!("{e}; the node id defaults to the host name: give --node-id")
+            })?;
+            // Every PostgreSQL connection of this process carries its node's name.
+            crate::db::pg::name_connections(&node_id);
+        }
+        let (store, devices) = open_databases(&opts).await?;
+        // Several nodes: writes are fenced before any supervisor starts.
+        let ownership = opts
+            .database
+            .is_some()
+            .then(|| crate::node::fence_stores(&node_id, &store, &devices));
+        let tz = crate::outbox::pacing::default_timezone(opts.default_timezone.as_deref())?;
+        let mut policy = if opts.unpaced {
             tracing::warn!(
-                limit,
-                asked = http_limits.max_connections,
-                connections,
-                "the open-file limit caps HTTP connections lower than --max-connections"
+                "--unpaced: orgs without a sending policy send as fast as the link allows"
             );
-            http_limits.max_connections = connections;
+            crate::outbox::pacing::Policy::unpaced(&tz)
+        } else {
+            crate::outbox::pacing::Policy::conservative(&tz)
+        };
+        if let Some(json) = &opts.default_policy {
+            let change: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
+                .map_err(|e| anyhow::anyhow!("--default-policy is not a JSON object: {e}"))?;
+            policy = crate::app::policy::apply(policy, &change)
+                .map_err(|e| anyhow::anyhow!("--default-policy: {}", e.message))?;
+            tracing::info!(?policy, "default sending policy set by --default-policy");
         }
-        tracing::info!(limit, connections, org_stores = stores, "open-file budget");
-        Arc::new(tokio::sync::Semaphore::new(stores))
-    });
-    let (token, source) = admin_token(&opts.data, opts.admin_token.clone())?;
-    tracing::info!(source = %source, "admin token loaded");
-    let node_id = opts.node_id.clone().unwrap_or_else(host_name);
-    if opts.database.is_some() {
-        crate::cluster::identity::node_id(&node_id).map_err(|e| {
-            anyhow::anyhow!("{e}; the node id defaults to the host name: give --node-id")
-        })?;
-        // Every PostgreSQL connection of this process carries its node's name.
-        crate::db::pg::name_connections(&node_id);
-    }
-    let (store, devices) = open_databases(&opts).await?;
-    // Several nodes: writes are fenced before any supervisor starts.
-    let ownership = opts
-        .database
-        .is_some()
-        .then(|| crate::node::fence_stores(&node_id, &store, &devices));
-    let tz = crate::outbox::pacing::default_timezone(opts.default_timezone.as_deref())?;
-    let mut policy = if opts.unpaced {
-        tracing::warn!("--unpaced: orgs without a sending policy send as fast as the link allows");
-        crate::outbox::pacing::Policy::unpaced(&tz)
-    } else {
-        crate::outbox::pacing::Policy::conservative(&tz)
-    };
-    if let Some(json) = &opts.default_policy {
-        let change: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
-            .map_err(|e| anyhow::anyhow!("--default-policy is not a JSON object: {e}"))?;
-        policy = crate::app::policy::apply(policy, &change)
-            .map_err(|e| anyhow::anyhow!("--default-policy: {}", e.message))?;
-        tracing::info!(?policy, "default sending policy set by --default-policy");
-    }
-    tracing::info!(timezone = %tz, "default time zone of sending policies");
-    let outbox = Outbox::start(store.clone(), policy);
-    let factory: Arc<dyn EngineFactory> = if opts.legacy_org_files {
-        tracing::warn!("--legacy-org-files: device state in data/orgs/<org>/wa.db, as before 0.2");
-        Arc::new(WaFactory::legacy(
-            wa,
-            opts.data.join("orgs"),
-            opts.data.join("aside"),
-        ))
-    } else {
-        upgrade_org_folders(&store, &devices, &opts.data).await?;
-        Arc::new(WaFactory::new(wa, devices.clone(), opts.data.join("aside")))
-    };
-    let sessions = Arc::new(Sessions::new(Deps {
-        factory,
-        journal: Arc::new(store.clone()),
-        hooks: outbox.clone(),
-        orgs_dir: opts.data.join("orgs"),
-        aside_dir: opts.data.join("aside"),
-        jitter: Arc::new(|| rand::random::<f64>() * 2.0 - 1.0),
-        open_budget,
-    }));
-    let listener = tokio::net::TcpListener::bind(opts.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", opts.listen))?;
-    let addr = listener.local_addr()?;
-    // Several nodes: the view of the cluster the service layer asks.
-    let cluster = match (&opts.database, ownership) {
-        (Some(url), Some(ownership)) => {
-            let settings = crate::cluster::view::NodeSettings {
-                db_url: url.clone(),
-                node: node_id.clone(),
-                advertise: opts
-                    .advertise_url
-                    .clone()
-                    .unwrap_or_else(|| advertised(addr)),
-                timing: opts.lease,
-                restore_per_second: opts.restore_per_second,
-            };
-            Some(crate::cluster::view::ClusterView::new(
-                ownership,
-                settings,
-                store.clone(),
+        tracing::info!(timezone = %tz, "default time zone of sending policies");
+        let outbox = Outbox::start(store.clone(), policy);
+        let factory: Arc<dyn EngineFactory> = if opts.legacy_org_files {
+            tracing::warn!(
+                "--legacy-org-files: device state in data/orgs/<org>/wa.db, as before 0.2"
+            );
+            Arc::new(WaFactory::legacy(
+                wa,
+                opts.data.join("orgs"),
+                opts.data.join("aside"),
             ))
-        }
-        _ => None,
-    };
-    let shutdown = CancellationToken::new();
-    let app = Arc::new(App::new(
-        store.clone(),
-        sessions.clone(),
-        outbox.clone(),
-        TokenBook::new(&token),
-        shutdown.clone(),
-        cluster.as_ref().map(|(view, _)| view.clone()),
-    ));
-    let guard = crate::webhook::target::Guard::parse(opts.webhook_allow.as_deref().unwrap_or(""))
-        .map_err(|e| anyhow::anyhow!("--webhook-allow: {e}"))?;
-    app.set_webhook_guard(guard.clone());
-    let start_webhooks = {
-        let (store, wake) = (store.clone(), app.webhook_wake());
-        let max_age_ms = (opts.webhook_max_age_hours.clamp(1, 24 * 30) as i64) * 3_600_000;
-        let first_backoff_ms = opts.webhook_first_retry_ms.clamp(10, 3_600_000) as i64;
-        move || {
-            crate::webhook::start(
-                store.clone(),
-                crate::webhook::Settings {
-                    guard: guard.clone(),
-                    max_age_ms,
-                    first_backoff_ms,
-                    ..Default::default()
-                },
-                wake.clone(),
-            )
-        }
-    };
-    // Several nodes: only the holder of the cluster's delivery lock delivers.
-    let deliveries = opts.database.is_none().then(&start_webhooks);
-    let retention = crate::retention::start(store.clone(), opts.retention_days.clamp(1, 3650));
-    let trimmer = crate::memory::start(Duration::from_secs(60));
-    let orgs = app.load().await.context("reading organizations")?;
-    let need = datadir::descriptors_needed(orgs, http_limits.max_connections);
-    match fd_limit {
+        } else {
+            upgrade_org_folders(&store, &devices, &opts.data).await?;
+            Arc::new(WaFactory::new(wa, devices.clone(), opts.data.join("aside")))
+        };
+        let sessions = Arc::new(Sessions::new(Deps {
+            factory,
+            journal: Arc::new(store.clone()),
+            hooks: outbox.clone(),
+            orgs_dir: opts.data.join("orgs"),
+            aside_dir: opts.data.join("aside"),
+            jitter: Arc::new(|| rand::random::<f64>() * 2.0 - 1.0),
+            open_budget,
+        }));
+        let listener = tokio::net::TcpListener::bind(opts.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", opts.listen))?;
+        let addr = listener.local_addr()?;
+        // Several nodes: the view of the cluster the service layer asks.
+        let cluster = match (&opts.database, ownership) {
+            (Some(url), Some(ownership)) => {
+                let settings = crate::cluster::view::NodeSettings {
+                    db_url: url.clone(),
+                    node: node_id.clone(),
+                    advertise: opts
+                        .advertise_url
+                        .clone()
+                        .unwrap_or_else(|| advertised(addr)),
+                    timing: opts.lease,
+                    restore_per_second: opts.restore_per_second,
+                };
+                Some(crate::cluster::view::ClusterView::new(
+                    ownership,
+                    settings,
+                    store.clone(),
+                ))
+            }
+            _ => None,
+        };
+        let shutdown = CancellationToken::new();
+        let app = Arc::new(App::new(
+            store.clone(),
+            sessions.clone(),
+            outbox.clone(),
+            TokenBook::new(&token),
+            shutdown.clone(),
+            cluster.as_ref().map(|(view, _)| view.clone()),
+        ));
+        let guard =
+            crate::webhook::target::Guard::parse(opts.webhook_allow.as_deref().unwrap_or(""))
+                .map_err(|e| anyhow::anyhow!("--webhook-allow: {e}"))?;
+        app.set_webhook_guard(guard.clone());
+        let start_webhooks = {
+            let (store, wake) = (store.clone(), app.webhook_wake());
+            let max_age_ms = (opts.webhook_max_age_hours.clamp(1, 24 * 30) as i64) * 3_600_000;
+            let first_backoff_ms = opts.webhook_first_retry_ms.clamp(10, 3_600_000) as i64;
+            move |stop: CancellationToken| {
+                tokio::spawn(crate::webhook::run(
+                    store.clone(),
+                    crate::webhook::Settings {
+                        guard: guard.clone(),
+                        max_age_ms,
+                        first_backoff_ms,
+                        ..Default::default()
+                    },
+                    wake.clone(),
+                    stop,
+                ))
+            }
+        };
+        let background = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        // Several nodes: only the holder of the cluster's delivery lock delivers.
+        let deliveries = opts
+            .database
+            .is_none()
+            .then(|| start_webhooks(background.clone()));
+        tasks.spawn(crate::retention::run(
+            store.clone(),
+            opts.retention_days.clamp(1, 3650),
+            background.clone(),
+        ));
+        tasks.spawn(crate::memory::run(
+            Duration::from_secs(60),
+            background.clone(),
+        ));
+        let orgs = app.load().await.context("reading organizations")?;
+        let need = datadir::descriptors_needed(orgs, http_limits.max_connections);
+        match fd_limit {
         Some(limit) if limit < need => tracing::warn!(
             orgs,
             limit,
@@ -403,137 +457,171 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         ),
         limit => tracing::info!(orgs, limit = ?limit, need, "open-file limit"),
     }
-    // One gateway restores every linked org; a node only those it gains.
-    let (mut node, restore) = match cluster {
-        Some((view, restore_rx)) => {
-            // Several nodes may share the database: this one restores only
-            // the orgs its lease loop gains.
-            let node = crate::node::start(app.clone(), view, restore_rx, Box::new(start_webhooks))
-                .await
-                .context("joining the nodes on the database")?;
-            (Some(node), None)
-        }
-        _ => {
-            tracing::info!(
-                orgs,
-                per_second = opts.restore_per_second,
-                "restoring linked organizations"
-            );
-            // The most recently active orgs come back first.
-            let activity = store
+        // One gateway restores every linked org; a node only those it gains.
+        let node = match cluster {
+            Some((view, restore_rx)) => {
+                // Several nodes may share the database: this one restores only
+                // the orgs its lease loop gains.
+                let node =
+                    crate::node::start(app.clone(), view, restore_rx, Box::new(start_webhooks))
+                        .await
+                        .context("joining the nodes on the database")?;
+                Some(node)
+            }
+            _ => {
+                tracing::info!(
+                    orgs,
+                    per_second = opts.restore_per_second,
+                    "restoring linked organizations"
+                );
+                // The most recently active orgs come back first.
+                let activity = store
                 .read(crate::store::messages::last_activity)
                 .await
                 .unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "cannot read when orgs were last active; restoring in id order");
                     Default::default()
                 });
-            // Give supervisors a moment to open their devices before restoring.
-            let restorer = sessions.clone();
-            let rate = opts.restore_per_second;
-            let restore = tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let _ = restorer.restore_all(rate, activity).await;
-            });
-            (None, Some(restore))
+                // Give supervisors a moment to open their devices before restoring.
+                let restorer = sessions.clone();
+                let rate = opts.restore_per_second;
+                let stop = shutdown.clone();
+                tasks.spawn(async move {
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        _ = async {
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            let _ = restorer.restore_all(rate, activity).await;
+                        } => {}
+                    }
+                });
+                None
+            }
+        };
+        if let Some(tx) = opts.ready {
+            let _ = tx.send(addr);
         }
-    };
-    if let Some(tx) = opts.ready {
-        let _ = tx.send(addr);
-    }
-    tracing::info!(%addr, data = %opts.data.display(), "wagate listening");
-    if opts.banner {
-        println!(
-            "wagate listening on http://{addr} (data in {})",
-            opts.data.display()
-        );
-        println!("dashboard: http://{addr}/ui/");
-    }
-    let http = tokio::spawn(listener::serve(
-        listener,
-        compose(app.clone()),
-        http_limits,
-        shutdown.clone(),
-    ));
-    let metrics_http = match opts.metrics_listen {
-        Some(at) => {
-            let l = tokio::net::TcpListener::bind(at)
-                .await
-                .with_context(|| format!("cannot listen on {at} (--metrics-listen)"))?;
-            tracing::info!(addr = %l.local_addr()?, "metrics listening");
-            Some(tokio::spawn(listener::serve(
-                l,
-                metrics_only(app.clone()),
-                http_limits,
-                shutdown.clone(),
-            )))
+        tracing::info!(%addr, data = %opts.data.display(), "wagate listening");
+        if opts.banner {
+            println!(
+                "wagate listening on http://{addr} (data in {})",
+                opts.data.display()
+            );
+            println!("dashboard: http://{addr}/ui/");
         }
-        None => None,
-    };
-    let notifier = Arc::new(crate::notify::Notifier::from_env());
-    notifier.send(&format!(
-        "READY=1\nSTATUS=serving {orgs} organization(s) on http://{addr}"
-    ));
-    let watchdog = crate::notify::watchdog_every()
-        .filter(|_| notifier.active())
-        .map(|every| {
-            tokio::spawn(feed_watchdog(
+        let http = tokio::spawn(listener::serve(
+            listener,
+            compose(app.clone()),
+            http_limits,
+            shutdown.clone(),
+        ));
+        let metrics_http = match opts.metrics_listen {
+            Some(at) => {
+                let l = tokio::net::TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("cannot listen on {at} (--metrics-listen)"))?;
+                tracing::info!(addr = %l.local_addr()?, "metrics listening");
+                Some(tokio::spawn(listener::serve(
+                    l,
+                    metrics_only(app.clone()),
+                    http_limits,
+                    shutdown.clone(),
+                )))
+            }
+            None => None,
+        };
+        let notifier = Arc::new(crate::notify::Notifier::from_env());
+        notifier.send(&format!(
+            "READY=1\nSTATUS=serving {orgs} organization(s) on http://{addr}"
+        ));
+        let watchdog_stop = CancellationToken::new();
+        if let Some(every) = crate::notify::watchdog_every().filter(|_| notifier.active()) {
+            tasks.spawn(feed_watchdog(
                 notifier.clone(),
                 every,
                 sessions.clone(),
                 store.clone(),
-            ))
-        });
+                watchdog_stop.clone(),
+            ));
+        }
+        Ok(Gateway {
+            stop_asked: opts.stop,
+            shutdown,
+            background,
+            tasks,
+            watchdog_stop,
+            notifier,
+            node,
+            http,
+            metrics_http,
+            deliveries,
+            sessions,
+            outbox,
+            store,
+            devices,
+        })
+    }
 
-    tokio::select! {
-        _ = shutdown_signal() => {}
-        _ = opts.stop.cancelled() => {}
-    }
-    let begun = std::time::Instant::now();
-    notifier.send("STOPPING=1\nSTATUS=stopping");
-    if let Some(w) = watchdog {
-        w.abort();
-    }
-    tracing::info!("shutting down: closing event streams, connections and WhatsApp links");
-    shutdown.cancel();
-    if let Some(r) = restore {
-        r.abort();
-    }
-    // Several nodes: no lease is renewed or taken while the links close.
-    let held = match node.as_mut() {
-        Some(n) => n.stop().await,
-        None => Vec::new(),
-    };
-    let (dropped, stuck) = tokio::join!(http, sessions.stop_all(STOP_LINKS));
-    if let Some(n) = node {
-        n.leave(held).await;
-    }
-    if let Some(m) = metrics_http {
-        let _ = m.await;
-    }
-    if stuck > 0 {
-        tracing::warn!(stuck, "supervisors that did not stop in time");
-    }
-    if let Ok(n) = dropped {
-        if n > 0 {
-            tracing::info!(dropped = n, "connections dropped at the deadline");
+    /// Serve until SIGTERM, SIGINT or the caller's stop token.
+    pub async fn run(&self) {
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            _ = self.stop_asked.cancelled() => {}
         }
     }
-    if let Some(d) = deliveries {
-        d.abort();
+
+    /// Stop in order: the listener and streams, then every link (the node's
+    /// leases handed back after), then the background tasks, the outbox and
+    /// the stores' writers. Within 10 s whatever clients do.
+    pub async fn stop(self) {
+        let begun = std::time::Instant::now();
+        self.notifier.send("STOPPING=1\nSTATUS=stopping");
+        self.watchdog_stop.cancel();
+        tracing::info!("shutting down: closing event streams, connections and WhatsApp links");
+        self.shutdown.cancel();
+        let mut node = self.node;
+        // Several nodes: no lease is renewed or taken while the links close.
+        let held = match node.as_mut() {
+            Some(n) => n.stop().await,
+            None => Vec::new(),
+        };
+        let (dropped, stuck) = tokio::join!(self.http, self.sessions.stop_all(STOP_LINKS));
+        if let Some(n) = node {
+            n.leave(held).await;
+        }
+        if let Some(m) = self.metrics_http {
+            let _ = m.await;
+        }
+        if stuck > 0 {
+            tracing::warn!(stuck, "supervisors that did not stop in time");
+        }
+        if let Ok(n) = dropped {
+            if n > 0 {
+                tracing::info!(dropped = n, "connections dropped at the deadline");
+            }
+        }
+        self.background.cancel();
+        if let Some(d) = self.deliveries {
+            let _ = d.await;
+        }
+        self.tasks.close();
+        if tokio::time::timeout(FLUSH, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("background tasks did not end in time");
+        }
+        if !self.outbox.close(FLUSH).await {
+            tracing::warn!("the outbox did not finish applying updates in time");
+        }
+        if !self.store.close(FLUSH).await {
+            tracing::warn!("the database writer did not finish in time");
+        }
+        if !self.devices.close(FLUSH).await {
+            tracing::warn!("the device store's writer did not finish in time");
+        }
+        tracing::info!(ms = begun.elapsed().as_millis() as u64, "stopped");
     }
-    retention.abort();
-    trimmer.abort();
-    if !outbox.close(FLUSH).await {
-        tracing::warn!("the outbox did not finish applying updates in time");
-    }
-    if !store.close(FLUSH).await {
-        tracing::warn!("the database writer did not finish in time");
-    }
-    if !devices.close(FLUSH).await {
-        tracing::warn!("the device store's writer did not finish in time");
-    }
-    tracing::info!(ms = begun.elapsed().as_millis() as u64, "stopped");
-    Ok(())
 }
 
 /// Say `WATCHDOG=1` every `every` while the gateway is healthy: this task
@@ -545,11 +633,15 @@ async fn feed_watchdog(
     every: Duration,
     sessions: Arc<Sessions>,
     store: Store,
+    stop: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
         let dead = sessions.stopped_supervisors();
         let db = tokio::time::timeout(every, store.write(|_| Ok(()))).await;
         match (dead, db) {

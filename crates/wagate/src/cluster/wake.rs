@@ -48,9 +48,20 @@ pub async fn listen_on(
         .connect(NoTls)
         .await?;
     let (tx, mut messages) = mpsc::unbounded_channel();
+    // The connection's driver ends with the connection, or when this
+    // listener is done (`done`).
+    let done = stop.child_token();
+    let driven = done.clone();
     let driver = tokio::spawn(async move {
         let mut stream = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
-        while let Some(m) = stream.next().await {
+        loop {
+            let m = tokio::select! {
+                _ = driven.cancelled() => break,
+                m = stream.next() => match m {
+                    Some(m) => m,
+                    None => break,
+                },
+            };
             match m {
                 Ok(m) => {
                     if tx.send(m).is_err() {
@@ -80,7 +91,8 @@ pub async fn listen_on(
         }
     };
     drop(client);
-    driver.abort();
+    done.cancel();
+    let _ = driver.await;
     out
 }
 

@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::engine::{self, Engine, EngineEvent, ReceiptKind, SendFailure};
 use crate::events::{self, Event, SendLimited};
@@ -47,7 +48,7 @@ const ETA_HORIZON: i64 = 10_000;
 
 struct Link {
     wake: Arc<Notify>,
-    task: Option<JoinHandle<()>>,
+    task: Option<Stoppable>,
     /// The org's engine while its link is up (for look-ups).
     engine: Option<Arc<dyn Engine>>,
 }
@@ -63,7 +64,7 @@ pub struct Outbox {
     updater: Mutex<Option<JoinHandle<()>>>,
     /// Tells the scheduler that a due time may have moved earlier.
     kick: Arc<Notify>,
-    scheduler: Mutex<Option<JoinHandle<()>>>,
+    scheduler: Mutex<Option<Stoppable>>,
     pacer: Arc<Pacer>,
     clock: clock::Clock,
     remote_wake: Mutex<Option<RemoteWake>>,
@@ -154,7 +155,7 @@ impl Outbox {
             clock,
             remote_wake: Mutex::new(None),
         });
-        let task = tokio::spawn(schedule::run(store, Arc::downgrade(&outbox), kick));
+        let task = Stoppable::spawn(schedule::run(store, Arc::downgrade(&outbox), kick));
         *outbox.scheduler.lock() = Some(task);
         outbox
     }
@@ -419,13 +420,13 @@ impl Outbox {
     /// Stop every dispatcher, then apply the acks and receipts already
     /// received and stop the update task (waiting at most `within`).
     pub async fn close(&self, within: Duration) -> bool {
-        if let Some(t) = self.scheduler.lock().take() {
-            t.abort();
+        let mut stopping: Vec<Stoppable> = self.scheduler.lock().take().into_iter().collect();
+        stopping.extend(self.links.lock().drain().filter_map(|(_, l)| l.task));
+        for t in &stopping {
+            t.stop();
         }
-        for (_, l) in self.links.lock().drain() {
-            if let Some(t) = l.task {
-                t.abort();
-            }
+        for t in stopping {
+            t.ended().await;
         }
         drop(self.updates.lock().take());
         let task = self.updater.lock().take();
@@ -433,6 +434,37 @@ impl Outbox {
             Some(t) => matches!(tokio::time::timeout(within, t).await, Ok(Ok(()))),
             None => true,
         }
+    }
+}
+
+/// A task of the outbox that ends when told to (its link went down, the
+/// outbox closes): at `stop` its work is dropped at its next await point —
+/// a dispatcher between two steps of a send re-sends that message, with its
+/// WhatsApp id, on the next link — and the owner may wait for it to end.
+struct Stoppable {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Stoppable {
+    fn spawn(work: impl std::future::Future<Output = ()> + Send + 'static) -> Stoppable {
+        let stop = CancellationToken::new();
+        let until = stop.clone();
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                _ = until.cancelled() => {}
+                _ = work => {}
+            }
+        });
+        Stoppable { stop, task }
+    }
+
+    fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    async fn ended(self) {
+        let _ = self.task.await;
     }
 }
 
@@ -446,9 +478,9 @@ impl LinkHooks for Outbox {
         });
         link.engine = Some(engine.clone());
         if let Some(t) = link.task.take() {
-            t.abort();
+            t.stop();
         }
-        link.task = Some(tokio::spawn(dispatch(
+        link.task = Some(Stoppable::spawn(dispatch(
             org.clone(),
             engine,
             self.store.clone(),
@@ -462,7 +494,7 @@ impl LinkHooks for Outbox {
         if let Some(l) = self.links.lock().get_mut(&org.inc) {
             l.engine = None;
             if let Some(t) = l.task.take() {
-                t.abort();
+                t.stop();
             }
         }
     }

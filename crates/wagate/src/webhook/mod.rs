@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use tokio::sync::{Notify, Semaphore};
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::store::webhooks::{self as rows, Delivery, Outcome, Webhook};
 use crate::store::{self, Store};
@@ -88,11 +89,25 @@ struct Flight {
 
 /// Start the delivery task; `wake` tells it that deliveries were queued
 /// again (a retry, a replay) without a new event.
-pub fn start(store: Store, settings: Settings, wake: Arc<Notify>) -> JoinHandle<()> {
-    tokio::spawn(run(store, Arc::new(settings), wake))
+/// Deliver until `stop`: then no try is started, and those in flight get
+/// `STOP_WAIT` to end (one cut short stays pending and is tried again).
+pub async fn run(store: Store, settings: Settings, wake: Arc<Notify>, stop: CancellationToken) {
+    let tries = TaskTracker::new();
+    deliver(store, Arc::new(settings), wake, &tries, stop).await;
+    tries.close();
+    let _ = tokio::time::timeout(STOP_WAIT, tries.wait()).await;
 }
 
-async fn run(store: Store, settings: Arc<Settings>, wake: Arc<Notify>) {
+/// How long deliveries in flight may take to end at a stop.
+const STOP_WAIT: Duration = Duration::from_secs(2);
+
+async fn deliver(
+    store: Store,
+    settings: Arc<Settings>,
+    wake: Arc<Notify>,
+    tries: &TaskTracker,
+    stop: CancellationToken,
+) {
     let mut live = store.subscribe();
     let flight = Arc::new(Mutex::new(Flight::default()));
     let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
@@ -146,7 +161,7 @@ async fn run(store: Store, settings: Arc<Settings>, wake: Arc<Notify>) {
                 finished.clone(),
                 wake.clone(),
             );
-            tokio::spawn(async move {
+            tries.spawn(async move {
                 let (seq, hook) = (d.seq, d.webhook.clone());
                 attempt(&store, &settings, &wake, &flight, d).await;
                 {
@@ -180,6 +195,7 @@ async fn run(store: Store, settings: Arc<Settings>, wake: Arc<Notify>) {
             _ => Duration::from_secs(60),
         };
         read = tokio::select! {
+            _ = stop.cancelled() => return,
             _ = tokio::time::sleep(wait) => true,
             // A try ended: start the next in hand; read again once none is left.
             _ = finished.notified() => queue.is_empty(),
