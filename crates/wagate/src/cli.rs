@@ -6,13 +6,25 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
+use bytes::Bytes;
+use http_body_util::Full;
 use serde_json::{json, Value};
 
+use crate::http_client::{self, Base};
+
 pub struct Api {
-    base: String,
+    base: Base,
+    url: String,
     token: String,
-    agent: ureq::Agent,
+    /// The CLI is synchronous; its requests run on this runtime.
+    rt: tokio::runtime::Runtime,
 }
+
+/// How long one request to the server may take (a pairing code waits 30 s).
+const REQUEST_WAIT: Duration = Duration::from_secs(60);
+const CONNECT_WAIT: Duration = Duration::from_secs(10);
+/// The largest answer read.
+const ANSWER_LIMIT: usize = 32 * 1024 * 1024;
 
 /// Read the token from the flag/env, or from the data directory's admin.token.
 pub fn resolve_token(token: Option<String>, data: &Path) -> anyhow::Result<String> {
@@ -31,49 +43,91 @@ pub fn resolve_token(token: Option<String>, data: &Path) -> anyhow::Result<Strin
 }
 
 impl Api {
-    pub fn new(base: &str, token: String) -> Api {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
+    /// A client of the server at `base` (`http://host:port`, or `https://`,
+    /// with a path prefix when it is served under one).
+    pub fn new(base: &str, token: String) -> anyhow::Result<Api> {
+        let url = base.trim_end_matches('/').to_string();
+        let base = Base::parse(&url).map_err(|e| anyhow!("--url: {e}"))?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
             .build()
-            .into();
-        Api {
-            base: base.trim_end_matches('/').to_string(),
+            .context("starting the CLI's runtime")?;
+        Ok(Api {
+            base,
+            url,
             token,
-            agent,
-        }
+            rt,
+        })
+    }
+
+    /// One request; the answer's status and body (JSON, else its text).
+    pub fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let unreachable = || {
+            format!(
+                "cannot reach wagate at {} (is `wagate serve` running?)",
+                self.url
+            )
+        };
+        // The timer is made inside the runtime (it needs its clock).
+        let answer = self.rt.block_on(async {
+            tokio::time::timeout(REQUEST_WAIT, async {
+                let mut sender = http_client::dial::<Full<Bytes>>(
+                    &self.base.host,
+                    self.base.port,
+                    self.base.https,
+                    CONNECT_WAIT,
+                )
+                .await?;
+                let mut req = hyper::Request::builder()
+                    .method(method)
+                    .uri(format!("{}{path}", self.base.prefix))
+                    .header(hyper::header::HOST, self.base.host_header())
+                    .header(
+                        hyper::header::USER_AGENT,
+                        concat!("wagate-cli/", env!("CARGO_PKG_VERSION")),
+                    );
+                if !self.token.is_empty() {
+                    req = req.header(
+                        hyper::header::AUTHORIZATION,
+                        format!("Bearer {}", self.token),
+                    );
+                }
+                let bytes = match &body {
+                    Some(b) => {
+                        req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+                        Bytes::from(b.to_string())
+                    }
+                    None => Bytes::new(),
+                };
+                let req = req.body(Full::new(bytes)).map_err(|e| e.to_string())?;
+                let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+                let status = resp.status().as_u16();
+                let text = http_client::read_body(resp.into_body(), ANSWER_LIMIT).await?;
+                Ok::<_, String>((status, text))
+            })
+            .await
+        });
+        let (status, text) = match answer {
+            Ok(Ok(a)) => a,
+            Ok(Err(e)) => return Err(anyhow!(e)).with_context(unreachable),
+            Err(_) => bail!(
+                "{}: no answer within {} s",
+                unreachable(),
+                REQUEST_WAIT.as_secs()
+            ),
+        };
+        let text = String::from_utf8_lossy(&text).to_string();
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok((status, v))
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let url = format!("{}{}", self.base, path);
-        let auth = format!("Bearer {}", self.token);
-        let resp = match (method, body) {
-            ("GET", _) => self.agent.get(&url).header("Authorization", &auth).call(),
-            ("DELETE", _) => self
-                .agent
-                .delete(&url)
-                .header("Authorization", &auth)
-                .call(),
-            (_, Some(b)) => self
-                .agent
-                .post(&url)
-                .header("Authorization", &auth)
-                .send_json(&b),
-            (_, None) => self
-                .agent
-                .post(&url)
-                .header("Authorization", &auth)
-                .send_empty(),
-        }
-        .with_context(|| {
-            format!(
-                "cannot reach wagate at {} (is `wagate serve` running?)",
-                self.base
-            )
-        })?;
-        let status = resp.status().as_u16();
-        let text = resp.into_body().read_to_string().unwrap_or_default();
-        let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        let (status, v) = self.exchange(method, path, body)?;
         if status >= 400 {
             let code = v["error"]["code"].as_str().unwrap_or("error");
             let msg = v["error"]["message"].as_str().unwrap_or("");

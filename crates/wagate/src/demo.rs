@@ -18,13 +18,7 @@ const DEMO_ORG: &str = "demo";
 
 /// Blocking JSON call to wa-sim's control API.
 pub fn control(base: &str, path: &str, body: Value) -> anyhow::Result<Value> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let resp = agent.post(&format!("{base}{path}")).send_json(&body)?;
-    let status = resp.status().as_u16();
-    let v: Value = serde_json::from_str(&resp.into_body().read_to_string()?).unwrap_or(Value::Null);
+    let (status, v) = Api::new(base, String::new())?.exchange("POST", path, Some(body))?;
     if status >= 400 && status != 409 {
         bail!("wa-sim {path}: {status} {v}");
     }
@@ -115,7 +109,7 @@ pub fn link_org(
     show_qr: bool,
 ) -> anyhow::Result<String> {
     let admin = crate::cli::resolve_token(None, data)?;
-    let api = Api::new(base, admin);
+    let api = Api::new(base, admin)?;
     control(
         ctl,
         "/control/phones",
@@ -131,7 +125,7 @@ pub fn link_org(
         .as_str()
         .context("no token in the answer")?
         .to_string();
-    let api = Api::new(base, token.clone());
+    let api = Api::new(base, token.clone())?;
     api.post(&format!("/v1/orgs/{org_id}/session/connect"), None)?;
     let mut qr = None;
     for _ in 0..300 {

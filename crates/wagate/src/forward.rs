@@ -14,11 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{RawPathParams, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use hyper_util::rt::TokioIo;
 
 use crate::app::{App, AppError, Bound, ErrorCode};
 use crate::cluster::view::Route;
@@ -33,7 +33,7 @@ const CONNECT_WAIT: Duration = Duration::from_secs(2);
 /// matched and names its `{org}`): forward the request to the org's owner.
 pub async fn to_owner(
     State((app, bound)): State<(Arc<App>, Bound)>,
-    params: RawPathParams,
+    params: Result<RawPathParams, RawPathParamsRejection>,
     req: Request,
     next: Next,
 ) -> Response {
@@ -43,11 +43,13 @@ pub async fn to_owner(
     if req.headers().contains_key(FORWARDED_BY) {
         return next.run(req).await;
     }
-    let Some(org) = params
-        .iter()
-        .find(|(name, _)| *name == "org")
-        .map(|(_, v)| v.to_string())
-    else {
+    // A path that does not decode is the handler's to refuse (400 in the
+    // error envelope), wherever the org is.
+    let Some(org) = params.ok().and_then(|p| {
+        p.iter()
+            .find(|(name, _)| *name == "org")
+            .map(|(_, v)| v.to_string())
+    }) else {
         return next.run(req).await;
     };
     // An API request whose token this gateway does not know is answered
@@ -94,21 +96,10 @@ fn unreachable(org: &str, node: &str, why: &str) -> Response {
 
 /// One request to `base` (`http://host:port`), its answer streamed back.
 async fn send(base: &str, me: &str, req: Request) -> Result<Response, String> {
-    let authority = base
-        .strip_prefix("http://")
-        .map(|r| r.trim_end_matches('/'))
-        .ok_or_else(|| format!("the advertised address {base} is not http://host:port"))?;
-    let stream = tokio::time::timeout(CONNECT_WAIT, tokio::net::TcpStream::connect(authority))
-        .await
-        .map_err(|_| format!("no connection to {authority} within 2 s"))?
-        .map_err(|e| format!("cannot connect to {authority}: {e}"))?;
-    let _ = stream.set_nodelay(true);
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("HTTP with {authority}: {e}"))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
+    let to = crate::http_client::Base::parse(base)
+        .map_err(|e| format!("the advertised address: {e}"))?;
+    let authority = to.host_header();
+    let mut sender = crate::http_client::dial(&to.host, to.port, to.https, CONNECT_WAIT).await?;
     let (mut parts, body) = req.into_parts();
     if let Ok(v) = HeaderValue::from_str(me) {
         parts.headers.insert(FORWARDED_BY, v);

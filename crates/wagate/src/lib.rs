@@ -17,6 +17,7 @@ pub mod doctor;
 pub mod engine;
 pub mod events;
 pub mod forward;
+pub mod http_client;
 pub mod link;
 pub mod listener;
 pub mod memory;

@@ -634,7 +634,7 @@ fn run(cli: Cli, args: &[std::ffi::OsString]) -> anyhow::Result<()> {
         }
         _ => {}
     }
-    let api = Api::new(&cli.url, cli::resolve_token(cli.token, &cli.data)?);
+    let api = Api::new(&cli.url, cli::resolve_token(cli.token, &cli.data)?)?;
     match cli.cmd {
         Cmd::Serve { .. } | Cmd::Node { .. } => Ok(()),
         #[cfg(feature = "sim")]

@@ -165,9 +165,16 @@ impl App {
         // Its link stops; the credentials are moved aside, never deleted.
         self.sessions.remove(&row.id, true).await;
         // Its rows go with it: messages, events, inbound, sign-ins (cascade).
-        let inc = row.inc;
+        let (inc, id) = (row.inc, row.id.clone());
+        let clustered = self.cluster().is_some();
         self.store
-            .write(move |tx| store::orgs::delete(tx, inc))
+            .write(move |tx| {
+                if clustered {
+                    // Several nodes: its lease goes with it.
+                    crate::cluster::lease::forget(tx, &id)?;
+                }
+                store::orgs::delete(tx, inc)
+            })
             .await?;
         tracing::info!(org = %row.id, inc, "organization deleted; credentials moved aside");
         Ok(row)

@@ -245,6 +245,13 @@ impl Leases {
     }
 }
 
+/// In the transaction that deletes org `org`: its lease row goes with it,
+/// so an org made again under the same id starts from a free lease.
+pub fn forget(conn: &Conn, org: &str) -> DbResult<()> {
+    conn.execute("DELETE FROM org_leases WHERE org = ?1", crate::args![org])?;
+    Ok(())
+}
+
 /// The fence, the one statement that decides whether a write may commit:
 /// org `?1`'s lease is held by node `?2` at epoch `?3` and has not expired
 /// by the database's clock (`clock_timestamp()`, the time the statement

@@ -86,13 +86,6 @@ pub fn get(c: &Conn, id: &str) -> DbResult<Option<OrgRow>> {
 /// Remove one incarnation of an org; its messages, events, received messages
 /// and dashboard sign-ins go with it (foreign keys cascade). `false` if unknown.
 pub fn delete(c: &Conn, inc: i64) -> DbResult<bool> {
-    if c.is_pg() {
-        // Several nodes: its lease goes with it.
-        c.execute(
-            "DELETE FROM org_leases WHERE org IN (SELECT id FROM orgs WHERE inc = ?1)",
-            args![inc],
-        )?;
-    }
     Ok(c.execute("DELETE FROM orgs WHERE inc = ?1", args![inc])? == 1)
 }
 

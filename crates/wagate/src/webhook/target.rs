@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 /// The longest a URL may be.
@@ -366,24 +365,7 @@ async fn dial(guard: &Guard, t: &Target) -> Result<http1::SendRequest<Full<Bytes
         }
     }
     let tcp = tcp.ok_or(last)?;
-    let _ = tcp.set_nodelay(true);
-    let connector = if t.https {
-        crate::engine::transport::tls_connector()
-    } else {
-        tokio_websockets::Connector::Plain
-    };
-    let io = connector
-        .wrap(&t.host, tcp)
-        .await
-        .map_err(|e| format!("TLS with {} failed: {e}", t.host))?;
-    let (sender, conn) = http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| format!("HTTP with {} failed: {e}", t.host))?;
-    // The connection lives until its sender is dropped or the peer closes.
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
+    crate::http_client::open(tcp, &t.host, t.https).await
 }
 
 /// One request on `sender`; the connection goes back to the pool when the

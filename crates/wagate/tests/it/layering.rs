@@ -24,7 +24,7 @@ const FLOORS: &[&[&str]] = &[
     &["store", "devstore"],
     &["events"],
     // below the service layer: the cluster's tables and view, the WhatsApp engine
-    &["cluster", "engine"],
+    &["cluster", "engine", "http_client"],
     // what runs links and sends
     &["session", "outbox", "webhook", "retention"],
     // the service layer

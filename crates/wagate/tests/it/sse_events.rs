@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::common::Server;
 
 /// Read SSE events (kind, id, data) until `stop` says so.
-fn read_events(
+pub(crate) fn read_events(
     s: &Server,
     token: &str,
     last_id: Option<&str>,

@@ -374,3 +374,60 @@ fn a_receiver_down_for_two_minutes_gets_every_event_once_it_is_up() {
         up.elapsed().as_secs_f64()
     );
 }
+
+/// One rendering per event: for each event a webhook received, the event
+/// stream (replayed from the log) sends the same kind and the same data
+/// under the same number — a `state` event's `detail` included.
+#[test]
+fn a_webhook_gets_the_data_the_event_stream_sends() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Server::start_args_raw(d.path(), &FAST);
+    let tok = s.create_org("4", Some("57"));
+    let r = Receiver::start();
+    let (st, hook) = add_hook(&s, &tok, json!({"url": r.url, "events": null}));
+    assert_eq!(st, 201, "{hook}");
+    send(&s, &tok, "Le recordamos su cita");
+    // Offline, a connect fails: state events (connecting, reconnecting …).
+    let (st, v) = s.call("POST", "/v1/orgs/4/session/connect", Some(&tok), None);
+    assert_eq!(st, 202, "{v}");
+    wait_until(
+        Duration::from_secs(30),
+        "a state and a message.status delivered",
+        || {
+            let kinds: Vec<String> = r
+                .received()
+                .iter()
+                .map(|x| x.json()["type"].as_str().unwrap_or("").to_string())
+                .collect();
+            kinds.iter().any(|k| k == "state") && kinds.iter().any(|k| k == "message.status")
+        },
+    );
+    let hooks: Vec<Value> = r.received().iter().map(|x| x.json()).collect();
+    let last: i64 = hooks
+        .iter()
+        .filter_map(|h| h["id"].as_str()?.strip_prefix("evt_")?.parse().ok())
+        .max()
+        .unwrap();
+    let stream = crate::sse_events::read_events(&s, &tok, Some("0"), |ev| {
+        ev.iter()
+            .any(|(_, id, _)| id.parse::<i64>().is_ok_and(|n| n >= last))
+    });
+    let mut compared = 0;
+    for h in &hooks {
+        let n = h["id"].as_str().unwrap().trim_start_matches("evt_");
+        let Some((kind, _, data)) = stream.iter().find(|(_, id, _)| id == n) else {
+            panic!("event {n} is not on the stream: {stream:?}");
+        };
+        assert_eq!(kind, h["type"].as_str().unwrap(), "event {n}");
+        let data: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(data, h["data"], "event {n} ({kind})");
+        if kind == "state" {
+            assert!(
+                data["detail"].as_str().is_some_and(|d| !d.is_empty()),
+                "{data}"
+            );
+        }
+        compared += 1;
+    }
+    assert!(compared >= 2, "{hooks:?}");
+}
