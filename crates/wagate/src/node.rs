@@ -242,7 +242,11 @@ async fn wait_out_namesake(
     loop {
         let row = db
             .query_opt(
-                "SELECT (EXTRACT(EPOCH FROM (now() - heartbeat_at)) * 1000)::float8 FROM nodes WHERE id = $1",
+                // A node that left cleanly has its heartbeat at '-infinity'
+                // (PostgreSQL before 17 cannot subtract that): no age.
+                "SELECT CASE WHEN heartbeat_at = '-infinity' THEN NULL
+                        ELSE (EXTRACT(EPOCH FROM (now() - heartbeat_at)) * 1000)::float8 END
+                 FROM nodes WHERE id = $1",
                 &[&settings.node],
             )
             .await?;

@@ -264,7 +264,7 @@ async fn wrong_method(req: Request) -> Response {
 /// Run the gateway until SIGTERM, SIGINT or `opts.stop`: build it, run
 /// it, stop it.
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
-    let gateway = Gateway::build(opts).await?;
+    let mut gateway = Gateway::build(opts).await?;
     gateway.run().await;
     gateway.stop().await;
     Ok(())
@@ -273,6 +273,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
 /// A built gateway: listening, its links being restored, and what
 /// stopping it needs.
 pub struct Gateway {
+    signals: Signals,
     stop_asked: CancellationToken,
     /// Cancelled when stopping begins: listener, connections, streams.
     shutdown: CancellationToken,
@@ -297,6 +298,7 @@ impl Gateway {
     /// Open the stores, make the services, join the cluster (several nodes),
     /// bind the listeners and start the background tasks.
     pub async fn build(opts: ServeOptions) -> anyhow::Result<Gateway> {
+        let signals = Signals::install();
         let wa = wa_config(opts.wa_url.clone(), opts.offline)?;
         if let Some(u) = &wa.ws_url {
             tracing::warn!(url = %u, "SIM BUILD: certificate checks are skipped; talking to a local WhatsApp simulator");
@@ -545,6 +547,7 @@ impl Gateway {
             ));
         }
         Ok(Gateway {
+            signals,
             stop_asked: opts.stop,
             shutdown,
             background,
@@ -563,9 +566,9 @@ impl Gateway {
     }
 
     /// Serve until SIGTERM, SIGINT or the caller's stop token.
-    pub async fn run(&self) {
+    pub async fn run(&mut self) {
         tokio::select! {
-            _ = shutdown_signal() => {}
+            _ = self.signals.recv() => {}
             _ = self.stop_asked.cancelled() => {}
         }
     }
@@ -691,22 +694,48 @@ async fn upgrade_org_folders(
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGTERM and SIGINT, listened for from the start of `build`: a signal
+/// that arrives while the gateway is still starting stops it as soon as it
+/// runs, instead of killing it with the default action.
+struct Signals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Signals {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! { _ = one(&mut self.term) => {}, _ = one(&mut self.int) => {} }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 #[cfg(test)]

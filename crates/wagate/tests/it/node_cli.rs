@@ -2,7 +2,7 @@
 //! the subcommand, a clear sentence when it is missing or the database has
 //! no gateway in it, an unknown node named, a drain with no other node to
 //! take the orgs saying so, and a second gateway started under a running
-//! node's id refused.
+//! node's id refused, and a node stopped cleanly starting again under its id.
 
 use std::process::Output;
 use std::time::Duration;
@@ -132,4 +132,32 @@ fn a_second_gateway_under_a_running_nodes_id_stops_with_a_clear_error() {
         "the second gateway gave up after {:.1} s",
         waited.as_secs_f64()
     );
+}
+
+/// A node that stopped cleanly (SIGTERM: its heartbeat set to
+/// '-infinity' as it leaves) starts again under its id at once — the
+/// restart a service manager does. PostgreSQL before 17 cannot subtract
+/// '-infinity' from a time; the start used to fail on it.
+#[test]
+fn a_node_stopped_cleanly_starts_again_under_its_id() {
+    let url = crate::common::fresh_db_blocking();
+    let data = tempfile::tempdir().unwrap();
+    crate::common::use_database(data.path(), url);
+    let args = [
+        "--offline",
+        "--node-id",
+        "clinic-gw",
+        "--lease-seconds",
+        "5",
+    ];
+    let mut first = crate::common::Server::start_args(data.path(), &args);
+    let (status, _) = first
+        .terminate(Duration::from_secs(15))
+        .expect("it stops on SIGTERM");
+    assert!(status.success(), "{status:?}");
+    // Starting again: `Server::start_args` panics if it never listens.
+    let mut again = crate::common::Server::start_args(data.path(), &args);
+    let (st, _) = again.call("GET", "/readyz", None, None);
+    assert_eq!(st, 200);
+    assert!(again.terminate(Duration::from_secs(15)).is_some());
 }
