@@ -806,31 +806,11 @@ mod tests {
     #[tokio::test]
     async fn the_link_bound_routes_carry_the_forwarding_layer() {
         use crate::app::Bound;
-        use crate::engine::scripted::{Script, ScriptFactory};
-        use crate::session::Deps;
         use axum::body::Body;
         use tower::ServiceExt;
 
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("wagate.db")).unwrap();
-        let outbox = Outbox::start(store.clone(), crate::outbox::pacing::Policy::unpaced("UTC"));
-        let sessions = Arc::new(Sessions::new(Deps {
-            factory: Arc::new(ScriptFactory::new(Script::new(false), dir.path())),
-            journal: Arc::new(store.clone()),
-            hooks: outbox.clone(),
-            orgs_dir: dir.path().join("orgs"),
-            aside_dir: dir.path().join("aside"),
-            jitter: Arc::new(|| 0.0),
-            open_budget: None,
-        }));
-        let app = Arc::new(App::new(
-            store,
-            sessions,
-            outbox,
-            TokenBook::new("admin"),
-            CancellationToken::new(),
-            None,
-        ));
+        let app = crate::app::test_app(dir.path());
         let marked = |r: Router<Arc<App>>, bound: Bound| {
             r.route_layer(axum::middleware::map_response(
                 move |mut res: axum::response::Response| async move {

@@ -290,4 +290,45 @@ mod tests {
             .collect();
         assert_eq!(served, described);
     }
+
+    /// `/openapi.json` carries each event kind's data as a component, with
+    /// the fields the kind's struct has.
+    #[test]
+    fn the_document_describes_every_event_kind() {
+        let doc: serde_json::Value = serde_json::from_str(super::document()).expect("JSON");
+        for kind in crate::events::Kind::ALL {
+            let (name, _) = kind.schema();
+            let schema = &doc["components"]["schemas"][&name];
+            assert!(
+                schema.is_object(),
+                "{} ({name}) is not described",
+                kind.as_str()
+            );
+            let about = schema["description"].as_str().unwrap_or("");
+            assert!(
+                about.contains(&format!("`{}`", kind.as_str())),
+                "{name}: {about}"
+            );
+            assert!(
+                schema["properties"]
+                    .as_object()
+                    .is_some_and(|p| !p.is_empty()),
+                "{schema}"
+            );
+        }
+        let state = &doc["components"]["schemas"]["StateChanged"]["properties"];
+        for field in [
+            "state",
+            "reason",
+            "detail",
+            "reconnect_attempt",
+            "next_retry_in_ms",
+            "phone_number",
+        ] {
+            assert!(
+                state.get(field).is_some(),
+                "StateChanged lacks {field}: {state}"
+            );
+        }
+    }
 }

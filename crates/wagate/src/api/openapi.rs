@@ -38,7 +38,7 @@ pub fn base() -> OpenApi {
                 .build(),
         )
         .build();
-    let components = ComponentsBuilder::new()
+    let mut components = ComponentsBuilder::new()
         .security_scheme(
             "token",
             SecurityScheme::Http(
@@ -52,9 +52,13 @@ pub fn base() -> OpenApi {
         )
         .schema(ErrorBody::name(), ErrorBody::schema())
         .schema(ErrorDetail::name(), ErrorDetail::schema())
-        .schema(ErrorCodeName::name(), ErrorCodeName::schema())
-        .build();
-    doc.components = Some(components);
+        .schema(ErrorCodeName::name(), ErrorCodeName::schema());
+    // Each event kind's data, as the stream and webhooks send it.
+    for kind in crate::events::Kind::ALL {
+        let (name, schema) = kind.schema();
+        components = components.schema(name, schema);
+    }
+    doc.components = Some(components.build());
     doc
 }
 

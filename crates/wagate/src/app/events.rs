@@ -103,42 +103,18 @@ impl App {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use futures::StreamExt;
     use serde_json::json;
 
     use super::StreamItem;
     use crate::app::orgs::NewOrgRequest;
-    use crate::app::App;
-    use crate::auth::{Caller, TokenBook};
-    use crate::engine::scripted::{Script, ScriptFactory};
-    use crate::outbox::Outbox;
-    use crate::session::{Deps, Sessions};
-    use crate::store::Store;
+    use crate::auth::Caller;
 
     #[tokio::test]
     async fn a_subscriber_that_falls_behind_is_told_and_misses_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("wagate.db")).unwrap();
-        let outbox = Outbox::start(store.clone(), crate::outbox::pacing::Policy::unpaced("UTC"));
-        let sessions = Arc::new(Sessions::new(Deps {
-            factory: Arc::new(ScriptFactory::new(Script::new(false), dir.path())),
-            journal: Arc::new(store.clone()),
-            hooks: outbox.clone(),
-            orgs_dir: dir.path().join("orgs"),
-            aside_dir: dir.path().join("aside"),
-            jitter: Arc::new(|| 0.0),
-            open_budget: None,
-        }));
-        let app = App::new(
-            store.clone(),
-            sessions,
-            outbox,
-            TokenBook::new("admin"),
-            tokio_util::sync::CancellationToken::new(),
-            None,
-        );
+        let app = crate::app::test_app(dir.path());
+        let store = app.store().clone();
         let (org, _) = app
             .create_org(
                 &Caller::Admin,

@@ -379,3 +379,30 @@ fn remote_status(org: &str, link: RemoteLink) -> crate::session::Status {
         node: link.owner,
     }
 }
+
+/// A gateway's services over the scripted engine, with its database in
+/// `dir` and the admin token `admin` (unit tests of what sits on `App`).
+#[cfg(test)]
+pub(crate) fn test_app(dir: &std::path::Path) -> Arc<App> {
+    use crate::engine::scripted::{Script, ScriptFactory};
+    use crate::session::Deps;
+    let store = Store::open(&dir.join("wagate.db")).expect("a store in the test's directory");
+    let outbox = Outbox::start(store.clone(), crate::outbox::pacing::Policy::unpaced("UTC"));
+    let sessions = Arc::new(Sessions::new(Deps {
+        factory: Arc::new(ScriptFactory::new(Script::new(false), dir)),
+        journal: Arc::new(store.clone()),
+        hooks: outbox.clone(),
+        orgs_dir: dir.join("orgs"),
+        aside_dir: dir.join("aside"),
+        jitter: Arc::new(|| 0.0),
+        open_budget: None,
+    }));
+    Arc::new(App::new(
+        store,
+        sessions,
+        outbox,
+        TokenBook::new("admin"),
+        CancellationToken::new(),
+        None,
+    ))
+}

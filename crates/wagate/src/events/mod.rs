@@ -10,6 +10,7 @@ mod tests;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::openapi::{RefOr, Schema};
 use utoipa::ToSchema;
 
 use crate::db::DbResult;
@@ -57,6 +58,23 @@ impl Kind {
 
     pub fn parse(s: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The name and JSON schema of this kind's data (for `/openapi.json`).
+    pub fn schema(self) -> (String, RefOr<Schema>) {
+        fn of<T: ToSchema>() -> (String, RefOr<Schema>) {
+            (T::name().into_owned(), T::schema())
+        }
+        match self {
+            Kind::State => of::<StateChanged>(),
+            Kind::Qr => of::<QrOffered>(),
+            Kind::PairCode => of::<PairCodeOffered>(),
+            Kind::MessageStatus => of::<MessageStatus>(),
+            Kind::MessageReceived => of::<MessageReceived>(),
+            Kind::MessageReaction => of::<MessageReaction>(),
+            Kind::SendLimited => of::<SendLimited>(),
+            Kind::DecryptFailure => of::<DecryptFailure>(),
+        }
     }
 
     /// When an event of this kind is written, in one sentence.
