@@ -48,9 +48,10 @@ pub async fn listen_on(
         .connect(NoTls)
         .await?;
     let (tx, mut messages) = mpsc::unbounded_channel();
-    // The connection's driver ends with the connection, or when this
-    // listener is done (`done`).
-    let done = stop.child_token();
+    // The connection's driver ends with the connection, or once this
+    // listener is done (`done`, not `stop`: a driver that saw the stop first
+    // would end the messages, and the stop would read as a disconnect).
+    let done = CancellationToken::new();
     let driven = done.clone();
     let driver = tokio::spawn(async move {
         let mut stream = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
