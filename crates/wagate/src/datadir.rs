@@ -274,3 +274,60 @@ pub fn move_dir_aside(
     std::fs::rename(dir, &target)?;
     Ok(Some(target))
 }
+
+/// The file whose lock says who owns the data directory.
+pub const LOCK_FILE: &str = "lock";
+
+/// The data directory's one owner: an exclusive `flock` on `data/lock`,
+/// held while the value lives (the kernel drops it when the process ends,
+/// killed or not). The file says who holds it, for the sentence a second
+/// process gets.
+pub struct DirLock {
+    _file: std::fs::File,
+}
+
+/// Take `data`'s lock for `what` (`serve`, `migrate-to-postgres`), or say
+/// which process holds it.
+pub fn lock(data: &Path, what: &str) -> anyhow::Result<DirLock> {
+    use std::io::{Read, Seek, Write};
+    let path = data.join(LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    #[cfg(unix)]
+    let locked = {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: flock on a descriptor this function owns; no memory is shared.
+        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+    };
+    #[cfg(not(unix))]
+    let locked = true;
+    if !locked {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        let holder = holder.split_whitespace().collect::<Vec<_>>().join(" ");
+        let holder = if holder.is_empty() {
+            "another process".to_string()
+        } else {
+            holder
+        };
+        anyhow::bail!(
+            "{} is in use: {holder} holds it; one wagate at a time writes a data directory (stop that one first, or give this one its own --data)",
+            data.display()
+        );
+    }
+    let note = format!(
+        "wagate {what} (pid {}) since {}\n",
+        std::process::id(),
+        crate::times::rfc3339(chrono::Utc::now().timestamp_millis())
+    );
+    file.set_len(0)
+        .and_then(|_| file.rewind())
+        .and_then(|_| file.write_all(note.as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(DirLock { _file: file })
+}

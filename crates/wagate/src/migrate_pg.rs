@@ -130,6 +130,13 @@ pub async fn run(data: &Path, url: &str, say: &mut dyn FnMut(String)) -> anyhow:
     if data.join("orgs").is_dir() && !data.join("devices.db").exists() {
         bail!("{} still has the one-folder-per-org layout: start this wagate on it once (it carries them into devices.db), stop it, then copy", data.display());
     }
+    // A gateway still serving this directory would accept sends after the
+    // copy, lost at the switch: refused while it holds the directory.
+    let _owner = if data.is_dir() {
+        Some(crate::datadir::lock(data, "migrate-to-postgres")?)
+    } else {
+        None
+    };
     let gateway = open(&data.join("wagate.db"))?;
     let devices = open(&data.join("devices.db"))?;
     let version: i64 = gateway.query_row("PRAGMA user_version", [], |r| r.get(0))?;

@@ -273,6 +273,8 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
 /// A built gateway: listening, its links being restored, and what
 /// stopping it needs.
 pub struct Gateway {
+    /// The data directory's lock, released when the gateway is dropped.
+    _dir_lock: datadir::DirLock,
     signals: Signals,
     stop_asked: CancellationToken,
     /// Cancelled when stopping begins: listener, connections, streams.
@@ -304,6 +306,9 @@ impl Gateway {
             tracing::warn!(url = %u, "SIM BUILD: certificate checks are skipped; talking to a local WhatsApp simulator");
         }
         datadir::prepare(&opts.data)?;
+        // One gateway per data directory: a second one would fight over
+        // every org's link (each replacing the other's).
+        let dir_lock = datadir::lock(&opts.data, "serve")?;
         let fd_limit = datadir::raise_fd_limit();
         let mut http_limits = opts.http;
         let open_budget = fd_limit.map(|limit| {
@@ -547,6 +552,7 @@ impl Gateway {
             ));
         }
         Ok(Gateway {
+            _dir_lock: dir_lock,
             signals,
             stop_asked: opts.stop,
             shutdown,

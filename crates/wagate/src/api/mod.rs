@@ -193,11 +193,27 @@ pub async fn record_http(req: Request, next: Next) -> Response {
         // show (and that simple parsers of the text format accept).
         .map(|p| p.as_str().replace('{', ":").replace('}', ""))
         .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().as_str().to_string();
+    let method = metric_method(req.method()).to_string();
     let t0 = std::time::Instant::now();
     let res = next.run(req).await;
     crate::metrics::http(&route, &method, res.status().as_u16(), t0.elapsed());
     res
+}
+
+/// A request's method as a metric label: the standard ones as they are,
+/// any other `other` (a client making up methods cannot make up series).
+fn metric_method(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// Readiness: the database can be read.

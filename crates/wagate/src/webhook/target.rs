@@ -193,9 +193,25 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
     if host.is_empty() {
         return Err("the URL has no host".into());
     }
+    // A port that is written must be one (not dialled on the default
+    // port instead: `:99999`, `:-1`, `:0`).
+    let a = auth.as_str();
+    let written = match a.strip_prefix('[') {
+        Some(rest) => rest.split_once("]:").map(|(_, p)| p),
+        None => a.rsplit_once(':').map(|(_, p)| p),
+    };
+    let port = match written {
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or("the port must be a number from 1 to 65535")?,
+        None if https => 443,
+        None => 80,
+    };
     Ok(Target {
         https,
-        port: auth.port_u16().unwrap_or(if https { 443 } else { 80 }),
+        port,
         path: uri
             .path_and_query()
             .map(|p| p.as_str().to_string())
@@ -501,6 +517,11 @@ mod tests {
             ("::1", 8000, "/")
         );
         for bad in [
+            "http://x:99999/",
+            "http://x:65536/",
+            "http://x:-1/",
+            "http://x:0/",
+            "http://[::1]:70000/",
             "ftp://x/",
             "https://user:pw@x/",
             "x.com/hook",

@@ -191,3 +191,40 @@ fn org_ids_start_with_a_letter_or_digit() {
     let (st, _) = s.call("POST", "/v1/orgs", Some(ADMIN), Some(r#"{"id":"a-_1"}"#));
     assert_eq!(st, 201);
 }
+
+/// Made-up request methods, without a token, cannot grow `/metrics`: every
+/// method outside the standard ones is counted as `other`.
+#[test]
+fn made_up_methods_do_not_make_metric_series() {
+    let (_d, s, _t) = server();
+    for i in 0..200 {
+        let mut c = raw(&s.addr());
+        write!(
+            c,
+            "MADEUP{i} /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let _ = read_until_close(&mut c, Duration::from_secs(5));
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+    let text = agent
+        .get(&format!("{}/metrics", s.base))
+        .header("Authorization", &format!("Bearer {ADMIN}"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let methods: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("wagate_http_requests"))
+        .filter_map(|l| l.split("method=\"").nth(1)?.split('"').next())
+        .collect();
+    assert!(methods.contains("other"), "{methods:?}");
+    assert!(
+        !methods.iter().any(|m| m.starts_with("MADEUP")),
+        "{methods:?}"
+    );
+    assert!(methods.len() <= 8, "{methods:?}");
+    println!("/metrics is {} bytes after 200 made-up methods", text.len());
+}

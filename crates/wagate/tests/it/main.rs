@@ -10,6 +10,7 @@ mod cluster_leases;
 mod cluster_owner;
 mod corrupt_credentials;
 mod device_sql;
+mod dir_lock;
 mod durability;
 mod fd_limit;
 mod hostile_input;
