@@ -99,6 +99,21 @@ impl<S: Send + Sync> FromRequest<S> for Body {
                 format!("request body is not valid JSON: {e}"),
             )
         })?;
+        // Read again, strictly: a field named twice would silently be the
+        // last one (and two parsers of the same body could disagree).
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        if let Err(e) = serde::Deserialize::deserialize(&mut de).map(|Strict| ()) {
+            return Err(ApiError::new(ErrorCode::InvalidBody, e.to_string()));
+        }
+        if let Some((field, c)) = control_char(&v, "") {
+            return Err(ApiError::new(
+                ErrorCode::InvalidField,
+                format!(
+                    "field '{field}' holds a control character (U+{:04X}); only tab, newline and carriage return are allowed in texts",
+                    c as u32
+                ),
+            ));
+        }
         match v {
             Value::Object(m) => Ok(Body(m)),
             // `null`: no fields, as an empty body.
@@ -108,6 +123,88 @@ impl<S: Send + Sync> FromRequest<S> for Body {
                 "request body must be a JSON object",
             )),
         }
+    }
+}
+
+/// A JSON document read only to refuse an object that names a key twice,
+/// at any depth.
+struct Strict;
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Strict, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Strict;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_unit<E>(self) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
+        while seq.next_element::<Strict>()?.is_some() {}
+        Ok(Strict)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "field '{key}' appears twice in the body"
+                )));
+            }
+            map.next_value::<Strict>()?;
+        }
+        Ok(Strict)
+    }
+}
+
+/// The first string (value or key) under `v` holding a control character
+/// other than tab, newline or carriage return: its field and the character.
+fn control_char(v: &Value, at: &str) -> Option<(String, char)> {
+    let bad = |s: &str| {
+        s.chars()
+            .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    };
+    match v {
+        Value::String(s) => bad(s).map(|c| (at.to_string(), c)),
+        Value::Array(a) => a.iter().find_map(|x| control_char(x, at)),
+        Value::Object(m) => m.iter().find_map(|(k, x)| {
+            let field = if at.is_empty() {
+                k.clone()
+            } else {
+                format!("{at}.{k}")
+            };
+            match bad(k) {
+                Some(c) => Some((field, c)),
+                None => control_char(x, &field),
+            }
+        }),
+        _ => None,
     }
 }
 

@@ -85,8 +85,8 @@ codes! {
     TooManyWebhooks = "too_many_webhooks", Conflict, "an organization has at most 10 webhooks";
     NotReschedulable = "not_reschedulable", Conflict, "only a `scheduled` message can be given a new `send_at`";
     PayloadTooLarge = "payload_too_large", TooLarge, "the body (or its declared `Content-Length`) is over 64 KiB";
-    InvalidBody = "invalid_body", Invalid, "the body is JSON but not an object (an empty body or `null` reads as `{}`)";
-    InvalidField = "invalid_field", Invalid, "a field has the wrong JSON type";
+    InvalidBody = "invalid_body", Invalid, "the body is JSON but not an object (an empty body or `null` reads as `{}`), or names a field twice";
+    InvalidField = "invalid_field", Invalid, "a field has the wrong JSON type, or a text holds a control character (tab, newline and carriage return are allowed)";
     MissingId = "missing_id", Invalid, "`id` is missing";
     InvalidOrgId = "invalid_org_id", Invalid, "an org id is 1–64 letters, digits, `-` or `_`, starting with a letter or digit";
     InvalidName = "invalid_name", Invalid, "a name is 1–200 characters";

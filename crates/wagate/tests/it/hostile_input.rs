@@ -228,3 +228,58 @@ fn made_up_methods_do_not_make_metric_series() {
     assert!(methods.len() <= 8, "{methods:?}");
     println!("/metrics is {} bytes after 200 made-up methods", text.len());
 }
+
+/// Control characters in a text or a name are refused (422, naming the
+/// field); tab, newline and carriage return are not. A body that names a
+/// field twice is refused too, instead of silently taking the last.
+#[test]
+fn control_characters_and_repeated_fields_are_refused() {
+    let (_d, s, t) = server();
+    for (path, body, field) in [
+        (
+            "/v1/orgs/4/messages",
+            r#"{"to": "3001112233", "text": "hola\u0000"}"#,
+            "text",
+        ),
+        (
+            "/v1/orgs/4/messages",
+            r#"{"to": "3001112233", "text": "a\u001bb"}"#,
+            "text",
+        ),
+        ("/v1/orgs", r#"{"id": "5", "name": "Óptica\u0007"}"#, "name"),
+    ] {
+        let token = if path == "/v1/orgs" { ADMIN } else { &t };
+        let (st, v) = s.call("POST", path, Some(token), Some(body));
+        assert_eq!(st, 422, "{body}: {v}");
+        assert_eq!(v["error"]["code"], "invalid_field", "{v}");
+        let msg = v["error"]["message"].as_str().unwrap_or("");
+        assert!(msg.contains(&format!("'{field}'")), "{msg}");
+    }
+    let (st, v) = s.call(
+        "POST",
+        "/v1/orgs/4/messages",
+        Some(&t),
+        Some(r#"{"to": "3001112233", "text": "Línea 1\r\nLínea 2\tfin"}"#),
+    );
+    assert_eq!(st, 202, "{v}");
+    let (st, v) = s.call(
+        "POST",
+        "/v1/orgs/4/messages",
+        Some(&t),
+        Some(r#"{"to": "3001112233", "to": "3009999999", "text": "x"}"#),
+    );
+    assert_eq!(st, 422, "{v}");
+    assert_eq!(v["error"]["code"], "invalid_body", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("'to' appears twice"),
+        "{v}"
+    );
+    // The org was not made, nor the messages sent.
+    let (st, _) = s.call("GET", "/v1/orgs/5", Some(ADMIN), None);
+    assert_eq!(st, 404);
+    let (_, list) = s.call("GET", "/v1/orgs/4/messages", Some(&t), None);
+    assert_eq!(list["messages"].as_array().map(Vec::len), Some(1), "{list}");
+}
