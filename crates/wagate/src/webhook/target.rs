@@ -152,6 +152,11 @@ fn public_v6(a: Ipv6Addr) -> bool {
         || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
         || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
         || (s[0] == 0x0064 && s[1] == 0xff9b) // NAT64, maps to IPv4 behind it
+        || (s[0] & 0xffc0) == 0xfec0 // site-local fec0::/10 (deprecated, still routed inside)
+        || s[0] == 0x2002 // 6to4: an IPv4 address behind it (2002:7f00:1:: is 127.0.0.1)
+        || (s[0] == 0x2001 && s[1] == 0) // Teredo 2001::/32: likewise
+        || (s[..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0) // IPv4-translated ::ffff:0:a.b.c.d
+        || (s[0] == 0x0100 && s[1..4] == [0, 0, 0]) // discard-only 100::/64
         || a.to_ipv4().is_some_and(|v4| !public_v4(v4)))
 }
 
@@ -479,6 +484,11 @@ mod tests {
             "255.255.255.255",
             "224.0.0.1",
             "64:ff9b::7f00:1",
+            "::ffff:0:127.0.0.1",
+            "2002:7f00:1::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "fec0::1",
+            "100::1",
         ] {
             assert!(!Guard::default().allows("h", ip(bad)), "{bad} passed");
         }
