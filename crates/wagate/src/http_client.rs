@@ -78,6 +78,24 @@ where
         .map_err(|e| format!("reading the answer: {e}"))
 }
 
+/// The port written in an authority (`host:port`, `[v6]:port`), checked:
+/// `None` when none is written; an error for one that is not 1–65535
+/// (`:99999`, `:-1`, `:0` would otherwise fall back to the default port).
+pub fn written_port(authority: &str) -> Result<Option<u16>, String> {
+    let written = match authority.strip_prefix('[') {
+        Some(rest) => rest.split_once("]:").map(|(_, p)| p),
+        None => authority.rsplit_once(':').map(|(_, p)| p),
+    };
+    written
+        .map(|p| {
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| "the port must be a number from 1 to 65535".to_string())
+        })
+        .transpose()
+}
+
 /// Where an `http://` or `https://` base URL points: scheme, host, port and
 /// the path prefix (no trailing slash).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,9 +127,10 @@ impl Base {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
+        let port = written_port(authority).map_err(|e| format!("{url}: {e}"))?;
         Ok(Base {
             https,
-            port: uri.port_u16().unwrap_or(if https { 443 } else { 80 }),
+            port: port.unwrap_or(if https { 443 } else { 80 }),
             host,
             prefix: format!("/{}", path.trim_end_matches('/'))
                 .trim_end_matches('/')

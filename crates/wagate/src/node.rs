@@ -130,8 +130,8 @@ pub async fn start(
     let store = app.store().clone();
     let node_ttl = crate::cluster::owner::node_ttl(&settings.timing);
     wait_out_namesake(&settings, node_ttl).await?;
-    view.load_states(&store).await;
-    view.refresh(&store).await;
+    view.load_states().await;
+    view.refresh().await;
     let stop = CancellationToken::new();
     let tasks = TaskTracker::new();
 
@@ -581,7 +581,7 @@ async fn keep_in_line(
         if let Err(e) = swept {
             tracing::warn!(error = %e, "cluster: cannot sweep the leases of deleted orgs");
         }
-        view.refresh(app.store()).await;
+        view.refresh().await;
     }
 }
 

@@ -93,18 +93,20 @@ impl<S: Send + Sync> FromRequest<S> for Body {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Body(Map::new()));
         }
-        let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::new(
-                ErrorCode::MalformedJson,
-                format!("request body is not valid JSON: {e}"),
-            )
-        })?;
-        // Read again, strictly: a field named twice would silently be the
-        // last one (and two parsers of the same body could disagree).
+        // Read strictly, in one pass: a field named twice would silently be
+        // the last one (and two parsers of the same body could disagree).
         let mut de = serde_json::Deserializer::from_slice(&bytes);
-        if let Err(e) = serde::Deserialize::deserialize(&mut de).map(|Strict| ()) {
-            return Err(ApiError::new(ErrorCode::InvalidBody, e.to_string()));
-        }
+        let v = serde::Deserialize::deserialize(&mut de)
+            .and_then(|Strict(v)| de.end().map(|()| v))
+            .map_err(|e| match e.classify() {
+                serde_json::error::Category::Data => {
+                    ApiError::new(ErrorCode::InvalidBody, e.to_string())
+                }
+                _ => ApiError::new(
+                    ErrorCode::MalformedJson,
+                    format!("request body is not valid JSON: {e}"),
+                ),
+            })?;
         if let Some((field, c)) = control_char(&v, "") {
             return Err(ApiError::new(
                 ErrorCode::InvalidField,
@@ -126,9 +128,9 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     }
 }
 
-/// A JSON document read only to refuse an object that names a key twice,
-/// at any depth.
-struct Strict;
+/// A JSON document read into a `Value`, refusing an object that names a
+/// key twice at any depth.
+struct Strict(Value);
 
 impl<'de> serde::Deserialize<'de> for Strict {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Strict, D::Error> {
@@ -145,41 +147,48 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
         f.write_str("JSON")
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<Strict, E> {
-        Ok(Strict)
+    fn visit_bool<E>(self, b: bool) -> Result<Strict, E> {
+        Ok(Strict(Value::Bool(b)))
     }
-    fn visit_i64<E>(self, _: i64) -> Result<Strict, E> {
-        Ok(Strict)
+    fn visit_i64<E>(self, n: i64) -> Result<Strict, E> {
+        Ok(Strict(Value::from(n)))
     }
-    fn visit_u64<E>(self, _: u64) -> Result<Strict, E> {
-        Ok(Strict)
+    fn visit_u64<E>(self, n: u64) -> Result<Strict, E> {
+        Ok(Strict(Value::from(n)))
     }
-    fn visit_f64<E>(self, _: f64) -> Result<Strict, E> {
-        Ok(Strict)
+    fn visit_f64<E>(self, n: f64) -> Result<Strict, E> {
+        Ok(Strict(Value::from(n)))
     }
-    fn visit_str<E>(self, _: &str) -> Result<Strict, E> {
-        Ok(Strict)
+    fn visit_str<E>(self, s: &str) -> Result<Strict, E> {
+        Ok(Strict(Value::String(s.to_string())))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Strict, E> {
+        Ok(Strict(Value::String(s)))
     }
     fn visit_unit<E>(self) -> Result<Strict, E> {
-        Ok(Strict)
+        Ok(Strict(Value::Null))
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
-        while seq.next_element::<Strict>()?.is_some() {}
-        Ok(Strict)
+        let mut items = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Strict(Value::Array(items)))
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
-        let mut seen = std::collections::HashSet::new();
+        let mut m = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if !seen.insert(key.clone()) {
+            if m.contains_key(&key) {
                 return Err(serde::de::Error::custom(format!(
                     "field '{key}' appears twice in the body"
                 )));
             }
-            map.next_value::<Strict>()?;
+            let Strict(v) = map.next_value()?;
+            m.insert(key, v);
         }
-        Ok(Strict)
+        Ok(Strict(Value::Object(m)))
     }
 }
 

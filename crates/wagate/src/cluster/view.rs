@@ -143,7 +143,7 @@ impl ClusterView {
 
     /// The owner as the database says now (and the owners' addresses).
     async fn fresh_owner(&self, org: &str) -> Option<String> {
-        self.refresh(&self.store).await;
+        self.refresh().await;
         self.owners.read().get(org).cloned()
     }
 
@@ -201,9 +201,10 @@ impl ClusterView {
     }
 
     /// Read the live leases' owners and the nodes' addresses.
-    pub async fn refresh(&self, store: &Store) {
+    pub async fn refresh(&self) {
         let silent_after = (self.settings.timing.renew_every * 2).as_millis() as i64;
-        let read = store
+        let read = self
+            .store
             .read(move |c| {
                 let owners = c.query(
                     "SELECT l.org, l.owner FROM org_leases l
@@ -241,8 +242,9 @@ impl ClusterView {
     }
 
     /// Every org's last state, from the log.
-    pub async fn load_states(&self, store: &Store) {
-        let rows = store
+    pub async fn load_states(&self) {
+        let rows = self
+            .store
             .read(|c| {
                 c.query(
                     "SELECT DISTINCT ON (inc) inc, data, ts_ms FROM events

@@ -76,24 +76,6 @@ impl Kind {
             Kind::DecryptFailure => of::<DecryptFailure>(),
         }
     }
-
-    /// When an event of this kind is written, in one sentence.
-    pub fn about(self) -> &'static str {
-        match self {
-            Kind::State => "the link changed state",
-            Kind::Qr => "a new QR code is on offer",
-            Kind::PairCode => "a pairing code is on offer",
-            Kind::MessageStatus => {
-                "a message moved (one per move, scheduled to read, held included)"
-            }
-            Kind::MessageReceived => "a patient wrote to the org",
-            Kind::MessageReaction => "a patient reacted to a message (an empty emoji: taken back)",
-            Kind::SendLimited => "a WhatsApp sending limit began, changed or lifted",
-            Kind::DecryptFailure => {
-                "a message could not be decrypted (the sender was asked to resend)"
-            }
-        }
-    }
 }
 
 /// `state`: the link moved to `state`, for `reason`.

@@ -198,22 +198,8 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
     if host.is_empty() {
         return Err("the URL has no host".into());
     }
-    // A port that is written must be one (not dialled on the default
-    // port instead: `:99999`, `:-1`, `:0`).
-    let a = auth.as_str();
-    let written = match a.strip_prefix('[') {
-        Some(rest) => rest.split_once("]:").map(|(_, p)| p),
-        None => a.rsplit_once(':').map(|(_, p)| p),
-    };
-    let port = match written {
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or("the port must be a number from 1 to 65535")?,
-        None if https => 443,
-        None => 80,
-    };
+    let port =
+        crate::http_client::written_port(auth.as_str())?.unwrap_or(if https { 443 } else { 80 });
     Ok(Target {
         https,
         port,
